@@ -1,0 +1,1 @@
+"""Structure probes over code models' internals: CAT-probing (attention vs. AST distance)."""

@@ -1,0 +1,30 @@
+"""Baseline attention matrices, scored on the same samples, tokens and distances as the model.
+
+The CAT-score rewards locality, so a number means little alone (spec: random ~0.12,
+positional ~0.44). Both baselines are built over all aligned tokens of a sample and then cut
+down to the kept tokens exactly like the model's attention.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def random_attention(n: int, random_state: int, sample_index: int) -> np.ndarray:
+    """(n, n) float64 random row-stochastic attention: i.i.d. Uniform[0, 1) cells, each row
+    divided by its sum (a softmax-like distribution; the score only sees its ranks).
+
+    Seeded by (random_state, sample_index), so a sample's baseline does not depend on which
+    other samples run, in which order or batch.
+    """
+    rng = np.random.default_rng([int(random_state), int(sample_index)])
+    a = rng.random((n, n))
+    return a / a.sum(axis=1, keepdims=True)
+
+
+def positional_attention(positions: np.ndarray) -> np.ndarray:
+    """(n, n) float64 A[i, j] = exp(-|p_i - p_j|), p = the tokens' indices in the snippet's token
+    sequence (so dropping tokens of other types keeps the gaps a position-only head would see).
+    """
+    p = np.asarray(positions, dtype=np.float64)
+    return np.exp(-np.abs(p[:, None] - p[None, :]))

@@ -1,0 +1,66 @@
+"""The CAT-score of one snippet, for all layers (and heads) at once.
+
+Conventions (spec "CAT-probing", step 6): over the n x n matrices of the kept tokens, diagonal
+included, theta_A = q-quantile of A and theta_D = (1 - q)-quantile of D, both with numpy's
+linear interpolation over all n^2 cells; M_A = A > theta_A and M_D = D < theta_D (strict);
+s = |M_A and M_D| / |M_A or M_D|. The score is NaN when the union is empty (e.g. a single token),
+which callers report as a skipped sample.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from codeprobe.errors import InputError
+
+DEFAULT_QUANTILE = 0.75
+
+
+def check_quantile(quantile: float) -> float:
+    """Return `quantile` as a float, or raise InputError unless 0 < quantile < 1."""
+    q = float(quantile)
+    if not 0.0 < q < 1.0:
+        raise InputError(f"quantile must lie strictly between 0 and 1, got {quantile!r}")
+    return q
+
+
+def attention_thresholds(attention: np.ndarray, quantile: float = DEFAULT_QUANTILE) -> np.ndarray:
+    """Per-matrix q-quantile of attention, linear interpolation over all n^2 cells.
+
+    attention: (..., n, n) with n >= 1. Returns float64 of shape (...). Computed in float64 so
+    that the threshold compares exactly against the float64 cells `cat_scores` uses.
+    """
+    a = np.asarray(attention, dtype=np.float64)
+    flat = a.reshape(*a.shape[:-2], a.shape[-2] * a.shape[-1])
+    return np.quantile(flat, quantile, axis=-1)
+
+
+def cat_scores(
+    attention: np.ndarray, distance: np.ndarray, quantile: float = DEFAULT_QUANTILE
+) -> np.ndarray:
+    """CAT-scores of every attention matrix in a stack against one distance matrix.
+
+    attention: (..., n, n) float token attention over the kept tokens (row = query), e.g.
+        (n_layers, n, n) or (n_layers, n_heads, n, n).
+    distance: (n, n) tree distances (hops) over the same tokens in the same order.
+    quantile: q; thresholds are the q-quantile of each A and the (1 - q)-quantile of D.
+    Returns float64 of shape attention.shape[:-2]: IoU in [0, 1], NaN where the union is empty
+    or n == 0.
+    """
+    q = check_quantile(quantile)
+    a = np.asarray(attention, dtype=np.float64)
+    d = np.asarray(distance)
+    n = d.shape[0]
+    if d.shape != (n, n) or a.shape[-2:] != (n, n):
+        raise InputError(f"attention {a.shape} and distance {d.shape} must end in the same (n, n)")
+    batch = a.shape[:-2]
+    if n == 0:
+        return np.full(batch, np.nan)
+    flat = a.reshape(-1, n * n)
+    theta_a = np.quantile(flat, q, axis=-1)
+    near = (d < np.quantile(d.astype(np.float64), 1.0 - q)).ravel()  # M_D, shared by all layers
+    strong = flat > theta_a[:, None]  # M_A per matrix
+    inter = strong[:, near].sum(axis=-1)
+    union = strong.sum(axis=-1) + near.sum() - inter
+    s = np.where(union > 0, inter / np.maximum(union, 1), np.nan)
+    return s.reshape(batch)

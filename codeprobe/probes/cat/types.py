@@ -1,0 +1,222 @@
+"""Frequent token types: the rate table and the three named selection strategies.
+
+Spec "Frequent token types": for each type t, over samples c with n_c aligned tokens and the
+per-sample, per-layer threshold q_c = q-quantile of A_c,
+    num(t) = sum_{c,i,j} [type_i = t] + [type_j = t]          (= sum_c 2 n_c count_c(t))
+    hit(t) = the same sum over cells with A_c[i, j] > q_c
+t is eligible when num(t) > sum_c n_c, and rate(t) = hit(t) / num(t).
+Strategies: `paper` (fixed per-language lists), `topk` (top-k eligible types by rate, per layer),
+`all` (no filtering).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from codeprobe.errors import InputError
+from codeprobe.probes.cat.score import DEFAULT_QUANTILE, attention_thresholds, check_quantile
+
+STRATEGIES = ("paper", "topk", "all")
+DEFAULT_TOP_K = 8
+
+# The lists behind the paper's figures (model independent). With tree-sitter-java 0.23
+# `string_literal` is no longer a leaf, so the Java list effectively loses it.
+PAPER_TYPES: dict[str, tuple[str, ...]] = {
+    "javascript": ("function", ")", "(", "{", "string_fragment", ";", "identifier", ","),
+    "go": ("package_identifier", "if", "=", "return", "type_identifier", ":", '"', "field_identifier"),
+    "java": ("public", "string_literal", "{", ";", "return", "=", "}", ",", ")"),
+    "python": ("]", "def", ")", "for", "identifier", ":", "if", "return", "(", "=", ","),
+}
+
+
+def check_strategy(strategy: str, language: str | None) -> str:
+    """Validate a strategy name; `paper` needs a language with a list in PAPER_TYPES."""
+    if strategy not in STRATEGIES:
+        raise InputError(f"unknown type strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    if strategy == "paper" and language not in PAPER_TYPES:
+        raise InputError(
+            f"the paper has no frequent-type list for language {language!r} "
+            f"(it has {', '.join(sorted(PAPER_TYPES))}); use --types topk or all"
+        )
+    return strategy
+
+
+def default_strategy(language: str) -> str:
+    """`paper` where the spec has a list for the language, else `all`."""
+    return "paper" if language in PAPER_TYPES else "all"
+
+
+@dataclass(frozen=True)
+class TypeRates:
+    """The frequent-type rate table, per layer.
+
+    types: (T,) type names, in order of first appearance.
+    num: (T,) int64 cell counts num(t) (layer independent).
+    hit: (L, T) int64 cell counts hit(t) per layer (from head-mean attention).
+    total_tokens: sum_c n_c over the samples accumulated; n_samples: how many.
+    quantile: q used for q_c.
+    """
+
+    types: tuple[str, ...]
+    num: np.ndarray
+    hit: np.ndarray
+    total_tokens: int
+    n_samples: int
+    quantile: float
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.hit.shape[0])
+
+    @property
+    def rate(self) -> np.ndarray:
+        """(L, T) float64 hit(t) / num(t); NaN for a type never seen (num = 0)."""
+        num = self.num.astype(np.float64)
+        return np.where(num > 0, self.hit / np.maximum(num, 1.0), np.nan)
+
+    @property
+    def eligible(self) -> np.ndarray:
+        """(T,) bool: num(t) > sum_c n_c."""
+        return self.num > self.total_tokens
+
+    def ranking(self, layer: int) -> list[str]:
+        """Eligible types of `layer` by decreasing rate; ties broken by type name."""
+        rate = self.rate[layer]
+        order = sorted(np.flatnonzero(self.eligible), key=lambda t: (-rate[t], self.types[t]))
+        return [self.types[t] for t in order]
+
+    def top_k(self, k: int = DEFAULT_TOP_K) -> list[frozenset[str]]:
+        """Per layer, the k eligible types of highest rate (fewer if fewer are eligible)."""
+        return [frozenset(self.ranking(layer)[:k]) for layer in range(self.n_layers)]
+
+    def rows(self) -> dict[str, np.ndarray]:
+        """Long table, one row per (layer, type): layer, type, num, hit, rate, eligible, rank
+        (1-based among eligible types of that layer by rate; 0 when not eligible)."""
+        n_t = len(self.types)
+        layer = np.repeat(np.arange(self.n_layers, dtype=np.int32), n_t)
+        rank = np.zeros((self.n_layers, n_t), dtype=np.int32)
+        index = {t: i for i, t in enumerate(self.types)}
+        for ell in range(self.n_layers):
+            for r, t in enumerate(self.ranking(ell), start=1):
+                rank[ell, index[t]] = r
+        return {
+            "layer": layer,
+            "type": np.tile(np.array(self.types, dtype=object), self.n_layers),
+            "num": np.tile(self.num, self.n_layers),
+            "hit": self.hit.ravel(),
+            "rate": self.rate.ravel(),
+            "eligible": np.tile(self.eligible, self.n_layers),
+            "rank": rank.ravel(),
+        }
+
+    def to_arrow(self):
+        """The `rows()` table as a pyarrow.Table."""
+        import pyarrow as pa
+
+        return pa.table({k: pa.array(list(v) if v.dtype == object else v) for k, v in self.rows().items()})
+
+    def format(self, layer: int, limit: int | None = 20) -> str:
+        """A printable table of the types of one layer: eligible ones by rate, then the rest."""
+        rate, elig = self.rate[layer], self.eligible
+        ranked = self.ranking(layer)
+        rest = sorted((t for t, e in zip(self.types, elig) if not e), key=lambda t: -self.num[self.types.index(t)])
+        lines = [
+            f"layer {layer}: {self.n_samples} samples, sum n_c = {self.total_tokens}, q = {self.quantile}",
+            f"{'rank':>4}  {'type':<24} {'num':>10} {'hit':>10} {'rate':>7}  eligible",
+        ]
+        for r, t in enumerate(ranked + rest, start=1):
+            if limit is not None and r > limit:
+                lines.append(f"... {len(ranked) + len(rest) - limit} more")
+                break
+            i = self.types.index(t)
+            lines.append(
+                f"{(str(r) if elig[i] else '-'):>4}  {t:<24} {self.num[i]:>10} {self.hit[layer, i]:>10} "
+                f"{rate[i]:>7.4f}  {'yes' if elig[i] else 'no'}"
+            )
+        return "\n".join(lines)
+
+
+class TypeRateAccumulator:
+    """Streams samples into num(t) and hit(t); `result()` gives the `TypeRates` table."""
+
+    def __init__(self, quantile: float = DEFAULT_QUANTILE):
+        self.quantile = check_quantile(quantile)
+        self._index: dict[str, int] = {}
+        self._num = np.zeros(0, dtype=np.int64)
+        self._hit: np.ndarray | None = None  # (L, T), allocated at the first sample
+        self._total = 0
+        self._count = 0
+
+    def type_ids(self, types: Sequence[str]) -> np.ndarray:
+        """(n,) int64 ids of `types`, registering new names (the table grows as needed)."""
+        ids = np.fromiter((self._index.setdefault(t, len(self._index)) for t in types), np.int64, len(types))
+        grow = len(self._index) - self._num.size
+        if grow > 0:
+            self._num = np.concatenate([self._num, np.zeros(grow, np.int64)])
+            if self._hit is not None:
+                self._hit = np.concatenate([self._hit, np.zeros((self._hit.shape[0], grow), np.int64)], axis=1)
+        return ids
+
+    def update(self, types: Sequence[str], attention: np.ndarray) -> None:
+        """Add one sample.
+
+        types: (n,) type names of its aligned tokens; attention: (L, n, n) head-mean token
+        attention over the same tokens (all aligned tokens, before any type filtering).
+        """
+        a = np.asarray(attention)
+        n = len(types)
+        if a.ndim != 3 or a.shape[1:] != (n, n):
+            raise InputError(f"attention must be (n_layers, {n}, {n}), got {a.shape}")
+        if self._hit is None:
+            self._hit = np.zeros((a.shape[0], self._num.size), np.int64)
+        elif a.shape[0] != self._hit.shape[0]:
+            raise InputError(f"all samples need {self._hit.shape[0]} layers, got {a.shape[0]}")
+        ids = self.type_ids(types)
+        n_t, n_layers = self._num.size, a.shape[0]
+        self._num += 2 * n * np.bincount(ids, minlength=n_t)
+        if n:
+            strong = np.asarray(a, np.float64) > attention_thresholds(a, self.quantile)[:, None, None]
+            per_token = strong.sum(axis=2) + strong.sum(axis=1)  # (L, n): row hits + column hits
+            flat = (np.arange(n_layers)[:, None] * n_t + ids[None, :]).ravel()
+            self._hit += np.bincount(flat, weights=per_token.ravel(), minlength=n_layers * n_t).reshape(
+                n_layers, n_t
+            ).astype(np.int64)
+        self._total += n
+        self._count += 1
+
+    def result(self) -> TypeRates:
+        """The table so far (a snapshot; further updates do not change it)."""
+        hit = self._hit if self._hit is not None else np.zeros((0, self._num.size), np.int64)
+        return TypeRates(
+            types=tuple(self._index),
+            num=self._num.copy(),
+            hit=hit.copy(),
+            total_tokens=self._total,
+            n_samples=self._count,
+            quantile=self.quantile,
+        )
+
+
+def select_types(
+    strategy: str,
+    *,
+    language: str | None,
+    rates: TypeRates | None = None,
+    n_layers: int,
+    top_k: int = DEFAULT_TOP_K,
+) -> list[frozenset[str] | None]:
+    """Per layer, the set of kept types (None = keep all) under a named strategy.
+
+    `topk` needs the rate table of the whole dataset (`rates`).
+    """
+    check_strategy(strategy, language)
+    if strategy == "all":
+        return [None] * n_layers
+    if strategy == "paper":
+        return [frozenset(PAPER_TYPES[language])] * n_layers
+    if rates is None:
+        raise InputError("the topk strategy needs the rate table of the dataset")
+    return rates.top_k(top_k)

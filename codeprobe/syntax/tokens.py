@@ -1,0 +1,107 @@
+"""Code tokens: the terminals of a syntax tree in source order, as both probes define them.
+
+Tokens are the leaves (keywords and punctuation included) minus comments. Optionally, as
+AST-Probe does, every `string` / `*string_literal*` node becomes one terminal token. Leaves of
+zero width (MISSING tokens the parser inserted, empty blocks) have no source text and so are
+not tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from codeprobe.syntax.tree import SyntaxTree
+
+
+def is_comment_type(node_type: str) -> bool:
+    """Comment node types (`comment`, `line_comment`, `block_comment`, ...), per both specs."""
+    return "comment" in node_type
+
+
+def is_string_type(node_type: str) -> bool:
+    """Node types collapsed into one token by `collapse_strings` (AST-Probe's rule)."""
+    return node_type == "string" or "string_literal" in node_type
+
+
+@dataclass(frozen=True, eq=False)
+class CodeTokens:
+    """The code tokens of one `SyntaxTree`, in source order.
+
+    Attributes:
+        tree: the tree they come from.
+        node: int64 (n,), each token's node index in `tree` (increasing).
+        collapse_strings: whether string nodes were collapsed into single tokens.
+    """
+
+    tree: SyntaxTree
+    node: np.ndarray
+    collapse_strings: bool
+
+    def __len__(self) -> int:
+        return int(self.node.shape[0])
+
+    @cached_property
+    def types(self) -> tuple[str, ...]:
+        """Node type of each token (e.g. "identifier", "(", "def")."""
+        names = self.tree.type_names
+        return tuple(names[i] for i in self.tree.type_ids[self.node])
+
+    @cached_property
+    def texts(self) -> tuple[str, ...]:
+        """Source text of each token."""
+        src = self.tree.source
+        return tuple(
+            src[s:e].decode("utf-8") for s, e in zip(self.start_byte.tolist(), self.end_byte.tolist())
+        )
+
+    @property
+    def start_byte(self) -> np.ndarray:
+        """int64 (n,): byte offset of each token's start in the user's code."""
+        return self.tree.start_byte[self.node]
+
+    @property
+    def end_byte(self) -> np.ndarray:
+        """int64 (n,): byte offset one past each token's end."""
+        return self.tree.end_byte[self.node]
+
+    @property
+    def start_char(self) -> np.ndarray:
+        """int64 (n,): character offset (into `tree.code`) of each token's start."""
+        return self.tree.char_offsets[self.start_byte]
+
+    @property
+    def end_char(self) -> np.ndarray:
+        """int64 (n,): character offset one past each token's end."""
+        return self.tree.char_offsets[self.end_byte]
+
+    @property
+    def depth(self) -> np.ndarray:
+        """int32 (n,): depth of each token's node in the tree (root = 0)."""
+        return self.tree.depth[self.node]
+
+
+def code_tokens(tree: SyntaxTree, *, collapse_strings: bool = False) -> CodeTokens:
+    """Select the code tokens of `tree` (see the module docstring for the rule).
+
+    Returns:
+        CodeTokens with the tokens' node indices in preorder, i.e. in source order.
+    """
+    n = tree.n_nodes
+    end = tree.subtree_end
+    comment = tree.node_types_matching(is_comment_type)
+    collapsed = tree.node_types_matching(is_string_type) if collapse_strings else np.zeros(n, bool)
+
+    # A node strictly inside a comment or a collapsed string is never a token itself.
+    cover = np.zeros(n + 1, dtype=np.int64)
+    for mask in (comment, collapsed):
+        starts = np.flatnonzero(mask)
+        np.add.at(cover, starts + 1, 1)
+        np.add.at(cover, end[starts], -1)
+    covered = np.cumsum(cover[:n]) > 0
+
+    terminal = (tree.is_leaf | collapsed) & ~covered & ~comment
+    terminal &= tree.end_byte > tree.start_byte
+    return CodeTokens(tree=tree, node=np.flatnonzero(terminal), collapse_strings=collapse_strings)

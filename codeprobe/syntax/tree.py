@@ -1,0 +1,401 @@
+"""Parsing: code text in, a whole tree-sitter tree out as flat, read-only numpy arrays.
+
+Nodes are numbered in preorder (= source order for leaves), so a node's subtree is the
+contiguous index range `[i, subtree_end[i])` and its parent always has a smaller index. The walk
+is an iterative cursor loop: no recursion limit, whatever the nesting depth.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import tree_sitter
+
+from codeprobe.errors import CodeParseError, EmptyCodeError, InvalidSourceError
+from codeprobe.syntax.languages import (
+    GrammarInfo,
+    Wrapper,
+    canonical_language,
+    grammar_info,
+    ts_language,
+    wrappers,
+)
+
+_ERROR_TYPE = "ERROR"
+_ERROR_KIND = 0xFFFF  # tree-sitter's symbol id of ERROR nodes
+# Controls that never appear in source text; more than this share of them means binary data.
+_BINARY_CONTROL_SHARE = 0.01
+
+
+@dataclass(frozen=True)
+class ParseIssue:
+    """One ERROR or MISSING node, located in the user's text.
+
+    Attributes:
+        kind: "error" (text the grammar could not place) or "missing" (a token the parser
+            inserted, zero width).
+        node_type: "ERROR", or the type of the missing token (e.g. ")").
+        start_byte, end_byte: byte span in the user's text.
+        line, column: 1-based position of `start_byte` (column counts characters).
+    """
+
+    kind: str
+    node_type: str
+    start_byte: int
+    end_byte: int
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        what = "syntax error" if self.kind == "error" else f"missing {self.node_type!r}"
+        return f"{what} at line {self.line}, column {self.column}"
+
+
+@dataclass(frozen=True, eq=False)
+class SyntaxTree:
+    """A parsed snippet: every node of the concrete tree, in preorder, as flat arrays.
+
+    All per-node arrays have shape (n_nodes,). Byte offsets refer to `source`, the UTF-8 encoding
+    of the user's `code` (a wrapper added for parsing is cut away). Node 0 is the root.
+
+    Attributes:
+        language: canonical language name.
+        code: the user's text.
+        type_names: the distinct node types of this tree; `type_ids` index into it.
+        type_ids: int32, node type as an index into `type_names`.
+        parent: int32, parent node index, -1 for the root.
+        depth: int32, edges from the root (root = 0).
+        start_byte, end_byte: int64, half-open byte span of each node.
+        is_named: bool, named node (anonymous nodes are keywords and punctuation).
+        is_missing: bool, zero-width token inserted by error recovery.
+        is_error: bool, ERROR node.
+        issues: every ERROR and MISSING node, located.
+        grammar: the grammar that parsed it (package and version).
+        wrapper: the wrapper used to make the snippet parse, or None.
+    """
+
+    language: str
+    code: str
+    type_names: tuple[str, ...]
+    type_ids: np.ndarray
+    parent: np.ndarray
+    depth: np.ndarray
+    start_byte: np.ndarray
+    end_byte: np.ndarray
+    is_named: np.ndarray
+    is_missing: np.ndarray
+    is_error: np.ndarray
+    issues: tuple[ParseIssue, ...]
+    grammar: GrammarInfo
+    wrapper: Wrapper | None = field(default=None)
+
+    @property
+    def n_nodes(self) -> int:
+        return int(self.parent.shape[0])
+
+    @property
+    def has_errors(self) -> bool:
+        return bool(self.issues)
+
+    @property
+    def n_error_nodes(self) -> int:
+        return sum(1 for issue in self.issues if issue.kind == "error")
+
+    @property
+    def n_missing_nodes(self) -> int:
+        return sum(1 for issue in self.issues if issue.kind == "missing")
+
+    @cached_property
+    def source(self) -> bytes:
+        """The user's code as UTF-8 bytes (what byte offsets index)."""
+        return self.code.encode("utf-8")
+
+    @cached_property
+    def types(self) -> np.ndarray:
+        """Node types as a string array, shape (n_nodes,)."""
+        return np.asarray(self.type_names, dtype=object)[self.type_ids]
+
+    @cached_property
+    def child_count(self) -> np.ndarray:
+        """int32 (n_nodes,): number of children of each node."""
+        counts = np.bincount(self.parent[1:], minlength=self.n_nodes)
+        return counts.astype(np.int32)
+
+    @property
+    def is_leaf(self) -> np.ndarray:
+        """bool (n_nodes,): node without children."""
+        return self.child_count == 0
+
+    @cached_property
+    def subtree_end(self) -> np.ndarray:
+        """int64 (n_nodes,): one past the last preorder index of each node's subtree."""
+        size = np.ones(self.n_nodes, dtype=np.int64)
+        # Children sit one level deeper than their parent: fold sizes upward level by level.
+        order = np.argsort(-self.depth, kind="stable")
+        levels = np.split(order, np.flatnonzero(np.diff(self.depth[order])) + 1)
+        for nodes in levels:
+            nodes = nodes[self.parent[nodes] >= 0]
+            np.add.at(size, self.parent[nodes], size[nodes])
+        return np.arange(self.n_nodes, dtype=np.int64) + size
+
+    @cached_property
+    def char_offsets(self) -> np.ndarray:
+        """int64 (len(source) + 1,): character offset of every byte offset into `source`."""
+        data = np.frombuffer(self.source, dtype=np.uint8)
+        # A character starts at every byte that is not a UTF-8 continuation byte (10xxxxxx).
+        starts = (data & 0xC0) != 0x80
+        return np.concatenate(([0], np.cumsum(starts))).astype(np.int64)
+
+    def node_text(self, index: int) -> str:
+        """The source text under node `index`."""
+        return self.source[self.start_byte[index] : self.end_byte[index]].decode("utf-8")
+
+    def node_types_matching(self, predicate) -> np.ndarray:
+        """bool (n_nodes,): nodes whose type name satisfies `predicate(name) -> bool`."""
+        hit = np.fromiter((bool(predicate(t)) for t in self.type_names), bool, len(self.type_names))
+        return hit[self.type_ids]
+
+    def tokens(self, *, collapse_strings: bool = False):
+        """The code tokens of this tree (see `codeprobe.syntax.tokens.code_tokens`)."""
+        from codeprobe.syntax.tokens import code_tokens
+
+        return code_tokens(self, collapse_strings=collapse_strings)
+
+    def to_networkx(self):
+        """The tree as a `networkx.DiGraph` (see `codeprobe.syntax.export.tree_to_networkx`)."""
+        from codeprobe.syntax.export import tree_to_networkx
+
+        return tree_to_networkx(self)
+
+
+def parse(code: str | bytes, language: str, *, strict: bool = False) -> SyntaxTree:
+    """Parse a snippet (a function, a method, or a whole file) into a `SyntaxTree`.
+
+    Bare functions that the grammar only accepts inside a file (PHP without `<?php`, a method
+    outside its class, an indented Python method) are wrapped for parsing and unwrapped again:
+    the tree, its offsets and its tokens are exactly those of the user's text.
+
+    Args:
+        code: the source, as text or UTF-8 bytes.
+        language: a name from `known_languages()` (case-insensitive).
+        strict: raise `CodeParseError` if the tree has any ERROR or MISSING node.
+
+    Raises:
+        UnknownLanguageError, EmptyCodeError, InvalidSourceError, CodeParseError (strict only).
+    """
+    language = canonical_language(language)
+    text = _as_text(code)
+    source = text.encode("utf-8")
+
+    best: SyntaxTree | None = None
+    for wrapper in _candidate_wrappers(text, language):
+        tree = _parse_with(text, source, language, wrapper)
+        if best is None or len(tree.issues) < len(best.issues):
+            best = tree
+        if not best.issues:
+            break
+    assert best is not None
+
+    if strict and best.issues:
+        first = best.issues[0]
+        raise CodeParseError(
+            f"{language} code does not parse: {len(best.issues)} problem(s), first: {first}",
+            best.issues,
+        )
+    return best
+
+
+def _as_text(code: str | bytes) -> str:
+    if isinstance(code, (bytes, bytearray, memoryview)):
+        try:
+            text = bytes(code).decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise InvalidSourceError(
+                f"code is not valid UTF-8 (bad byte at offset {err.start})"
+            ) from None
+    elif isinstance(code, str):
+        text = code
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise InvalidSourceError(
+                f"code contains an unencodable character at offset {err.start}"
+            ) from None
+    else:
+        raise TypeError(f"code must be str or bytes, not {type(code).__name__}")
+
+    if not text.strip():
+        raise EmptyCodeError("code is empty" if not text else "code is whitespace only")
+    if "\x00" in text:
+        raise InvalidSourceError(f"code contains a NUL character at offset {text.index(chr(0))}: binary data?")
+    controls = sum(1 for ch in text if unicodedata.category(ch) == "Cc" and ch not in "\t\n\r\f\v")
+    if controls > _BINARY_CONTROL_SHARE * len(text):
+        raise InvalidSourceError(f"code has {controls} control characters: binary data?")
+    return text
+
+
+def _candidate_wrappers(text: str, language: str) -> list[Wrapper | None]:
+    def applies(w: Wrapper) -> bool:
+        return w.skip_if_prefix is None or not text.lstrip().startswith(w.skip_if_prefix)
+
+    usable = [w for w in wrappers(language) if applies(w)]
+    base = next((w for w in usable if w.always), None)
+    return [base] + [w for w in usable if not w.always]
+
+
+def _parse_with(text: str, source: bytes, language: str, wrapper: Wrapper | None) -> SyntaxTree:
+    prefix = wrapper.prefix.encode() if wrapper else b""
+    suffix = wrapper.suffix.encode() if wrapper else b""
+    lang = ts_language(language)
+    ts_tree = tree_sitter.Parser(lang).parse(prefix + source + suffix)
+    arrays = _walk(ts_tree)
+    lo, hi = len(prefix), len(prefix) + len(source)
+    # Located on the whole parse, before the cut: an ERROR that swallows part of the wrapper
+    # belongs to no kept node but is still the user's problem.
+    issues = _locate_issues(arrays, lang, source, lo, hi)
+    if wrapper is not None:
+        arrays = _cut_wrapper(arrays, lo, hi)
+    kind_ids, parent, depth, start, end, missing = arrays
+
+    # Intern type names per tree; distinct kind ids may share a name (aliases).
+    unique_ids, inverse = np.unique(kind_ids, return_inverse=True)
+    names = [_kind_name(lang, k) for k in unique_ids]
+    type_names = tuple(dict.fromkeys(names))
+    name_index = np.array([type_names.index(n) for n in names], dtype=np.int32)
+    named = np.array([k == _ERROR_KIND or lang.node_kind_is_named(int(k)) for k in unique_ids])
+
+    return SyntaxTree(
+        language=language,
+        code=text,
+        type_names=type_names,
+        type_ids=_frozen(name_index[inverse].astype(np.int32)),
+        parent=_frozen(parent),
+        depth=_frozen(depth),
+        start_byte=_frozen(start),
+        end_byte=_frozen(end),
+        is_named=_frozen(named[inverse]),
+        is_missing=_frozen(missing),
+        is_error=_frozen(kind_ids == _ERROR_KIND),
+        issues=issues,
+        grammar=grammar_info(language),
+        wrapper=wrapper,
+    )
+
+
+def _kind_name(lang: tree_sitter.Language, kind_id: int) -> str:
+    return _ERROR_TYPE if kind_id == _ERROR_KIND else lang.node_kind_for_id(int(kind_id))
+
+
+def _walk(ts_tree: tree_sitter.Tree):
+    """Preorder arrays (kind_id, parent, depth, start, end, is_missing) of every node."""
+    kind_ids: list[int] = []
+    parents: list[int] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    missing: list[int] = []
+    stack = [-1]  # ancestors of the cursor's node
+    cursor = ts_tree.walk()
+    while True:
+        node = cursor.node
+        index = len(kind_ids)
+        kind_ids.append(node.kind_id)
+        parents.append(stack[-1])
+        start, end = node.start_byte, node.end_byte
+        starts.append(start)
+        ends.append(end)
+        if start == end and node.is_missing:  # only zero-width nodes can be MISSING
+            missing.append(index)
+        if cursor.goto_first_child():
+            stack.append(index)
+            continue
+        while not cursor.goto_next_sibling():
+            if not cursor.goto_parent():
+                parent = np.asarray(parents, dtype=np.int32)
+                depth = _depths(parent)
+                is_missing = np.zeros(len(parents), dtype=bool)
+                is_missing[missing] = True
+                return (
+                    np.asarray(kind_ids, dtype=np.int64),
+                    parent,
+                    depth,
+                    np.asarray(starts, dtype=np.int64),
+                    np.asarray(ends, dtype=np.int64),
+                    is_missing,
+                )
+            stack.pop()
+
+
+def _depths(parent: np.ndarray) -> np.ndarray:
+    """int32 depths from a preorder parent array (parents precede children)."""
+    depth = np.zeros(parent.shape[0], dtype=np.int32)
+    # Pointer jumping: O(log depth) vectorised passes, no per-node Python.
+    hop = parent.astype(np.int64).copy()
+    dist = (hop >= 0).astype(np.int32)
+    while True:
+        active = hop >= 0
+        nxt = np.where(active, hop, 0)
+        upper = hop[nxt]
+        step = active & (upper >= 0)
+        if not step.any():
+            break
+        dist = np.where(step, dist + dist[nxt], dist)
+        hop = np.where(step, upper, hop)
+    depth[:] = dist
+    return depth
+
+
+def _cut_wrapper(arrays, lo: int, hi: int):
+    """Keep only the nodes inside the user's byte range [lo, hi), under a new root."""
+    kind_ids, parent, _depth, start, end, missing = arrays
+    inside = (start >= lo) & (end <= hi)
+    inside[0] = False
+    keep = np.flatnonzero(inside)
+    # Everything under a kept node is kept too, so the kept set is a union of whole subtrees;
+    # their old parents outside the range are replaced by the new root.
+    new_index = np.full(parent.shape[0], -1, dtype=np.int64)
+    new_index[keep] = np.arange(1, keep.size + 1)
+    new_parent = np.concatenate(([-1], np.where(inside[parent[keep]], new_index[parent[keep]], 0)))
+    new_parent = new_parent.astype(np.int32)
+    kept_start = start[keep] - lo
+    kept_end = end[keep] - lo
+    root_start = int(kept_start.min()) if keep.size else 0
+    root_end = int(kept_end.max()) if keep.size else 0
+    return (
+        np.concatenate((kind_ids[:1], kind_ids[keep])),
+        new_parent,
+        _depths(new_parent),
+        np.concatenate(([root_start], kept_start)),
+        np.concatenate(([root_end], kept_end)),
+        np.concatenate(([False], missing[keep])),
+    )
+
+
+def _locate_issues(arrays, lang, source: bytes, lo: int, hi: int) -> tuple[ParseIssue, ...]:
+    """ERROR and MISSING nodes that touch the user's byte range [lo, hi], in its coordinates."""
+    kind_ids, _parent, _depth, start, end, missing = arrays
+    flagged = (kind_ids == _ERROR_KIND) | missing
+    flagged &= (end >= lo) & (start <= hi)
+    issues = []
+    for i in np.flatnonzero(flagged):
+        s = int(np.clip(start[i], lo, hi)) - lo
+        e = int(np.clip(end[i], lo, hi)) - lo
+        line_start = source.rfind(b"\n", 0, s) + 1
+        issues.append(
+            ParseIssue(
+                kind="error" if kind_ids[i] == _ERROR_KIND else "missing",
+                node_type=_kind_name(lang, kind_ids[i]),
+                start_byte=s,
+                end_byte=e,
+                line=source.count(b"\n", 0, s) + 1,
+                column=len(source[line_start:s].decode("utf-8", "replace")) + 1,
+            )
+        )
+    return tuple(issues)
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array.setflags(write=False)
+    return array
