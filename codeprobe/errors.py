@@ -38,6 +38,10 @@ class CodeParseError(InputError):
         self.issues = issues
 
 
+class DatasetError(InputError):
+    """A dataset cannot be read at all (missing, unknown format, no usable language): raised up front."""
+
+
 class TooLargeError(InputError):
     """The requested result would not fit in memory (e.g. an n x n matrix for huge n)."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 import tree_sitter
@@ -69,6 +70,8 @@ class SyntaxTree:
         parent: int32, parent node index, -1 for the root.
         depth: int32, edges from the root (root = 0).
         start_byte, end_byte: int64, half-open byte span of each node.
+        subtree_end: int64, one past the last preorder index of each node's subtree (a node's
+            subtree is the index range [i, subtree_end[i])).
         is_named: bool, named node (anonymous nodes are keywords and punctuation).
         is_missing: bool, zero-width token inserted by error recovery.
         is_error: bool, ERROR node.
@@ -85,6 +88,7 @@ class SyntaxTree:
     depth: np.ndarray
     start_byte: np.ndarray
     end_byte: np.ndarray
+    subtree_end: np.ndarray
     is_named: np.ndarray
     is_missing: np.ndarray
     is_error: np.ndarray
@@ -127,19 +131,7 @@ class SyntaxTree:
     @property
     def is_leaf(self) -> np.ndarray:
         """bool (n_nodes,): node without children."""
-        return self.child_count == 0
-
-    @cached_property
-    def subtree_end(self) -> np.ndarray:
-        """int64 (n_nodes,): one past the last preorder index of each node's subtree."""
-        size = np.ones(self.n_nodes, dtype=np.int64)
-        # Children sit one level deeper than their parent: fold sizes upward level by level.
-        order = np.argsort(-self.depth, kind="stable")
-        levels = np.split(order, np.flatnonzero(np.diff(self.depth[order])) + 1)
-        for nodes in levels:
-            nodes = nodes[self.parent[nodes] >= 0]
-            np.add.at(size, self.parent[nodes], size[nodes])
-        return np.arange(self.n_nodes, dtype=np.int64) + size
+        return self.subtree_end == np.arange(1, self.n_nodes + 1)
 
     @cached_property
     def char_offsets(self) -> np.ndarray:
@@ -258,7 +250,7 @@ def _parse_with(text: str, source: bytes, language: str, wrapper: Wrapper | None
     issues = _locate_issues(arrays, lang, source, lo, hi)
     if wrapper is not None:
         arrays = _cut_wrapper(arrays, lo, hi)
-    kind_ids, parent, depth, start, end, missing = arrays
+    kind_ids = arrays.kind_ids
 
     # Intern type names per tree; distinct kind ids may share a name (aliases).
     unique_ids, inverse = np.unique(kind_ids, return_inverse=True)
@@ -272,12 +264,13 @@ def _parse_with(text: str, source: bytes, language: str, wrapper: Wrapper | None
         code=text,
         type_names=type_names,
         type_ids=_frozen(name_index[inverse].astype(np.int32)),
-        parent=_frozen(parent),
-        depth=_frozen(depth),
-        start_byte=_frozen(start),
-        end_byte=_frozen(end),
+        parent=_frozen(arrays.parent),
+        depth=_frozen(arrays.depth),
+        start_byte=_frozen(arrays.start),
+        end_byte=_frozen(arrays.end),
+        subtree_end=_frozen(arrays.subtree_end),
         is_named=_frozen(named[inverse]),
-        is_missing=_frozen(missing),
+        is_missing=_frozen(arrays.missing),
         is_error=_frozen(kind_ids == _ERROR_KIND),
         issues=issues,
         grammar=grammar_info(language),
@@ -289,20 +282,33 @@ def _kind_name(lang: tree_sitter.Language, kind_id: int) -> str:
     return _ERROR_TYPE if kind_id == _ERROR_KIND else lang.node_kind_for_id(int(kind_id))
 
 
-def _walk(ts_tree: tree_sitter.Tree):
-    """Preorder arrays (kind_id, parent, depth, start, end, is_missing) of every node."""
+class _Arrays(NamedTuple):
+    kind_ids: np.ndarray  # int64, tree-sitter symbol ids (0xFFFF = ERROR)
+    parent: np.ndarray  # int32
+    depth: np.ndarray  # int32
+    start: np.ndarray  # int64
+    end: np.ndarray  # int64
+    missing: np.ndarray  # bool
+    subtree_end: np.ndarray  # int64
+
+
+def _walk(ts_tree: tree_sitter.Tree) -> _Arrays:
+    """Preorder arrays of every node, from one iterative cursor walk."""
     kind_ids: list[int] = []
     parents: list[int] = []
+    depths: list[int] = []
     starts: list[int] = []
     ends: list[int] = []
     missing: list[int] = []
-    stack = [-1]  # ancestors of the cursor's node
+    closed: list[tuple[int, int]] = []  # (inner node, one past its last descendant)
+    stack = [-1]  # the cursor node's ancestors
     cursor = ts_tree.walk()
     while True:
         node = cursor.node
         index = len(kind_ids)
         kind_ids.append(node.kind_id)
         parents.append(stack[-1])
+        depths.append(len(stack) - 1)
         start, end = node.start_byte, node.end_byte
         starts.append(start)
         ends.append(end)
@@ -313,70 +319,59 @@ def _walk(ts_tree: tree_sitter.Tree):
             continue
         while not cursor.goto_next_sibling():
             if not cursor.goto_parent():
-                parent = np.asarray(parents, dtype=np.int32)
-                depth = _depths(parent)
-                is_missing = np.zeros(len(parents), dtype=bool)
+                n = len(kind_ids)
+                subtree_end = np.arange(1, n + 1, dtype=np.int64)  # leaves end right after
+                if closed:
+                    inner, stop = np.asarray(closed, dtype=np.int64).T
+                    subtree_end[inner] = stop
+                subtree_end[0] = n
+                is_missing = np.zeros(n, dtype=bool)
                 is_missing[missing] = True
-                return (
+                return _Arrays(
                     np.asarray(kind_ids, dtype=np.int64),
-                    parent,
-                    depth,
+                    np.asarray(parents, dtype=np.int32),
+                    np.asarray(depths, dtype=np.int32),
                     np.asarray(starts, dtype=np.int64),
                     np.asarray(ends, dtype=np.int64),
                     is_missing,
+                    subtree_end,
                 )
-            stack.pop()
+            closed.append((stack.pop(), len(kind_ids)))
 
 
-def _depths(parent: np.ndarray) -> np.ndarray:
-    """int32 depths from a preorder parent array (parents precede children)."""
-    depth = np.zeros(parent.shape[0], dtype=np.int32)
-    # Pointer jumping: O(log depth) vectorised passes, no per-node Python.
-    hop = parent.astype(np.int64).copy()
-    dist = (hop >= 0).astype(np.int32)
-    while True:
-        active = hop >= 0
-        nxt = np.where(active, hop, 0)
-        upper = hop[nxt]
-        step = active & (upper >= 0)
-        if not step.any():
-            break
-        dist = np.where(step, dist + dist[nxt], dist)
-        hop = np.where(step, upper, hop)
-    depth[:] = dist
-    return depth
-
-
-def _cut_wrapper(arrays, lo: int, hi: int):
+def _cut_wrapper(arrays: _Arrays, lo: int, hi: int) -> _Arrays:
     """Keep only the nodes inside the user's byte range [lo, hi), under a new root."""
-    kind_ids, parent, _depth, start, end, missing = arrays
-    inside = (start >= lo) & (end <= hi)
+    inside = (arrays.start >= lo) & (arrays.end <= hi)
     inside[0] = False
     keep = np.flatnonzero(inside)
-    # Everything under a kept node is kept too, so the kept set is a union of whole subtrees;
-    # their old parents outside the range are replaced by the new root.
-    new_index = np.full(parent.shape[0], -1, dtype=np.int64)
+    # Everything under a kept node is kept too, so the kept set is a run of whole subtrees in
+    # preorder; their old parents outside the range are replaced by the new root.
+    new_index = np.full(arrays.parent.shape[0], -1, dtype=np.int64)
     new_index[keep] = np.arange(1, keep.size + 1)
-    new_parent = np.concatenate(([-1], np.where(inside[parent[keep]], new_index[parent[keep]], 0)))
-    new_parent = new_parent.astype(np.int32)
-    kept_start = start[keep] - lo
-    kept_end = end[keep] - lo
-    root_start = int(kept_start.min()) if keep.size else 0
-    root_end = int(kept_end.max()) if keep.size else 0
-    return (
-        np.concatenate((kind_ids[:1], kind_ids[keep])),
+    old_parent = arrays.parent[keep]
+    top = ~inside[old_parent]
+    new_parent = np.concatenate(([-1], np.where(top, 0, new_index[old_parent]))).astype(np.int32)
+    # Depth below the new root: relative to the kept subtree's top node, which sits at depth 1.
+    top_of = np.maximum.accumulate(np.where(top, np.arange(keep.size), 0))
+    old_depth = arrays.depth[keep]
+    new_depth = old_depth - old_depth[top_of] + 1
+    start = arrays.start[keep] - lo
+    end = arrays.end[keep] - lo
+    return _Arrays(
+        np.concatenate((arrays.kind_ids[:1], arrays.kind_ids[keep])),
         new_parent,
-        _depths(new_parent),
-        np.concatenate(([root_start], kept_start)),
-        np.concatenate(([root_end], kept_end)),
-        np.concatenate(([False], missing[keep])),
+        np.concatenate(([0], new_depth)).astype(np.int32),
+        np.concatenate(([start.min() if keep.size else 0], start)),
+        np.concatenate(([end.max() if keep.size else 0], end)),
+        np.concatenate(([False], arrays.missing[keep])),
+        np.concatenate(([keep.size + 1], new_index[arrays.subtree_end[keep] - 1] + 1)),
     )
 
 
 def _locate_issues(arrays, lang, source: bytes, lo: int, hi: int) -> tuple[ParseIssue, ...]:
     """ERROR and MISSING nodes that touch the user's byte range [lo, hi], in its coordinates."""
-    kind_ids, _parent, _depth, start, end, missing = arrays
-    flagged = (kind_ids == _ERROR_KIND) | missing
+    kind_ids, start, end = arrays.kind_ids, arrays.start, arrays.end
+    flagged = (kind_ids == _ERROR_KIND) | arrays.missing
     flagged &= (end >= lo) & (start <= hi)
     issues = []
     for i in np.flatnonzero(flagged):

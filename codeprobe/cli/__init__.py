@@ -1,0 +1,39 @@
+"""The `codeprobe` command line. Each subcommand lives in its own module of this package."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from codeprobe import __version__
+from codeprobe.errors import CodeprobeError
+
+
+class _Group(click.Group):
+    """Turns codeprobe's typed errors into a one-line message and exit status 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except CodeprobeError as err:
+            click.echo(f"codeprobe: error: {err}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group)
+@click.version_option(__version__, prog_name="codeprobe")
+@click.option("-v", "--verbose", count=True, help="More log output on standard error.")
+def main(verbose: int) -> None:
+    """Probe what code models know about syntax (tree-sitter ASTs, CAT-probing, AST-Probe)."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+
+
+from codeprobe.cli.parse import parse_command  # noqa: E402  (subcommands register below)
+
+main.add_command(parse_command)
+from codeprobe.cli.run import run_command  # noqa: E402
+
+main.add_command(run_command)

@@ -1,0 +1,54 @@
+"""Helpers shared by the subcommands: reading the input file, choosing the language, JSON out."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from codeprobe.errors import InputError
+from codeprobe.syntax import known_languages
+
+_EXTENSIONS = {
+    ".py": "python",
+    ".java": "java",
+    ".js": "javascript",
+    ".mjs": "javascript",
+    ".go": "go",
+    ".php": "php",
+    ".rb": "ruby",
+}
+
+file_argument = click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+lang_option = click.option(
+    "--lang",
+    "language",
+    help=f"Language ({', '.join(known_languages())}); default: from the file extension.",
+)
+
+
+def read_source(file: str) -> bytes:
+    """The raw bytes of FILE, or of standard input for '-'."""
+    if file == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(file).read_bytes()
+    except OSError as err:
+        raise InputError(f"cannot read {file}: {err.strerror}") from None
+
+
+def resolve_language(file: str, language: str | None) -> str:
+    """The --lang value, or the language implied by FILE's extension."""
+    if language:
+        return language
+    guess = _EXTENSIONS.get(Path(file).suffix.lower()) if file != "-" else None
+    if guess is None:
+        raise InputError(f"cannot tell the language of {file}: pass --lang")
+    return guess
+
+
+def echo_json(obj) -> None:
+    """Print exactly one JSON object on standard output."""
+    click.echo(json.dumps(obj, ensure_ascii=False))

@@ -1,0 +1,136 @@
+"""Reference CAT-probing: written straight from the spec with Python loops and networkx, the
+way the original code (nchen909/CodeAttention `attention.py`) computed it. Tests check the fast
+path in codeprobe.probes.cat against it; benchmarks/bench_cat.py times both.
+"""
+
+from __future__ import annotations
+
+import math
+
+import networkx as nx
+import numpy as np
+
+
+def quantile(values, q):
+    """numpy's default ('linear') quantile, by hand: sort, then interpolate at (N - 1) q."""
+    xs = sorted(float(v) for v in values)
+    h = (len(xs) - 1) * q
+    lo = math.floor(h)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (h - lo) * (xs[hi] - xs[lo])
+
+
+def cat_score(a, d, q=0.75):
+    """s = |A > theta_A and D < theta_D| / |union| over all n^2 cells; None when the union is
+    empty or n == 0. a, d: n x n nested sequences."""
+    n = len(d)
+    if n == 0:
+        return None
+    cells = [(i, j) for i in range(n) for j in range(n)]
+    theta_a = quantile([a[i][j] for i, j in cells], q)
+    theta_d = quantile([d[i][j] for i, j in cells], 1 - q)
+    inter = union = 0
+    for i, j in cells:
+        in_a = a[i][j] > theta_a
+        in_d = d[i][j] < theta_d
+        inter += in_a and in_d
+        union += in_a or in_d
+    return inter / union if union else None
+
+
+def head_mean(sub_attention):
+    """Mean over heads, (L, H, m, m) -> (L, m, m), as the reference does it (one tensor op)."""
+    return np.asarray(sub_attention, dtype=np.float64).mean(axis=1)
+
+
+def block_mean(sub_attention_layer, members):
+    """Token attention of one layer: for tokens i, j, the mean over the block of subword pairs
+    (p in S_i, q in S_j) of the subword attention (m x m), in Python loops. members[i] = S_i."""
+    n = len(members)
+    out = [[0.0] * n for _ in range(n)]
+    for i in range(n):
+        for j in range(n):
+            total = 0.0
+            for p in members[i]:
+                for r in members[j]:
+                    total += float(sub_attention_layer[p][r])
+            out[i][j] = total / (len(members[i]) * len(members[j]))
+    return out
+
+
+def leaves(tree):
+    """Node indices of the leaves in source order, comments and zero-width leaves dropped
+    (the syntax core's token rule), from the raw parent array."""
+    has_child = set(int(p) for p in tree.parent if p >= 0)
+    out = []
+    for v in range(tree.n_nodes):
+        kind = tree.type_names[tree.type_ids[v]]
+        if v in has_child or "comment" in kind or tree.end_byte[v] <= tree.start_byte[v]:
+            continue
+        out.append(v)
+    return out
+
+
+def uast_graph(tree, leaf_nodes, *, extra_edges=True):
+    """networkx graph over every node: the undirected tree, plus (U-AST) an edge between
+    consecutive leaves and from each `identifier` leaf to the previous one with the same text."""
+    g = nx.Graph()
+    g.add_nodes_from(range(tree.n_nodes))
+    for v in range(1, tree.n_nodes):
+        g.add_edge(v, int(tree.parent[v]))
+    if extra_edges:
+        for u, v in zip(leaf_nodes, leaf_nodes[1:]):
+            g.add_edge(u, v)
+        last = {}
+        for v in leaf_nodes:
+            if tree.type_names[tree.type_ids[v]] == "identifier":
+                text = tree.node_text(v)
+                if text in last:
+                    g.add_edge(last[text], v)
+                last[text] = v
+    return g
+
+
+def distance(tree, *, uast=True):
+    """Leaf-to-leaf hop counts (list of lists) from networkx all-pairs BFS over every node, like
+    the reference; with uast=False, in the plain tree."""
+    leaf_nodes = leaves(tree)
+    lengths = dict(nx.all_pairs_shortest_path_length(uast_graph(tree, leaf_nodes, extra_edges=uast)))
+    return [[lengths[u][v] for v in leaf_nodes] for u in leaf_nodes]
+
+
+def type_rates(types_per_sample, attention_per_sample, q=0.75):
+    """num(t), hit[layer][t], sum_c n_c by loops over cells. attention_per_sample[c][layer] is
+    the n_c x n_c head-mean token attention of sample c."""
+    num, hit, total = {}, {}, 0
+    for types, layers in zip(types_per_sample, attention_per_sample):
+        n = len(types)
+        total += n
+        for i in range(n):
+            for j in range(n):
+                for t in (types[i], types[j]):
+                    num[t] = num.get(t, 0) + 1
+        for layer, a in enumerate(layers):
+            counts = hit.setdefault(layer, {})
+            if n == 0:
+                continue
+            theta = quantile([a[i][j] for i in range(n) for j in range(n)], q)
+            for i in range(n):
+                for j in range(n):
+                    if a[i][j] > theta:
+                        for t in (types[i], types[j]):
+                            counts[t] = counts.get(t, 0) + 1
+    return num, hit, total
+
+
+def top_types(num, hit_layer, total, k):
+    """The k eligible types (num > total) of highest rate, ties by name."""
+    eligible = [t for t in num if num[t] > total]
+    eligible.sort(key=lambda t: (-hit_layer.get(t, 0) / num[t], t))
+    return set(eligible[:k])
+
+
+def score_kept(types, a, d, kept, q=0.75):
+    """The score on the tokens whose type is in `kept` (None = all)."""
+    idx = [i for i, t in enumerate(types) if kept is None or t in kept]
+    return cat_score([[a[i][j] for j in idx] for i in idx], [[d[i][j] for j in idx] for i in idx], q)

@@ -1,0 +1,64 @@
+"""Reference syntax oracle: recursion over tree-sitter nodes and networkx shortest paths, the
+way the original research code did it."""
+
+from __future__ import annotations
+
+import sys
+
+import networkx as nx
+import numpy as np
+import tree_sitter
+
+from codeprobe.syntax.languages import ts_language
+
+
+def oracle_graphs(code: str, language: str, prefix: str = "", suffix: str = ""):
+    """(tree graph, U-AST graph, leaves) for `code`, wrapped in prefix/suffix for parsing.
+
+    leaves: list of (node id, type, text, start byte, end byte) in source order, excluding
+    comments and zero-width leaves; byte offsets are into `code`.
+    """
+    lo = len(prefix.encode())
+    hi = lo + len(code.encode())
+    data = (prefix + code + suffix).encode()
+    root = tree_sitter.Parser(ts_language(language)).parse(data).root_node
+    tree = nx.Graph()
+    tree.add_node("ROOT")
+    leaves = []
+    counter = iter(range(10**9))
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
+
+    def visit(node, parent, skip):
+        me = parent
+        if node.start_byte >= lo and node.end_byte <= hi and node != root:
+            me = next(counter)
+            tree.add_edge(parent, me)
+            if skip or "comment" in node.type:
+                skip = True
+            elif node.child_count == 0 and node.end_byte > node.start_byte:
+                text = data[node.start_byte : node.end_byte].decode()
+                leaves.append((me, node.type, text, node.start_byte - lo, node.end_byte - lo))
+        for child in node.children:
+            visit(child, me, skip)
+
+    visit(root, "ROOT", False)
+    uast = tree.copy()
+    for a, b in zip(leaves, leaves[1:]):
+        uast.add_edge(a[0], b[0])
+    last = {}
+    for leaf in leaves:
+        if leaf[1] == "identifier":
+            if leaf[2] in last:
+                uast.add_edge(last[leaf[2]], leaf[0])
+            last[leaf[2]] = leaf[0]
+    return tree, uast, leaves
+
+
+def leaf_distances(graph: nx.Graph, leaves) -> np.ndarray:
+    """All-pairs shortest-path lengths between leaves, via networkx BFS, int (n, n)."""
+    ids = [leaf[0] for leaf in leaves]
+    out = np.zeros((len(ids), len(ids)), dtype=np.int64)
+    for i, a in enumerate(ids):
+        lengths = nx.single_source_shortest_path_length(graph, a)
+        out[i] = [lengths[b] for b in ids]
+    return out

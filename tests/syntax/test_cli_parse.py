@@ -1,0 +1,66 @@
+"""`codeprobe parse` and `codeprobe run` from the command line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from click.testing import CliRunner
+from snippets import SNIPPETS
+
+from codeprobe.cli import main
+from codeprobe.syntax import ast_distance, parse, uast_distance
+
+
+def invoke(args, stdin=None):
+    return CliRunner().invoke(main, args, input=stdin)
+
+
+def test_parse_prints_tokens_with_types():
+    result = invoke(["parse", "-", "--lang", "python"], SNIPPETS["python"][0])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:2] == ["#", "type"]
+    assert "'maximum'" in lines[2] and "identifier" in lines[2]
+    assert "17 tokens" in result.stderr
+
+
+def test_parse_json_is_one_object_with_offsets_into_the_input(tmp_path):
+    code = SNIPPETS["php"][0]  # wrapped for parsing: offsets must still index the file as given
+    path = tmp_path / "add.php"
+    path.write_bytes(code.encode())
+    result = invoke(["parse", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    obj = json.loads(result.stdout)
+    data = code.encode()
+    assert [t["text"] for t in obj["tokens"]][:3] == ["function", "add", "("]
+    assert all(data[t["start"] : t["end"]].decode() == t["text"] for t in obj["tokens"])
+    n = len(obj["tokens"])
+    toks = parse(code, "php").tokens()
+    assert np.array_equal(np.array(obj["ast_distance"]), ast_distance(toks))
+    assert np.array_equal(np.array(obj["uast_distance"]), uast_distance(toks))
+    assert len(obj["uast_distance"]) == n and all(len(row) == n for row in obj["uast_distance"])
+    assert obj["grammar"]["version"] and obj["language"] == "php"
+
+
+def test_parse_bad_input_exits_nonzero_with_one_line(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_bytes(b"def f():\n    return '\xff'\n")
+    for args, stdin in [
+        (["parse", str(bad)], None),
+        (["parse", "-", "--lang", "python"], ""),
+        (["parse", "-", "--lang", "cobol"], "x"),
+        (["parse", str(tmp_path / "missing.py")], None),
+        (["parse", "-"], "x = 1"),  # no language for stdin
+        (["parse", "-", "--lang", "python", "--strict"], "def f(:\n"),
+    ]:
+        result = invoke(args, stdin)
+        assert result.exit_code != 0, args
+        assert result.stdout == ""
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_run_prints_the_bundled_example_distances():
+    result = invoke(["run"])
+    assert result.exit_code == 0, result.output
+    assert "U-AST distance" in result.stdout and "maximum" in result.stdout

@@ -1,0 +1,157 @@
+"""parse(): languages, wrapping, offsets, flat arrays, errors and extreme inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from snippets import SNIPPETS
+
+from codeprobe.errors import (
+    CodeParseError,
+    EmptyCodeError,
+    InvalidSourceError,
+    UnknownLanguageError,
+)
+from codeprobe.syntax import known_languages, parse
+from codeprobe.syntax.languages import wrappers
+from codeprobe.syntax.tree import _parse_with
+
+
+def test_known_languages_cover_codesearchnet():
+    assert {"python", "java", "javascript", "go", "php", "ruby"} <= set(known_languages())
+
+
+@pytest.mark.parametrize("language", sorted(SNIPPETS))
+def test_every_language_parses_bare_functions(language):
+    for code in SNIPPETS[language]:
+        tree = parse(code, language)
+        assert not tree.issues, (code, tree.issues)
+        assert tree.grammar.package_version
+        # Parents precede children; depth is parent depth + 1.
+        p = tree.parent
+        assert p[0] == -1 and np.all(p[1:] < np.arange(1, tree.n_nodes)) and np.all(p[1:] >= 0)
+        assert np.all(tree.depth[1:] == tree.depth[p[1:]] + 1)
+        # Children lie inside their parent's span; offsets refer to the user's text.
+        assert np.all(tree.start_byte[1:] >= tree.start_byte[p[1:]])
+        assert np.all(tree.end_byte[1:] <= tree.end_byte[p[1:]])
+        assert tree.end_byte.max() <= len(code.encode())
+
+
+def test_php_without_open_tag_is_wrapped_and_offsets_stay_in_user_text():
+    code = SNIPPETS["php"][0]
+    tree = parse(code, "php")
+    assert tree.wrapper is not None and "php_tag" not in tree.type_names
+    toks = tree.tokens()
+    assert toks.texts[:3] == ("function", "add", "(")
+    assert all(code.encode()[s:e].decode() == t for s, e, t in zip(toks.start_byte, toks.end_byte, toks.texts))
+
+
+def test_php_with_open_tag_is_not_wrapped():
+    tree = parse("<?php\n" + SNIPPETS["php"][0], "php")
+    assert tree.wrapper is None and tree.tokens().types[0] == "php_tag"
+
+
+def test_wrapped_parse_equals_bare_parse_node_for_node():
+    # A Java method parses bare as well as inside the class wrapper: the wrapper must vanish
+    # without a trace (same types, parents, depths and spans).
+    code = SNIPPETS["java"][0]
+    bare = parse(code, "java")
+    assert bare.wrapper is None
+    wrapped = _parse_with(code, code.encode(), "java", wrappers("java")[0])
+    assert list(wrapped.types) == list(bare.types)
+    for name in ("parent", "depth", "start_byte", "end_byte", "is_named"):
+        np.testing.assert_array_equal(getattr(wrapped, name), getattr(bare, name), err_msg=name)
+
+
+def test_method_outside_class_uses_wrapper_when_needed():
+    tree = parse("public Point(int x) { this.x = x; }", "java")
+    assert not tree.issues
+    assert tree.types[1] == "constructor_declaration"
+    assert "_CodeprobeWrapper_" not in tree.tokens().texts
+
+
+def test_indented_python_method():
+    code = "    def area(self):\n        return self.w * self.h\n"
+    tree = parse(code, "python")
+    assert not tree.issues
+    assert tree.tokens().texts[:2] == ("def", "area")
+
+
+def test_errors_are_counted_and_located():
+    tree = parse("def f(:\n  return (1\n", "python")
+    assert tree.has_errors
+    assert tree.n_error_nodes >= 1 and tree.n_missing_nodes >= 1
+    lines = {issue.line for issue in tree.issues}
+    assert lines <= {1, 2}
+    with pytest.raises(CodeParseError, match="line") as info:
+        parse("def f(:\n  return (1\n", "python", strict=True)
+    assert info.value.issues == tree.issues
+
+
+@pytest.mark.parametrize(
+    "code, error",
+    [
+        ("", EmptyCodeError),
+        ("  \n\t\n", EmptyCodeError),
+        (b"def f():\n    return '\xff\xfe'\n", InvalidSourceError),
+        (bytes(range(256)) * 4, InvalidSourceError),
+        ("x = 1\x00\x00", InvalidSourceError),
+        ("\x01\x02\x03\x04 binary \x05\x06", InvalidSourceError),
+    ],
+)
+def test_bad_input_gives_typed_errors(code, error):
+    with pytest.raises(error):
+        parse(code, "python")
+
+
+def test_unknown_language():
+    with pytest.raises(UnknownLanguageError, match="known: go"):
+        parse("x", "cobol")
+    assert parse("x = 1", "PY").language == "python"
+
+
+def test_typed_errors_are_value_errors():
+    with pytest.raises(ValueError):
+        parse("", "python")
+
+
+def test_deep_nesting_needs_no_recursion():
+    depth = 20_000
+    code = "x = " + "(" * depth + "1" + ")" * depth + "\n"
+    tree = parse(code, "python")
+    assert tree.depth.max() > depth
+    toks = tree.tokens()
+    assert len(toks) == 2 * depth + 3
+    assert toks.depth.max() > depth
+
+
+def test_hundred_thousand_line_file():
+    code = "".join(f"v{i} = {i}\n" for i in range(100_000))
+    tree = parse(code, "python")
+    assert not tree.issues
+    toks = tree.tokens()
+    assert len(toks) == 300_000
+    assert toks.texts[-3:] == ("v99999", "=", "99999")
+
+
+def test_unicode_offsets():
+    code = "def ñandú(x):\n    return 'ü€𝄞' + x\n"
+    tree = parse(code, "python")
+    toks = tree.tokens()
+    source = code.encode()
+    for text, sb, eb, sc, ec in zip(toks.texts, toks.start_byte, toks.end_byte, toks.start_char, toks.end_char):
+        assert source[sb:eb].decode() == text == code[sc:ec]
+
+
+def test_arrays_are_read_only():
+    tree = parse("x = 1", "python")
+    with pytest.raises(ValueError):
+        tree.parent[0] = 3
+
+
+def test_to_networkx_is_the_tree():
+    tree = parse(SNIPPETS["go"][0], "go")
+    graph = tree.to_networkx()
+    assert graph.number_of_nodes() == tree.n_nodes
+    assert graph.number_of_edges() == tree.n_nodes - 1
+    assert graph.nodes[0]["type"] == "source_file"
