@@ -37,3 +37,6 @@ main.add_command(parse_command)
 from codeprobe.cli.run import run_command  # noqa: E402
 
 main.add_command(run_command)
+from codeprobe.cli.astprobe import astprobe_group  # noqa: E402
+
+main.add_command(astprobe_group)

@@ -84,7 +84,7 @@ def load_dataset(
     fmt = _format(path, format)
     if fmt == "source":
         return _source_snippets(path, wanted, counter, max_file_bytes)
-    named = _language_in_name(path)
+    named = None if wanted else _language_in_name(path)
 
     if fmt == "tokens":
         if not records.token_file_has_tabs(path):

@@ -72,7 +72,8 @@ class Snippet:
 
 @dataclass(frozen=True)
 class DatasetReport:
-    """What a dataset run read, kept and skipped.
+    """What a dataset run read, kept and skipped (a snapshot: its dicts are copies, and it
+    pickles, so it can travel between pipeline tasks).
 
     Attributes:
         read: rows (or extracted functions, or unusable source files) the loaders considered.
@@ -85,8 +86,8 @@ class DatasetReport:
 
     read: int
     kept: int
-    skipped: Mapping[str, int]
-    examples: Mapping[str, tuple[str, ...]]
+    skipped: dict[str, int]
+    examples: dict[str, tuple[str, ...]]
 
     @property
     def n_skipped(self) -> int:
@@ -151,8 +152,8 @@ class SkipCounter:
         return DatasetReport(
             read=self.n_read,
             kept=self.n_read - self.n_skipped,
-            skipped=MappingProxyType(dict(self._counts)),
-            examples=MappingProxyType({k: tuple(v) for k, v in self._examples.items()}),
+            skipped=dict(self._counts),
+            examples={k: tuple(v) for k, v in self._examples.items()},
         )
 
 

@@ -134,3 +134,54 @@ def score_kept(types, a, d, kept, q=0.75):
     """The score on the tokens whose type is in `kept` (None = all)."""
     idx = [i for i, t in enumerate(types) if kept is None or t in kept]
     return cat_score([[a[i][j] for j in idx] for i in idx], [[d[i][j] for j in idx] for i in idx], q)
+
+
+def subword_attention(loaded, code, spans, max_subwords):
+    """Raw model attention of one snippet and each leaf's subwords, without the fast path.
+
+    loaded: a codeprobe LoadedModel; spans: the leaves' [start, end) character offsets in
+    source order. A subword belongs to every leaf its span overlaps; whitespace-only and empty
+    subwords belong to none; a leaf with no subword is dropped. Input longer than max_subwords
+    (specials included) is cut at the largest position that splits no kept leaf.
+    Returns (kept leaf indices, members: list of subword positions in the model input per kept
+    leaf, attention float64 (L, H, m, m) of the whole framed input).
+    """
+    import torch
+
+    enc = loaded.tokenizer(code, add_special_tokens=False, return_offsets_mapping=True, split_special_tokens=True)
+    ids, offsets = enc["input_ids"], enc["offset_mapping"]
+    owners = []
+    for a, b in spans:
+        owners.append([p for p, (s, e) in enumerate(offsets) if code[s:e].strip() and s < b and a < e])
+    kept = [i for i, m in enumerate(owners) if m]
+    budget = max_subwords - len(loaded.prefix_ids) - len(loaded.suffix_ids)
+    if len(ids) > budget:
+        cut = budget
+        while any(min(owners[i]) < cut <= max(owners[i]) for i in kept):
+            cut -= 1
+        ids = ids[:cut]
+        kept = [i for i in kept if max(owners[i]) < cut]
+    shift = len(loaded.prefix_ids)
+    members = [[p + shift for p in owners[i]] for i in kept]
+    inputs = torch.tensor([list(loaded.prefix_ids) + list(ids) + list(loaded.suffix_ids)])
+    with torch.no_grad():
+        out = loaded.model(input_ids=inputs, output_attentions=True, return_dict=True)
+    attention = np.stack([a[0].double().numpy() for a in out.attentions])
+    return kept, members, attention
+
+
+def snippet_scores(tree, kept_leaves, members, attention, kept_types_per_layer, q=0.75, uast=True):
+    """Per layer, the reference way: head mean, block mean in loops, networkx all-pairs BFS
+    (recomputed for every layer, as the reference did), then the loop score on the tokens
+    whose type is kept. Returns (scores per layer, token attention per layer, types)."""
+    heads_mean = head_mean(attention)
+    nodes = leaves(tree)
+    types = [tree.type_names[tree.type_ids[nodes[i]]] for i in kept_leaves]
+    scores, token_attention = [], []
+    for layer, kept_types in enumerate(kept_types_per_layer):
+        a = block_mean(heads_mean[layer], members)
+        d_all = distance(tree, uast=uast)
+        d = [[d_all[i][j] for j in kept_leaves] for i in kept_leaves]
+        scores.append(score_kept(types, a, d, kept_types, q))
+        token_attention.append(a)
+    return scores, token_attention, types

@@ -41,34 +41,28 @@ def consecutive_lca(tokens: CodeTokens) -> np.ndarray:
     return cur
 
 
-def lca_depth_matrix(tokens: CodeTokens) -> np.ndarray:
-    """depth(lca(t_i, t_j)) for all token pairs, int32 (n, n); the diagonal is depth(t_i)."""
+def ast_distance(tokens: CodeTokens) -> np.ndarray:
+    """Tree distance depth(a) + depth(b) - 2 depth(lca(a, b)) between tokens, int32 (n, n)."""
     n = _checked_size(tokens)
     if n == 0:
         return np.zeros((0, 0), dtype=np.int32)
-    between = tokens.tree.depth[consecutive_lca(tokens)].astype(np.int32)  # (n - 1,)
-    return _range_min_matrix(between, tokens.depth.astype(np.int32))
+    between = tokens.tree.depth[consecutive_lca(tokens)]  # (n - 1,) int32
+    return _ast_from_running_min(between, tokens.depth)
 
 
 @numba.njit(cache=True, nogil=True)
-def _range_min_matrix(between, diagonal):  # pragma: no cover - compiled
-    """out[i, j] = min(between[i:j]) for i < j, symmetric, `diagonal` on the diagonal."""
-    n = diagonal.size
+def _ast_from_running_min(between, depth):  # pragma: no cover - compiled
+    """out[i, j] = depth[i] + depth[j] - 2 min(between[i:j]) for i < j; symmetric, zero diagonal."""
+    n = depth.size
     out = np.empty((n, n), dtype=np.int32)
     for i in range(n):
-        out[i, i] = diagonal[i]
-        running = np.iinfo(np.int32).max
+        out[i, i] = 0
+        lca_depth = depth[i]
         for j in range(i + 1, n):
-            running = min(running, between[j - 1])
-            out[i, j] = running
-            out[j, i] = running
+            lca_depth = min(lca_depth, between[j - 1])
+            out[i, j] = depth[i] + depth[j] - 2 * lca_depth
+            out[j, i] = out[i, j]
     return out
-
-
-def ast_distance(tokens: CodeTokens) -> np.ndarray:
-    """Tree distance depth(a) + depth(b) - 2 depth(lca(a, b)) between tokens, int32 (n, n)."""
-    d = tokens.depth.astype(np.int32)
-    return d[:, None] + d[None, :] - 2 * lca_depth_matrix(tokens)
 
 
 def uast_edges(tokens: CodeTokens) -> np.ndarray:
@@ -157,12 +151,15 @@ def _bfs_between(parent, edges, targets):  # pragma: no cover - compiled
         queue[0] = targets[s]
         dist[targets[s]] = 0
         head, tail, found = 0, 1, 0
-        # Stop as soon as every target is reached: the rest of the tree cannot matter.
-        while head < tail and found < n:
+        # Distances are symmetric: row s only needs targets s..n-1 (the rest are filled from
+        # earlier rows), and the search stops once it has reached them all.
+        while head < tail and found < n - s:
             v = queue[head]
             head += 1
-            if target_of[v] >= 0:
-                out[s, target_of[v]] = dist[v]
+            k = target_of[v]
+            if k >= s:
+                out[s, k] = dist[v]
+                out[k, s] = dist[v]
                 found += 1
             for e in range(indptr[v], indptr[v + 1]):
                 u = indices[e]

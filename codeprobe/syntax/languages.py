@@ -137,3 +137,42 @@ def grammar_info(language: str) -> GrammarInfo:
 def wrappers(language: str) -> tuple[Wrapper, ...]:
     """The wrappers `parse` may put around a snippet of `language`, in the order tried."""
     return _REGISTRY[canonical_language(language)].wrappers
+
+
+ERROR_KIND = 0xFFFF  # tree-sitter's symbol id of ERROR nodes
+ERROR_TYPE = "ERROR"
+
+
+@dataclass(frozen=True, eq=False)
+class TypeTable:
+    """Every node type of one grammar, shared by all its trees.
+
+    Attributes:
+        names: distinct type names (aliases share one), ERROR last.
+        of_kind: int32 (65536,), index into `names` of each tree-sitter symbol id.
+        named: bool (len(names),), whether a type is a named node type.
+    """
+
+    names: tuple[str, ...]
+    of_kind: object  # np.ndarray; typed loosely to keep numpy out of this module's API
+    named: object
+
+
+@lru_cache(maxsize=None)
+def type_table(language: str) -> TypeTable:
+    """The `TypeTable` of `language`'s grammar (built once per process)."""
+    import numpy as np
+
+    lang = ts_language(language)
+    kinds = list(range(lang.node_kind_count)) + [ERROR_KIND]
+    kind_names = [lang.node_kind_for_id(k) if k != ERROR_KIND else ERROR_TYPE for k in kinds]
+    names = tuple(dict.fromkeys(n for n in kind_names if n is not None))
+    position = {name: i for i, name in enumerate(names)}
+    of_kind = np.zeros(ERROR_KIND + 1, dtype=np.int32)
+    named = np.zeros(len(names), dtype=bool)
+    for kind, name in zip(kinds, kind_names):
+        if name is None:
+            continue
+        of_kind[kind] = position[name]
+        named[position[name]] |= kind == ERROR_KIND or lang.node_kind_is_named(kind)
+    return TypeTable(names=names, of_kind=of_kind, named=named)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 
 from codeprobe.datasets import SKIP_REASONS, SkipCounter, dedupe, load_dataset, max_length, parses_cleanly
 
@@ -70,6 +71,7 @@ def test_bad_jsonl_finishes_with_per_reason_counts(tmp_path):
     assert summary.splitlines()[0] == "read 22, kept 5, skipped 17"
     assert all(reason in summary for reason in report.skipped)
     assert json.loads(json.dumps(report.to_dict()))["skipped"] == dict(report.skipped)
+    assert pickle.loads(pickle.dumps(report)) == report  # travels between pipeline tasks
 
 
 def test_rows_keep_their_own_language_when_none_is_asked(tmp_path):

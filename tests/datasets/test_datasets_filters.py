@@ -143,3 +143,17 @@ def test_split_edge_cases():
     for bad in [(0.5, 0.5), (0.8, 0.3, 0.1), (1.2, -0.1, -0.1), "abc"]:
         with pytest.raises(InputError):
             split(one, bad, seed=0)
+
+
+def test_dedupe_on_cosqa_matches_oracle():
+    snippets = _cosqa()
+    counter = SkipCounter()
+    kept = [s.id for s in dedupe(snippets, counter)]
+    # Oracle: compare every snippet with all kept before it (quadratic, obviously right).
+    expected: list[Snippet] = []
+    for s in snippets:
+        if not any(k.code.split() == s.code.split() for k in expected):
+            expected.append(s)
+    assert kept == [s.id for s in expected]
+    # CoSQA pairs one function with several queries: 52 of its 604 rows repeat a function.
+    assert counter.counts == {"duplicate": 52}

@@ -40,7 +40,7 @@ def test_every_language_parses_bare_functions(language):
 def test_php_without_open_tag_is_wrapped_and_offsets_stay_in_user_text():
     code = SNIPPETS["php"][0]
     tree = parse(code, "php")
-    assert tree.wrapper is not None and "php_tag" not in tree.type_names
+    assert tree.wrapper is not None and "php_tag" not in set(tree.types)
     toks = tree.tokens()
     assert toks.texts[:3] == ("function", "add", "(")
     assert all(code.encode()[s:e].decode() == t for s, e, t in zip(toks.start_byte, toks.end_byte, toks.texts))

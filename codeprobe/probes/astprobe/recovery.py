@@ -296,3 +296,23 @@ def _intern(seqs: Sequence[Sequence[str]]) -> tuple[tuple[str, ...], np.ndarray]
     table: dict[str, int] = {}
     ids = [table.setdefault(x, len(table)) for seq in seqs for x in seq]
     return tuple(table), np.asarray(ids, dtype=np.int64)
+
+
+def render_tree(nodes: Sequence[tuple[str, int, int]], tokens: Sequence[str], max_token: int = 30) -> list[str]:
+    """An indented text drawing of a tree given by its constituents (label, lo, hi): one line
+    per constituent, outer before inner, and one per token (quoted, cut to `max_token`)."""
+    order = sorted(range(len(nodes)), key=lambda k: (nodes[k][1], -nodes[k][2], k))
+    lines: list[str] = []
+    open_until: list[int] = []
+    k = 0
+    for t, text in enumerate(tokens):
+        while open_until and open_until[-1] < t:
+            open_until.pop()
+        while k < len(order) and nodes[order[k]][1] == t:
+            label, _, hi = nodes[order[k]]
+            lines.append("  " * len(open_until) + label)
+            open_until.append(hi)
+            k += 1
+        shown = text if len(text) <= max_token else text[: max_token - 3] + "..."
+        lines.append("  " * len(open_until) + repr(shown))
+    return lines

@@ -1,0 +1,155 @@
+"""Benchmark: codeprobe's extraction versus a bare forward pass, same model, same batches.
+
+Speed: on 500 real Python functions (../shared/data/cosqa-dev.json), time
+  bare:      model(**batch, output_attentions=True, output_hidden_states=True)
+             on batches tokenised beforehand (tokenisation not timed), and
+  codeprobe: Extractor.extract on the same snippets with the same batch size: tokenisation,
+             alignment to the syntax core's tokens, head-mean attention and vectors of every
+             layer pooled to code tokens, numpy results.
+Each batch runs --repeats times per side, alternating which side goes first, and the fastest
+run of each counts, so drift in machine speed hits both sides alike.
+
+Memory: peak RSS of a fresh process that extracts N snippets (the data cycled) and drops each
+result, for N = 500 and N = 5,000 (override with --memory-counts).
+
+Usage: python benchmarks/bench_extraction.py [--n 500] [--batch-size 16] [--repeats 3] [--model NAME]
+       [--memory-counts 500 5000] [--skip-memory]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data" / "cosqa-dev.json"
+
+
+def snippets(n: int):
+    from codeprobe.model import Snippet
+    from codeprobe.syntax import parse
+
+    rows = json.loads(DATA.read_text(encoding="utf-8"))
+    out = []
+    for i in range(n):
+        row = rows[i % len(rows)]
+        tokens = parse(row["code"], "python").tokens()
+        out.append(Snippet.from_tokens(f"{row['idx']}#{i}", row["code"], tokens))
+    return out
+
+
+def speed(args) -> None:
+    from codeprobe.model import Extractor, load_model
+
+    loaded = load_model(args.model)
+    info = loaded.info
+    print(f"model: {info.name} ({info.architecture}, {info.n_layers} layers, {info.n_heads} heads, "
+          f"{info.note}); device {info.device}; torch threads {torch.get_num_threads()}")
+    data = snippets(args.n)
+    extractor = Extractor(loaded, batch_size=args.batch_size)
+    tok, model = loaded.tokenizer, loaded.model
+    chunks = [data[i : i + args.batch_size] for i in range(0, len(data), args.batch_size)]
+    batches = []
+    for chunk in chunks:
+        enc = tok([s.code for s in chunk], truncation=True, max_length=info.max_subwords, padding=True,
+                  return_tensors="pt")
+        batches.append({"input_ids": enc["input_ids"].to(loaded.device),
+                        "attention_mask": enc["attention_mask"].to(loaded.device)})
+    n_sub = sum(int(b["attention_mask"].sum()) for b in batches)
+    print(f"{len(data)} snippets, {len(chunks)} batches of {args.batch_size}, {n_sub} subwords")
+
+    def bare(batch) -> float:
+        t = time.perf_counter()
+        with torch.inference_mode():
+            out = model(**batch, output_attentions=True, output_hidden_states=True)
+        assert len(out.attentions) == info.n_layers and out.attentions[0] is not None
+        return time.perf_counter() - t
+
+    def ours(chunk) -> float:
+        t = time.perf_counter()
+        for result in extractor.extract(chunk):
+            assert result.attention is not None
+        return time.perf_counter() - t
+
+    bare(batches[0]), ours(chunks[0])  # warm-up (allocator, lazy init)
+    # This machine's speed drifts by 2x between seconds (shared CPUs), so each batch runs
+    # `repeats` times per side, alternating which side goes first, and the fastest run counts
+    # (as timeit does); the sums of first runs are printed too.
+    t_bare = t_ours = f_bare = f_ours = 0.0
+    for i, (batch, chunk) in enumerate(zip(batches, chunks)):
+        runs_bare, runs_ours = [], []
+        for r in range(args.repeats):
+            if (i + r) % 2:
+                runs_ours.append(ours(chunk))
+                runs_bare.append(bare(batch))
+            else:
+                runs_bare.append(bare(batch))
+                runs_ours.append(ours(chunk))
+        t_bare, t_ours = t_bare + min(runs_bare), t_ours + min(runs_ours)
+        f_bare, f_ours = f_bare + runs_bare[0], f_ours + runs_ours[0]
+    print(f"first runs only: bare {f_bare:.2f} s, codeprobe {f_ours:.2f} s, ratio {f_ours / f_bare:.3f}")
+    print(f"bare forward (attentions + hidden states), best of {args.repeats}: {t_bare:.2f} s")
+    print(f"codeprobe extraction (aligned, pooled), best of {args.repeats}:    {t_ours:.2f} s")
+    print(f"ratio codeprobe / bare: {t_ours / t_bare:.3f} (target <= 1.10)")
+
+
+def memory_child(args) -> None:
+    from codeprobe.model import Extractor
+
+    extractor = Extractor(args.model, batch_size=args.batch_size)
+    data = snippets(min(args.memory_child, 604))
+    n = 0
+
+    def cycled():
+        for i in range(args.memory_child):
+            yield data[i % len(data)]
+
+    for result in extractor.extract(cycled()):
+        n += result.attention.shape[-1] > 0
+    # ru_maxrss is in KiB on Linux.
+    print(json.dumps({"n": args.memory_child, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def memory(args) -> None:
+    peaks = {}
+    for count in args.memory_counts:
+        cmd = [sys.executable, __file__, "--memory-child", str(count), "--batch-size", str(args.batch_size)]
+        if args.model:
+            cmd += ["--model", args.model]
+        t = time.perf_counter()
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        peaks[count] = json.loads(out)["peak_rss_mib"]
+        print(f"peak RSS extracting {count} snippets: {peaks[count]:.0f} MiB ({time.perf_counter() - t:.0f} s)")
+    lo, hi = min(peaks), max(peaks)
+    print(f"peak RSS {hi} / {lo} snippets: {peaks[hi] / peaks[lo]:.3f} (target <= 1.10)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=500)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per batch and side")
+    parser.add_argument("--model", default=None, help="model name or directory (default: packaged MiniLM)")
+    parser.add_argument("--memory-counts", type=int, nargs="+", default=[500, 5000])
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--memory-child", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_child:
+        memory_child(args)
+        return
+    if not args.skip_memory:
+        memory(args)
+    if not args.skip_speed:
+        speed(args)
+
+
+if __name__ == "__main__":
+    main()

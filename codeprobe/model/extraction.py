@@ -1,0 +1,392 @@
+"""Per-layer token attention and token vectors of a model, aligned to code tokens.
+
+One forward pass per batch gives every layer. Attention is pooled inside forward hooks on the
+attention modules, so at most one layer's (batch x heads x n x n) weights exist at a time;
+nothing is kept across batches, so peak memory does not grow with the number of snippets.
+
+Token attention (CAT-probing step 3): mean over heads, then the block mean over subword pairs,
+W A W^T; special tokens drop out because W has no column weight on them; rows are not
+renormalised. Token vectors (AST-Probe): mean of the token's subword vectors, W H.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any
+
+import numpy as np
+import torch
+
+from codeprobe.alignment import Alignment, align, token_boundary_cut
+from codeprobe.errors import InputError, ModelLoadError
+from codeprobe.model.loading import LoadedModel, load_model
+
+LENGTH_POLICIES = ("truncate", "skip")
+HEAD_MODES = ("mean", "all")
+
+
+@dataclass(frozen=True, eq=False)
+class Snippet:
+    """One input: source text and its code tokens' character spans.
+
+    Attributes:
+        id: caller's identifier, echoed in the result.
+        code: the source text the model sees, unchanged.
+        token_starts, token_ends: int64 (n,), [start, end) character offsets of the code tokens
+            in source order (e.g. `CodeTokens.start_char` / `end_char`).
+    """
+
+    id: Hashable
+    code: str
+    token_starts: np.ndarray
+    token_ends: np.ndarray
+
+    @classmethod
+    def from_tokens(cls, id: Hashable, code: str, tokens: Any) -> Snippet:
+        """Snippet from any object with `start_char` / `end_char` arrays (e.g. `CodeTokens`)."""
+        return cls(id, code, np.asarray(tokens.start_char, np.int64), np.asarray(tokens.end_char, np.int64))
+
+
+@dataclass(frozen=True, eq=False)
+class SnippetResult:
+    """Extraction result of one snippet.
+
+    Attributes:
+        id: the snippet's id.
+        status: "ok", "truncated" (input cut at a token boundary) or "skipped" (too long under
+            the "skip" policy: no arrays).
+        tokens: int64 (k,), indices of the code tokens that have rows below (kept tokens).
+        attention: float32 (n_layers, k, k) head-mean token attention, or
+            (n_layers, n_heads, k, k) per head; row = query, column = key; layer l is the l-th
+            transformer layer (`outputs.attentions[l]`). None when not requested or skipped.
+        vectors: float32 (n_layers + 1, k, hidden), index l = `hidden_states[l]` (0 = embeddings,
+            the last one as the model returns it, e.g. after a final layer norm). None when not
+            requested or skipped.
+        n_subwords: content subwords of the whole snippet (not special, empty or whitespace).
+        n_subwords_used: subwords fed to the model, specials excluded.
+        n_unmatched_subwords, n_tokens_without_subword, n_shared_subwords: alignment counts of
+            the whole (untruncated) snippet; see `Alignment`.
+        n_tokens_truncated: tokens that had subwords but fell past the truncation point.
+    """
+
+    id: Hashable
+    status: str
+    tokens: np.ndarray
+    attention: np.ndarray | None
+    vectors: np.ndarray | None
+    n_subwords: int
+    n_subwords_used: int
+    n_unmatched_subwords: int
+    n_tokens_without_subword: int
+    n_shared_subwords: int
+    n_tokens_truncated: int
+
+
+@dataclass(frozen=True, eq=False)
+class _Prepared:
+    """A snippet after tokenisation, alignment and the length policy."""
+
+    snippet: Snippet
+    alignment: Alignment
+    ids: list[int]  # content subword ids kept (specials not included)
+    rows: np.ndarray  # kept-token rows of `alignment` whose subwords all fit
+    status: str
+
+    def result(self, attention: np.ndarray | None, vectors: np.ndarray | None) -> SnippetResult:
+        al = self.alignment
+        return SnippetResult(
+            id=self.snippet.id,
+            status=self.status,
+            tokens=al.tokens[self.rows],
+            attention=attention,
+            vectors=vectors,
+            n_subwords=al.n_content_subwords,
+            n_subwords_used=len(self.ids),
+            n_unmatched_subwords=al.n_unmatched_subwords,
+            n_tokens_without_subword=al.n_tokens_without_subword,
+            n_shared_subwords=al.n_shared_subwords,
+            n_tokens_truncated=al.n_kept - int(self.rows.shape[0]),
+        )
+
+
+class _AttentionPooler:
+    """Forward hooks that pool each layer's attention as soon as the layer has run."""
+
+    def __init__(self, model: torch.nn.Module, per_head: bool, check: bool, tol: float):
+        self.per_head, self.check, self.tol = per_head, check, tol
+        self.pooled: list[torch.Tensor] = []
+        self.pool: torch.Tensor | None = None  # (B, k_max, n) W of the batch
+        self.key_mask: torch.Tensor | None = None  # (B, n, 1) float, 1 on real positions
+        self.handles = [m.register_forward_hook(self._make_hook(i)) for m, i in _attention_modules(model)]
+        if not self.handles:
+            raise ModelLoadError(f"{type(model).__name__}: found no attention modules to hook")
+
+    def _make_hook(self, index: int):
+        def hook(module: torch.nn.Module, args: Any, output: Any) -> None:
+            weights = output[index] if isinstance(output, tuple) else None
+            if weights is None:
+                raise ModelLoadError(
+                    f"{type(module).__name__} returned no attention weights: the model must use "
+                    f"eager attention"
+                )
+            self._pool(weights)
+
+        return hook
+
+    def _pool(self, weights: torch.Tensor) -> None:
+        layer = len(self.pooled)
+        w = self.pool
+        mean = weights.mean(dim=1, dtype=torch.float32)  # (B, n, n)
+        if self.check:
+            # Softmax rows over the real keys must sum to 1 (padded keys get 0); checked on the
+            # head mean, which costs 1/heads of the pooling.
+            row_sums = torch.bmm(mean, self.key_mask).squeeze(-1)
+            err = ((row_sums - 1.0).abs() * self.key_mask.squeeze(-1)).max().item()
+            if not err <= self.tol:
+                raise ModelLoadError(
+                    f"attention rows of layer {layer} do not sum to 1 over unpadded keys (max "
+                    f"error {err:.2g}): the model's attention output is not softmax weights"
+                )
+        if self.per_head:
+            a = weights.to(torch.float32)
+            self.pooled.append(torch.matmul(torch.matmul(w[:, None], a), w[:, None].transpose(-1, -2)))
+        else:
+            self.pooled.append(torch.bmm(torch.bmm(w, mean), w.transpose(1, 2)))
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
+def _attention_modules(model: torch.nn.Module) -> list[tuple[torch.nn.Module, int]]:
+    """(module, output index of its attention weights) in forward order.
+
+    Uses the model's own declaration of where attentions come from (transformers'
+    `_can_record_outputs`, the table behind `output_attentions`), so it follows every
+    architecture transformers supports in that way.
+    """
+    from transformers.utils.output_capturing import OutputRecorder
+
+    specs = getattr(model, "_can_record_outputs", None) or {}
+    spec = specs.get("attentions")
+    if spec is None:
+        raise ModelLoadError(
+            f"{type(model).__name__} does not declare its attention modules; codeprobe cannot "
+            f"capture its attention"
+        )
+    specs_list = spec if isinstance(spec, list) else [spec]
+    found = []
+    for name, module in model.named_modules():
+        dotted = f".{name}."
+        for s in specs_list:
+            if not isinstance(s, OutputRecorder):
+                s = OutputRecorder(
+                    target_class=None if isinstance(s, str) else s,
+                    index=1,
+                    class_name=s if isinstance(s, str) else None,
+                )
+            by_class = s.target_class is not None and isinstance(module, s.target_class)
+            by_name = s.class_name is not None and f".{name}".endswith(s.class_name)
+            if (by_class or by_name) and (s.layer_name is None or f".{s.layer_name.strip('.')}." in dotted):
+                found.append((module, s.index))
+                break
+    return found
+
+
+class Extractor:
+    """Extract per-layer token attention and token vectors of code snippets.
+
+    Args:
+        model: a LoadedModel, or a name / path / None (packaged default) to load with
+            `device` and `dtype`.
+        batch_size: snippets per forward pass (right-padded, masked).
+        device, dtype: only when `model` is a name (the LoadedModel fixes its own).
+        heads: "mean" (head-mean attention) or "all" (per-head).
+        attention, vectors: which outputs to compute (skip one to save work).
+        length_policy: for snippets longer than the model takes: "truncate" (cut at a code-token
+            boundary, as CAT-probing truncates) or "skip" (AST-Probe drops snippets that do not
+            fit). A sliding window is not offered: attention between tokens in different windows
+            does not exist, and both probes need every token pair of a snippet (CAT-probing's
+            matrix) or one context per snippet (AST-Probe's distances).
+        max_subwords: lower limit than the model's on input length (specials included), e.g.
+            CAT-probing's 256.
+        check_attention: verify per batch and layer that attention rows sum to 1 over real keys.
+    """
+
+    def __init__(
+        self,
+        model: LoadedModel | str | None = None,
+        *,
+        batch_size: int = 16,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        heads: str = "mean",
+        attention: bool = True,
+        vectors: bool = True,
+        length_policy: str = "truncate",
+        max_subwords: int | None = None,
+        check_attention: bool = True,
+    ):
+        if isinstance(model, LoadedModel):
+            if device is not None or dtype is not None:
+                raise InputError("device and dtype apply when loading; this model is already loaded")
+            self.loaded = model
+        else:
+            self.loaded = load_model(model, device=device, dtype=dtype or "float32")
+        if heads not in HEAD_MODES:
+            raise InputError(f"heads must be one of {HEAD_MODES}, got {heads!r}")
+        if length_policy == "window":
+            raise InputError(
+                "length_policy 'window' is not supported: attention between tokens in different "
+                "windows does not exist; use 'truncate' or 'skip'"
+            )
+        if length_policy not in LENGTH_POLICIES:
+            raise InputError(f"length_policy must be one of {LENGTH_POLICIES}, got {length_policy!r}")
+        if not (attention or vectors):
+            raise InputError("nothing to extract: attention and vectors are both off")
+        if batch_size < 1:
+            raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        info = self.loaded.info
+        framing = len(self.loaded.prefix_ids) + len(self.loaded.suffix_ids)
+        limit = info.max_subwords if max_subwords is None else min(max_subwords, info.max_subwords)
+        if limit <= framing:
+            raise InputError(f"max_subwords {limit} leaves no room beside {framing} special tokens")
+        self.batch_size = batch_size
+        self.heads = heads
+        self.attention = attention
+        self.vectors = vectors
+        self.length_policy = length_policy
+        self.max_subwords = limit
+        self.check_attention = check_attention
+
+    @property
+    def info(self):
+        """Provenance of the model (ModelInfo)."""
+        return self.loaded.info
+
+    def extract(self, snippets: Iterable[Snippet]) -> Iterator[SnippetResult]:
+        """Results for `snippets`, one per snippet, in order; lazily, batch by batch.
+
+        Raises:
+            InputError: an item that is not a Snippet.
+            AlignmentError: token spans out of range or out of order.
+            ModelLoadError: the model returned no usable attention weights.
+        """
+        it = iter(snippets)
+        while chunk := list(islice(it, self.batch_size)):
+            # Inference mode only around the batch: a `with` spanning the `yield` would leak it
+            # into the caller's code between items.
+            with torch.inference_mode():
+                results = self._run(chunk)
+            yield from results
+
+    def _prepare(self, chunk: Sequence[Snippet]) -> list[_Prepared]:
+        for s in chunk:
+            if not isinstance(s, Snippet):
+                raise InputError(f"expected Snippet, got {type(s).__name__}")
+        enc = self.loaded.tokenizer(
+            [s.code for s in chunk],
+            add_special_tokens=False,
+            return_offsets_mapping=True,
+            # Code may contain text such as "</s>"; it is code, never a control token.
+            split_special_tokens=True,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
+        budget = self.max_subwords - len(self.loaded.prefix_ids) - len(self.loaded.suffix_ids)
+        out = []
+        for s, ids, offsets in zip(chunk, enc["input_ids"], enc["offset_mapping"]):
+            al = align(s.code, np.asarray(offsets, dtype=np.int64), s.token_starts, s.token_ends)
+            status, rows = "ok", np.arange(al.n_kept)
+            if len(ids) > budget:
+                if self.length_policy == "skip":
+                    out.append(_Prepared(s, al, [], rows[:0], "skipped"))
+                    continue
+                cut = token_boundary_cut(al, budget)
+                ids, status = ids[:cut], "truncated"
+                rows = np.flatnonzero(al.last_subword < cut)
+            out.append(_Prepared(s, al, ids, rows, status))
+        return out
+
+    def _run(self, chunk: Sequence[Snippet]) -> list[SnippetResult]:
+        prepared = self._prepare(chunk)
+        run = [p for p in prepared if p.status != "skipped" and p.rows.shape[0] > 0]
+        pooled = self._forward(run) if run else {}
+        results = []
+        for p in prepared:
+            if p.status == "skipped":
+                results.append(p.result(None, None))
+            elif id(p) in pooled:
+                results.append(p.result(*pooled[id(p)]))
+            else:  # no token kept: nothing to run, empty arrays of the right rank
+                results.append(p.result(*self._empty()))
+        return results
+
+    def _empty(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        info = self.info
+        head_dims = (info.n_heads,) if self.heads == "all" else ()
+        att = np.zeros((info.n_layers, *head_dims, 0, 0), np.float32) if self.attention else None
+        vec = np.zeros((info.n_layers + 1, 0, info.hidden_size), np.float32) if self.vectors else None
+        return att, vec
+
+    def _forward(self, run: list[_Prepared]) -> dict[int, tuple[np.ndarray | None, np.ndarray | None]]:
+        """Pool one batch; returns {id(prepared): (attention, vectors)}."""
+        lm = self.loaded
+        prefix, suffix = list(lm.prefix_ids), list(lm.suffix_ids)
+        lengths = [len(prefix) + len(p.ids) + len(suffix) for p in run]
+        n, k_max, b = max(lengths), max(int(p.rows.shape[0]) for p in run), len(run)
+
+        input_ids = np.full((b, n), lm.pad_id, dtype=np.int64)
+        mask = np.zeros((b, n), dtype=np.int64)
+        pool = np.zeros((b, k_max, n), dtype=np.float32)
+        for i, p in enumerate(run):
+            input_ids[i, : lengths[i]] = prefix + p.ids + suffix
+            mask[i, : lengths[i]] = 1
+            al = p.alignment
+            # Rows of W for the kept tokens; columns shifted past the prefix specials. Truncation
+            # keeps only whole tokens, so every membership of a kept row is inside the input.
+            keep = np.zeros(al.n_kept, dtype=bool)
+            keep[p.rows] = True
+            row_of = np.cumsum(keep) - 1
+            sel = keep[al.pair_token]
+            pool[i, row_of[al.pair_token[sel]], len(prefix) + al.pair_subword[sel]] = al.weights[sel]
+
+        device = lm.device
+        w = torch.from_numpy(pool).to(device)
+        pooler = None
+        if self.attention:
+            half = lm.info.dtype != "float32"
+            pooler = _AttentionPooler(lm.model, self.heads == "all", self.check_attention, 5e-2 if half else 1e-3)
+            pooler.pool = w
+            pooler.key_mask = torch.from_numpy(mask).to(device=device, dtype=torch.float32)[:, :, None]
+        try:
+            out = lm.model(
+                input_ids=torch.from_numpy(input_ids).to(device),
+                attention_mask=torch.from_numpy(mask).to(device),
+                output_hidden_states=self.vectors,
+                return_dict=True,
+            )
+        finally:
+            if pooler is not None:
+                pooler.remove()
+
+        attention = vectors = None
+        if pooler is not None:
+            if len(pooler.pooled) != lm.info.n_layers:
+                raise ModelLoadError(
+                    f"captured attention of {len(pooler.pooled)} layers, expected {lm.info.n_layers}"
+                )
+            attention = torch.stack(pooler.pooled, dim=1).cpu().numpy()  # (B, L, [H,] k, k)
+        if self.vectors:
+            hidden = out.hidden_states
+            vectors = torch.stack([torch.bmm(w, h.to(torch.float32)) for h in hidden], dim=1).cpu().numpy()
+
+        pooled = {}
+        for i, p in enumerate(run):
+            k = int(p.rows.shape[0])
+            att = np.ascontiguousarray(attention[i, ..., :k, :k]) if attention is not None else None
+            vec = np.ascontiguousarray(vectors[i, :, :k]) if vectors is not None else None
+            pooled[id(p)] = (att, vec)
+        return pooled

@@ -1,0 +1,81 @@
+"""AST-Probe (Hernández López et al., ASE 2022): recover a snippet's AST from a model's hidden
+states through a linear projection (see docs/astprobe-results.md for numbers).
+
+    tuples        (d, c, u) from a tree          recovery  trees from (d, c, u), P / R / F1
+    probe         the torch module and loss      training  fit / predict / evaluate on vectors
+    cache / data  token vectors, once per model  estimator ASTProbe: fit, score, predict, save
+    sweeps        layer / rank sweeps, baselines multilingual  shared subspace, transfer
+    runner        one experiment end to end (the CLI's `astprobe train`)
+"""
+
+from codeprobe.probes.astprobe.cache import VectorCache, cached_vectors
+from codeprobe.probes.astprobe.data import ProbeSplit, prepare_split
+from codeprobe.probes.astprobe.estimator import ASTProbe, RecoveredTree
+from codeprobe.probes.astprobe.multilingual import LanguageProbe, fit_languages, transfer, transfer_matrix
+from codeprobe.probes.astprobe.probe import ProbeModule
+from codeprobe.probes.astprobe.recovery import (
+    BAD_ROOT,
+    Constituents,
+    SnippetScores,
+    TupleBatch,
+    constituents,
+    render_tree,
+    score,
+    split_spans,
+)
+from codeprobe.probes.astprobe.runner import run_experiment
+from codeprobe.probes.astprobe.sweeps import SweepPoint, layer_sweep, random_weights, rank_sweep
+from codeprobe.probes.astprobe.training import (
+    FitResult,
+    ProbeData,
+    ProbeDivergedError,
+    ProbeScores,
+    TrainConfig,
+    evaluate,
+    fit,
+    predict,
+)
+from codeprobe.probes.astprobe.tuples import EMPTY, SEP, ASTTuple, code_tuple, tree_tuple
+from codeprobe.probes.astprobe.vocab import UNKNOWN, LabelVocab
+
+__all__ = [
+    "BAD_ROOT",
+    "EMPTY",
+    "SEP",
+    "UNKNOWN",
+    "ASTProbe",
+    "ASTTuple",
+    "Constituents",
+    "FitResult",
+    "LabelVocab",
+    "LanguageProbe",
+    "ProbeData",
+    "ProbeDivergedError",
+    "ProbeModule",
+    "ProbeScores",
+    "ProbeSplit",
+    "RecoveredTree",
+    "SnippetScores",
+    "SweepPoint",
+    "TrainConfig",
+    "TupleBatch",
+    "VectorCache",
+    "cached_vectors",
+    "code_tuple",
+    "constituents",
+    "evaluate",
+    "fit",
+    "fit_languages",
+    "layer_sweep",
+    "predict",
+    "prepare_split",
+    "random_weights",
+    "rank_sweep",
+    "render_tree",
+    "run_experiment",
+    "score",
+    "split_spans",
+    "transfer",
+    "transfer_matrix",
+    "tree_tuple",
+]

@@ -1,0 +1,143 @@
+"""From code to probe inputs: parse, extract the gold tuples, and cache the token vectors.
+
+`prepare_split` turns a list of snippets of one language into a `ProbeSplit`: the snippets that
+parse cleanly, have at least two code tokens and fit the model whole, their gold (d, c, u), and
+a `VectorCache` with every layer's token vectors. `ProbeSplit.data(layer)` is then all a fit or
+an evaluation at that layer needs.
+
+Token vectors are the mean of each code token's subword vectors, computed on the real source
+text (aligned by character offsets), not on the reference's re-spaced token string.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from codeprobe.errors import InputError
+from codeprobe.model import Extractor
+from codeprobe.probes.astprobe.cache import CacheItem, VectorCache, cached_vectors
+from codeprobe.probes.astprobe.recovery import TupleBatch
+from codeprobe.probes.astprobe.training import ProbeData
+from codeprobe.probes.astprobe.tuples import ASTTuple, tree_tuple
+from codeprobe.syntax import parse
+from codeprobe.syntax.languages import canonical_language
+
+MIN_TOKENS = 2
+
+
+@dataclass(frozen=True, eq=False)
+class ProbeSplit:
+    """Snippets of one language ready for probing.
+
+    Attributes:
+        language: canonical language name.
+        ids, codes: the kept snippets, in cache order.
+        tuples: their gold (d, c, u).
+        cache: their token vectors, every layer.
+        dropped: count of snippets left out, per reason ("parse_error", "too_few_tokens",
+            "does_not_fit_model").
+    """
+
+    language: str
+    ids: tuple[str, ...]
+    codes: tuple[str, ...]
+    tuples: tuple[ASTTuple, ...]
+    cache: VectorCache
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @cached_property
+    def gold(self) -> TupleBatch:
+        return TupleBatch.from_tuples(self.tuples)
+
+    def data(self, layer: int) -> ProbeData:
+        """Inputs of a fit or an evaluation at `layer` (0 = embeddings), memory-mapped."""
+        return ProbeData(self.cache.layer(layer), self.gold, self.language)
+
+
+def as_pairs(snippets: Iterable) -> list[tuple[str, str]]:
+    """(id, code) pairs from code strings, (id, code) pairs, or objects with `.id` and `.code`
+    (e.g. `codeprobe.datasets.Snippet`); plain strings get ids "0", "1", ..."""
+    out = []
+    for k, s in enumerate(snippets):
+        if isinstance(s, str):
+            out.append((str(k), s))
+        elif isinstance(s, tuple) and len(s) == 2:
+            out.append((str(s[0]), str(s[1])))
+        elif hasattr(s, "code") and hasattr(s, "id"):
+            out.append((str(s.id), s.code))
+        else:
+            raise InputError(f"cannot use {type(s).__name__} as a snippet: give code, (id, code) or a Snippet")
+    if len({i for i, _ in out}) != len(out):
+        raise InputError("snippet ids must be unique")
+    return out
+
+
+def prepare_split(
+    snippets: Iterable,
+    language: str,
+    extractor: Extractor,
+    cache_root: str | os.PathLike,
+    *,
+    model_label: str | None = None,
+) -> ProbeSplit:
+    """Parse, extract gold tuples, and encode (or reopen the cache of) one split.
+
+    Args:
+        snippets: see `as_pairs`.
+        language: their language.
+        extractor: vectors on; its length policy should be "skip".
+        cache_root: directory holding vector caches; this split's lives in a subdirectory
+            named by a fingerprint of the model and the snippets, so reruns reuse it.
+        model_label: recorded with the cache (e.g. "random weights", which changes the
+            fingerprint so that it does not collide with the real model's cache).
+    """
+    language = canonical_language(language)
+    pairs = as_pairs(snippets)
+    dropped: Counter[str] = Counter()
+    kept: list[tuple[str, str, ASTTuple]] = []
+    for ident, code in pairs:
+        try:
+            tree = parse(code, language)
+        except InputError:
+            dropped["parse_error"] += 1
+            continue
+        if tree.has_errors:
+            dropped["parse_error"] += 1
+            continue
+        t = tree_tuple(tree) if len(tree.tokens(collapse_strings=True)) else None
+        if t is None or t.n_tokens < MIN_TOKENS:
+            dropped["too_few_tokens"] += 1
+            continue
+        kept.append((ident, code, t))
+    items = [CacheItem(i, c, t.tokens.start_char, t.tokens.end_char) for i, c, t in kept]
+    cache = cached_vectors(cache_root, items, extractor, model_label=model_label)
+    by_id = {i: (c, t) for i, c, t in kept}
+    if cache.skipped:
+        dropped["does_not_fit_model"] += len(cache.skipped)
+    lengths = np.array([by_id[i][1].n_tokens for i in cache.ids], dtype=np.int64)
+    if not np.array_equal(lengths, cache.lengths):
+        raise InputError(f"the vector cache in {cache.path} does not match its snippets")
+    return ProbeSplit(
+        language=language,
+        ids=cache.ids,
+        codes=tuple(by_id[i][0] for i in cache.ids),
+        tuples=tuple(by_id[i][1] for i in cache.ids),
+        cache=cache,
+        dropped=dict(dropped),
+    )
+
+
+def ensure_nonempty(splits: Sequence[ProbeSplit], names: Sequence[str]) -> None:
+    """Raise a clear error if a split has no usable snippet."""
+    for split, name in zip(splits, names):
+        if len(split) == 0:
+            raise InputError(f"the {name} split has no usable snippet (dropped: {split.dropped})")

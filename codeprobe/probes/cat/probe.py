@@ -1,0 +1,249 @@
+"""CAT-probing of a model on code snippets: parse, extract attention, measure distances, score.
+
+    probe = CATProbe(types="paper", distance="uast", quantile=0.75)
+    result = probe.score(snippets, model=None, language="python")   # None: the packaged model
+    print(result.summary.format())
+    result.to_parquet("cat.parquet")
+
+Per snippet (spec "Pipeline"): the whole function is parsed (the AST covers it all); the model
+sees it cut at a code-token boundary to `max_subwords` (256, specials included, as the paper);
+one forward pass gives the token attention of every layer; D is the U-AST (or AST) distance
+over all code tokens, restricted to the tokens the model saw.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import chain, islice
+from typing import Any
+
+import numpy as np
+
+from codeprobe import __version__
+from codeprobe.errors import CodeprobeError, InputError
+from codeprobe.probes.cat.dataset import CATSample, SkippedSample, score_samples
+from codeprobe.probes.cat.results import CATResult
+from codeprobe.probes.cat.score import DEFAULT_QUANTILE, check_quantile
+from codeprobe.probes.cat.types import DEFAULT_TOP_K, PAPER_TYPES, check_strategy
+from codeprobe.syntax import ast_distance, grammar_info, parse, uast_distance
+from codeprobe.syntax.languages import canonical_language
+
+DISTANCES = {"uast": uast_distance, "ast": ast_distance}
+DEFAULT_MAX_SUBWORDS = 256  # the paper's input limit, special tokens included
+
+# Why a snippet produced no sample (the reasons of codeprobe.datasets where they overlap).
+SKIP_PARSE_ERROR = "parse_error"  # ERROR or MISSING nodes (unless allow_parse_errors)
+SKIP_NO_ALIGNED_TOKENS = "no_aligned_tokens"  # no code token got a subword
+SKIP_TOO_LONG = "too_long"  # over max_subwords under the "skip" length policy
+
+
+@dataclass(frozen=True)
+class SnippetInputs:
+    """Everything CAT-probing computed for one snippet: the sample to score plus what a report
+    or a plot shows. `labels` are the texts of the sample's tokens."""
+
+    sample: CATSample
+    labels: tuple[str, ...]
+    status: str  # "ok" or "truncated" (the extractor's)
+    n_subwords: int
+    n_unmatched_subwords: int
+    n_tokens_without_subword: int
+    n_shared_subwords: int
+
+
+def _items(snippets: Iterable[Any], language: str | None) -> tuple[str, Iterator[tuple[str, str]]]:
+    """(language, stream of (id, code)) from code strings, (id, code) pairs, or objects with .id
+    and .code (and optionally .language, e.g. codeprobe.datasets.Snippet). A CAT-score is per
+    language: every snippet must be in `language` (default: the first snippet's)."""
+
+    def tagged() -> Iterator[tuple[str, str, str | None]]:
+        for k, item in enumerate(snippets):
+            if isinstance(item, str):
+                yield str(k), item, None
+            elif isinstance(item, tuple) and len(item) == 2:
+                yield str(item[0]), item[1], None
+            elif hasattr(item, "code") and hasattr(item, "id"):
+                yield str(item.id), item.code, getattr(item, "language", None)
+            else:
+                raise InputError(
+                    f"snippet {k}: expected code, an (id, code) pair or a Snippet, got {type(item).__name__}"
+                )
+
+    it = tagged()
+    first = next(it, None)
+    if first is None:
+        raise InputError("no snippets to probe")
+    lang = language or first[2]
+    if lang is None:
+        raise InputError("no language given: pass language= (or snippets that carry one)")
+    lang = canonical_language(lang)
+
+    def checked() -> Iterator[tuple[str, str]]:
+        for ident, code, own in chain([first], it):
+            if own is not None and canonical_language(own) != lang:
+                raise InputError(f"snippet {ident} is {own}, not {lang}: score one language at a time")
+            yield ident, code
+
+    return lang, checked()
+
+
+class CATProbe:
+    """CAT-probing with the paper's semantics (see shared/specs/cat-probing.md).
+
+    Args:
+        types: frequent-type strategy: "paper" (the per-language lists), "topk" (top_k
+            eligible types by rate, per layer, over the scored snippets) or "all".
+        distance: "uast" (the paper's) or "ast" (plain tree distance).
+        quantile: q; thresholds are the q-quantile of A and the (1 - q)-quantile of D.
+        random_state: seed of the random-attention baseline.
+        per_head: also score every head (rows with head = 0..H-1 beside the head mean, -1).
+        top_k: k of "topk".
+        max_subwords: model input limit, special tokens included (cut at a token boundary).
+        batch_size: snippets per forward pass.
+        allow_parse_errors: score snippets whose tree has ERROR/MISSING nodes (default: skip).
+        spill_dir: where "topk" keeps its temporary file (default: the system's temp dir).
+    """
+
+    def __init__(
+        self,
+        types: str = "paper",
+        distance: str = "uast",
+        quantile: float = DEFAULT_QUANTILE,
+        random_state: int = 0,
+        per_head: bool = False,
+        *,
+        top_k: int = DEFAULT_TOP_K,
+        max_subwords: int = DEFAULT_MAX_SUBWORDS,
+        batch_size: int = 16,
+        allow_parse_errors: bool = False,
+        spill_dir: str | None = None,
+    ):
+        check_strategy(types, None if types != "paper" else next(iter(PAPER_TYPES)))  # language: in score()
+        if distance not in DISTANCES:
+            raise InputError(f"distance must be one of {', '.join(DISTANCES)}, got {distance!r}")
+        if top_k < 1:
+            raise InputError(f"top_k must be >= 1, got {top_k}")
+        self.types = types
+        self.distance = distance
+        self.quantile = check_quantile(quantile)
+        self.random_state = int(random_state)
+        self.per_head = bool(per_head)
+        self.top_k = int(top_k)
+        self.max_subwords = int(max_subwords)
+        self.batch_size = int(batch_size)
+        self.allow_parse_errors = bool(allow_parse_errors)
+        self.spill_dir = spill_dir
+
+    def extractor(self, model: Any = None):
+        """A codeprobe.model.Extractor for `model` (a LoadedModel, a name or path, or None for
+        the packaged default) with this probe's settings; an Extractor is used as given."""
+        from codeprobe.model import Extractor
+
+        if isinstance(model, Extractor):
+            return model
+        return Extractor(
+            model,
+            batch_size=self.batch_size,
+            heads="all" if self.per_head else "mean",
+            vectors=False,
+            length_policy="truncate",
+            max_subwords=self.max_subwords,
+        )
+
+    def inputs(
+        self, snippets: Iterable[Any], model: Any = None, language: str | None = None
+    ) -> Iterator[SnippetInputs | SkippedSample]:
+        """Pass 1 of scoring, as a stream: per snippet, in order, its inputs or why it has none.
+
+        snippets: code strings, (id, code) pairs, or objects with .id, .code (and .language),
+            all in one language (`language`, default: the first snippet's).
+        model: see `extractor`. One forward pass per batch gives all layers.
+        """
+        lang, items = _items(snippets, language)
+        return self._inputs(items, lang, self.extractor(model))
+
+    def _inputs(self, items: Iterator[tuple[str, str]], language: str, extractor: Any):
+        from codeprobe.model import Snippet as ModelSnippet
+
+        dist = DISTANCES[self.distance]
+        while chunk := list(islice(items, self.batch_size)):
+            parsed: dict[int, tuple[str, Any]] = {}
+            skipped: dict[int, SkippedSample] = {}
+            for k, (ident, code) in enumerate(chunk):
+                try:
+                    tree = parse(code, language)
+                except CodeprobeError as err:  # empty, binary, ...: this snippet only
+                    skipped[k] = SkippedSample(ident, type(err).__name__)
+                    continue
+                if tree.issues and not self.allow_parse_errors:
+                    skipped[k] = SkippedSample(ident, SKIP_PARSE_ERROR)
+                    continue
+                parsed[k] = (ident, tree.tokens())
+            results = extractor.extract(
+                [ModelSnippet.from_tokens(k, tokens.tree.code, tokens) for k, (_, tokens) in parsed.items()]
+            )
+            by_index = {r.id: r for r in results}
+            for k in range(len(chunk)):
+                if k in skipped:
+                    yield skipped[k]
+                    continue
+                ident, tokens = parsed[k]
+                r = by_index[k]
+                if r.status == "skipped":
+                    yield SkippedSample(ident, SKIP_TOO_LONG)
+                    continue
+                if r.tokens.size == 0:
+                    yield SkippedSample(ident, SKIP_NO_ALIGNED_TOKENS)
+                    continue
+                kept = r.tokens
+                d = dist(tokens)[kept[:, None], kept[None, :]]
+                yield SnippetInputs(
+                    sample=CATSample(ident, tuple(tokens.types[i] for i in kept), kept, d, r.attention),
+                    labels=tuple(tokens.texts[i] for i in kept),
+                    status=r.status,
+                    n_subwords=r.n_subwords,
+                    n_unmatched_subwords=r.n_unmatched_subwords,
+                    n_tokens_without_subword=r.n_tokens_without_subword,
+                    n_shared_subwords=r.n_shared_subwords,
+                )
+
+    def score(self, snippets: Iterable[Any], model: Any = None, language: str | None = None) -> CATResult:
+        """CAT-scores of `model` on `snippets` (all in one language): per-sample rows,
+        per-layer summary, the type-rate table and the settings (model, grammar, versions).
+
+        Raises InputError on mixed languages, a language without a `paper` list under
+        types="paper", or when no snippet can be scored.
+        """
+        lang, items = _items(snippets, language)
+        check_strategy(self.types, lang)
+        extractor = self.extractor(model)
+        return score_samples(
+            (x if isinstance(x, SkippedSample) else x.sample for x in self._inputs(items, lang, extractor)),
+            language=lang,
+            types=self.types,
+            quantile=self.quantile,
+            top_k=self.top_k,
+            random_state=self.random_state,
+            settings=self.settings(extractor, lang),
+            spill_dir=self.spill_dir,
+        )
+
+    def settings(self, extractor: Any, language: str) -> dict[str, Any]:
+        """JSON-able record of how results were made: the probe's settings, model provenance,
+        grammar and library versions."""
+        grammar = grammar_info(language)
+        return {
+            "distance": self.distance,
+            "per_head": self.per_head,
+            "max_subwords": extractor.max_subwords,
+            "allow_parse_errors": self.allow_parse_errors,
+            "model": extractor.info.as_dict(),
+            "grammar": {"package": grammar.package, "version": grammar.package_version},
+            "versions": {
+                "codeprobe": __version__,
+                "numpy": np.__version__,
+                "tree-sitter": importlib.metadata.version("tree-sitter"),
+            },
+        }

@@ -1,0 +1,138 @@
+"""The probe module, its loss against a loop oracle, and the fit loop: determinism, early
+stopping, the divergence guard, vocabularies, and learning on synthetic vectors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import cosqa_functions
+from torch.nn import functional as F
+
+from codeprobe.probes.astprobe import (
+    UNKNOWN,
+    LabelVocab,
+    ProbeData,
+    ProbeDivergedError,
+    TrainConfig,
+    TupleBatch,
+    code_tuple,
+    evaluate,
+    fit,
+    predict,
+)
+from codeprobe.probes.astprobe.probe import ProbeModule, layout, loss_parts
+from codeprobe.probes.astprobe.vocab import UNKNOWN_ID
+
+
+def test_loss_matches_a_loop_oracle():
+    rng = np.random.default_rng(0)
+    lengths = np.array([4, 2, 6])
+    module = ProbeModule(8, 3, {"python": (5, 4)}, torch.Generator().manual_seed(1))
+    h = torch.tensor(rng.normal(size=(lengths.sum(), 8)), dtype=torch.float32)
+    d = torch.tensor(rng.integers(0, 3, lengths.sum() - 3), dtype=torch.float32)  # ties included
+    c = torch.tensor(rng.integers(0, 5, lengths.sum() - 3))
+    u = torch.tensor(rng.integers(0, 4, lengths.sum()))
+    lay = layout(lengths)
+    dhat, lc, lu = module(h, lay.split_index, "python")
+    parts = loss_parts(dhat, lc, lu, d, c, u, lay)
+
+    hinge, pairs, k, t, B = 0.0, 0, 0, 0, module.proj.detach()
+    want_dhat = []
+    for n in lengths:
+        proj = h[t : t + n] @ B
+        dh = [float(((proj[i + 1] - proj[i]) ** 2).sum()) for i in range(n - 1)]
+        want_dhat += dh
+        for i in range(n - 1):
+            for j in range(n - 1):
+                if d[k + i] > d[k + j]:
+                    hinge += max(0.0, 1 - (dh[i] - dh[j]))
+                    pairs += 1
+        k, t = k + n - 1, t + n
+    np.testing.assert_allclose(dhat.detach().numpy(), want_dhat, rtol=1e-5)
+    assert int(parts.d_count) == pairs
+    assert float(parts.d_sum) == pytest.approx(hinge, rel=1e-5)
+    known = c != UNKNOWN_ID
+    want_c = F.cross_entropy(lc[known], c[known]).item()
+    want_u = F.cross_entropy(lu[u != UNKNOWN_ID], u[u != UNKNOWN_ID]).item()
+    assert float(parts.total()) == pytest.approx(hinge / pairs + want_c + want_u, rel=1e-5)
+    gram = B.T @ B
+    assert float(module.orthogonality()) == pytest.approx(float(((gram - torch.eye(3)) ** 2).sum()))
+
+
+def test_vocabulary_is_built_from_training_only():
+    vocab = LabelVocab.build([["a", "b", "a"], ["c"]])
+    assert vocab.labels == (UNKNOWN, "a", "b", "c")
+    assert vocab.encode(["c", "zzz", "a"]).tolist() == [3, UNKNOWN_ID, 1]
+    with pytest.raises(ValueError):
+        LabelVocab(("a",))
+
+
+def _synthetic(tuples, seed, hidden=24):
+    """Vectors whose consecutive differences have squared norm ~ gold d: a probe can learn it."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for t in tuples:
+        steps = rng.normal(size=(t.n_tokens - 1, hidden))
+        steps *= (np.sqrt(t.d) / np.linalg.norm(steps, axis=1))[:, None]
+        out.append(np.vstack([np.zeros((1, hidden)), np.cumsum(steps, axis=0)]))
+    return np.concatenate(out).astype(np.float16)
+
+
+@pytest.fixture(scope="module")
+def synthetic_splits():
+    tuples = [code_tuple(code, "python") for _, code in cosqa_functions()[:160]]
+    parts = tuples[:100], tuples[100:130], tuples[130:]
+    data = [ProbeData(_synthetic(p, k), TupleBatch.from_tuples(p), "python") for k, p in enumerate(parts)]
+    vocabs = {"python": (LabelVocab.build(t.c for t in parts[0]), LabelVocab.build(t.u for t in parts[0]))}
+    return data, vocabs
+
+
+def test_fit_is_deterministic_and_learns(synthetic_splits):
+    (train, valid, test), vocabs = synthetic_splits
+    config = TrainConfig(lr=1e-2, max_epochs=6)
+    a = fit(train, valid, vocabs, rank=24, config=config, random_state=3)
+    b = fit(train, valid, vocabs, rank=24, config=config, random_state=3)
+    for key, value in a.module.state_dict().items():
+        assert torch.equal(value, b.module.state_dict()[key])
+    assert a.history == b.history
+    c = fit(train, valid, vocabs, rank=24, config=config, random_state=4)
+    assert not torch.equal(a.module.proj, c.module.proj)
+
+    losses = [r.valid_loss for r in a.history]
+    assert losses[-1] < losses[0]
+    scores = evaluate(a.module, test, vocabs["python"])
+    assert scores.d_pairs > 0.7
+    # Better than random splits with the gold labels' chance of being right.
+    assert scores.f1 > 0.15
+    pred = predict(a.module, test, vocabs["python"])
+    assert pred.tuples.d.shape == test.gold.d.shape and pred.acc_c == pytest.approx(scores.acc_c)
+
+
+def test_early_stopping_keeps_the_best_checkpoint(synthetic_splits):
+    (train, valid, _), vocabs = synthetic_splits
+    result = fit(train, valid, vocabs, rank=8, config=TrainConfig(lr=0.0, max_epochs=20, patience=3))
+    # lr 0: nothing improves after epoch 1, so 1 + 3 epochs run and epoch 1 is kept.
+    assert len(result.history) == 4 and result.best_epoch == 1
+
+
+def test_divergence_is_rolled_back_or_reported(synthetic_splits):
+    (train, valid, test), vocabs = synthetic_splits
+    wild = fit(train, valid, vocabs, rank=8, config=TrainConfig(lr=50.0, max_epochs=4, patience=4))
+    assert wild.rollbacks  # a huge step blows the orthogonality penalty up
+    assert all(math.isfinite(float(p.abs().sum())) for p in wild.module.parameters())
+    broken = ProbeData(np.full(train.vectors.shape, np.nan, np.float16), train.gold, "python")
+    with pytest.raises(ProbeDivergedError):
+        fit(broken, broken, vocabs, rank=8, config=TrainConfig(max_epochs=2, patience=2))
+
+
+def test_unknown_gold_labels_are_never_right(synthetic_splits):
+    (train, _, _), _ = synthetic_splits
+    tiny = {"python": (LabelVocab.build([["block"]]), LabelVocab.build([[]]))}
+    result = fit(train, train, tiny, rank=4, config=TrainConfig(max_epochs=1))
+    pred = predict(result.module, train, tiny["python"])
+    gold_c = np.array(train.gold.c_names)[train.gold.c]
+    assert pred.acc_c <= float(np.mean(gold_c == "block")) + 1e-12
+    assert pred.acc_u == 0.0

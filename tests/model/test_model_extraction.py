@@ -1,0 +1,212 @@
+"""Extraction against the batch-1 loop oracle on tiny random-weight models of every supported
+family (RoBERTa/CodeBERT, T5/CodeT5 encoder, GPT-2, Llama) and on the real default model."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import pytest
+import torch
+from conftest import cosqa_functions
+from model_oracle import CODE_WITH_TRAPS, oracle_extract
+from tiny_models import tiny_loaded
+
+from codeprobe.errors import AlignmentError, InputError, ModelLoadError
+from codeprobe.model import Extractor, Snippet, load_model
+from codeprobe.syntax import parse
+
+ATOL = 1e-5
+
+
+def snippet(i, code):
+    return Snippet.from_tokens(i, code, parse(code, "python").tokens())
+
+
+@lru_cache(maxsize=None)
+def sample(n: int = 6) -> tuple[Snippet, ...]:
+    """The trap snippet plus real functions of varied length (so batches need padding)."""
+    codes = sorted((code for _, code in cosqa_functions()[:60]), key=len)
+    picks = [codes[0], codes[len(codes) // 3], codes[-8], codes[len(codes) // 2], codes[5]][: n - 1]
+    return tuple(snippet(i, c) for i, c in enumerate([CODE_WITH_TRAPS, *picks]))
+
+
+@lru_cache(maxsize=None)
+def default_model():
+    return load_model(device="cpu")
+
+
+def check_against_oracle(loaded, snippets, results, **oracle_kw):
+    assert [r.id for r in results] == [s.id for s in snippets]
+    for s, r in zip(snippets, results):
+        o = oracle_extract(loaded, s.code, s.token_starts, s.token_ends, **oracle_kw)
+        assert r.tokens.tolist() == o.tokens
+        assert r.status == ("truncated" if o.truncated else "ok")
+        assert r.attention.dtype == np.float32 and r.vectors.dtype == np.float32
+        np.testing.assert_allclose(r.attention, o.attention, rtol=0, atol=ATOL)
+        np.testing.assert_allclose(r.vectors, o.vectors, rtol=0, atol=ATOL)
+
+
+@pytest.mark.parametrize("kind", ["codebert", "codet5", "gpt2", "llama"])
+def test_matches_oracle_with_padding(kind):
+    loaded = tiny_loaded(kind)
+    results = list(Extractor(loaded, batch_size=4).extract(sample()))
+    info = loaded.info
+    k = len(results[1].tokens)
+    assert results[1].attention.shape == (info.n_layers, k, k)
+    assert results[1].vectors.shape == (info.n_layers + 1, k, info.hidden_size)
+    check_against_oracle(loaded, sample(), results)
+
+
+@pytest.mark.parametrize("kind", ["codebert", "gpt2"])
+def test_per_head_matches_oracle_and_mean(kind):
+    loaded = tiny_loaded(kind)
+    heads = list(Extractor(loaded, batch_size=3, heads="all").extract(sample(4)))
+    mean = list(Extractor(loaded, batch_size=3).extract(sample(4)))
+    for h, m in zip(heads, mean):
+        assert h.attention.shape[:2] == (loaded.info.n_layers, loaded.info.n_heads)
+        np.testing.assert_allclose(h.attention.mean(1), m.attention, atol=ATOL)
+    check_against_oracle(loaded, sample(4), heads, per_head=True)
+
+
+@pytest.mark.parametrize("kind", ["codebert", "llama"])
+def test_batch_size_does_not_change_results(kind):
+    ex1 = Extractor(tiny_loaded(kind), batch_size=1)
+    ex5 = Extractor(tiny_loaded(kind), batch_size=5)
+    for a, b in zip(ex1.extract(sample()), ex5.extract(sample())):
+        np.testing.assert_allclose(a.attention, b.attention, atol=ATOL)
+        np.testing.assert_allclose(a.vectors, b.vectors, atol=ATOL)
+
+
+def test_truncation_cuts_at_a_token_boundary():
+    loaded = tiny_loaded("codebert")
+    results = list(Extractor(loaded, batch_size=3, max_subwords=40).extract(sample()))
+    assert {r.status for r in results} == {"ok", "truncated"}
+    full = {r.id: r for r in Extractor(loaded, batch_size=3).extract(sample())}
+    for r in results:
+        assert r.n_subwords_used + 2 <= 40
+        f = full[r.id]
+        # kept tokens are a prefix of the untruncated ones; the counts add up
+        assert r.tokens.tolist() == f.tokens.tolist()[: len(r.tokens)]
+        assert r.n_tokens_truncated == len(f.tokens) - len(r.tokens)
+        assert (r.n_subwords, r.n_shared_subwords) == (f.n_subwords, f.n_shared_subwords)
+    check_against_oracle(loaded, sample(), results, max_subwords=40)
+
+
+def test_skip_policy_keeps_order_and_marks_skipped():
+    loaded = tiny_loaded("gpt2")
+    results = list(Extractor(loaded, batch_size=2, max_subwords=60, length_policy="skip").extract(sample()))
+    assert [r.id for r in results] == [s.id for s in sample()]
+    skipped = [r for r in results if r.status == "skipped"]
+    assert skipped and len(skipped) < len(results)
+    for r in skipped:
+        assert r.attention is None and r.vectors is None and r.n_subwords > 58
+    check_against_oracle(loaded, [s for s, r in zip(sample(), results) if r.status == "ok"],
+                         [r for r in results if r.status == "ok"])
+
+
+def test_unixcoder_mode_prefix_and_positions():
+    loaded = tiny_loaded("unixcoder")
+    assert loaded.info.max_subwords == 1024
+    assert loaded.info.input_template == "<s> <encoder-only> </s> {code} </s>"
+    results = list(Extractor(loaded, batch_size=3).extract(sample(3)))
+    check_against_oracle(loaded, sample(3), results, unixcoder=True)
+
+
+def test_default_model_matches_oracle():
+    """The real pretrained default (MiniLM: uncased WordPiece, a text model)."""
+    loaded = default_model()
+    snippets = sample(4)
+    results = list(Extractor(loaded, batch_size=3).extract(snippets))
+    check_against_oracle(loaded, snippets, results)
+    one = list(Extractor(loaded, batch_size=1).extract(snippets))
+    for a, b in zip(results, one):
+        np.testing.assert_allclose(a.attention, b.attention, atol=ATOL)
+        np.testing.assert_allclose(a.vectors, b.vectors, atol=ATOL)
+    # a pretrained model's attention rows over code tokens (specials dropped) sum to < 1
+    sums = results[1].attention.sum(-1)
+    assert np.all(sums > 0) and np.all(sums <= 1 + 1e-5)
+
+
+def test_code_that_looks_like_special_tokens_is_text():
+    loaded = tiny_loaded("codebert")
+    s = snippet("trap", "x = '</s><s>'\n")
+    r = next(Extractor(loaded).extract([s]))
+    assert r.n_tokens_without_subword == 0 and len(r.tokens) == len(s.token_starts)
+
+
+def test_outputs_can_be_switched_off():
+    loaded = tiny_loaded("codet5")
+    only_vec = next(Extractor(loaded, attention=False).extract(sample(1)))
+    only_att = next(Extractor(loaded, vectors=False).extract(sample(1)))
+    both = next(Extractor(loaded).extract(sample(1)))
+    assert only_vec.attention is None and only_att.vectors is None
+    np.testing.assert_allclose(only_vec.vectors, both.vectors, atol=ATOL)
+    np.testing.assert_allclose(only_att.attention, both.attention, atol=ATOL)
+
+
+def test_snippet_without_tokens_gives_empty_arrays():
+    loaded = tiny_loaded("llama")
+    s = snippet("comment", "# only a comment\n")
+    assert len(s.token_starts) == 0
+    r, after = list(Extractor(loaded, heads="all").extract([s, sample(1)[0]]))
+    assert r.status == "ok" and r.tokens.shape == (0,)
+    assert r.attention.shape == (2, 4, 0, 0) and r.vectors.shape == (3, 0, 64)
+    assert r.n_unmatched_subwords > 0 and after.attention.shape[-1] > 0
+
+
+def test_extraction_is_lazy():
+    def snippets():
+        yield from sample(2)
+        raise RuntimeError("read past the first batch")
+
+    it = Extractor(tiny_loaded("codebert"), batch_size=2).extract(snippets())
+    assert [next(it).id, next(it).id] == [0, 1]
+    with pytest.raises(RuntimeError, match="first batch"):
+        next(it)
+    # inference mode is confined to the batch, not leaked into the caller between items
+    assert not torch.is_inference_mode_enabled()
+
+
+def test_attention_rows_are_checked():
+    loaded = load_model(str(tiny_loaded("codebert").info.path), device="cpu")
+    attn = [m for m in loaded.model.modules() if type(m).__name__ == "RobertaSelfAttention"]
+    for m in attn:  # halve the weights: rows no longer sum to 1
+        m.register_forward_hook(lambda mod, args, out: (out[0], out[1] * 0.5))
+    with pytest.raises(ModelLoadError, match="sum to 1"):
+        list(Extractor(loaded).extract(sample(1)))
+    assert len(list(Extractor(loaded, check_attention=False).extract(sample(1)))) == 1
+
+
+def test_bfloat16_is_close_to_float32():
+    folder = tiny_loaded("codebert").info.path
+    r16 = next(Extractor(folder, dtype="bfloat16", device="cpu").extract(sample(1)))
+    r32 = next(Extractor(tiny_loaded("codebert")).extract(sample(1)))
+    assert r16.attention.dtype == np.float32
+    np.testing.assert_allclose(r16.attention, r32.attention, atol=2e-2)
+    np.testing.assert_allclose(r16.vectors, r32.vectors, atol=0.15)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"length_policy": "window"}, "window"),
+        ({"length_policy": "cut"}, "length_policy"),
+        ({"heads": "max"}, "heads"),
+        ({"attention": False, "vectors": False}, "nothing"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"max_subwords": 2}, "room"),
+        ({"dtype": "float16"}, "already loaded"),
+    ],
+)
+def test_bad_settings(kwargs, match):
+    with pytest.raises(InputError, match=match):
+        Extractor(tiny_loaded("codebert"), **kwargs)
+
+
+def test_bad_inputs():
+    ex = Extractor(tiny_loaded("codebert"))
+    with pytest.raises(InputError, match="Snippet"):
+        list(ex.extract(["def f(): pass"]))
+    with pytest.raises(AlignmentError):
+        list(ex.extract([Snippet("x", "ab", np.array([0]), np.array([5]))]))
