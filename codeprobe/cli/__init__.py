@@ -31,12 +31,11 @@ def main(verbose: int) -> None:
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
 
 
-from codeprobe.cli.parse import parse_command  # noqa: E402  (subcommands register below)
-
-main.add_command(parse_command)
-from codeprobe.cli.run import run_command  # noqa: E402
-
-main.add_command(run_command)
+# Subcommands, one module each.
 from codeprobe.cli.astprobe import astprobe_group  # noqa: E402
+from codeprobe.cli.cat import cat_command  # noqa: E402
+from codeprobe.cli.parse import parse_command  # noqa: E402
+from codeprobe.cli.run import report_command, run_command  # noqa: E402
 
-main.add_command(astprobe_group)
+for _command in (parse_command, cat_command, astprobe_group, run_command, report_command):
+    main.add_command(_command)

@@ -43,8 +43,9 @@ def astprobe_group() -> None:
 @click.option("--cache-dir", default=None, help="Token-vector cache root (default: ~/.cache/codeprobe).")
 @click.option("--device", default=None, help="Where the model runs (default: CUDA if available).")
 @click.option("--batch-size", type=int, default=16, show_default=True, help="Snippets per model forward pass.")
+@click.option("--threads", type=int, default=None, help="torch CPU threads while training probes (default: torch's).")
 def train_command(dataset, language, model, layers, rank, ranks, out_dir, n_snippets, no_baselines,
-                  epochs, seed, cache_dir, device, batch_size):
+                  epochs, seed, cache_dir, device, batch_size, threads):
     """Train a probe per layer; write OUT/summary.json, tables, plots and the probes."""
     from codeprobe.probes.astprobe.runner import run_experiment
     from codeprobe.probes.astprobe.training import TrainConfig
@@ -52,7 +53,7 @@ def train_command(dataset, language, model, layers, rank, ranks, out_dir, n_snip
     summary = run_experiment(
         dataset, language, out_dir, model=model, layers=_int_list(layers), rank=rank,
         ranks=_int_list(ranks), n_snippets=n_snippets, baselines=not no_baselines, seed=seed,
-        config=TrainConfig(max_epochs=epochs), cache_dir=cache_dir, device=device,
+        config=TrainConfig(max_epochs=epochs, threads=threads), cache_dir=cache_dir, device=device,
         batch_size=batch_size,
     )
     for row in summary["layers"]:

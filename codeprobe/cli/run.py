@@ -1,27 +1,40 @@
-"""`codeprobe run`: the main job."""
+"""`codeprobe run`: the main job, and `codeprobe report`: render or compare finished runs."""
 
 from __future__ import annotations
 
-from importlib.resources import files
+from pathlib import Path
 
 import click
 
-from codeprobe.syntax import ast_distance, parse, uast_distance
-
 
 @click.command("run")
-def run_command() -> None:
-    """Run the main job: parse the bundled example and print its token distances."""
-    example = files("codeprobe.examples").joinpath("maximum.py")
-    code = example.read_text(encoding="utf-8")
-    tree = parse(code, "python", strict=True)
-    tokens = tree.tokens()
-    click.echo(f"# {example.name}: {len(tokens)} tokens ({tree.grammar.package} {tree.grammar.package_version})")
-    click.echo(code.rstrip())
-    labels = [f"{k}:{t}" for k, t in enumerate(tokens.texts)]
-    for title, matrix in (("AST distance", ast_distance(tokens)), ("U-AST distance", uast_distance(tokens))):
-        click.echo(f"\n{title}")
-        width = max(len(label) for label in labels)
-        click.echo(" " * width + " " + " ".join(f"{k:>2}" for k in range(len(labels))))
-        for label, row in zip(labels, matrix):
-            click.echo(f"{label:>{width}} " + " ".join(f"{d:>2}" for d in row))
+@click.option("--out", "out_dir", default="runs/main", show_default=True, type=click.Path(file_okay=False),
+              help="Run folder (rerunning into the same folder resumes and reuses finished work).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True),
+              help="A RunConfig JSON file (default: the main job's settings).")
+def run_command(out_dir: str, config_path: str | None) -> None:
+    """Run the main job: CAT-probing and AST-Probe of the packaged default model (a text model,
+    all-MiniLM-L6-v2) on Python standard-library functions, with baselines and a report."""
+    from flows.config import RunConfig
+    from flows.probing import main_job
+
+    config = RunConfig.read(config_path) if config_path else None
+    report = main_job(out_dir, config)
+    click.echo(f"report: {report}")
+
+
+@click.command("report")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True))
+@click.option("--out", "out_path", type=click.Path(dir_okay=False),
+              help="Where to write the report (default: RUN/report.md for one run, ./comparison.md for several).")
+def report_command(runs: tuple[str, ...], out_path: str | None) -> None:
+    """Render the report of a finished run, or compare several (one curve per model and run)."""
+    from flows.report import render_report
+
+    paths = [Path(r) for r in runs]
+    default = paths[0] / "report.md" if len(paths) == 1 else Path("comparison.md")
+    try:
+        out = render_report(paths, Path(out_path) if out_path else default)
+    except FileNotFoundError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"report: {out}")

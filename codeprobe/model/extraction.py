@@ -64,11 +64,12 @@ class SnippetResult:
         vectors: float32 (n_layers + 1, k, hidden), index l = `hidden_states[l]` (0 = embeddings,
             the last one as the model returns it, e.g. after a final layer norm). None when not
             requested or skipped.
-        n_subwords: content subwords of the whole snippet (not special, empty or whitespace).
-        n_subwords_used: subwords fed to the model, specials excluded.
+        n_subwords: subwords of the whole snippet, specials excluded (whitespace ones included).
+        n_subwords_used: subwords fed to the model, specials excluded (0 when skipped).
         n_unmatched_subwords, n_tokens_without_subword, n_shared_subwords: alignment counts of
             the whole (untruncated) snippet; see `Alignment`.
-        n_tokens_truncated: tokens that had subwords but fell past the truncation point.
+        n_tokens_truncated: tokens that had subwords but fell past the truncation point (0 unless
+            truncated).
     """
 
     id: Hashable
@@ -90,7 +91,8 @@ class _Prepared:
 
     snippet: Snippet
     alignment: Alignment
-    ids: list[int]  # content subword ids kept (specials not included)
+    n_subwords: int  # subwords of the whole snippet, specials excluded
+    ids: list[int]  # subword ids fed to the model, specials excluded
     rows: np.ndarray  # kept-token rows of `alignment` whose subwords all fit
     status: str
 
@@ -102,26 +104,32 @@ class _Prepared:
             tokens=al.tokens[self.rows],
             attention=attention,
             vectors=vectors,
-            n_subwords=al.n_content_subwords,
+            n_subwords=self.n_subwords,
             n_subwords_used=len(self.ids),
             n_unmatched_subwords=al.n_unmatched_subwords,
             n_tokens_without_subword=al.n_tokens_without_subword,
             n_shared_subwords=al.n_shared_subwords,
-            n_tokens_truncated=al.n_kept - int(self.rows.shape[0]),
+            n_tokens_truncated=al.n_kept - int(self.rows.shape[0]) if self.status == "truncated" else 0,
         )
 
 
 class _AttentionPooler:
     """Forward hooks that pool each layer's attention as soon as the layer has run."""
 
-    def __init__(self, model: torch.nn.Module, per_head: bool, check: bool, tol: float):
+    def __init__(
+        self,
+        modules: list[tuple[torch.nn.Module, int]],
+        pool: torch.Tensor,
+        key_mask: torch.Tensor,
+        per_head: bool,
+        check: bool,
+        tol: float,
+    ):
         self.per_head, self.check, self.tol = per_head, check, tol
+        self.pool = pool  # (B, k_max, n) float32: W of the batch
+        self.key_mask = key_mask  # (B, n, 1) float32: 1 on real positions
         self.pooled: list[torch.Tensor] = []
-        self.pool: torch.Tensor | None = None  # (B, k_max, n) W of the batch
-        self.key_mask: torch.Tensor | None = None  # (B, n, 1) float, 1 on real positions
-        self.handles = [m.register_forward_hook(self._make_hook(i)) for m, i in _attention_modules(model)]
-        if not self.handles:
-            raise ModelLoadError(f"{type(model).__name__}: found no attention modules to hook")
+        self.handles = [m.register_forward_hook(self._make_hook(i)) for m, i in modules]
 
     def _make_hook(self, index: int):
         def hook(module: torch.nn.Module, args: Any, output: Any) -> None:
@@ -260,6 +268,12 @@ class Extractor:
         self.length_policy = length_policy
         self.max_subwords = limit
         self.check_attention = check_attention
+        self._attention_modules = _attention_modules(self.loaded.model) if attention else []
+        if attention and len(self._attention_modules) != info.n_layers:
+            raise ModelLoadError(
+                f"{info.architecture}: found {len(self._attention_modules)} attention modules for "
+                f"{info.n_layers} layers"
+            )
 
     @property
     def info(self):
@@ -299,15 +313,15 @@ class Extractor:
         out = []
         for s, ids, offsets in zip(chunk, enc["input_ids"], enc["offset_mapping"]):
             al = align(s.code, np.asarray(offsets, dtype=np.int64), s.token_starts, s.token_ends)
-            status, rows = "ok", np.arange(al.n_kept)
-            if len(ids) > budget:
+            status, rows, n_full = "ok", np.arange(al.n_kept), len(ids)
+            if n_full > budget:
                 if self.length_policy == "skip":
-                    out.append(_Prepared(s, al, [], rows[:0], "skipped"))
+                    out.append(_Prepared(s, al, n_full, [], rows[:0], "skipped"))
                     continue
                 cut = token_boundary_cut(al, budget)
                 ids, status = ids[:cut], "truncated"
                 rows = np.flatnonzero(al.last_subword < cut)
-            out.append(_Prepared(s, al, ids, rows, status))
+            out.append(_Prepared(s, al, n_full, ids, rows, status))
         return out
 
     def _run(self, chunk: Sequence[Snippet]) -> list[SnippetResult]:
@@ -357,10 +371,11 @@ class Extractor:
         w = torch.from_numpy(pool).to(device)
         pooler = None
         if self.attention:
-            half = lm.info.dtype != "float32"
-            pooler = _AttentionPooler(lm.model, self.heads == "all", self.check_attention, 5e-2 if half else 1e-3)
-            pooler.pool = w
-            pooler.key_mask = torch.from_numpy(mask).to(device=device, dtype=torch.float32)[:, :, None]
+            key_mask = torch.from_numpy(mask).to(device=device, dtype=torch.float32)[:, :, None]
+            tol = 1e-3 if lm.info.dtype == "float32" else 5e-2  # half precision rounds each weight
+            pooler = _AttentionPooler(
+                self._attention_modules, w, key_mask, self.heads == "all", self.check_attention, tol
+            )
         try:
             out = lm.model(
                 input_ids=torch.from_numpy(input_ids).to(device),

@@ -144,7 +144,7 @@ def subword_attention(loaded, code, spans, max_subwords):
     subwords belong to none; a leaf with no subword is dropped. Input longer than max_subwords
     (specials included) is cut at the largest position that splits no kept leaf.
     Returns (kept leaf indices, members: list of subword positions in the model input per kept
-    leaf, attention float64 (L, H, m, m) of the whole framed input).
+    leaf, attention float32 (L, H, m, m) of the whole framed input, as the model returns it).
     """
     import torch
 
@@ -166,7 +166,7 @@ def subword_attention(loaded, code, spans, max_subwords):
     inputs = torch.tensor([list(loaded.prefix_ids) + list(ids) + list(loaded.suffix_ids)])
     with torch.no_grad():
         out = loaded.model(input_ids=inputs, output_attentions=True, return_dict=True)
-    attention = np.stack([a[0].double().numpy() for a in out.attentions])
+    attention = np.stack([a[0].float().numpy() for a in out.attentions])
     return kept, members, attention
 
 

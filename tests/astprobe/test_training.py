@@ -25,6 +25,9 @@ from codeprobe.probes.astprobe import (
 )
 from codeprobe.probes.astprobe.probe import ProbeModule, layout, loss_parts
 from codeprobe.probes.astprobe.vocab import UNKNOWN_ID
+from tiny_model import one_thread  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_loss_matches_a_loop_oracle():
@@ -53,13 +56,13 @@ def test_loss_matches_a_loop_oracle():
         k, t = k + n - 1, t + n
     np.testing.assert_allclose(dhat.detach().numpy(), want_dhat, rtol=1e-5)
     assert int(parts.d_count) == pairs
-    assert float(parts.d_sum) == pytest.approx(hinge, rel=1e-5)
+    assert float(parts.d_sum.detach()) == pytest.approx(hinge, rel=1e-5)
     known = c != UNKNOWN_ID
     want_c = F.cross_entropy(lc[known], c[known]).item()
     want_u = F.cross_entropy(lu[u != UNKNOWN_ID], u[u != UNKNOWN_ID]).item()
-    assert float(parts.total()) == pytest.approx(hinge / pairs + want_c + want_u, rel=1e-5)
+    assert float(parts.total().detach()) == pytest.approx(hinge / pairs + want_c + want_u, rel=1e-5)
     gram = B.T @ B
-    assert float(module.orthogonality()) == pytest.approx(float(((gram - torch.eye(3)) ** 2).sum()))
+    assert float(module.orthogonality().detach()) == pytest.approx(float(((gram - torch.eye(3)) ** 2).sum()))
 
 
 def test_vocabulary_is_built_from_training_only():
@@ -70,35 +73,42 @@ def test_vocabulary_is_built_from_training_only():
         LabelVocab(("a",))
 
 
-def _synthetic(tuples, seed, hidden=24):
-    """Vectors whose consecutive differences have squared norm ~ gold d: a probe can learn it."""
+def _synthetic(tuples, seed, labels, hidden=24):
+    """Vectors a rank-`hidden + len(labels)` probe can read the tuples from: consecutive
+    differences of squared norm d_i + 1 (a random direction scaled by sqrt(d_i), plus a one-hot
+    of c_i in the label dimensions)."""
     rng = np.random.default_rng(seed)
     out = []
     for t in tuples:
         steps = rng.normal(size=(t.n_tokens - 1, hidden))
         steps *= (np.sqrt(t.d) / np.linalg.norm(steps, axis=1))[:, None]
-        out.append(np.vstack([np.zeros((1, hidden)), np.cumsum(steps, axis=0)]))
-    return np.concatenate(out).astype(np.float16)
+        onehot = np.zeros((t.n_tokens - 1, len(labels)))
+        onehot[np.arange(t.n_tokens - 1), [labels.get(c, 0) for c in t.c]] = 1.0
+        steps = np.hstack([steps, onehot])
+        out.append(np.vstack([np.zeros((1, steps.shape[1])), np.cumsum(steps, axis=0)]))
+    return np.concatenate(out).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
 def synthetic_splits():
     tuples = [code_tuple(code, "python") for _, code in cosqa_functions()[:160]]
     parts = tuples[:100], tuples[100:130], tuples[130:]
-    data = [ProbeData(_synthetic(p, k), TupleBatch.from_tuples(p), "python") for k, p in enumerate(parts)]
+    labels = {c: k for k, c in enumerate(sorted({c for t in tuples for c in t.c}))}
+    data = [ProbeData(_synthetic(p, k, labels), TupleBatch.from_tuples(p), "python") for k, p in enumerate(parts)]
     vocabs = {"python": (LabelVocab.build(t.c for t in parts[0]), LabelVocab.build(t.u for t in parts[0]))}
     return data, vocabs
 
 
 def test_fit_is_deterministic_and_learns(synthetic_splits):
     (train, valid, test), vocabs = synthetic_splits
-    config = TrainConfig(lr=1e-2, max_epochs=6)
-    a = fit(train, valid, vocabs, rank=24, config=config, random_state=3)
-    b = fit(train, valid, vocabs, rank=24, config=config, random_state=3)
+    config = TrainConfig(lr=1e-2, max_epochs=8)
+    rank = train.hidden
+    a = fit(train, valid, vocabs, rank=rank, config=config, random_state=3)
+    b = fit(train, valid, vocabs, rank=rank, config=config, random_state=3)
     for key, value in a.module.state_dict().items():
         assert torch.equal(value, b.module.state_dict()[key])
     assert a.history == b.history
-    c = fit(train, valid, vocabs, rank=24, config=config, random_state=4)
+    c = fit(train, valid, vocabs, rank=rank, config=TrainConfig(max_epochs=1), random_state=4)
     assert not torch.equal(a.module.proj, c.module.proj)
 
     losses = [r.valid_loss for r in a.history]
@@ -122,7 +132,7 @@ def test_divergence_is_rolled_back_or_reported(synthetic_splits):
     (train, valid, test), vocabs = synthetic_splits
     wild = fit(train, valid, vocabs, rank=8, config=TrainConfig(lr=50.0, max_epochs=4, patience=4))
     assert wild.rollbacks  # a huge step blows the orthogonality penalty up
-    assert all(math.isfinite(float(p.abs().sum())) for p in wild.module.parameters())
+    assert all(math.isfinite(float(p.detach().abs().sum())) for p in wild.module.parameters())
     broken = ProbeData(np.full(train.vectors.shape, np.nan, np.float16), train.gold, "python")
     with pytest.raises(ProbeDivergedError):
         fit(broken, broken, vocabs, rank=8, config=TrainConfig(max_epochs=2, patience=2))

@@ -35,3 +35,13 @@ def tiny_model(tiny_model_dir):
     from codeprobe.model import load_model
 
     return load_model(str(tiny_model_dir), device="cpu")
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test on one torch thread: these tensors are tiny, and OpenMP's spinning threads
+    only slow them down when other processes share the cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

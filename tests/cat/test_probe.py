@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from cat_fixtures import java_snippets, python_snippets, tiny_bert, tiny_bert_dir, tiny_roberta, tiny_roberta_dir  # noqa: F401
+from cat_models import tiny_model
+from conftest import cosqa_functions, java_methods
 
 from codeprobe.errors import InputError
 from codeprobe.probes.cat import MEAN_HEAD, PAPER_TYPES
@@ -13,7 +14,7 @@ from codeprobe.probes.cat.probe import CATProbe
 from codeprobe.reference import cat as cat_oracle
 from codeprobe.syntax import parse
 
-SNIPPETS = {"python": python_snippets(6), "java": java_snippets(6)}
+SNIPPETS = {"python": cosqa_functions()[:6], "java": java_methods(6)}
 
 
 def oracle_run(loaded, language, snippets, types, *, uast=True, max_subwords=256, top_k=8):
@@ -48,14 +49,14 @@ def oracle_run(loaded, language, snippets, types, *, uast=True, max_subwords=256
 @pytest.mark.parametrize(
     "language,types,distance,model",
     [
-        ("python", "paper", "uast", "tiny_roberta"),
-        ("java", "topk", "uast", "tiny_roberta"),
-        ("python", "all", "ast", "tiny_bert"),
-        ("java", "paper", "uast", "tiny_bert"),
+        ("python", "paper", "uast", "roberta"),
+        ("java", "topk", "uast", "roberta"),
+        ("python", "all", "ast", "bert"),
+        ("java", "paper", "uast", "bert"),
     ],
 )
-def test_probe_matches_reference(request, language, types, distance, model):
-    loaded = request.getfixturevalue(model)
+def test_probe_matches_reference(language, types, distance, model):
+    loaded = tiny_model(model)
     snippets = SNIPPETS[language]
     probe = CATProbe(types=types, distance=distance)
     result = probe.score(snippets, loaded, language)
@@ -76,7 +77,8 @@ def test_probe_matches_reference(request, language, types, distance, model):
     assert result.settings["grammar"]["package"] == f"tree-sitter-{language}"
 
 
-def test_per_head_rows_match_reference(tiny_roberta):
+def test_per_head_rows_match_reference():
+    tiny_roberta = tiny_model("roberta")
     snippets = SNIPPETS["python"][:3]
     result = CATProbe(types="all", per_head=True).score(snippets, tiny_roberta, "python")
     rows = result.samples
@@ -95,7 +97,8 @@ def test_per_head_rows_match_reference(tiny_roberta):
                 assert rows.score[sel][0] == pytest.approx(cat_oracle.cat_score(a, d), abs=1e-6)
 
 
-def test_truncation_and_skips(tiny_roberta):
+def test_truncation_and_skips():
+    tiny_roberta = tiny_model("roberta")
     long_code = "def f(x):\n" + "".join(f"    y{i} = x + {i}\n" for i in range(40)) + "    return x\n"
     snippets = [("long", long_code), ("broken", "def f(:\n  return"), ("empty", "   \n"), ("ok", "def g(a):\n    return a\n")]
     probe = CATProbe(types="paper", max_subwords=64)
@@ -110,7 +113,8 @@ def test_truncation_and_skips(tiny_roberta):
     np.testing.assert_allclose(got, [oracle[("long", layer)] for layer in range(3)], atol=1e-6)
 
 
-def test_input_errors(tiny_roberta):
+def test_input_errors():
+    tiny_roberta = tiny_model("roberta")
     with pytest.raises(InputError):
         CATProbe(types="paper").score(["x = 1"], tiny_roberta, "ruby")
     with pytest.raises(InputError):

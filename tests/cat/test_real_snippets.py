@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from cat_fixtures import java_snippets, python_snippets
+from conftest import cosqa_functions, java_methods
 
 from codeprobe.probes.cat import PAPER_TYPES, cat_scores
 from codeprobe.reference import cat as cat_oracle
@@ -14,7 +14,7 @@ from codeprobe.syntax import ast_distance, parse, uast_distance
 
 
 def real_snippets():
-    return [("python", c) for c in python_snippets(8)] + [("java", c) for c in java_snippets(8)]
+    return [("python", c) for c in cosqa_functions()[:8]] + [("java", c) for c in java_methods(8)]
 
 
 @pytest.mark.parametrize("language,snippet", real_snippets(), ids=lambda x: x if isinstance(x, str) else x[0])

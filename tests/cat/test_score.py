@@ -10,7 +10,7 @@ from hypothesis.extra import numpy as hnp
 
 from codeprobe.reference import cat as cat_oracle
 from codeprobe.errors import InputError
-from codeprobe.probes.cat import attention_thresholds, cat_scores
+from codeprobe.probes.cat import attention_thresholds, cat_scores, linear_quantile
 
 
 def test_hand_worked_example():
@@ -81,9 +81,11 @@ def test_matches_oracle_and_in_unit_interval(data, q):
 
 
 @settings(max_examples=150, deadline=None)
-@given(attention_and_distance(), st.sampled_from([0.6, 0.75, 0.9]))
-def test_decreasing_function_of_distance_scores_one(data, q):
-    _, d = data
+@given(st.integers(1, 12), st.integers(0, 2**32 - 1), st.sampled_from([0.6, 0.75, 0.9]))
+def test_decreasing_function_of_distance_scores_one(n, seed, q):
+    d = np.random.default_rng(seed).integers(0, 7, (n, n))
+    d = np.minimum(d, d.T)
+    np.fill_diagonal(d, 0)
     near = d < np.quantile(d.astype(float), 1 - q)
     assume(near.any())  # otherwise M_A is empty too: no union to score
     # A strictly decreasing function of D puts the same cells above its q-quantile as D puts
@@ -100,3 +102,11 @@ def test_consistent_permutation_leaves_score_unchanged(data, rnd):
     s = cat_scores(a, d)
     s_perm = cat_scores(a[..., perm[:, None], perm[None, :]], d[perm[:, None], perm[None, :]])
     np.testing.assert_array_equal(s, s_perm)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 60), st.floats(0.01, 0.99), st.booleans(), st.integers(0, 2**32 - 1))
+def test_linear_quantile_is_numpys(n, q, ties, seed):
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, 5, (3, n)) if ties else rng.random((3, n))  # ints: ties at the threshold
+    np.testing.assert_array_equal(linear_quantile(rows.copy(), q), np.quantile(rows, q, axis=-1))

@@ -80,17 +80,18 @@ def test_batch_size_does_not_change_results(kind):
 
 def test_truncation_cuts_at_a_token_boundary():
     loaded = tiny_loaded("codebert")
-    results = list(Extractor(loaded, batch_size=3, max_subwords=40).extract(sample()))
+    results = list(Extractor(loaded, batch_size=3, max_subwords=64).extract(sample()))
     assert {r.status for r in results} == {"ok", "truncated"}
     full = {r.id: r for r in Extractor(loaded, batch_size=3).extract(sample())}
     for r in results:
-        assert r.n_subwords_used + 2 <= 40
+        assert r.n_subwords_used + 2 <= 64
         f = full[r.id]
         # kept tokens are a prefix of the untruncated ones; the counts add up
         assert r.tokens.tolist() == f.tokens.tolist()[: len(r.tokens)]
         assert r.n_tokens_truncated == len(f.tokens) - len(r.tokens)
         assert (r.n_subwords, r.n_shared_subwords) == (f.n_subwords, f.n_shared_subwords)
-    check_against_oracle(loaded, sample(), results, max_subwords=40)
+        assert (r.status == "truncated") == (r.n_subwords_used < r.n_subwords)
+    check_against_oracle(loaded, sample(), results, max_subwords=64)
 
 
 def test_skip_policy_keeps_order_and_marks_skipped():
@@ -101,6 +102,7 @@ def test_skip_policy_keeps_order_and_marks_skipped():
     assert skipped and len(skipped) < len(results)
     for r in skipped:
         assert r.attention is None and r.vectors is None and r.n_subwords > 58
+        assert r.n_subwords_used == 0 and r.n_tokens_truncated == 0
     check_against_oracle(loaded, [s for s, r in zip(sample(), results) if r.status == "ok"],
                          [r for r in results if r.status == "ok"])
 

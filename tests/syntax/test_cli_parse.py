@@ -58,9 +58,3 @@ def test_parse_bad_input_exits_nonzero_with_one_line(tmp_path):
         assert result.exit_code != 0, args
         assert result.stdout == ""
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-
-
-def test_run_prints_the_bundled_example_distances():
-    result = invoke(["run"])
-    assert result.exit_code == 0, result.output
-    assert "U-AST distance" in result.stdout and "maximum" in result.stdout

@@ -46,7 +46,8 @@ class VectorCache:
 
     Attributes:
         path: its directory.
-        ids: ids of the snippets that have vectors, in storage order (skipped ones are absent).
+        ids: ids of the snippets that have vectors, in storage order (longest code first;
+            skipped ones are absent).
         lengths: int64 (len(ids),), tokens per stored snippet.
         skipped: ids the model could not take whole (too long, or a token without subwords).
         n_states: hidden-states layers stored (n_layers + 1; 0 = embeddings).
@@ -146,10 +147,13 @@ def _build(path: Path, items: Sequence[CacheItem], extractor: Extractor, key: st
     capacity = int(sum(len(it.token_starts) for it in items))
     files = [open(_layer_file(path, layer), "wb") for layer in range(n_states)]
     ids, lengths, skipped = [], [], []
+    # Longest first by characters: batches of similar lengths waste little on padding, and the
+    # cache's order (which `ids` records) need not be the input order.
+    ordered = sorted(items, key=lambda it: -len(it.code))
     try:
         snippets = (Snippet(it.id, it.code, np.asarray(it.token_starts, np.int64),
-                            np.asarray(it.token_ends, np.int64)) for it in items)
-        for item, result in zip(items, extractor.extract(snippets)):
+                            np.asarray(it.token_ends, np.int64)) for it in ordered)
+        for item, result in zip(ordered, extractor.extract(snippets)):
             n = len(item.token_starts)
             if result.status != "ok" or result.vectors is None or result.tokens.shape[0] != n:
                 skipped.append(item.id)

@@ -1,9 +1,10 @@
-"""The AST-Probe module and its loss, on flat token batches (no padding of the vectors).
+"""The AST-Probe module and its loss, on flat token batches (no padding anywhere).
 
 A batch holds the token vectors of several snippets back to back, (N, hidden). Consecutive
 differences are taken over the whole flat array and the ones that straddle two snippets are
-dropped by index; only the pairwise d loss needs a padded (B, L, L) layout, built by one
-scatter.
+dropped by index. The pairwise d loss runs over an explicit list of the (i, j) pairs inside each
+snippet, sum of L^2 over the batch, rather than a (B, L_max, L_max) block that one long snippet
+would inflate for the whole batch.
 """
 
 from __future__ import annotations
@@ -77,27 +78,28 @@ class ProbeModule(nn.Module):
 class BatchLayout:
     """Index arrays of one flat batch (see `layout`), as torch tensors."""
 
-    split_index: torch.Tensor  # long (M,): flat token index of each in-snippet pair
-    pad_row: torch.Tensor  # long (M,): snippet of each pair, for the padded d layout
-    pad_col: torch.Tensor  # long (M,): position of each pair in its snippet
-    n_snippets: int
-    width: int  # longest snippet's number of pairs
+    split_index: torch.Tensor  # long (M,): flat token index i of each in-snippet pair (i, i + 1)
+    pair_a: torch.Tensor  # long (P,): with pair_b, every ordered pair (a, b) of split points
+    pair_b: torch.Tensor  # long (P,): of one snippet, as indices into the M split points
 
 
 def layout(lengths: np.ndarray, device: torch.device | str = "cpu") -> BatchLayout:
     """Index arrays for a flat batch of snippets with `lengths` tokens each."""
     lengths = np.asarray(lengths, dtype=np.int64)
-    pairs = lengths - 1
+    m = lengths - 1  # split points per snippet
     starts = np.cumsum(lengths) - lengths
-    row = np.repeat(np.arange(lengths.size), pairs)
-    col = np.arange(int(pairs.sum())) - np.repeat(np.cumsum(pairs) - pairs, pairs)
+    row = np.repeat(np.arange(lengths.size), m)
+    col = np.arange(int(m.sum())) - np.repeat(np.cumsum(m) - m, m)
+    # All m_s^2 pairs of each snippet: k -> (k // m_s, k % m_s), offset to the snippet's points.
+    sq = m * m
+    k = np.arange(int(sq.sum())) - np.repeat(np.cumsum(sq) - sq, sq)
+    width = np.repeat(m, sq)
+    first = np.repeat(np.cumsum(m) - m, sq)
     as_tensor = lambda a: torch.as_tensor(a, dtype=torch.long, device=device)  # noqa: E731
     return BatchLayout(
         split_index=as_tensor(starts[row] + col),
-        pad_row=as_tensor(row),
-        pad_col=as_tensor(col),
-        n_snippets=int(lengths.size),
-        width=int(pairs.max()) if lengths.size else 0,
+        pair_a=as_tensor(first + k // width),
+        pair_b=as_tensor(first + k % width),
     )
 
 
@@ -133,16 +135,9 @@ def loss_parts(
     L_d: relu(1 - (dhat_i - dhat_j)) over all pairs (i, j) of one snippet with gold d_i > d_j
     (ties ignored). L_c, L_u: cross-entropy; targets equal to `<unk>` are ignored.
     """
-    shape = (batch.n_snippets, batch.width)
-    pred = dhat.new_zeros(shape).index_put((batch.pad_row, batch.pad_col), dhat)
-    gold = d_gold.new_full(shape, -np.inf).index_put((batch.pad_row, batch.pad_col), d_gold)
-    # Padding holds -inf gold: never the larger of a pair, and the smaller only of real ones
-    # with gold > -inf, which a padded column must not be: mask those columns out.
-    valid = torch.zeros(shape, dtype=torch.bool, device=dhat.device)
-    valid[batch.pad_row, batch.pad_col] = True
-    ordered = (gold[:, :, None] > gold[:, None, :]) & valid[:, :, None] & valid[:, None, :]
-    hinge = F.relu(1.0 - (pred[:, :, None] - pred[:, None, :]))
-    d_sum = (hinge * ordered).sum()
+    ordered = d_gold[batch.pair_a] > d_gold[batch.pair_b]
+    a, b = batch.pair_a[ordered], batch.pair_b[ordered]
+    d_sum = F.relu(1.0 - (dhat[a] - dhat[b])).sum()
     c_known = c_gold != UNKNOWN_ID
     u_known = u_gold != UNKNOWN_ID
     c_sum = F.cross_entropy(c_logits[c_known], c_gold[c_known], reduction="sum")

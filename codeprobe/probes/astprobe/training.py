@@ -8,9 +8,9 @@ Batches are gathered from one flat (tokens, hidden) tensor by index, with no per
 Python. The validation loss is the mean over the whole split (sums over all batches divided by
 all counts), not the mean of batch means.
 
-Divergence guard: an epoch whose training or validation loss is not finite, or whose training
-loss exceeds 100 times the first epoch's, is rolled back to the best checkpoint and the learning
-rate divided by 10; such epochs are listed in `FitResult.rollbacks`, and a fit that never got a
+Divergence guard: an epoch whose training or validation loss is not finite, or exceeds 100 times
+its value at initialisation, is rolled back to the best checkpoint (or the initial state) and
+the learning rate divided by 10; such epochs are listed in `FitResult.rollbacks`, and a fit that never got a
 finite validation loss raises `ProbeDivergedError` instead of returning an untrained probe.
 """
 
@@ -51,6 +51,7 @@ class TrainConfig:
     orthogonality: float = ORTHOGONALITY_WEIGHT
     lr_factor: float = 0.1
     device: str = "cpu"
+    threads: int | None = None  # torch CPU threads while fitting (None: leave torch's setting)
 
 
 @dataclass(frozen=True, eq=False)
@@ -209,6 +210,18 @@ def fit(
     Raises:
         ProbeDivergedError: no epoch reached a finite validation loss.
     """
+    if config.threads is None:
+        return _fit(train, valid, vocabs, rank, config, random_state)
+    before = torch.get_num_threads()
+    # The probe's matrices are small: on a busy machine one thread beats OpenMP's spinning ones.
+    torch.set_num_threads(config.threads)
+    try:
+        return _fit(train, valid, vocabs, rank, config, random_state)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _fit(train, valid, vocabs, rank: int, config: TrainConfig, random_state: int) -> FitResult:
     train_sets = _as_list(train)
     valid_sets = _as_list(valid)
     hidden = train_sets[0].hidden
@@ -230,32 +243,20 @@ def fit(
     rng = np.random.default_rng(random_state)
     best_state = copy.deepcopy(module.state_dict())
     best_loss, best_epoch, stale = math.inf, 0, 0
-    first_train_loss = None
+    init_valid = _split_loss(module, enc_valid, config.device)
+    with torch.no_grad():
+        init_train = init_valid + config.orthogonality * float(module.orthogonality())
     history: list[EpochRecord] = []
     rollbacks: list[int] = []
     for epoch in range(1, config.max_epochs + 1):
-        module.train()
-        total, steps = 0.0, 0
-        for which, ids in _epoch_batches(enc_train, config.batch_size, rng):
-            enc = enc_train[which]
-            h, lay, d, c, u = enc.batch(ids, config.device)
-            parts = loss_parts(*module(h, lay.split_index, enc.data.language), d, c, u, lay)
-            loss = parts.total() + config.orthogonality * module.orthogonality()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach())
-            steps += 1
-        train_loss = total / max(steps, 1)
+        train_loss = _train_epoch(module, optimizer, enc_train, config, rng)
         valid_loss = _split_loss(module, enc_valid, config.device)
         lr = optimizer.param_groups[0]["lr"]
         history.append(EpochRecord(epoch, train_loss, valid_loss, lr))
         log.info("epoch %d: train loss %.4f, validation loss %.4f, lr %.1e", epoch, train_loss, valid_loss, lr)
-        if first_train_loss is None and math.isfinite(train_loss):
-            first_train_loss = train_loss
-        blew_up = not (math.isfinite(train_loss) and math.isfinite(valid_loss)) or (
-            first_train_loss is not None and train_loss > _BLOW_UP * max(first_train_loss, 1e-6)
-        )
+        blew_up = not (
+            train_loss <= _BLOW_UP * max(init_train, 1.0) and valid_loss <= _BLOW_UP * max(init_valid, 1.0)
+        )  # also true for NaN
         if blew_up:
             log.warning("epoch %d diverged (train loss %s): rolled back, lr divided by 10", epoch, train_loss)
             rollbacks.append(epoch)
@@ -281,6 +282,53 @@ def fit(
     module.load_state_dict(best_state)
     module.eval()
     return FitResult(module, best_epoch, best_loss, tuple(history), tuple(rollbacks))
+
+
+def train_epoch(
+    module: ProbeModule,
+    optimizer: torch.optim.Optimizer,
+    train: ProbeData | Sequence[ProbeData],
+    vocabs: dict[str, tuple[LabelVocab, LabelVocab]],
+    *,
+    config: TrainConfig = TrainConfig(),
+    rng: np.random.Generator,
+) -> float:
+    """One pass over the training data in shuffled batches; returns the mean batch loss
+    (penalty included). `fit` runs this once per epoch."""
+    return _train_epoch(module, optimizer, [_Encoded.of(d, *vocabs[d.language]) for d in _as_list(train)],
+                        config, rng)
+
+
+def train_step(
+    module: ProbeModule,
+    optimizer: torch.optim.Optimizer,
+    vectors: torch.Tensor,
+    lay: BatchLayout,
+    d: torch.Tensor,
+    c: torch.Tensor,
+    u: torch.Tensor,
+    language: str,
+    orthogonality: float = ORTHOGONALITY_WEIGHT,
+) -> float:
+    """One optimiser step on a flat batch: float32 vectors (N, hidden), its `layout`, gold d,
+    c ids and u ids; returns the loss (penalty included)."""
+    parts = loss_parts(*module(vectors, lay.split_index, language), d, c, u, lay)
+    loss = parts.total() + orthogonality * module.orthogonality()
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
+
+
+def _train_epoch(module, optimizer, splits: list[_Encoded], config: TrainConfig, rng) -> float:
+    module.train()
+    total, steps = 0.0, 0
+    for which, ids in _epoch_batches(splits, config.batch_size, rng):
+        enc = splits[which]
+        h, lay, d, c, u = enc.batch(ids, config.device)
+        total += train_step(module, optimizer, h, lay, d, c, u, enc.data.language, config.orthogonality)
+        steps += 1
+    return total / max(steps, 1)
 
 
 def predict(
@@ -355,13 +403,9 @@ def _accuracy(pred: np.ndarray, gold: np.ndarray) -> float:
 
 def _ordered_right(dhat: torch.Tensor, d_gold: torch.Tensor, lay: BatchLayout) -> torch.Tensor:
     """Number of gold-ordered pairs (d_i > d_j, same snippet) with dhat_i > dhat_j."""
-    shape = (lay.n_snippets, lay.width)
-    pred = dhat.new_zeros(shape).index_put((lay.pad_row, lay.pad_col), dhat)
-    gold = d_gold.new_zeros(shape).index_put((lay.pad_row, lay.pad_col), d_gold)
-    valid = torch.zeros(shape, dtype=torch.bool, device=dhat.device)
-    valid[lay.pad_row, lay.pad_col] = True
-    ordered = (gold[:, :, None] > gold[:, None, :]) & valid[:, :, None] & valid[:, None, :]
-    return ((pred[:, :, None] > pred[:, None, :]) & ordered).sum().double().cpu()
+    ordered = d_gold[lay.pair_a] > d_gold[lay.pair_b]
+    right = dhat[lay.pair_a] > dhat[lay.pair_b]
+    return (ordered & right).sum().double().cpu()
 
 
 def _split_loss(module: ProbeModule, splits: list[_Encoded], device: str) -> float:

@@ -6,8 +6,9 @@ See the spec in shared/specs/cat-probing.md; the conventions are documented wher
 
 from codeprobe.probes.cat.baselines import positional_attention, random_attention
 from codeprobe.probes.cat.dataset import CATSample, SkippedSample, score_sample, score_samples
+from codeprobe.probes.cat.probe import CATProbe, SnippetInputs
 from codeprobe.probes.cat.results import MEAN_HEAD, CATResult, CATSampleScores, CATSummary
-from codeprobe.probes.cat.score import DEFAULT_QUANTILE, attention_thresholds, cat_scores
+from codeprobe.probes.cat.score import DEFAULT_QUANTILE, attention_thresholds, cat_scores, linear_quantile
 from codeprobe.probes.cat.types import (
     DEFAULT_TOP_K,
     PAPER_TYPES,
@@ -24,16 +25,19 @@ __all__ = [
     "MEAN_HEAD",
     "PAPER_TYPES",
     "STRATEGIES",
+    "CATProbe",
     "CATResult",
     "CATSample",
     "CATSampleScores",
     "CATSummary",
     "SkippedSample",
+    "SnippetInputs",
     "TypeRateAccumulator",
     "TypeRates",
     "attention_thresholds",
     "cat_scores",
     "default_strategy",
+    "linear_quantile",
     "positional_attention",
     "random_attention",
     "score_sample",

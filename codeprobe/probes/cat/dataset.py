@@ -26,7 +26,7 @@ from codeprobe.errors import InputError
 from codeprobe.probes.cat.baselines import positional_attention, random_attention
 from codeprobe.probes.cat.results import CATResult, CATSampleScores, CATSummary, sample_rows
 from codeprobe.probes.cat.score import DEFAULT_QUANTILE, cat_scores, check_quantile
-from codeprobe.probes.cat.types import DEFAULT_TOP_K, TypeRateAccumulator, TypeRates, check_strategy, select_types
+from codeprobe.probes.cat.types import DEFAULT_TOP_K, TypeRateAccumulator, check_strategy, select_types
 
 
 @dataclass(frozen=True)
@@ -108,10 +108,13 @@ def score_sample(
         if idx.size == 0:
             continue
         rows, cols = idx[:, None], idx[None, :]
-        d = dist[rows, cols]
-        score[layers] = cat_scores(stack[layers][..., rows, cols], d, quantile)
-        rb[layers] = cat_scores(rand[rows, cols], d, quantile)
-        pb[layers] = cat_scores(pos[rows, cols], d, quantile)
+        # One call for the model's matrices of these layers and both baselines: they share D.
+        mats = np.concatenate(
+            [stack[layers][..., rows, cols].reshape(-1, idx.size, idx.size), rand[rows, cols][None], pos[rows, cols][None]]
+        )
+        s = cat_scores(mats, dist[rows, cols], quantile)
+        score[layers] = s[:-2].reshape(len(layers), -1)
+        rb[layers], pb[layers] = s[-2], s[-1]
     return sample_rows(sample.sample_id, n, n_tokens, score, rb, pb)
 
 

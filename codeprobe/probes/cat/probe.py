@@ -26,7 +26,7 @@ from codeprobe.errors import CodeprobeError, InputError
 from codeprobe.probes.cat.dataset import CATSample, SkippedSample, score_samples
 from codeprobe.probes.cat.results import CATResult
 from codeprobe.probes.cat.score import DEFAULT_QUANTILE, check_quantile
-from codeprobe.probes.cat.types import DEFAULT_TOP_K, PAPER_TYPES, check_strategy
+from codeprobe.probes.cat.types import DEFAULT_TOP_K, STRATEGIES, check_strategy
 from codeprobe.syntax import ast_distance, grammar_info, parse, uast_distance
 from codeprobe.syntax.languages import canonical_language
 
@@ -120,7 +120,8 @@ class CATProbe:
         allow_parse_errors: bool = False,
         spill_dir: str | None = None,
     ):
-        check_strategy(types, None if types != "paper" else next(iter(PAPER_TYPES)))  # language: in score()
+        if types not in STRATEGIES:  # whether `paper` has a list for the language: in score()
+            raise InputError(f"unknown type strategy {types!r}; choose one of {', '.join(STRATEGIES)}")
         if distance not in DISTANCES:
             raise InputError(f"distance must be one of {', '.join(DISTANCES)}, got {distance!r}")
         if top_k < 1:
@@ -213,20 +214,29 @@ class CATProbe:
         """CAT-scores of `model` on `snippets` (all in one language): per-sample rows,
         per-layer summary, the type-rate table and the settings (model, grammar, versions).
 
+        snippets: code strings, (id, code) pairs, or objects with .id, .code (and .language).
+        model: a LoadedModel, a model directory or cached hub id, None (packaged default), or
+            an Extractor.
         Raises InputError on mixed languages, a language without a `paper` list under
         types="paper", or when no snippet can be scored.
         """
         lang, items = _items(snippets, language)
         check_strategy(self.types, lang)
         extractor = self.extractor(model)
+        return self.score_inputs(self._inputs(items, lang, extractor), lang, extractor)
+
+    def score_inputs(
+        self, inputs: Iterable[SnippetInputs | SkippedSample], language: str, extractor: Any
+    ) -> CATResult:
+        """Score what `inputs` produced (streamed once; `topk` spills it for a second pass)."""
         return score_samples(
-            (x if isinstance(x, SkippedSample) else x.sample for x in self._inputs(items, lang, extractor)),
-            language=lang,
+            (x if isinstance(x, SkippedSample) else x.sample for x in inputs),
+            language=language,
             types=self.types,
             quantile=self.quantile,
             top_k=self.top_k,
             random_state=self.random_state,
-            settings=self.settings(extractor, lang),
+            settings=self.settings(extractor, language),
             spill_dir=self.spill_dir,
         )
 

@@ -119,23 +119,24 @@ class TypeRates:
         return pa.table({k: pa.array(list(v) if v.dtype == object else v) for k, v in self.rows().items()})
 
     def format(self, layer: int, limit: int | None = 20) -> str:
-        """A printable table of the types of one layer: eligible ones by rate, then the rest."""
+        """A printable table of the types of one layer: eligible ones by rate, then the rest by
+        num; at most `limit` rows."""
         rate, elig = self.rate[layer], self.eligible
-        ranked = self.ranking(layer)
-        rest = sorted((t for t, e in zip(self.types, elig) if not e), key=lambda t: -self.num[self.types.index(t)])
+        index = {t: i for i, t in enumerate(self.types)}
+        rest = sorted((t for t, e in zip(self.types, elig) if not e), key=lambda t: (-self.num[index[t]], t))
+        order = self.ranking(layer) + rest
         lines = [
             f"layer {layer}: {self.n_samples} samples, sum n_c = {self.total_tokens}, q = {self.quantile}",
             f"{'rank':>4}  {'type':<24} {'num':>10} {'hit':>10} {'rate':>7}  eligible",
         ]
-        for r, t in enumerate(ranked + rest, start=1):
-            if limit is not None and r > limit:
-                lines.append(f"... {len(ranked) + len(rest) - limit} more")
-                break
-            i = self.types.index(t)
+        for r, t in enumerate(order[:limit], start=1):
+            i = index[t]
             lines.append(
                 f"{(str(r) if elig[i] else '-'):>4}  {t:<24} {self.num[i]:>10} {self.hit[layer, i]:>10} "
                 f"{rate[i]:>7.4f}  {'yes' if elig[i] else 'no'}"
             )
+        if limit is not None and len(order) > limit:
+            lines.append(f"... {len(order) - limit} more")
         return "\n".join(lines)
 
 

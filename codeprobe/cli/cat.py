@@ -1,0 +1,151 @@
+"""`codeprobe cat`: CAT-scores of one snippet, per layer, next to both baselines."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import click
+
+from codeprobe.cli.common import echo_json, file_argument, lang_option, read_source, resolve_language
+from codeprobe.errors import CodeParseError, InputError
+from codeprobe.probes.cat import DEFAULT_QUANTILE, DEFAULT_TOP_K, STRATEGIES, SkippedSample, default_strategy
+from codeprobe.probes.cat.dataset import head_mean
+from codeprobe.probes.cat.probe import DEFAULT_MAX_SUBWORDS, DISTANCES, CATProbe
+from codeprobe.syntax import parse
+
+log = logging.getLogger("codeprobe.cat")
+
+
+def _num(x: float) -> float | None:
+    """JSON has no NaN: a skipped score is null."""
+    return None if math.isnan(x) else float(x)
+
+
+@click.command("cat")
+@file_argument
+@click.option("--model", default=None, help="Model directory or cached Hugging Face id; default: the packaged model.")
+@lang_option
+@click.option("--types", type=click.Choice(STRATEGIES), default=None,
+              help="Frequent-type strategy; default: paper where the paper has a list for the language, else all.")
+@click.option("--distance", type=click.Choice(sorted(DISTANCES)), default="uast", show_default=True,
+              help="U-AST (the paper's) or plain AST distance.")
+@click.option("--quantile", type=float, default=DEFAULT_QUANTILE, show_default=True,
+              help="q: thresholds are the q-quantile of attention and the (1 - q)-quantile of distance.")
+@click.option("--top-k", type=int, default=DEFAULT_TOP_K, show_default=True, help="k of --types topk.")
+@click.option("--max-subwords", type=int, default=DEFAULT_MAX_SUBWORDS, show_default=True,
+              help="Model input limit, special tokens included (cut at a code-token boundary).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random-attention baseline.")
+@click.option("--device", default=None, help="cpu, cuda, cuda:1, ...; default: CUDA when available.")
+@click.option("--allow-parse-errors", is_flag=True, help="Score code with syntax errors instead of failing.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (logs go to standard error).")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="Draw attention and distance of one layer, and the per-layer curve, to this PNG.")
+@click.option("--layer", type=int, default=None, help="Layer drawn by --plot (0-based; default: the last).")
+def cat_command(file, model, language, types, distance, quantile, top_k, max_subwords, seed, device,
+                allow_parse_errors, as_json, plot, layer):
+    """CAT-scores of FILE ('-' for standard input) per layer of a model, with a random and a
+    positional attention baseline on the same tokens."""
+    from codeprobe.model import load_model
+
+    code = read_source(file)
+    lang = resolve_language(file, language)
+    tree = parse(code, lang)
+    if tree.issues and not allow_parse_errors:
+        raise CodeParseError(
+            f"{file} does not parse as {tree.language}: {tree.issues[0]} ({len(tree.issues)} problem(s)); "
+            "pass --allow-parse-errors to score it anyway",
+            tree.issues,
+        )
+    lang = tree.language
+    probe = CATProbe(
+        types=types or default_strategy(lang), distance=distance, quantile=quantile, random_state=seed,
+        top_k=top_k, max_subwords=max_subwords, batch_size=1, allow_parse_errors=allow_parse_errors,
+    )
+    extractor = probe.extractor(load_model(model, device=device))
+    info = extractor.info
+    if info.is_code_model is False:
+        log.warning("%s is a %s", info.name, info.note)
+    name = Path(file).name if file != "-" else "<stdin>"
+    inputs = list(probe.inputs([(name, tree.code)], extractor, lang))
+    if isinstance(inputs[0], SkippedSample):
+        raise InputError(f"{file} cannot be scored: {inputs[0].reason}")
+    snippet = inputs[0]
+    if snippet.status == "truncated":
+        log.warning("%s: input cut to %d subwords; the tokens after the cut are not scored", name, max_subwords)
+    result = probe.score_inputs(inputs, lang, extractor)
+    rows = result.samples
+    n_layers = int(rows.layer.max()) + 1
+    settings = {k: v for k, v in result.settings.items() if k not in ("model", "grammar", "versions", "language")}
+
+    if plot:
+        chosen = n_layers - 1 if layer is None else layer
+        if not 0 <= chosen < n_layers:
+            raise InputError(f"--layer must be in 0..{n_layers - 1}, got {layer}")
+        from codeprobe.probes.cat.plot import plot_snippet
+
+        kept = result.kept_types[chosen]
+        idx = [i for i, t in enumerate(snippet.sample.types) if kept is None or t in kept]
+        if not idx:
+            raise InputError(f"no token of layer {chosen} is kept by --types {probe.types}: nothing to draw")
+        a = head_mean(snippet.sample.attention)[chosen]
+        plot_snippet(
+            plot,
+            labels=[snippet.labels[i] for i in idx],
+            attention=a[idx][:, idx],
+            distance=snippet.sample.distance[idx][:, idx],
+            layer=chosen,
+            scores=rows.score,
+            random_baseline=rows.random_baseline,
+            positional_baseline=rows.positional_baseline,
+            distance_name="U-AST distance" if distance == "uast" else "AST distance",
+            title=f"{name}: {info.name}, {lang}, types {probe.types}",
+        )
+        log.info("wrote %s", plot)
+
+    if as_json:
+        echo_json(
+            {
+                "file": name,
+                "model": info.as_dict(),
+                "language": lang,
+                "grammar": result.settings["grammar"],
+                "settings": settings,
+                "versions": result.settings["versions"],
+                "snippet": {
+                    "status": snippet.status,
+                    "n_aligned_tokens": len(snippet.sample.types),
+                    "n_code_tokens": len(tree.tokens()),
+                    "n_subwords": snippet.n_subwords,
+                    "n_unmatched_subwords": snippet.n_unmatched_subwords,
+                    "n_tokens_without_subword": snippet.n_tokens_without_subword,
+                    "n_shared_subwords": snippet.n_shared_subwords,
+                },
+                "kept_types": result.metadata()["kept_types"],
+                "layers": [
+                    {
+                        "layer": int(rows.layer[r]),
+                        "score": _num(rows.score[r]),
+                        "random_baseline": _num(rows.random_baseline[r]),
+                        "positional_baseline": _num(rows.positional_baseline[r]),
+                        "n_tokens": int(rows.n_tokens[r]),
+                        "skip_reason": rows.skip_reason[r],
+                    }
+                    for r in range(len(rows))
+                ],
+            }
+        )
+        return
+    click.echo(
+        f"# {name}: {info.name} ({info.architecture}, {n_layers} layers), {lang}, types {probe.types}"
+        f"{f' (k={top_k})' if probe.types == 'topk' else ''}, {distance} distance, q={probe.quantile}"
+    )
+    click.echo(f"# {len(snippet.sample.types)} of {len(tree.tokens())} code tokens aligned ({snippet.status})")
+    click.echo(f"{'layer':>5}  {'tokens':>6}  {'score':>7}  {'random':>7}  {'position':>8}")
+    for r in range(len(rows)):
+        note = f"  ({rows.skip_reason[r]})" if rows.skip_reason[r] else ""
+        click.echo(
+            f"{rows.layer[r]:>5}  {rows.n_tokens[r]:>6}  {rows.score[r]:>7.4f}  {rows.random_baseline[r]:>7.4f}  "
+            f"{rows.positional_baseline[r]:>8.4f}{note}"
+        )

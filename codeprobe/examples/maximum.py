@@ -1,4 +1,0 @@
-def maximum(a, b):
-    if a > b:
-        return a
-    return b

@@ -1,0 +1,84 @@
+"""One config describes one experiment (a run): what to probe, on what, and how.
+
+It is written to `RUN_DIR/config.json` and read back by `codeprobe report`, so a run folder says
+how it was made.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+DEFAULT_MODEL = "default"  # the packaged all-MiniLM-L6-v2 (a text model, not a code model)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A probing run over every (model, language, dataset) combination.
+
+    Attributes:
+        models: model names: "default" (the packaged text model), a local directory, or a
+            Hugging Face id present in the local cache.
+        languages: languages to probe (each dataset is read in each language it has).
+        datasets: dataset specs the loaders accept: "stdlib", a .jsonl/.json/.txt file, a
+            directory of source files.
+        n_snippets: snippets sampled per (language, dataset), before the train/valid/test split.
+        seed: seeds sampling, splitting, baselines and probe initialisation.
+        shard_size: snippets per shard of CAT work (the unit of caching and resuming).
+        cat: run CAT-probing; cat_types: "paper" | "topk" | "all" | "auto" (paper where the
+            spec has a list for the language, else all); cat_distance: "uast" | "ast";
+            quantile: the CAT quantile; cat_max_subwords: model input limit (the paper's 256).
+        astprobe: run AST-Probe; rank: probe rank of the layer sweep; ranks: rank sweep at the
+            best layer (empty: none); layers: hidden-state indices (empty: all);
+            max_epochs / patience: training budget; random_baseline: also probe the same
+            architecture with random weights.
+        batch_size: snippets per forward pass; device: "cpu", "cuda", or None (automatic).
+    """
+
+    models: tuple[str, ...] = (DEFAULT_MODEL,)
+    languages: tuple[str, ...] = ("python",)
+    datasets: tuple[str, ...] = ("stdlib",)
+    n_snippets: int = 1500
+    seed: int = 0
+    shard_size: int = 250
+    cat: bool = True
+    cat_types: str = "auto"
+    cat_distance: str = "uast"
+    quantile: float = 0.75
+    cat_max_subwords: int = 256
+    astprobe: bool = True
+    rank: int = 128
+    ranks: tuple[int, ...] = (8, 32, 128)
+    layers: tuple[int, ...] = ()
+    max_epochs: int = 20
+    patience: int = 5
+    random_baseline: bool = True
+    batch_size: int = 16
+    device: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """Build from a JSON-like dict; lists become tuples; unknown keys are an error."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown run config keys: {', '.join(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+    @classmethod
+    def read(cls, path: str | Path) -> RunConfig:
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def slug(text: str) -> str:
+    """A file-name-safe key for a model or dataset spec ("stdlib", "cosqa-dev", ...)."""
+    name = Path(text).name if ("/" in text or "\\" in text) else text
+    name = re.sub(r"\.(jsonl\.gz|jsonl|json|txt|tsv)$", "", name)
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "x"

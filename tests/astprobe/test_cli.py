@@ -1,0 +1,59 @@
+"""`codeprobe astprobe train` and `recover` on a tiny model and a small JSON-lines dataset."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from conftest import cosqa_functions
+
+from codeprobe.cli import main
+from tiny_model import one_thread, tiny_model_dir  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_train_then_recover(tiny_model_dir, tmp_path):
+    data = tmp_path / "functions.jsonl"
+    data.write_text("".join(json.dumps({"id": i, "code": c}) + "\n" for i, c in cosqa_functions()[:70]))
+    out = tmp_path / "run"
+    runner = CliRunner()
+    args = ["astprobe", "train", "--dataset", str(data), "--lang", "python", "--model", str(tiny_model_dir),
+            "--layers", "1,2", "--rank", "8", "--out", str(out), "--epochs", "2",
+            "--cache-dir", str(tmp_path / "cache")]
+    result = runner.invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert [row["layer"] for row in summary["layers"]] == [1, 2]
+    for row in summary["layers"] + summary["baselines"]["random"] + [summary["baselines"]["embedding"]]:
+        assert {"layer", "precision", "recall", "f1"} <= set(row) and 0 <= row["f1"] <= 1
+    assert summary["baselines"]["embedding"]["layer"] == 0
+    assert [row["layer"] for row in summary["baselines"]["random"]] == [1, 2]
+    assert (out / "f1_by_layer.png").exists() and (out / "layers.md").exists()
+
+    snippet = tmp_path / "maximum.py"
+    snippet.write_text("def maximum(a, b):\n    if a > b:\n        return a\n    return b\n")
+    probe = out / "probes" / "layer_02_rank_008"
+    shown = runner.invoke(main, ["astprobe", "recover", str(snippet), "--probe", str(probe),
+                                 "--cache-dir", str(tmp_path / "cache")], catch_exceptions=False)
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.startswith("gold") and "recovered (layer 2, rank 8)" in shown.output
+    assert "function_definition" in shown.output and "F1 " in shown.output.splitlines()[-1]
+
+    as_json = runner.invoke(main, ["astprobe", "recover", str(snippet), "--probe", str(probe), "--json",
+                                   "--cache-dir", str(tmp_path / "cache")])
+    obj = json.loads(as_json.output)
+    assert len(obj["tokens"]) == 17 and len(obj["d"]) == 16 and obj["layer"] == 2
+
+    wrong = runner.invoke(main, ["astprobe", "recover", str(snippet), "--probe", str(probe), "--lang", "java"])
+    assert wrong.exit_code == 2 and "for python" in wrong.output
+
+
+def test_train_rejects_a_layer_the_model_lacks(tiny_model_dir, tmp_path):
+    data = tmp_path / "f.jsonl"
+    data.write_text("".join(json.dumps({"id": i, "code": c}) + "\n" for i, c in cosqa_functions()[:30]))
+    result = CliRunner().invoke(main, ["astprobe", "train", "--dataset", str(data), "--lang", "python",
+                                       "--model", str(tiny_model_dir), "--layers", "5", "--out",
+                                       str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c")])
+    assert result.exit_code == 2 and "do not exist" in result.output
