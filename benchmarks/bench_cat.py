@@ -5,8 +5,7 @@ raw float32 subword attention of every layer and head from one forward pass of t
 (default: the packaged MiniLM) and the subwords of each kept token. Both produce, per snippet,
 the type-rate counts and the CAT-scores of all layers (`paper` types):
 
-- fast: head mean (float32, as the extractor's hooks), block-mean pooling by gather and
-  segment sums, U-AST distances (syntax core), TypeRateAccumulator.update and score_sample
+- fast: head mean (one BLAS product), block-mean pooling by gather and segment sums, U-AST distances (syntax core), TypeRateAccumulator.update and score_sample
   (model score plus both baselines, all layers in one call);
 - oracle (codeprobe.reference.cat, shaped like the reference code): per layer, head mean and
   block mean in Python loops for the rate counts, then again block mean, networkx all-pairs BFS
@@ -64,9 +63,11 @@ def pooling_pairs(members):
 def fast(tree, kept, members, attention, sample_index, kept_types, rates):
     """The library's per-snippet work for all layers, from raw subword attention."""
     n_layers, n_heads, m, _ = attention.shape
-    # Head mean as one matrix-vector product: BLAS, far faster than a strided mean over axis 1.
-    heads = np.full(n_heads, 1.0 / n_heads, dtype=attention.dtype)
-    mean = (heads @ attention.reshape(n_layers, n_heads, m * m)).reshape(n_layers, m, m).astype(np.float64)
+    # Head mean as one matrix-vector product (BLAS; far faster than a strided mean over axis 1),
+    # in float64 like the oracle: in float32 (the extractor's), cells 1e-10 apart at the 0.75
+    # quantile can swap and move a rate count by one.
+    heads = np.full(n_heads, 1.0 / n_heads)
+    mean = (heads @ attention.reshape(n_layers, n_heads, m * m)).reshape(n_layers, m, m)
     cols, weights, starts = pooling_pairs(members)
     rows = np.add.reduceat(mean[:, cols, :] * weights[:, None], starts, axis=1)  # (L, n, m)
     a = np.add.reduceat(rows[:, :, cols] * weights, starts, axis=2)  # (L, n, n) = W A W^T
@@ -154,7 +155,7 @@ def main() -> None:
     assert worst <= 1e-6 and rates_equal, "fast path and oracle disagree"
     med = statistics.median
     f_med, o_med = med(fast_times), med(oracle_times)
-    print(f"(CPU time counts every thread of this process; wall time also counts waiting for a shared CPU)")
+    print("(CPU time counts every thread of this process; wall time also counts waiting for a shared CPU)")
     print(f"fast   per snippet, all {n_layers} layers: wall median {f_med * 1e3:9.2f} ms, mean "
           f"{statistics.fmean(fast_times) * 1e3:9.2f} ms; CPU median {med(fast_cpu) * 1e3:9.2f} ms")
     print(f"oracle per snippet, all {n_layers} layers: wall median {o_med * 1e3:9.2f} ms, mean "

@@ -9,8 +9,8 @@ Speed: on 500 real Python functions (../shared/data/cosqa-dev.json), time
 Each batch runs --repeats times per side, alternating which side goes first, and the fastest
 run of each counts, so drift in machine speed hits both sides alike.
 
-Memory: peak RSS of a fresh process that extracts N snippets (the data cycled) and drops each
-result, for N = 500 and N = 5,000 (override with --memory-counts).
+Memory: peak RSS of a fresh process that extracts N snippets (the same --n functions cycled) and
+drops each result, for N = 500 and N = 5,000 (override with --memory-counts).
 
 Usage: python benchmarks/bench_extraction.py [--n 500] [--batch-size 16] [--repeats 3] [--model NAME]
        [--memory-counts 500 5000] [--skip-memory]
@@ -104,7 +104,9 @@ def memory_child(args) -> None:
     from codeprobe.model import Extractor
 
     extractor = Extractor(args.model, batch_size=args.batch_size)
-    data = snippets(min(args.memory_child, 604))
+    # Every count cycles the same first `--n` functions, so a larger count sees no longer
+    # snippet (cosqa's functions 500-603 include a 485-subword one that alone would raise the peak).
+    data = snippets(min(args.memory_child, args.n))
     n = 0
 
     def cycled():
@@ -120,7 +122,8 @@ def memory_child(args) -> None:
 def memory(args) -> None:
     peaks = {}
     for count in args.memory_counts:
-        cmd = [sys.executable, __file__, "--memory-child", str(count), "--batch-size", str(args.batch_size)]
+        cmd = [sys.executable, __file__, "--memory-child", str(count), "--batch-size", str(args.batch_size),
+               "--n", str(args.n)]
         if args.model:
             cmd += ["--model", args.model]
         t = time.perf_counter()

@@ -117,13 +117,14 @@ def probing_flow(config: dict[str, Any] | None = None, out_dir: str = "runs/main
 
     Args:
         config: a RunConfig as a dict (JSON-able, so deployments can pass it); None = defaults.
-        out_dir: the run folder.
+        out_dir: the run folder; strftime fields (e.g. "runs/%Y%m%d") are filled in at start,
+            so a scheduled deployment can write each run to its own folder.
     Returns:
         The path of the run's report.md.
     """
     log = get_run_logger()
     cfg = RunConfig.from_dict(config or {})
-    run = Path(out_dir).resolve()
+    run = Path(time.strftime(out_dir)).resolve()
     started = time.perf_counter()
     infos = preflight(cfg)
     claim_run_folder(run, cfg)

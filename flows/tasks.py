@@ -139,24 +139,32 @@ def cat_shard(model: str, language: str, data_dir: str, shard: int, shard_size: 
         inputs = list(probe.inputs(snippets, extractor, language=language))
     samples = [x.sample for x in inputs if not isinstance(x, SkippedSample)]
     skipped = [x for x in inputs if isinstance(x, SkippedSample)]
-    arrays: dict[str, np.ndarray] = {
-        "ids": np.array([s.sample_id for s in samples], dtype=str),
-        "sizes": np.array([len(s.types) for s in samples], dtype=np.int64),
-        "types": np.array([t for s in samples for t in s.types], dtype=str),
-        "positions": np.concatenate([s.positions for s in samples]) if samples else np.zeros(0, np.int64),
-        "distance": np.concatenate([s.distance.ravel() for s in samples]) if samples else np.zeros(0, np.int32),
-        "attention": np.concatenate([s.attention.astype(np.float32).ravel() for s in samples])
-        if samples else np.zeros(0, np.float32),
-        "attention_shape": np.array(samples[0].attention.shape[:-2] if samples else (), dtype=np.int64),
-        "skipped_ids": np.array([s.sample_id for s in skipped], dtype=str),
-        "skipped_reasons": np.array([s.reason for s in skipped], dtype=str),
-    }
+    arrays = shard_arrays(samples, skipped)
     path = Path(out_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
     np.savez(tmp, **arrays)
     os.replace(tmp, path)
     return str(path)
+
+
+def shard_arrays(samples: list, skipped: list) -> dict[str, np.ndarray]:
+    """CAT samples as flat arrays for an .npz (no pickle): per-sample sizes index the
+    concatenated types, positions, distances and attentions."""
+    def flat(arrays, dtype):
+        return np.concatenate([np.asarray(a, dtype).ravel() for a in arrays]) if arrays else np.zeros(0, dtype)
+
+    return {
+        "ids": np.array([s.sample_id for s in samples], dtype=str),
+        "sizes": np.array([len(s.types) for s in samples], dtype=np.int64),
+        "types": np.array([t for s in samples for t in s.types], dtype=str),
+        "positions": flat([s.positions for s in samples], np.int64),
+        "distance": flat([s.distance for s in samples], np.int32),
+        "attention": flat([s.attention for s in samples], np.float32),
+        "attention_shape": np.array(samples[0].attention.shape[:-2] if samples else (), dtype=np.int64),
+        "skipped_ids": np.array([s.sample_id for s in skipped], dtype=str),
+        "skipped_reasons": np.array([s.reason for s in skipped], dtype=str),
+    }
 
 
 def load_cat_shard(path: str):

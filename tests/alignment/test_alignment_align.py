@@ -8,7 +8,7 @@ from functools import lru_cache
 import numpy as np
 import pytest
 from alignment_oracle import assert_matches_oracle, oracle_align, oracle_cut
-from conftest import cosqa_functions, shared_path
+from shared_data import cosqa_functions, shared_path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from conftest import cosqa_functions
+from shared_data import cosqa_functions
 
 from codeprobe.cli import main
 from tiny_model import one_thread, tiny_model_dir  # noqa: F401  (fixtures)

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import cosqa_functions, java_methods
+from shared_data import cosqa_functions, java_methods
 
 from codeprobe.errors import InputError
 from codeprobe.model import Extractor, Snippet

@@ -3,9 +3,10 @@ values of the metric."""
 
 from __future__ import annotations
 
+import networkx as nx
 import numpy as np
 import pytest
-from conftest import cosqa_functions
+from shared_data import cosqa_functions
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -112,3 +113,19 @@ def test_sanity_values_of_the_metric():
     rand = TupleBatch.from_labels([rng.random(t.n_tokens - 1) for t in tuples], c, u)
     assert 0.25 < score(right, gold).mean()["f1"] < 0.40
     assert 0.05 < score(rand, gold).mean()["f1"] < 0.15
+
+
+def test_networkx_export_for_drawing():
+    from codeprobe.probes.astprobe.recovery import render_tree, tree_to_networkx
+
+    t = code_tuple("def maximum(a, b):\n    if a > b:\n        return a\n    return b\n", "python")
+    nodes = constituents(TupleBatch.from_tuples([t])).of(0)
+    graph = tree_to_networkx(nodes, t.tokens.texts)
+    assert graph.number_of_nodes() == len(nodes) + 17 and graph.number_of_edges() == len(nodes) + 16
+    leaves = [n for n in graph if graph.out_degree(n) == 0]
+    assert sorted(graph.nodes[n]["index"] for n in leaves) == list(range(17))
+    for k, (label, lo, hi) in enumerate(nodes):
+        under = [graph.nodes[n]["index"] for n in nx.descendants(graph, k) if n in leaves]
+        assert (min(under), max(under)) == (lo, hi)
+    lines = render_tree(nodes, t.tokens.texts)
+    assert lines[0] == "module" and lines[1] == "  function_definition" and len(lines) == len(nodes) + 17

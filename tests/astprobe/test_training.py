@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import cosqa_functions
+from shared_data import cosqa_functions
 from torch.nn import functional as F
 
 from codeprobe.probes.astprobe import (

@@ -7,7 +7,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from conftest import cosqa_functions, java_methods
+from shared_data import cosqa_functions, java_methods
 from syntax.snippets import SNIPPETS
 
 from codeprobe.errors import EmptyCodeError

@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import torch
-from conftest import shared_path
+from shared_data import shared_path
 
 _ROOT = Path(tempfile.mkdtemp(prefix="codeprobe-cat-models-"))
 atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from cat_models import tiny_roberta_dir
 from click.testing import CliRunner
-from conftest import cosqa_functions
+from shared_data import cosqa_functions
 
 from codeprobe.cli import main
 from codeprobe.probes.cat import CATProbe

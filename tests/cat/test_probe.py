@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from cat_models import tiny_model
-from conftest import cosqa_functions, java_methods
+from shared_data import cosqa_functions, java_methods
 
 from codeprobe.errors import InputError
 from codeprobe.probes.cat import MEAN_HEAD, PAPER_TYPES

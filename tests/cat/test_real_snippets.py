@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import cosqa_functions, java_methods
+from shared_data import cosqa_functions, java_methods
 
 from codeprobe.probes.cat import PAPER_TYPES, cat_scores
 from codeprobe.reference import cat as cat_oracle

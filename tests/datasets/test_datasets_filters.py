@@ -6,7 +6,7 @@ import hashlib
 import random
 
 import pytest
-from conftest import cosqa_functions, shared_path
+from shared_data import cosqa_functions, shared_path
 
 from codeprobe.datasets import SkipCounter, Snippet, Splits, dedupe, max_length, parses_cleanly, sample, split
 from codeprobe.errors import InputError

@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import cosqa_functions, java_methods, shared_path
+from shared_data import cosqa_functions, java_methods, shared_path
 
 from codeprobe.datasets import SkipCounter, Snippet, load_dataset, parses_cleanly, stdlib_root
 from codeprobe.datasets.sources import source_files

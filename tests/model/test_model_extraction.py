@@ -8,7 +8,7 @@ from functools import lru_cache
 import numpy as np
 import pytest
 import torch
-from conftest import cosqa_functions
+from shared_data import cosqa_functions
 from model_oracle import CODE_WITH_TRAPS, oracle_extract
 from tiny_models import tiny_loaded
 

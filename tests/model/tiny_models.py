@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import torch
-from conftest import cosqa_functions, shared_path
+from shared_data import cosqa_functions, shared_path
 
 _ROOT = Path(tempfile.mkdtemp(prefix="codeprobe-tiny-models-"))
 atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)

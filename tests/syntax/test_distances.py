@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import cosqa_functions, java_methods
+from shared_data import cosqa_functions, java_methods
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from snippets import SNIPPETS

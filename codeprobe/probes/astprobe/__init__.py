@@ -22,6 +22,7 @@ from codeprobe.probes.astprobe.recovery import (
     render_tree,
     score,
     split_spans,
+    tree_to_networkx,
 )
 from codeprobe.probes.astprobe.runner import run_experiment
 from codeprobe.probes.astprobe.sweeps import SweepPoint, layer_sweep, random_weights, rank_sweep
@@ -77,5 +78,6 @@ __all__ = [
     "split_spans",
     "transfer",
     "transfer_matrix",
+    "tree_to_networkx",
     "tree_tuple",
 ]

@@ -316,3 +316,31 @@ def render_tree(nodes: Sequence[tuple[str, int, int]], tokens: Sequence[str], ma
         shown = text if len(text) <= max_token else text[: max_token - 3] + "..."
         lines.append("  " * len(open_until) + repr(shown))
     return lines
+
+
+def tree_to_networkx(nodes: Sequence[tuple[str, int, int]], tokens: Sequence[str]):
+    """A recovered (or gold) tree as a `networkx.DiGraph`, for drawing only: node k < len(nodes)
+    is constituent k (attrs `label`, `lo`, `hi`), then one node per token (attrs `text`,
+    `index`); edges go parent -> child."""
+    import networkx as nx
+
+    graph = nx.DiGraph()
+    order = sorted(range(len(nodes)), key=lambda k: (nodes[k][1], -nodes[k][2], k))
+    for k, (label, lo, hi) in enumerate(nodes):
+        graph.add_node(k, label=label, lo=lo, hi=hi)
+    stack: list[int] = []  # open constituents, outermost first
+    it = iter(order)
+    pending = next(it, None)
+    for t, text in enumerate(tokens):
+        leaf = len(nodes) + t
+        graph.add_node(leaf, text=text, index=t)
+        while stack and nodes[stack[-1]][2] < t:
+            stack.pop()
+        while pending is not None and nodes[pending][1] == t:
+            if stack:
+                graph.add_edge(stack[-1], pending)
+            stack.append(pending)
+            pending = next(it, None)
+        if stack:
+            graph.add_edge(stack[-1], leaf)
+    return graph

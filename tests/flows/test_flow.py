@@ -1,0 +1,199 @@
+"""The probing flow end to end on a tiny random-weight model: run folder, tables, report,
+caching, resuming after kill -9, bad input, fail-fast preflight, deployment and Dask."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from astprobe.tiny_model import tiny_model_dir  # noqa: F401  (session fixture)
+from flow_configs import small_config
+
+from codeprobe.errors import DatasetError, ModelLoadError
+from flows import tasks
+from flows.probing import probing_flow
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+def outputs(run: Path) -> dict[str, float]:
+    """mtime of every task output (shards, probe points, data): what a rerun must not rewrite."""
+    files = [*run.glob("cat/*/*/shard-*.npz"), *run.glob("astprobe/*/*/points/*.json"),
+             *run.glob("data/*/*.json*")]
+    return {str(p): p.stat().st_mtime_ns for p in files}
+
+
+def assert_one_row_per_sample_layer(run: Path, n_samples: int) -> None:
+    table = pq.read_table(next(run.glob("cat/*/*/samples.parquet"))).to_pydict()
+    keys = list(zip(table["sample_id"], table["layer"], table["head"]))
+    assert len(keys) == len(set(keys)), "duplicate rows"
+    assert len(set(table["sample_id"])) == n_samples
+
+
+def test_run_writes_tables_report_and_rerun_recomputes_nothing(tiny_model_dir, python_jsonl, tmp_path):  # noqa: F811
+    run = tmp_path / "run"
+    config = small_config(tiny_model_dir, python_jsonl)
+    report = Path(probing_flow(config=config, out_dir=str(run)))
+    assert report == run / "report.md" and report.exists()
+
+    summary = json.loads((run / "summary.json").read_text())
+    (result,) = summary["results"]
+    assert result["data"]["kept"] == 24
+    cat_layers = result["cat"]["layers"]
+    assert [row["layer"] for row in cat_layers] == [0, 1]  # the tiny model's 2 transformer layers
+    for row in cat_layers:
+        assert 0 <= row["score"] <= 1 and 0 <= row["random_baseline"] <= 1 and 0 <= row["positional_baseline"] <= 1
+        assert row["n_used"] + row["n_skipped"] == 24
+    ast = result["astprobe"]
+    assert [p["layer"] for p in ast["layers"]] == [0, 1, 2]
+    assert all(0 <= p["f1"] <= 1 for p in ast["layers"] if p["f1"] is not None)
+    assert ast["baselines"]["embedding"]["layer"] == 0
+    assert [p["layer"] for p in ast["baselines"]["random"]] == [0, 1, 2]
+    assert sorted(p["rank"] for p in ast["ranks"]["points"]) == [16, 32]
+    assert summary["versions"]["tree-sitter-python"] and summary["config"]["seed"] == 0
+
+    assert_one_row_per_sample_layer(run, 24)
+    assert (run / "plots" / "cat_by_layer.png").exists() and (run / "plots" / "astprobe_by_layer.png").exists()
+    text = report.read_text()
+    assert "text* sentence encoder" not in text  # a tiny random model is not the packaged text model
+    assert "| layer | CAT-score | random | positional |" in text
+
+    before = outputs(run)
+    assert len(before) == 3 + 7 + 3  # shards; 3 layers, 3 random-weights layers, 1 extra rank; data
+    probing_flow(config=config, out_dir=str(run))
+    assert outputs(run) == before
+
+
+def test_killed_run_resumes_without_redoing_finished_shards(tiny_model_dir, python_jsonl, tmp_path):  # noqa: F811
+    from prefect.settings import PREFECT_API_URL
+
+    run = tmp_path / "run"
+    config = small_config(tiny_model_dir, python_jsonl, astprobe=False, shard_size=4)
+    code = ("import json, sys; from flows.probing import probing_flow; "
+            "probing_flow(config=json.loads(sys.argv[1]), out_dir=sys.argv[2])")
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(config), str(run)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while len(list(run.glob("cat/*/*/shard-*.npz"))) < 2:
+            assert proc.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline, "no shard finished in time"
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    time.sleep(0.5)  # let a result write that raced the kill land on disk before we look
+    finished = {p: p.stat().st_mtime_ns for p in run.glob("cat/*/*/shard-*.npz")}
+    assert 2 <= len(finished) < 6 and not (run / "summary.json").exists()
+
+    probing_flow(config=config, out_dir=str(run))
+    assert all(p.stat().st_mtime_ns == t for p, t in finished.items())
+    assert len(list(run.glob("cat/*/*/shard-*.npz"))) == 6
+    assert_one_row_per_sample_layer(run, 24)
+
+
+def test_bad_rows_are_skipped_and_counted(tiny_model_dir, python_jsonl, tmp_path):  # noqa: F811
+    data = tmp_path / "messy_python.jsonl"
+    good = python_jsonl.read_bytes()
+    bad = b"\n".join([
+        b"",  # empty line
+        b'{"id": "utf8", "code": "def f():\\n    return 1"}'.replace(b"return 1", b"return '\xff'"),
+        b"this is not json",
+        json.dumps({"id": "broken", "code": "def f(:\n    return ("}).encode(),
+        json.dumps({"id": "huge", "code": "def big():\n" + "    x = 1\n" * 5000}).encode(),
+        json.dumps({"id": "java", "language": "java", "code": "int f() { return 1; }"}).encode(),
+        json.dumps({"id": "nocode", "text": "hello"}).encode(),
+    ]) + b"\n"
+    data.write_bytes(bad + good)
+    run = tmp_path / "run"
+    probing_flow(config=small_config(tiny_model_dir, data, astprobe=False), out_dir=str(run))
+    (result,) = json.loads((run / "summary.json").read_text())["results"]
+    skipped = result["data"]["skipped"]
+    for reason in ("invalid_utf8", "parse_error", "too_long", "wrong_language"):
+        assert skipped.get(reason, 0) >= 1, (reason, skipped)
+    assert sum(v for k, v in skipped.items() if k != "not_sampled") >= 6
+    assert result["cat"]["layers"][0]["n_used"] == 24
+
+
+def test_missing_model_or_dataset_fails_before_any_work(tiny_model_dir, python_jsonl, tmp_path):  # noqa: F811
+    run = tmp_path / "run"
+    started = time.monotonic()
+    with pytest.raises(ModelLoadError):
+        probing_flow(config=small_config(tmp_path / "no-such-model", python_jsonl), out_dir=str(run))
+    with pytest.raises(DatasetError):
+        probing_flow(config=small_config(tiny_model_dir, tmp_path / "missing.jsonl"), out_dir=str(run))
+    assert not run.exists()
+    assert time.monotonic() - started < 120
+
+
+def test_cat_shard_files_round_trip(tmp_path):
+    from codeprobe.probes.cat.dataset import CATSample
+
+    rng = np.random.default_rng(0)
+    samples = []
+    for k, n in enumerate([3, 1, 5]):
+        d = rng.integers(0, 9, (n, n)).astype(np.int32)
+        a = rng.random((2, 4, n, n)).astype(np.float32)
+        samples.append(CATSample(f"s{k}", tuple(f"t{i}" for i in range(n)), np.arange(n), d, a))
+    path = tmp_path / "shard.npz"
+    np.savez(path, **tasks.shard_arrays(samples, []))
+    loaded = list(tasks.load_cat_shard(str(path)))
+    assert [s.sample_id for s in loaded] == ["s0", "s1", "s2"]
+    for got, want in zip(loaded, samples):
+        assert got.types == want.types
+        np.testing.assert_array_equal(got.distance, want.distance)
+        np.testing.assert_array_equal(got.attention, want.attention)
+        np.testing.assert_array_equal(got.positions, want.positions)
+
+
+def test_deployment_with_cron_schedule_runs_once(tiny_model_dir, python_jsonl, tmp_path):  # noqa: F811
+    import asyncio
+
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL
+
+    from flows.config import RunConfig
+    from flows.deploy import deployment
+
+    config = RunConfig.from_dict(small_config(tiny_model_dir, python_jsonl, astprobe=False))
+    dep = deployment(name="test-nightly", cron="0 3 * * *", config=config, out_dir=str(tmp_path / "run-%Y"))
+    dep_id = dep.apply()
+    stored = asyncio.run(_read(lambda client: client.read_deployment(dep_id)))
+    assert stored.schedules[0].schedule.cron == "0 3 * * *"
+
+    # What a worker does with a scheduled run: start the engine on it in a fresh process.
+    flow_run = run_deployment(name="codeprobe-probing/test-nightly", timeout=0)
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT__FLOW_RUN_ID": str(flow_run.id)}
+    subprocess.run([sys.executable, "-m", "prefect.engine"], env=env, check=True, timeout=600,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    finished = asyncio.run(_read(lambda client: client.read_flow_run(flow_run.id)))
+    assert finished.state.is_completed(), finished.state
+    assert list(tmp_path.glob("run-*/summary.json"))
+
+
+async def _read(query):
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        return await query(client)
+
+
+def test_flow_runs_on_a_local_dask_cluster(tiny_model_dir, python_jsonl, tmp_path):  # noqa: F811
+    from prefect_dask import DaskTaskRunner
+
+    runner = DaskTaskRunner(cluster_kwargs={"n_workers": 1, "threads_per_worker": 2, "processes": False})
+    run = tmp_path / "run"
+    probing_flow.with_options(task_runner=runner)(
+        config=small_config(tiny_model_dir, python_jsonl, layers=(0, 2), ranks=()), out_dir=str(run)
+    )
+    (result,) = json.loads((run / "summary.json").read_text())["results"]
+    assert len(result["cat"]["layers"]) == 2 and len(result["astprobe"]["layers"]) == 2
