@@ -9,11 +9,11 @@ Speed: on 500 real Python functions (../shared/data/cosqa-dev.json), time
 Each batch runs --repeats times per side, alternating which side goes first, and the fastest
 run of each counts, so drift in machine speed hits both sides alike.
 
-Memory: peak RSS of a fresh process that extracts N snippets (the same --n functions cycled) and
-drops each result, for N = 500 and N = 5,000 (override with --memory-counts).
+Memory: one fresh process extracts 5,000 snippets (the same --n functions cycled), dropping each
+result, and reports its peak RSS after 500, 1,000, 2,500 and 5,000 (--memory-counts).
 
 Usage: python benchmarks/bench_extraction.py [--n 500] [--batch-size 16] [--repeats 3] [--model NAME]
-       [--memory-counts 500 5000] [--skip-memory]
+       [--memory-counts 500 1000 2500 5000] [--skip-memory] [--skip-speed]
 """
 
 from __future__ import annotations
@@ -106,30 +106,33 @@ def memory_child(args) -> None:
     extractor = Extractor(args.model, batch_size=args.batch_size)
     # Every count cycles the same first `--n` functions, so a larger count sees no longer
     # snippet (cosqa's functions 500-603 include a 485-subword one that alone would raise the peak).
-    data = snippets(min(args.memory_child, args.n))
-    n = 0
+    data = snippets(args.n)
+    checkpoints = set(args.memory_counts)
+    t = time.perf_counter()
 
     def cycled():
-        for i in range(args.memory_child):
+        for i in range(max(checkpoints)):
             yield data[i % len(data)]
 
-    for result in extractor.extract(cycled()):
-        n += result.attention.shape[-1] > 0
-    # ru_maxrss is in KiB on Linux.
-    print(json.dumps({"n": args.memory_child, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    for i, result in enumerate(extractor.extract(cycled()), start=1):
+        assert result.attention is not None  # consumed, then dropped
+        if i in checkpoints:
+            # ru_maxrss: the process's peak resident set so far, in KiB on Linux.
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(json.dumps({"n": i, "peak_rss_mib": peak, "s": time.perf_counter() - t}), flush=True)
 
 
 def memory(args) -> None:
+    """Peak RSS of one fresh process after extracting each count of snippets."""
+    cmd = [sys.executable, __file__, "--memory-child", "--batch-size", str(args.batch_size), "--n", str(args.n),
+           "--memory-counts", *map(str, args.memory_counts)]
+    if args.model:
+        cmd += ["--model", args.model]
     peaks = {}
-    for count in args.memory_counts:
-        cmd = [sys.executable, __file__, "--memory-child", str(count), "--batch-size", str(args.batch_size),
-               "--n", str(args.n)]
-        if args.model:
-            cmd += ["--model", args.model]
-        t = time.perf_counter()
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
-        peaks[count] = json.loads(out)["peak_rss_mib"]
-        print(f"peak RSS extracting {count} snippets: {peaks[count]:.0f} MiB ({time.perf_counter() - t:.0f} s)")
+    for line in subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines():
+        row = json.loads(line)
+        peaks[row["n"]] = row["peak_rss_mib"]
+        print(f"peak RSS after {row['n']} snippets: {row['peak_rss_mib']:.0f} MiB ({row['s']:.0f} s)")
     lo, hi = min(peaks), max(peaks)
     print(f"peak RSS {hi} / {lo} snippets: {peaks[hi] / peaks[lo]:.3f} (target <= 1.10)")
 
@@ -140,10 +143,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per batch and side")
     parser.add_argument("--model", default=None, help="model name or directory (default: packaged MiniLM)")
-    parser.add_argument("--memory-counts", type=int, nargs="+", default=[500, 5000])
+    parser.add_argument("--memory-counts", type=int, nargs="+", default=[500, 1000, 2500, 5000])
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
-    parser.add_argument("--memory-child", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
         memory_child(args)

@@ -21,7 +21,7 @@ import torch
 
 from codeprobe.alignment import Alignment, align, token_boundary_cut
 from codeprobe.errors import InputError, ModelLoadError
-from codeprobe.model.loading import LoadedModel, load_model
+from codeprobe.model.loading import LoadedModel, ModelInfo, load_model
 
 LENGTH_POLICIES = ("truncate", "skip")
 HEAD_MODES = ("mean", "all")
@@ -113,21 +113,48 @@ class _Prepared:
         )
 
 
+@dataclass(frozen=True, eq=False)
+class _BatchPooling:
+    """The pooling matrices W of a batch in sparse form, one entry per (token, subword) pair.
+
+    Pooling by gather + index_add touches only the real subword rows (a few per token) instead
+    of multiplying by a mostly-zero (k x n) matrix, so its cost is small beside the forward pass.
+    """
+
+    batch: torch.Tensor  # int64 (P,): snippet of the entry
+    column: torch.Tensor  # int64 (P,): subword position in the padded input
+    row: torch.Tensor  # int64 (P,): batch * k_max + token row
+    weight: torch.Tensor  # float32 (P,): 1 / |S_i|
+    n_snippets: int
+    k_max: int
+
+    def gather(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, n, *rest) -> float32 (P, *rest): the entries' subword rows."""
+        return x[self.batch, self.column].to(torch.float32)
+
+    def accumulate(self, g: torch.Tensor) -> torch.Tensor:
+        """g (P, *rest) -> (B, k_max, *rest): weighted sums over each token's subwords."""
+        rest = g.shape[1:]
+        out = torch.zeros((self.n_snippets * self.k_max, *rest), dtype=torch.float32, device=g.device)
+        out.index_add_(0, self.row, g * self.weight.view(-1, *([1] * len(rest))))
+        return out.view(self.n_snippets, self.k_max, *rest)
+
+
 class _AttentionPooler:
-    """Forward hooks that pool each layer's attention as soon as the layer has run."""
+    """Forward hooks that pool each layer's attention as soon as the layer has run, so only
+    one layer's (B x heads x n x n) weights are ever alive."""
 
     def __init__(
         self,
         modules: list[tuple[torch.nn.Module, int]],
-        pool: torch.Tensor,
+        pooling: _BatchPooling,
         key_mask: torch.Tensor,
         per_head: bool,
         check: bool,
         tol: float,
     ):
-        self.per_head, self.check, self.tol = per_head, check, tol
-        self.pool = pool  # (B, k_max, n) float32: W of the batch
-        self.key_mask = key_mask  # (B, n, 1) float32: 1 on real positions
+        self.pooling, self.per_head, self.check, self.tol = pooling, per_head, check, tol
+        self.entry_keys = key_mask[pooling.batch][:, None, :]  # (P, 1, n): 1 on real keys
         self.pooled: list[torch.Tensor] = []
         self.handles = [m.register_forward_hook(self._make_hook(i)) for m, i in modules]
 
@@ -144,24 +171,25 @@ class _AttentionPooler:
         return hook
 
     def _pool(self, weights: torch.Tensor) -> None:
-        layer = len(self.pooled)
-        w = self.pool
-        mean = weights.mean(dim=1, dtype=torch.float32)  # (B, n, n)
+        """weights (B, H, n, n) -> pooled (B, k, k) head mean or (B, H, k, k)."""
+        pl = self.pooling
+        rows = pl.gather(weights.transpose(1, 2))  # (P, H, n): the query rows that are used
         if self.check:
-            # Softmax rows over the real keys must sum to 1 (padded keys get 0); checked on the
-            # head mean, which costs 1/heads of the pooling.
-            row_sums = torch.bmm(mean, self.key_mask).squeeze(-1)
-            err = ((row_sums - 1.0).abs() * self.key_mask.squeeze(-1)).max().item()
+            # Every used row must be softmax weights over the real keys (padded keys get 0).
+            err = ((rows * self.entry_keys).sum(-1) - 1.0).abs().max().item() if rows.numel() else 0.0
             if not err <= self.tol:
                 raise ModelLoadError(
-                    f"attention rows of layer {layer} do not sum to 1 over unpadded keys (max "
-                    f"error {err:.2g}): the model's attention output is not softmax weights"
+                    f"attention rows of layer {len(self.pooled)} do not sum to 1 over unpadded "
+                    f"keys (max error {err:.2g}): the model's attention output is not softmax weights"
                 )
         if self.per_head:
-            a = weights.to(torch.float32)
-            self.pooled.append(torch.matmul(torch.matmul(w[:, None], a), w[:, None].transpose(-1, -2)))
+            by_row = pl.accumulate(rows)  # (B, k, H, n)
+            both = pl.accumulate(pl.gather(by_row.permute(0, 3, 1, 2)))  # (B, k_key, k_query, H)
+            self.pooled.append(both.permute(0, 3, 2, 1))
         else:
-            self.pooled.append(torch.bmm(torch.bmm(w, mean), w.transpose(1, 2)))
+            by_row = pl.accumulate(rows.mean(1))  # (B, k, n)
+            both = pl.accumulate(pl.gather(by_row.transpose(1, 2)))  # (B, k_key, k_query)
+            self.pooled.append(both.transpose(1, 2))
 
     def remove(self) -> None:
         for handle in self.handles:
@@ -215,9 +243,9 @@ class Extractor:
         attention, vectors: which outputs to compute (skip one to save work).
         length_policy: for snippets longer than the model takes: "truncate" (cut at a code-token
             boundary, as CAT-probing truncates) or "skip" (AST-Probe drops snippets that do not
-            fit). A sliding window is not offered: attention between tokens in different windows
-            does not exist, and both probes need every token pair of a snippet (CAT-probing's
-            matrix) or one context per snippet (AST-Probe's distances).
+            fit). A sliding window is not offered: CAT-probing needs attention between every
+            token pair, which does not exist across windows, and vectors from different windows
+            would mix contexts within one snippet; neither paper used one.
         max_subwords: lower limit than the model's on input length (specials included), e.g.
             CAT-probing's 256.
         check_attention: verify per batch and layer that attention rows sum to 1 over real keys.
@@ -237,18 +265,12 @@ class Extractor:
         max_subwords: int | None = None,
         check_attention: bool = True,
     ):
-        if isinstance(model, LoadedModel):
-            if device is not None or dtype is not None:
-                raise InputError("device and dtype apply when loading; this model is already loaded")
-            self.loaded = model
-        else:
-            self.loaded = load_model(model, device=device, dtype=dtype or "float32")
         if heads not in HEAD_MODES:
             raise InputError(f"heads must be one of {HEAD_MODES}, got {heads!r}")
         if length_policy == "window":
             raise InputError(
                 "length_policy 'window' is not supported: attention between tokens in different "
-                "windows does not exist; use 'truncate' or 'skip'"
+                "windows does not exist (CAT-probing needs every pair); use 'truncate' or 'skip'"
             )
         if length_policy not in LENGTH_POLICIES:
             raise InputError(f"length_policy must be one of {LENGTH_POLICIES}, got {length_policy!r}")
@@ -256,6 +278,12 @@ class Extractor:
             raise InputError("nothing to extract: attention and vectors are both off")
         if batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        if isinstance(model, LoadedModel):
+            if device is not None or dtype is not None:
+                raise InputError("device and dtype apply when loading; this model is already loaded")
+            self.loaded = model
+        else:
+            self.loaded = load_model(model, device=device, dtype=dtype or "float32")
         info = self.loaded.info
         framing = len(self.loaded.prefix_ids) + len(self.loaded.suffix_ids)
         limit = info.max_subwords if max_subwords is None else min(max_subwords, info.max_subwords)
@@ -276,8 +304,8 @@ class Extractor:
             )
 
     @property
-    def info(self):
-        """Provenance of the model (ModelInfo)."""
+    def info(self) -> ModelInfo:
+        """Provenance of the model; record it with every result."""
         return self.loaded.info
 
     def extract(self, snippets: Iterable[Snippet]) -> Iterator[SnippetResult]:
@@ -300,6 +328,8 @@ class Extractor:
         for s in chunk:
             if not isinstance(s, Snippet):
                 raise InputError(f"expected Snippet, got {type(s).__name__}")
+            if not isinstance(s.code, str):
+                raise InputError(f"snippet {s.id!r}: code must be str, got {type(s.code).__name__}")
         enc = self.loaded.tokenizer(
             [s.code for s in chunk],
             add_special_tokens=False,
@@ -354,32 +384,42 @@ class Extractor:
 
         input_ids = np.full((b, n), lm.pad_id, dtype=np.int64)
         mask = np.zeros((b, n), dtype=np.int64)
-        pool = np.zeros((b, k_max, n), dtype=np.float32)
+        entries = []  # per snippet: (batch, column, row, weight) of its memberships
         for i, p in enumerate(run):
             input_ids[i, : lengths[i]] = prefix + p.ids + suffix
             mask[i, : lengths[i]] = 1
             al = p.alignment
-            # Rows of W for the kept tokens; columns shifted past the prefix specials. Truncation
-            # keeps only whole tokens, so every membership of a kept row is inside the input.
+            # Rows for the kept tokens; columns shifted past the prefix specials. Truncation keeps
+            # only whole tokens, so every membership of a kept row is inside the input.
             keep = np.zeros(al.n_kept, dtype=bool)
             keep[p.rows] = True
             row_of = np.cumsum(keep) - 1
             sel = keep[al.pair_token]
-            pool[i, row_of[al.pair_token[sel]], len(prefix) + al.pair_subword[sel]] = al.weights[sel]
+            cols = len(prefix) + al.pair_subword[sel]
+            entries.append((np.full(cols.shape[0], i), cols, i * k_max + row_of[al.pair_token[sel]], al.weights[sel]))
 
         device = lm.device
-        w = torch.from_numpy(pool).to(device)
+        batch, column, row, weight = (np.concatenate(parts) for parts in zip(*entries))
+        pooling = _BatchPooling(
+            batch=torch.from_numpy(batch.astype(np.int64)).to(device),
+            column=torch.from_numpy(column.astype(np.int64)).to(device),
+            row=torch.from_numpy(row.astype(np.int64)).to(device),
+            weight=torch.from_numpy(weight.astype(np.float32)).to(device),
+            n_snippets=b,
+            k_max=k_max,
+        )
+        mask_t = torch.from_numpy(mask).to(device)
         pooler = None
         if self.attention:
-            key_mask = torch.from_numpy(mask).to(device=device, dtype=torch.float32)[:, :, None]
             tol = 1e-3 if lm.info.dtype == "float32" else 5e-2  # half precision rounds each weight
             pooler = _AttentionPooler(
-                self._attention_modules, w, key_mask, self.heads == "all", self.check_attention, tol
+                self._attention_modules, pooling, mask_t.to(torch.float32), self.heads == "all",
+                self.check_attention, tol,
             )
         try:
             out = lm.model(
                 input_ids=torch.from_numpy(input_ids).to(device),
-                attention_mask=torch.from_numpy(mask).to(device),
+                attention_mask=mask_t,
                 output_hidden_states=self.vectors,
                 return_dict=True,
             )
@@ -395,8 +435,8 @@ class Extractor:
                 )
             attention = torch.stack(pooler.pooled, dim=1).cpu().numpy()  # (B, L, [H,] k, k)
         if self.vectors:
-            hidden = out.hidden_states
-            vectors = torch.stack([torch.bmm(w, h.to(torch.float32)) for h in hidden], dim=1).cpu().numpy()
+            layers = [pooling.accumulate(pooling.gather(h)) for h in out.hidden_states]
+            vectors = torch.stack(layers, dim=1).cpu().numpy()  # (B, L + 1, k, hidden)
 
         pooled = {}
         for i, p in enumerate(run):

@@ -120,6 +120,7 @@ class LoadedModel:
 
     @property
     def device(self) -> torch.device:
+        """Device of the model's weights (inputs are moved there)."""
         return next(self.model.parameters()).device
 
 

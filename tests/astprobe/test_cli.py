@@ -20,7 +20,7 @@ def test_train_then_recover(tiny_model_dir, tmp_path):
     out = tmp_path / "run"
     runner = CliRunner()
     args = ["astprobe", "train", "--dataset", str(data), "--lang", "python", "--model", str(tiny_model_dir),
-            "--layers", "1,2", "--rank", "8", "--out", str(out), "--epochs", "2",
+            "--layers", "1,2", "--rank", "8", "--ranks", "4", "--out", str(out), "--epochs", "2",
             "--cache-dir", str(tmp_path / "cache")]
     result = runner.invoke(main, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -31,6 +31,8 @@ def test_train_then_recover(tiny_model_dir, tmp_path):
     assert summary["baselines"]["embedding"]["layer"] == 0
     assert [row["layer"] for row in summary["baselines"]["random"]] == [1, 2]
     assert (out / "f1_by_layer.png").exists() and (out / "layers.md").exists()
+    assert summary["ranks"]["layer"] == summary["best_layer"]
+    assert [row["rank"] for row in summary["ranks"]["points"]] == [4] and (out / "f1_by_rank.png").exists()
 
     snippet = tmp_path / "maximum.py"
     snippet.write_text("def maximum(a, b):\n    if a > b:\n        return a\n    return b\n")

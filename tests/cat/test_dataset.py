@@ -39,11 +39,11 @@ def make_samples(seed, count=10, n_layers=3, n_heads=None):
 def oracle_scores(samples, kept_per_layer, q=0.75):
     """{(sample_id, layer): (score, random, positional)} by loops."""
     out = {}
-    for index, s in enumerate(samples):
+    for s in samples:
         a = s.attention.astype(np.float64)
         if a.ndim == 4:
             a = a.mean(axis=1)
-        rand = random_attention(len(s.types), 0, index).tolist()
+        rand = random_attention(len(s.types), 0, s.sample_id).tolist()
         pos = [[float(np.exp(-abs(int(p) - int(r)))) for r in s.positions] for p in s.positions]
         d = s.distance.tolist()
         for layer, kept in enumerate(kept_per_layer):
@@ -145,8 +145,9 @@ def test_nothing_to_score():
 
 
 def test_baselines_are_seeded_per_sample():
-    a = random_attention(5, 0, 3)
+    a = random_attention(5, 0, "s3")
     np.testing.assert_allclose(a.sum(axis=1), 1.0)
-    np.testing.assert_array_equal(a, random_attention(5, 0, 3))
-    assert not np.array_equal(a, random_attention(5, 0, 4))
+    np.testing.assert_array_equal(a, random_attention(5, 0, "s3"))
+    assert not np.array_equal(a, random_attention(5, 0, "s4"))
+    assert not np.array_equal(a, random_attention(5, 1, "s3"))
     np.testing.assert_allclose(positional_attention(np.array([0, 2])), [[1, np.exp(-2)], [np.exp(-2), 1]])

@@ -7,17 +7,20 @@ down to the kept tokens exactly like the model's attention.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 
-def random_attention(n: int, random_state: int, sample_index: int) -> np.ndarray:
+def random_attention(n: int, random_state: int, sample_id: str) -> np.ndarray:
     """(n, n) float64 random row-stochastic attention: i.i.d. Uniform[0, 1) cells, each row
     divided by its sum (a softmax-like distribution; the score only sees its ranks).
 
-    Seeded by (random_state, sample_index), so a sample's baseline does not depend on which
-    other samples run, in which order or batch.
+    Seeded by (random_state, sample_id), so a sample's baseline does not depend on which other
+    samples run, in which order, batch or shard.
     """
-    rng = np.random.default_rng([int(random_state), int(sample_index)])
+    key = int.from_bytes(hashlib.blake2b(str(sample_id).encode("utf-8"), digest_size=8).digest(), "little")
+    rng = np.random.default_rng([int(random_state), key])
     a = rng.random((n, n))
     return a / a.sum(axis=1, keepdims=True)
 

@@ -68,12 +68,14 @@ class SkippedSample:
 def head_mean(attention: np.ndarray) -> np.ndarray:
     """(L, n, n) float64 head-mean attention from (L, n, n) or (L, H, n, n)."""
     a = np.asarray(attention)
-    return a.mean(axis=1, dtype=np.float64) if a.ndim == 4 else a.astype(np.float64)
+    if a.ndim == 3:
+        return a.astype(np.float64)
+    # A plain float64 reduction: several times faster than a.mean(axis=1, dtype=float64).
+    return np.add.reduce(a, axis=1, dtype=np.float64) / a.shape[1]
 
 
 def score_sample(
     sample: CATSample,
-    sample_index: int,
     kept_types: Sequence[frozenset[str] | None],
     *,
     quantile: float = DEFAULT_QUANTILE,
@@ -83,7 +85,7 @@ def score_sample(
 
     kept_types: per layer, the kept type names, or None for all. Layers sharing a set are
     scored in one vectorised call. The baselines are built over all aligned tokens (random
-    seeded by (random_state, sample_index)) and cut to the kept tokens of each layer.
+    seeded by (random_state, sample id)) and cut to the kept tokens of each layer.
     """
     a = np.asarray(sample.attention)
     n_layers = a.shape[0]
@@ -93,7 +95,7 @@ def score_sample(
     stack = head_mean(a)[:, None] if a.ndim == 3 else np.concatenate([head_mean(a)[:, None], a], axis=1)
     n = len(sample.types)
     dist = np.asarray(sample.distance)
-    rand = random_attention(n, random_state, sample_index)
+    rand = random_attention(n, random_state, sample.sample_id)
     pos = positional_attention(sample.positions)
 
     score = np.full(stack.shape[:2], np.nan)
@@ -171,11 +173,12 @@ def score_samples(
     check_strategy(types, language)
     rates_acc = TypeRateAccumulator(q)
     spill = _Spill(spill_dir) if types == "topk" else None
-    parts: list[dict[str, np.ndarray] | SkippedSample] = []
+    # Per sample, in order: its rows, why it was skipped, or (topk) None until pass 2 scores it.
+    parts: list[dict[str, np.ndarray] | SkippedSample | None] = []
     shape: tuple[int, ...] | None = None  # (L,) or (L, H): all samples must agree
     kept: list[frozenset[str] | None] | None = None
     try:
-        for index, sample in enumerate(samples):
+        for sample in samples:
             if isinstance(sample, SkippedSample):
                 parts.append(sample)
                 continue
@@ -188,10 +191,10 @@ def score_samples(
                 raise InputError(f"sample {sample.sample_id!r}: attention is {a_shape} x n x n, others {shape}")
             rates_acc.update(sample.types, head_mean(sample.attention))
             if spill is None:
-                parts.append(score_sample(sample, index, kept, quantile=q, random_state=random_state))
+                parts.append(score_sample(sample, kept, quantile=q, random_state=random_state))
             else:
                 spill.put(sample)
-                parts.append({"index": np.array([index])})  # placeholder, scored in pass 2
+                parts.append(None)
         if shape is None:
             reasons = sorted({p.reason for p in parts if isinstance(p, SkippedSample)})
             raise InputError(f"no sample could be scored ({'; '.join(reasons) or 'no samples'})")
@@ -200,8 +203,7 @@ def score_samples(
             kept = select_types(types, language=language, rates=rates, n_layers=shape[0], top_k=top_k)
             scored = iter(spill)
             parts = [
-                p if isinstance(p, SkippedSample)
-                else score_sample(next(scored), int(p["index"][0]), kept, quantile=q, random_state=random_state)
+                score_sample(next(scored), kept, quantile=q, random_state=random_state) if p is None else p
                 for p in parts
             ]
     finally:
