@@ -5,8 +5,9 @@ raw float32 subword attention of every layer and head from one forward pass of t
 (default: the packaged MiniLM) and the subwords of each kept token. Both produce, per snippet,
 the type-rate counts and the CAT-scores of all layers (`paper` types):
 
-- fast: head mean (one BLAS product), block-mean pooling by gather and segment sums, U-AST distances (syntax core), TypeRateAccumulator.update and score_sample
-  (model score plus both baselines, all layers in one call);
+- fast: head mean (a float64 reduction), block-mean pooling by gather and segment sums, U-AST
+  distances (syntax core), TypeRateAccumulator.update and score_sample (model score plus both
+  baselines, all layers in one call), after one untimed warm-up call (numba kernels compile);
 - oracle (codeprobe.reference.cat, shaped like the reference code): per layer, head mean and
   block mean in Python loops for the rate counts, then again block mean, networkx all-pairs BFS
   over every node, and the loop score.
@@ -116,6 +117,7 @@ def main() -> None:
           f"{statistics.median(n_tokens):.0f} (max {max(n_tokens)}), subwords median {statistics.median(n_sub):.0f} "
           f"(max {max(n_sub)})")
 
+    fast(*prepared[0], kept_types, TypeRateAccumulator())  # warm-up: the syntax core's numba kernels compile
     rates = TypeRateAccumulator()
     fast_times, fast_cpu, fast_scores = [], [], {}
     for ident, tree, kept, members, attention in prepared:

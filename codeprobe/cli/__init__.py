@@ -28,7 +28,12 @@ class _Group(click.Group):
 def main(verbose: int) -> None:
     """Probe what code models know about syntax (tree-sitter ASTs, CAT-probing, AST-Probe)."""
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
 
 
 # Subcommands, one module each.

@@ -113,49 +113,92 @@ class _Prepared:
         )
 
 
+def _sparse(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int], device) -> torch.Tensor:
+    """Coalesced COO matrix from entries (sorted here, so no coalescing pass is needed)."""
+    order = np.lexsort((cols, rows))
+    index = torch.from_numpy(np.stack([rows[order], cols[order]]).astype(np.int64))
+    value = torch.from_numpy(values[order].astype(np.float32))
+    return torch.sparse_coo_tensor(index, value, shape, is_coalesced=True, check_invariants=False).to(device)
+
+
 @dataclass(frozen=True, eq=False)
 class _BatchPooling:
-    """The pooling matrices W of a batch in sparse form, one entry per (token, subword) pair.
+    """The pooling matrices W of a batch as sparse matrices over the flattened batch.
 
-    Pooling by gather + index_add touches only the real subword rows (a few per token) instead
-    of multiplying by a mostly-zero (k x n) matrix, so its cost is small beside the forward pass.
+    W is block-diagonal (snippet b's token rows only read snippet b's positions), with a few
+    non-zeros per row, so a sparse product costs a small fraction of the dense W A W^T.
+
+    Attributes:
+        w: (B * k_max, B * n), row b * k_max + i, column b * n + p: 1/|S_i| for p in S_i.
+        w_att: applied to the attention flattened to (B * H * n, n): with `heads == "mean"`,
+            (B * k_max, B * H * n) holding 1/(|S_i| H), i.e. head mean and row pooling in one
+            product; per head, (B * k_max * H, B * H * n) holding 1/|S_i|.
+        valid: float32 (B, k_max, 1), 1 on real token rows.
     """
 
-    batch: torch.Tensor  # int64 (P,): snippet of the entry
-    column: torch.Tensor  # int64 (P,): subword position in the padded input
-    row: torch.Tensor  # int64 (P,): batch * k_max + token row
-    weight: torch.Tensor  # float32 (P,): 1 / |S_i|
+    w: torch.Tensor
+    w_att: torch.Tensor | None
+    valid: torch.Tensor
     n_snippets: int
     k_max: int
+    n: int
 
-    def gather(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, n, *rest) -> float32 (P, *rest): the entries' subword rows."""
-        return x[self.batch, self.column].to(torch.float32)
+    @classmethod
+    def build(cls, batch, row, col, weight, n_snippets, k_max, n, n_heads, per_head, attention, device):
+        """From the batch's (token, subword) entries: snippet, token row, input position, 1/|S_i|."""
+        b, k, h = n_snippets, k_max, n_heads
+        w = _sparse(batch * k + row, batch * n + col, weight, (b * k, b * n), device)
+        w_att = None
+        if attention:
+            heads = np.arange(h)
+            att_cols = ((batch[:, None] * h + heads) * n + col[:, None]).ravel()
+            if per_head:
+                att_rows = ((batch * k + row)[:, None] * h + heads).ravel()
+                w_att = _sparse(att_rows, att_cols, np.repeat(weight, h), (b * k * h, b * h * n), device)
+            else:
+                att_rows = np.repeat(batch * k + row, h)
+                w_att = _sparse(att_rows, att_cols, np.repeat(weight / h, h), (b * k, b * h * n), device)
+        valid = np.zeros((b, k, 1), dtype=np.float32)
+        valid[batch, row] = 1.0
+        return cls(w, w_att, torch.from_numpy(valid).to(device), b, k, n)
 
-    def accumulate(self, g: torch.Tensor) -> torch.Tensor:
-        """g (P, *rest) -> (B, k_max, *rest): weighted sums over each token's subwords."""
-        rest = g.shape[1:]
-        out = torch.zeros((self.n_snippets * self.k_max, *rest), dtype=torch.float32, device=g.device)
-        out.index_add_(0, self.row, g * self.weight.view(-1, *([1] * len(rest))))
-        return out.view(self.n_snippets, self.k_max, *rest)
+    def vectors(self, hidden: torch.Tensor) -> torch.Tensor:
+        """hidden (B, n, d) -> float32 (B, k_max, d): mean of each token's subword vectors."""
+        flat = hidden.reshape(self.n_snippets * self.n, -1).to(torch.float32)
+        return torch.sparse.mm(self.w, flat).view(self.n_snippets, self.k_max, -1)
+
+    def attention(self, weights: torch.Tensor, key_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """weights (B, H, n, n), key_mask (B, n, 1) -> (pooled, row sums over real keys).
+
+        pooled: (B, k, k) head mean, or (B, H, k, k); row_sums: (B, k, 1) or (B, k, H), the sums
+        of each token's pooled query row over the real keys (1 when every subword row is softmax
+        weights that give padded keys nothing).
+        """
+        b, k, n = self.n_snippets, self.k_max, self.n
+        flat = weights.reshape(-1, n).to(torch.float32)
+        by_row = torch.sparse.mm(self.w_att, flat)  # (B*k, n) or (B*k*H, n): query rows pooled
+        if by_row.shape[0] == b * k:
+            by_row = by_row.view(b, k, n)
+            row_sums = torch.bmm(by_row, key_mask)
+            cols = by_row.transpose(1, 2).reshape(b * n, k)
+            pooled = torch.sparse.mm(self.w, cols).view(b, k, k).transpose(1, 2)  # [key, query] -> [query, key]
+            return pooled, row_sums
+        h = by_row.shape[0] // (b * k)
+        by_row = by_row.view(b, k, h, n)
+        row_sums = torch.matmul(by_row, key_mask[:, None]).squeeze(-1)  # (B, k, H)
+        cols = by_row.permute(0, 3, 1, 2).reshape(b * n, k * h)
+        pooled = torch.sparse.mm(self.w, cols).view(b, k, k, h)  # [key, query, head]
+        return pooled.permute(0, 3, 2, 1), row_sums
 
 
 class _AttentionPooler:
     """Forward hooks that pool each layer's attention as soon as the layer has run, so only
     one layer's (B x heads x n x n) weights are ever alive."""
 
-    def __init__(
-        self,
-        modules: list[tuple[torch.nn.Module, int]],
-        pooling: _BatchPooling,
-        key_mask: torch.Tensor,
-        per_head: bool,
-        check: bool,
-        tol: float,
-    ):
-        self.pooling, self.per_head, self.check, self.tol = pooling, per_head, check, tol
-        self.entry_keys = key_mask[pooling.batch][:, None, :]  # (P, 1, n): 1 on real keys
+    def __init__(self, modules: list[tuple[torch.nn.Module, int]], pooling: _BatchPooling, key_mask: torch.Tensor):
+        self.pooling, self.key_mask = pooling, key_mask
         self.pooled: list[torch.Tensor] = []
+        self.row_sums: list[torch.Tensor] = []
         self.handles = [m.register_forward_hook(self._make_hook(i)) for m, i in modules]
 
     def _make_hook(self, index: int):
@@ -166,30 +209,22 @@ class _AttentionPooler:
                     f"{type(module).__name__} returned no attention weights: the model must use "
                     f"eager attention"
                 )
-            self._pool(weights)
+            pooled, row_sums = self.pooling.attention(weights, self.key_mask)
+            self.pooled.append(pooled)
+            self.row_sums.append(row_sums)
 
         return hook
 
-    def _pool(self, weights: torch.Tensor) -> None:
-        """weights (B, H, n, n) -> pooled (B, k, k) head mean or (B, H, k, k)."""
-        pl = self.pooling
-        rows = pl.gather(weights.transpose(1, 2))  # (P, H, n): the query rows that are used
-        if self.check:
-            # Every used row must be softmax weights over the real keys (padded keys get 0).
-            err = ((rows * self.entry_keys).sum(-1) - 1.0).abs().max().item() if rows.numel() else 0.0
-            if not err <= self.tol:
-                raise ModelLoadError(
-                    f"attention rows of layer {len(self.pooled)} do not sum to 1 over unpadded "
-                    f"keys (max error {err:.2g}): the model's attention output is not softmax weights"
-                )
-        if self.per_head:
-            by_row = pl.accumulate(rows)  # (B, k, H, n)
-            both = pl.accumulate(pl.gather(by_row.permute(0, 3, 1, 2)))  # (B, k_key, k_query, H)
-            self.pooled.append(both.permute(0, 3, 2, 1))
-        else:
-            by_row = pl.accumulate(rows.mean(1))  # (B, k, n)
-            both = pl.accumulate(pl.gather(by_row.transpose(1, 2)))  # (B, k_key, k_query)
-            self.pooled.append(both.transpose(1, 2))
+    def check(self, tol: float) -> None:
+        """Raise unless every real token's pooled row sums to 1 over real keys in every layer."""
+        sums = torch.stack(self.row_sums)  # (L, B, k, 1 or H)
+        err = ((sums - 1.0).abs() * self.pooling.valid).amax(dim=(1, 2, 3))
+        worst = int(err.argmax())
+        if not float(err[worst]) <= tol:
+            raise ModelLoadError(
+                f"attention rows of layer {worst} do not sum to 1 over unpadded keys (max error "
+                f"{float(err[worst]):.2g}): the model's attention output is not softmax weights"
+            )
 
     def remove(self) -> None:
         for handle in self.handles:
@@ -384,38 +419,30 @@ class Extractor:
 
         input_ids = np.full((b, n), lm.pad_id, dtype=np.int64)
         mask = np.zeros((b, n), dtype=np.int64)
-        entries = []  # per snippet: (batch, column, row, weight) of its memberships
+        entries = []  # per snippet: (snippet, token row, input position, 1/|S_i|) of its pairs
         for i, p in enumerate(run):
             input_ids[i, : lengths[i]] = prefix + p.ids + suffix
             mask[i, : lengths[i]] = 1
             al = p.alignment
             # Rows for the kept tokens; columns shifted past the prefix specials. Truncation keeps
-            # only whole tokens, so every membership of a kept row is inside the input.
+            # only whole tokens, so every pair of a kept row is inside the input.
             keep = np.zeros(al.n_kept, dtype=bool)
             keep[p.rows] = True
             row_of = np.cumsum(keep) - 1
             sel = keep[al.pair_token]
-            cols = len(prefix) + al.pair_subword[sel]
-            entries.append((np.full(cols.shape[0], i), cols, i * k_max + row_of[al.pair_token[sel]], al.weights[sel]))
+            pos = len(prefix) + al.pair_subword[sel]
+            entries.append((np.full(pos.shape[0], i), row_of[al.pair_token[sel]], pos, al.weights[sel]))
+        batch, row, col, weight = (np.concatenate(parts) for parts in zip(*entries))
 
         device = lm.device
-        batch, column, row, weight = (np.concatenate(parts) for parts in zip(*entries))
-        pooling = _BatchPooling(
-            batch=torch.from_numpy(batch.astype(np.int64)).to(device),
-            column=torch.from_numpy(column.astype(np.int64)).to(device),
-            row=torch.from_numpy(row.astype(np.int64)).to(device),
-            weight=torch.from_numpy(weight.astype(np.float32)).to(device),
-            n_snippets=b,
-            k_max=k_max,
+        pooling = _BatchPooling.build(
+            batch, row, col, weight, b, k_max, n, lm.info.n_heads, self.heads == "all", self.attention, device
         )
         mask_t = torch.from_numpy(mask).to(device)
         pooler = None
         if self.attention:
-            tol = 1e-3 if lm.info.dtype == "float32" else 5e-2  # half precision rounds each weight
-            pooler = _AttentionPooler(
-                self._attention_modules, pooling, mask_t.to(torch.float32), self.heads == "all",
-                self.check_attention, tol,
-            )
+            key_mask = mask_t.to(torch.float32)[:, :, None]
+            pooler = _AttentionPooler(self._attention_modules, pooling, key_mask)
         try:
             out = lm.model(
                 input_ids=torch.from_numpy(input_ids).to(device),
@@ -433,9 +460,11 @@ class Extractor:
                 raise ModelLoadError(
                     f"captured attention of {len(pooler.pooled)} layers, expected {lm.info.n_layers}"
                 )
+            if self.check_attention:
+                pooler.check(1e-3 if lm.info.dtype == "float32" else 5e-2)  # half precision rounds
             attention = torch.stack(pooler.pooled, dim=1).cpu().numpy()  # (B, L, [H,] k, k)
         if self.vectors:
-            layers = [pooling.accumulate(pooling.gather(h)) for h in out.hidden_states]
+            layers = [pooling.vectors(h) for h in out.hidden_states]
             vectors = torch.stack(layers, dim=1).cpu().numpy()  # (B, L + 1, k, hidden)
 
         pooled = {}

@@ -73,22 +73,21 @@ def uast_edges(tokens: CodeTokens) -> np.ndarray:
     kinds such as `property_identifier` get no such edge).
     """
     n = len(tokens)
-    consecutive = np.stack([np.arange(n - 1), np.arange(1, n)], axis=1).reshape(-1, 2)
+    pairs = [(k, k + 1) for k in range(n - 1)]
     tree = tokens.tree
-    if "identifier" not in tree.type_names:
-        return consecutive.astype(np.int64)
-    is_identifier = tree.type_ids[tokens.node] == tree.type_names.index("identifier")
-    source = tree.source
-    last_seen: dict[bytes, int] = {}
-    same_name = []
-    for k in np.flatnonzero(is_identifier).tolist():
-        node = tokens.node[k]
-        name = source[tree.start_byte[node] : tree.end_byte[node]]
-        previous = last_seen.get(name)
-        if previous is not None and previous != k - 1:  # k - 1 is joined already
-            same_name.append((previous, k))
-        last_seen[name] = k
-    return np.concatenate([consecutive, np.asarray(same_name, dtype=np.int64).reshape(-1, 2)])
+    if "identifier" in tree.type_names:
+        is_identifier = tree.type_ids[tokens.node] == tree.type_names.index("identifier")
+        positions = np.flatnonzero(is_identifier).tolist()
+        nodes = tokens.node[is_identifier]
+        source = tree.source
+        last_seen: dict[bytes, int] = {}
+        for k, start, end in zip(positions, tree.start_byte[nodes].tolist(), tree.end_byte[nodes].tolist()):
+            name = source[start:end]
+            previous = last_seen.get(name)
+            if previous is not None and previous != k - 1:  # k - 1 is joined already
+                pairs.append((previous, k))
+            last_seen[name] = k
+    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
 
 
 def uast_distance(tokens: CodeTokens) -> np.ndarray:

@@ -95,12 +95,12 @@ def code_tokens(tree: SyntaxTree, *, collapse_strings: bool = False) -> CodeToke
     collapsed = tree.node_types_matching(is_string_type) if collapse_strings else np.zeros(n, bool)
 
     # A node strictly inside a comment or a collapsed string is never a token itself.
-    cover = np.zeros(n + 1, dtype=np.int64)
-    for mask in (comment, collapsed):
-        starts = np.flatnonzero(mask)
-        np.add.at(cover, starts + 1, 1)
-        np.add.at(cover, end[starts], -1)
-    covered = np.cumsum(cover[:n]) > 0
+    covered = np.zeros(n, dtype=bool)
+    outer = np.flatnonzero(comment | collapsed)
+    if outer.size:
+        # +1 just inside each such node, -1 past its subtree: a positive running sum = inside.
+        cover = np.bincount(outer + 1, minlength=n + 1) - np.bincount(end[outer], minlength=n + 1)
+        covered = np.cumsum(cover[:n]) > 0
 
     terminal = (tree.is_leaf | collapsed) & ~covered & ~comment
     terminal &= tree.end_byte > tree.start_byte
