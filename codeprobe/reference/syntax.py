@@ -1,9 +1,7 @@
-"""Reference syntax oracle: recursion over tree-sitter nodes and networkx shortest paths, the
-way the original research code did it."""
+"""Reference syntax oracle: a plain walk over tree-sitter nodes into networkx graphs, and
+shortest paths by BFS, the way the original research code did it."""
 
 from __future__ import annotations
-
-import sys
 
 import networkx as nx
 import numpy as np
@@ -26,9 +24,9 @@ def oracle_graphs(code: str, language: str, prefix: str = "", suffix: str = ""):
     tree.add_node("ROOT")
     leaves = []
     counter = iter(range(10**9))
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
-
-    def visit(node, parent, skip):
+    stack = [(root, "ROOT", False)]  # preorder, explicit stack: deep snippets need no recursion
+    while stack:
+        node, parent, skip = stack.pop()
         me = parent
         if node.start_byte >= lo and node.end_byte <= hi and node != root:
             me = next(counter)
@@ -38,10 +36,8 @@ def oracle_graphs(code: str, language: str, prefix: str = "", suffix: str = ""):
             elif node.child_count == 0 and node.end_byte > node.start_byte:
                 text = data[node.start_byte : node.end_byte].decode()
                 leaves.append((me, node.type, text, node.start_byte - lo, node.end_byte - lo))
-        for child in node.children:
-            visit(child, me, skip)
+        stack.extend((child, me, skip) for child in reversed(node.children))
 
-    visit(root, "ROOT", False)
     uast = tree.copy()
     for a, b in zip(leaves, leaves[1:]):
         uast.add_edge(a[0], b[0])
