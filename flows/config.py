@@ -41,7 +41,7 @@ class RunConfig:
     models: tuple[str, ...] = (DEFAULT_MODEL,)
     languages: tuple[str, ...] = ("python",)
     datasets: tuple[str, ...] = ("stdlib",)
-    n_snippets: int = 1500
+    n_snippets: int = 1400
     seed: int = 0
     shard_size: int = 250
     cat: bool = True
