@@ -46,6 +46,18 @@ def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
         raise DatasetError(f"{path}: cannot read past line {lineno}: {err}") from None
 
 
+def _counted_lines(path: Path, counter) -> Iterator[tuple[int, str, bytes]]:
+    """(line number, "file:line", raw line) of every non-blank line; each line is counted as
+    read, and blank ones as skipped ("empty")."""
+    for lineno, raw in read_lines(path):
+        counter.count_read()
+        where = f"{path.name}:{lineno}"
+        if not raw.strip():
+            counter.skip("empty", where, "blank line")
+            continue
+        yield lineno, where, raw
+
+
 def first_jsonl_record(path: Path) -> dict | None:
     """The first non-blank line of a JSON-lines file if it is a JSON object, else None."""
     for _, raw in read_lines(path):
@@ -68,12 +80,7 @@ def jsonl_snippets(
     """
     rows = _RowChecker(counter, language, default_language, code_field)
     stem = _stem(path)
-    for lineno, raw in read_lines(path):
-        counter.count_read()
-        where = f"{path.name}:{lineno}"
-        if not raw.strip():
-            counter.skip("empty", where, "blank line")
-            continue
+    for lineno, where, raw in _counted_lines(path, counter):
         text = raw.decode("utf-8", "surrogateescape")
         if lineno == 1:
             text = text.lstrip("\ufeff")
@@ -130,12 +137,7 @@ def token_file_snippets(path: Path, *, language: str, counter: SkipCounter) -> I
     Python; Ruby loads, but statements that ended at a line break now run together.
     """
     seen: set[str] = set()
-    for lineno, raw in read_lines(path):
-        counter.count_read()
-        where = f"{path.name}:{lineno}"
-        if not raw.strip():
-            counter.skip("empty", where, "blank line")
-            continue
+    for lineno, where, raw in _counted_lines(path, counter):
         raw_id, tab, raw_code = raw.partition(b"\t")
         ident = raw_id.decode("utf-8", "replace").strip()
         if not tab or not ident:
