@@ -74,13 +74,12 @@ def device_lock(device: str | None):
         yield
 
 
-def read_snippets(data_dir: str, ids: list[str] | None = None) -> list:
-    """The snippets a `prepare_data` task wrote (all, or those of `ids` in that order)."""
+def read_snippets(data_dir: str) -> list:
+    """The snippets a `prepare_data` task wrote, in its order (train, valid, test)."""
     from codeprobe.datasets import Snippet
 
-    rows = [json.loads(line) for line in Path(data_dir, "snippets.jsonl").read_text(encoding="utf-8").splitlines()]
-    snippets = {row["id"]: Snippet(**row) for row in rows}
-    return list(snippets.values()) if ids is None else [snippets[i] for i in ids]
+    lines = Path(data_dir, "snippets.jsonl").read_text(encoding="utf-8").splitlines()
+    return [Snippet(**json.loads(line)) for line in lines]
 
 
 def read_splits(data_dir: str) -> dict[str, list[str]]:
@@ -262,8 +261,9 @@ def astprobe_point(model: str, language: str, data_dir: str, layer: int, rank: i
 
         extractor = Extractor(loaded, batch_size=settings["batch_size"], attention=False, vectors=True,
                               length_policy="skip")
+        by_id = {snippet.id: snippet for snippet in read_snippets(data_dir)}
         prepared = [
-            prepare_split(read_snippets(data_dir, splits[name]), language, extractor,
+            prepare_split([by_id[i] for i in splits[name]], language, extractor,
                           Path(settings["cache_dir"]), model_label=label)
             for name in ("train", "valid", "test")
         ]
