@@ -171,12 +171,15 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=500)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per batch and side")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--model", default=None, help="model name or directory (default: packaged MiniLM)")
     parser.add_argument("--memory-counts", type=int, nargs="+", default=[500, 1000, 2500, 5000])
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--memory-child", choices=["codeprobe", "bare"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.memory_child:
         memory_child(args)
         return

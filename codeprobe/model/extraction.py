@@ -9,6 +9,10 @@ W A W^T; special tokens drop out because W has no column weight on them; rows ar
 renormalised. Token vectors (AST-Probe): mean of the token's subword vectors, W H. W is applied
 as a sparse block-diagonal matrix over the whole batch (a few non-zeros per row), folding the
 head mean into the same product.
+
+Under glibc, the peak RSS of any long torch loop (a bare forward pass too) creeps up by about a
+tenth over thousands of batches as the heap fragments; MALLOC_MMAP_THRESHOLD_=1048576 in the
+environment removes that creep (see benchmarks/bench_extraction.py).
 """
 
 from __future__ import annotations
