@@ -14,8 +14,12 @@ result, and reports its peak RSS after 500, 1,000, 2,500 and 5,000 (--memory-cou
 for the bare forward pass as a control, and for codeprobe under a fixed glibc mmap threshold,
 which removes the allocator's creep (see MEMORY_RUNS).
 
+The machine's load average is printed with the timings: on a shared, oversubscribed CPU the
+threads of every small op wait on each other, which inflates codeprobe's pooling more than the
+forward pass's large matrix products (compare with --threads 1).
+
 Usage: python benchmarks/bench_extraction.py [--n 500] [--batch-size 16] [--repeats 3] [--model NAME]
-       [--memory-counts 500 1000 2500 5000] [--skip-memory] [--skip-speed]
+       [--threads N] [--memory-counts 500 1000 2500 5000] [--skip-memory] [--skip-speed]
 """
 
 from __future__ import annotations
@@ -98,6 +102,7 @@ def speed(args) -> None:
         t_bare, t_ours = t_bare + min(runs_bare), t_ours + min(runs_ours)
         f_bare, f_ours = f_bare + runs_bare[0], f_ours + runs_ours[0]
     print(f"first runs only: bare {f_bare:.2f} s, codeprobe {f_ours:.2f} s, ratio {f_ours / f_bare:.3f}")
+    print("load average (1, 5, 15 min): " + ", ".join(f"{x:.1f}" for x in os.getloadavg()))
     print(f"bare forward (attentions + hidden states), best of {args.repeats}: {t_bare:.2f} s")
     print(f"codeprobe extraction (aligned, pooled), best of {args.repeats}:    {t_ours:.2f} s")
     print(f"ratio codeprobe / bare: {t_ours / t_bare:.3f} (target <= 1.10)")
