@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict
 
-from flows.config import RunConfig
-from flows.probing import probing_flow
+from codeprobe.pipeline.config import RunConfig
+from codeprobe.pipeline.flow import probing_flow
 
 DEFAULT_NAME = "weekly"
 DEFAULT_CRON = "0 3 * * 0"  # Sundays, 03:00

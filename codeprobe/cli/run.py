@@ -15,8 +15,8 @@ import click
 def run_command(out_dir: str, config_path: str | None) -> None:
     """Run the main job: CAT-probing and AST-Probe of the packaged default model (a text model,
     all-MiniLM-L6-v2) on Python standard-library functions, with baselines and a report."""
-    from flows.config import RunConfig
-    from flows.probing import main_job
+    from codeprobe.pipeline.config import RunConfig
+    from codeprobe.pipeline.flow import main_job
 
     config = RunConfig.read(config_path) if config_path else None
     report = main_job(out_dir, config)
@@ -29,7 +29,7 @@ def run_command(out_dir: str, config_path: str | None) -> None:
               help="Where to write the report (default: RUN/report.md for one run, ./comparison.md for several).")
 def report_command(runs: tuple[str, ...], out_path: str | None) -> None:
     """Render the report of a finished run, or compare several (one curve per model and run)."""
-    from flows.report import render_report
+    from codeprobe.pipeline.report import render_report
 
     paths = [Path(r) for r in runs]
     default = paths[0] / "report.md" if len(paths) == 1 else Path("comparison.md")

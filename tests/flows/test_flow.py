@@ -18,8 +18,8 @@ from astprobe.tiny_model import tiny_model_dir  # noqa: F401  (session fixture)
 from flow_configs import small_config
 
 from codeprobe.errors import DatasetError, ModelLoadError
-from flows import tasks
-from flows.probing import probing_flow
+from codeprobe.pipeline import tasks
+from codeprobe.pipeline.flow import probing_flow
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -77,7 +77,7 @@ def test_killed_run_resumes_without_redoing_finished_shards(tiny_model_dir, pyth
 
     run = tmp_path / "run"
     config = small_config(tiny_model_dir, python_jsonl, astprobe=False, shard_size=4)
-    code = ("import json, sys; from flows.probing import probing_flow; "
+    code = ("import json, sys; from codeprobe.pipeline.flow import probing_flow; "
             "probing_flow(config=json.loads(sys.argv[1]), out_dir=sys.argv[2])")
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
     proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(config), str(run)], env=env,
@@ -161,7 +161,7 @@ def test_deployment_with_cron_schedule_runs_once(tiny_model_dir, python_jsonl, t
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL
 
-    from flows.config import RunConfig
+    from codeprobe.pipeline.config import RunConfig
     from flows.deploy import deployment
 
     config = RunConfig.from_dict(small_config(tiny_model_dir, python_jsonl, astprobe=False))

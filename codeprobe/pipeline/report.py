@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from flows.config import RunConfig
+from codeprobe.pipeline.config import RunConfig
 
 TEXT_MODEL_NOTE = (
     "The packaged default model is sentence-transformers/all-MiniLM-L6-v2, a *text* sentence "
@@ -56,7 +56,7 @@ def summarize_run(run: Path, *, seconds: float | None = None, versions: dict[str
 
 
 def _result(run: Path, cfg: RunConfig, model: str, language: str, dataset: str) -> dict:
-    from flows.config import slug
+    from codeprobe.pipeline.config import slug
 
     key = f"{language}-{slug(dataset)}"
     out: dict[str, Any] = {"model": model, "language": language, "dataset": dataset}

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from flows.config import DEFAULT_MODEL
+from codeprobe.pipeline.config import DEFAULT_MODEL
 
 _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
