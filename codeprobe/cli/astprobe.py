@@ -34,38 +34,51 @@ def astprobe_group() -> None:
 @click.option("--model", default=None, help="Model directory or cached hub id (default: packaged MiniLM).")
 @click.option("--layers", default="", help="Hidden-states layers, e.g. '0,3,6' (default: all; 0 = embeddings).")
 @click.option("--rank", default=128, show_default=True, help="Probe rank for the layer sweep.")
-@click.option("--ranks", default="", help="Also sweep these ranks at the best layer, e.g. '8,16,32,64,128,256'.")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output directory.")
+@click.option("--ranks", default="", help="Also sweep these ranks at the best layer (chosen on validation), "
+              "e.g. '8,16,32,64,128,256'.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run folder.")
 @click.option("--n-snippets", type=int, default=None, help="Sample this many snippets (default: all).")
 @click.option("--no-baselines", is_flag=True, help="Skip the random-weights baseline.")
-@click.option("--epochs", type=int, default=20, show_default=True, help="Most training epochs.")
+@click.option("--epochs", type=int, default=None,
+              help="Most training epochs (default: train to convergence under a high cap; the paper: 20).")
+@click.option("--paper-training", is_flag=True, help="The paper's training budget (at most 20 epochs).")
+@click.option("--seeds", type=int, default=1, show_default=True, help="Train every probe with this many seeds.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--cache-dir", default=None, help="Token-vector cache root (default: ~/.cache/codeprobe).")
 @click.option("--device", default=None, help="Where the model runs (default: CUDA if available).")
 @click.option("--batch-size", type=int, default=16, show_default=True, help="Snippets per model forward pass.")
-@click.option("--threads", type=int, default=None, help="torch CPU threads while training probes (default: torch's).")
 def train_command(dataset, language, model, layers, rank, ranks, out_dir, n_snippets, no_baselines,
-                  epochs, seed, cache_dir, device, batch_size, threads):
-    """Train a probe per layer; write OUT/summary.json, tables, plots and the probes."""
-    from codeprobe.probes.astprobe.runner import run_experiment
-    from codeprobe.probes.astprobe.training import TrainConfig
+                  epochs, paper_training, seeds, seed, device, batch_size):
+    """Train a probe per layer (the same experiment runner and run folder as `codeprobe run`,
+    AST-Probe only); write OUT/summary.json, OUT/report.md, plots and the probes."""
+    import json
 
-    summary = run_experiment(
-        dataset, language, out_dir, model=model, layers=_int_list(layers), rank=rank,
-        ranks=_int_list(ranks), n_snippets=n_snippets, baselines=not no_baselines, seed=seed,
-        config=TrainConfig(max_epochs=epochs, threads=threads), cache_dir=cache_dir, device=device,
-        batch_size=batch_size,
+    from codeprobe.pipeline.config import DEFAULT_MODEL, PAPER_TRAINING, RunConfig
+    from codeprobe.pipeline.experiment import run_experiment
+
+    training = dict(PAPER_TRAINING) if paper_training else {}
+    if epochs is not None:
+        training["max_epochs"] = epochs
+    cfg = RunConfig(
+        models=(model or DEFAULT_MODEL,), languages=(language,), datasets=(str(dataset),),
+        n_snippets=n_snippets or 0, seed=seed, cat=False, astprobe=True, rank=rank,
+        ranks=tuple(_int_list(ranks)), layers=tuple(_int_list(layers)), random_baseline=not no_baselines,
+        probe_seeds=seeds, batch_size=batch_size, device=device, **training,
     )
-    for row in summary["layers"]:
-        f1 = "diverged" if row["f1"] is None else f"F1 {row['f1']:.4f}"
-        click.echo(f"layer {row['layer']:>2}: {f1}")
-    base = summary["baselines"]
-    if base:
-        emb = base["embedding"]["f1"]
-        best_random = max((r["f1"] for r in base["random"] if r["f1"] is not None), default=None)
-        click.echo(f"baselines: embedding F1 {emb if emb is None else round(emb, 4)}, "
-                   f"random weights best F1 {best_random if best_random is None else round(best_random, 4)}")
-    click.echo(f"wrote {Path(out_dir) / 'summary.json'}")
+    report = run_experiment(cfg, out_dir)
+    summary = json.loads((Path(out_dir) / "summary.json").read_text(encoding="utf-8"))
+    ast = summary["results"][0]["astprobe"]
+    for row in ast["layers"]:
+        if row["f1"] is None:
+            click.echo(f"layer {row['layer']:>2}: diverged")
+            continue
+        lo, hi = row["f1_ci"]
+        best = "  <- best on validation" if row["layer"] == ast["best_layer"] else ""
+        click.echo(f"layer {row['layer']:>2}: valid F1 {row['valid_f1']:.4f}, test F1 {row['f1']:.4f} "
+                   f"[{lo:.4f}, {hi:.4f}]{best}")
+    random = [r["f1"] for r in ast["baselines"]["random"] if r["f1"] is not None]
+    if random:
+        click.echo(f"random weights: best test F1 {max(random):.4f}")
+    click.echo(f"report: {report}")
 
 
 @astprobe_group.command("recover")

@@ -17,6 +17,7 @@ that cannot be read at all raises `DatasetError` when `load_dataset` is called, 
 
 from codeprobe.datasets.filters import Splits, dedupe, max_length, parses_cleanly, sample, split
 from codeprobe.datasets.loader import FORMATS, load_dataset
+from codeprobe.datasets.selection import load_splits
 from codeprobe.datasets.snippet import SKIP_REASONS, DatasetReport, SkipCounter, Snippet
 from codeprobe.datasets.sources import EXTENSIONS, extract_functions, language_of_file, stdlib_root
 
@@ -32,6 +33,7 @@ __all__ = [
     "extract_functions",
     "language_of_file",
     "load_dataset",
+    "load_splits",
     "max_length",
     "parses_cleanly",
     "sample",

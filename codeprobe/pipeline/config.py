@@ -14,6 +14,11 @@ from typing import Any
 
 DEFAULT_MODEL = "default"  # the packaged all-MiniLM-L6-v2 (a text model, not a code model)
 
+# The paper's training budget (AST-Probe, arXiv:2206.11719): at most 20 epochs. Pass it to
+# `RunConfig(**PAPER_TRAINING)` to reproduce the paper's settings; the default trains to convergence.
+PAPER_TRAINING: dict[str, Any] = {"max_epochs": 20, "patience": 5, "lr": 1e-3, "probe_batch_size": 32,
+                                  "orthogonality": 5.0, "lr_factor": 0.1}
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -32,9 +37,15 @@ class RunConfig:
             spec has a list for the language, else all); cat_distance: "uast" | "ast";
             quantile: the CAT quantile; cat_max_subwords: model input limit (the paper's 256).
         astprobe: run AST-Probe; rank: probe rank of the layer sweep; ranks: rank sweep at the
-            best layer (empty: none); layers: hidden-state indices (empty: all);
-            max_epochs / patience: training budget; random_baseline: also probe the same
-            architecture with random weights.
+            layer with the best validation F1 (empty: none); layers: hidden-state indices
+            (empty: all); random_baseline: also probe the same architecture with random weights.
+        max_epochs / patience: the probes' training budget. By default a probe trains until its
+            validation loss stops improving (patience epochs without a new best), under a
+            maximum that is rarely reached; the paper's budget is max_epochs=20 (see
+            `PAPER_TRAINING`). lr, probe_batch_size, orthogonality, lr_factor: the spec's
+            optimisation settings (Adam 1e-3, 32 snippets, 5, ReduceLROnPlateau factor 0.1).
+        probe_seeds: train every probe with this many seeds (seed, seed + 1, ...); the report
+            gives the mean over seeds and their spread.
         batch_size: snippets per forward pass; device: "cpu", "cuda", or None (automatic).
     """
 
@@ -53,12 +64,23 @@ class RunConfig:
     rank: int = 128
     ranks: tuple[int, ...] = (8, 32, 128)
     layers: tuple[int, ...] = ()
-    max_epochs: int = 20
+    max_epochs: int = 100
     patience: int = 5
+    lr: float = 1e-3
+    probe_batch_size: int = 32
+    orthogonality: float = 5.0
+    lr_factor: float = 0.1
+    probe_seeds: int = 1
     random_baseline: bool = True
     batch_size: int = 16
     device: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def train_settings(self) -> dict[str, Any]:
+        """The probes' `TrainConfig` fields, as recorded with every result."""
+        return {"lr": self.lr, "batch_size": self.probe_batch_size, "max_epochs": self.max_epochs,
+                "patience": self.patience, "orthogonality": self.orthogonality, "lr_factor": self.lr_factor,
+                "device": self.device or "cpu"}
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True)

@@ -12,7 +12,11 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from codeprobe.pipeline.config import RunConfig
+from codeprobe.probes.astprobe.points import select_on_validation
+from codeprobe.uncertainty import N_RESAMPLES, mean_ci, paired_difference
 
 TEXT_MODEL_NOTE = (
     "The packaged default model is sentence-transformers/all-MiniLM-L6-v2, a *text* sentence "
@@ -35,12 +39,15 @@ def _clean(value):
     return value
 
 
-def summarize_run(run: Path, *, seconds: float | None = None, versions: dict[str, str] | None = None) -> dict:
+def summarize_run(run: Path, *, seconds: float | None = None, versions: dict[str, str] | None = None,
+                  stages: dict[str, float] | None = None) -> dict:
     """Collect every (model, language, dataset) result of a run folder into RUN/summary.json.
 
     Each result: `model`, `language`, `dataset`, `data` (sample counts and skips by reason),
-    `cat` (`layers`: per-layer head-mean score with both baselines and sample counts) and
-    `astprobe` (`layers`, `baselines.embedding`, `baselines.random`, `ranks`).
+    `cat` (`layers`: per-layer head-mean CAT-score and both baselines, each with its 95%
+    bootstrap interval `*_ci`, and the paired differences `minus_positional`, `minus_random`)
+    and `astprobe` (see `_astprobe`). Intervals are 95% percentile bootstraps over snippets,
+    seeded (`codeprobe.uncertainty`).
     """
     run = Path(run)
     cfg = RunConfig.read(run / "config.json")
@@ -50,9 +57,14 @@ def summarize_run(run: Path, *, seconds: float | None = None, versions: dict[str
             for dataset in cfg.datasets:
                 results.append(_result(run, cfg, model, language, dataset))
     summary = _clean({"run": str(run), "config": json.loads(cfg.to_json()), "seconds": seconds,
-                      "versions": versions or {}, "results": results})
+                      "stages": stages or {}, "versions": versions or {},
+                      "uncertainty": UNCERTAINTY_NOTE, "results": results})
     (run / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
     return summary
+
+
+UNCERTAINTY_NOTE = (f"95% percentile bootstrap intervals over snippets ({N_RESAMPLES} resamples, seeded); "
+                    "differences are paired (the same snippets scored both ways)")
 
 
 def _result(run: Path, cfg: RunConfig, model: str, language: str, dataset: str) -> dict:
@@ -67,44 +79,136 @@ def _result(run: Path, cfg: RunConfig, model: str, language: str, dataset: str) 
     if cat.exists():
         s = _read(cat)
         out["model_info"] = s["model"]
-        out["cat"] = {
-            "layers": [
-                {k: row[k] for k in ("layer", "score", "score_std", "random_baseline", "positional_baseline",
-                                     "n_used", "n_skipped", "skip_reasons")}
-                for row in s["layers"] if row["head"] == -1
-            ],
-            "types": s["settings"].get("types"),
-            "kept_types": s["settings"].get("kept_types"),
-            "distance": s["settings"].get("distance"),
-            "quantile": s["settings"].get("quantile"),
-        }
-    points_dir = run / "astprobe" / slug(model) / key / "points"
-    if points_dir.exists():
-        points = [_read(p) for p in sorted(points_dir.glob("*.json"))]
-        real = [p for p in points if not p["random_weights"] and p["rank"] == cfg.rank]
-        random = [p for p in points if p["random_weights"]]
-        ranks = [p for p in points if not p["random_weights"]]
-        scored = [p for p in real if p.get("f1") is not None]
-        best = max(scored, key=lambda p: p["f1"])["layer"] if scored else None
-        out.setdefault("model_info", (real or points)[0].get("model") if points else None)
-        out["astprobe"] = {
-            "rank": cfg.rank,
-            "layers": [_point(p) for p in real],
-            "best_layer": best,
-            "baselines": {
-                "embedding": next((_point(p) for p in real if p["layer"] == 0), None),
-                "random": [_point(p) for p in random],
-            },
-            "ranks": {"layer": best, "points": [_point(p) for p in ranks if p["layer"] == best]}
-            if best is not None else None,
-        }
+        out["cat"] = _cat(s)
+    ast_dir = run / "astprobe" / slug(model) / key
+    if (ast_dir / "layers.json").exists():
+        out["astprobe"] = _astprobe(ast_dir, cfg)
+        out.setdefault("model_info", out["astprobe"].pop("model_info"))
+        out["astprobe"].pop("model_info", None)
     return out
 
 
-def _point(p: dict) -> dict:
-    keys = ("layer", "rank", "precision", "recall", "f1", "c_accuracy", "u_accuracy", "d_order_accuracy",
-            "diverged", "best_epoch")
-    return {k: p.get(k) for k in keys if k in p}
+def _cat(s: dict) -> dict:
+    def diff(row, name):
+        ci = row[f"{name}_ci"]
+        return {"mean": row[name], "ci": ci, "distinguishable": _excludes_zero(ci)}
+
+    rows = s["layers"]
+    return {
+        "layers": [
+            {"layer": r["layer"], "score": r["score"], "score_ci": r["score_ci"], "score_std": r["score_std"],
+             "random_baseline": r["random_baseline"], "random_baseline_ci": r["random_ci"],
+             "positional_baseline": r["positional_baseline"], "positional_baseline_ci": r["positional_ci"],
+             "minus_positional": diff(r, "minus_positional"), "minus_random": diff(r, "minus_random"),
+             "n_used": r["n_used"], "n_skipped": r["n_skipped"], "skip_reasons": r["skip_reasons"]}
+            for r in rows if r["head"] == -1
+        ],
+        "heads": [{"layer": r["layer"], "head": r["head"], "score": r["score"], "score_ci": r["score_ci"]}
+                  for r in rows if r["head"] != -1],
+        "types": s["settings"].get("types"),
+        "kept_types": s["settings"].get("kept_types"),
+        "distance": s["settings"].get("distance"),
+        "quantile": s["settings"].get("quantile"),
+        "max_subwords": s["settings"].get("max_subwords"),
+    }
+
+
+def _astprobe(folder: Path, cfg: RunConfig) -> dict:
+    """AST-Probe's result: `layers` (test scores, `f1_ci`, `valid_f1`, training facts and paired
+    differences to the embedding layer and to the random-weights model at the same layer),
+    `best_layer` and `selection` ("validation"), `baselines` (`embedding`, `random`), `ranks`
+    (the rank sweep at the best layer, its best rank chosen on validation too)."""
+    real = _read(folder / "layers.json")
+    random = _read(folder / "random.json") if (folder / "random.json").exists() else None
+    ranks = _read(folder / "ranks.json") if (folder / "ranks.json").exists() else None
+    layers = _aggregate(real)
+    random_layers = {p["layer"]: p for p in _aggregate(random)} if random else {}
+    embedding = next((p for p in layers if p["layer"] == 0), None)
+    for p in layers:
+        if embedding is not None and p["layer"] != 0:
+            p["minus_embedding"] = _paired(p, embedding)
+        if p["layer"] in random_layers:
+            p["minus_random_weights"] = _paired(p, random_layers[p["layer"]])
+    best = select_on_validation(real["points"], "layer", among=cfg.layers or None)
+    out = {
+        "rank": cfg.rank,
+        "selection": "validation",
+        "best_layer": best,
+        "layers": [_public(p) for p in layers if not cfg.layers or p["layer"] in cfg.layers],
+        "baselines": {
+            "embedding": _public(embedding) if embedding else None,
+            "random": [_public(p) for p in random_layers.values()],
+            "random_model": (random or {}).get("model", {}).get("name"),
+        },
+        "ranks": None,
+        "splits": real.get("splits"),
+        "dropped": real.get("dropped"),
+        "training": {**cfg.train_settings(), "seeds": cfg.probe_seeds},
+        "model_info": real.get("model"),
+    }
+    if ranks is not None and best is not None:
+        sweep = {"points": ranks["points"] + [p for p in real["points"] if p["layer"] == best]}
+        points = sorted(_aggregate(sweep), key=lambda p: p["rank"])
+        out["ranks"] = {"layer": best, "selection": "validation",
+                        "best_rank": select_on_validation(sweep["points"], "rank"),
+                        "points": [_public(p) for p in points]}
+    return out
+
+
+_SCORES = ("precision", "recall", "f1", "acc_c", "acc_u", "d_pairs", "valid_f1", "valid_precision",
+           "valid_recall", "valid_acc_c", "valid_acc_u", "valid_d_pairs")
+
+
+def _aggregate(sweep: dict | None) -> list[dict]:
+    """One entry per (layer, rank): scores averaged over seeds, the per-snippet test F1
+    averaged over seeds (for intervals and pairing), and the seeds' spread."""
+    if not sweep:
+        return []
+    ids = sweep.get("test_ids")
+    groups: dict[tuple[int, int], list[dict]] = {}
+    for p in sweep["points"]:
+        groups.setdefault((p["layer"], p["rank"]), []).append(p)
+    out = []
+    for (layer, rank), ps in sorted(groups.items()):
+        ok = [p for p in ps if not p["diverged"]]
+        entry: dict[str, Any] = {"layer": layer, "rank": rank, "seeds": len(ps), "diverged": not ok,
+                                 "best_epoch": [p["best_epoch"] for p in ps] if len(ps) > 1 else ps[0]["best_epoch"],
+                                 "hit_max_epochs": any(p.get("hit_max_epochs") for p in ps),
+                                 "max_epochs": ps[0].get("max_epochs")}
+        for k in _SCORES:
+            vals = [p[k] for p in ok if p.get(k) is not None]
+            entry[k] = float(np.mean(vals)) if vals else None
+        if ok:
+            per = np.mean([p["test_f1_per_snippet"] for p in ok], axis=0)
+            entry["_per_snippet"] = dict(zip(ids, per)) if ids else None
+            entry["f1_ci"] = mean_ci(per, random_state=layer * 1000 + rank).as_list()
+            if len(ok) > 1:
+                entry["f1_seed_std"] = float(np.std([p["f1"] for p in ok], ddof=1))
+        else:
+            entry["f1_ci"] = [None, None]
+        out.append(entry)
+    return out
+
+
+def _paired(a: dict, b: dict) -> dict | None:
+    """a's test F1 minus b's on the test snippets both scored, with a paired interval."""
+    pa, pb = a.get("_per_snippet"), b.get("_per_snippet")
+    if not pa or not pb:
+        return None
+    common = [i for i in pa if i in pb]
+    diff = paired_difference([pa[i] for i in common], [pb[i] for i in common],
+                             random_state=a["layer"] * 1000 + a["rank"])
+    return diff.as_dict()
+
+
+def _public(p: dict) -> dict:
+    return {k: v for k, v in p.items() if not k.startswith("_")}
+
+
+def _excludes_zero(ci) -> bool | None:
+    if not ci or ci[0] is None or ci[1] is None:
+        return None
+    return bool(ci[0] > 0 or ci[1] < 0)
 
 
 def render_report(runs: list[Path], out: Path) -> Path:
@@ -138,19 +242,24 @@ def render_report(runs: list[Path], out: Path) -> Path:
         lines += [f"Run `{s['run']}`: models {', '.join(cfg['models'])}; languages "
                   f"{', '.join(cfg['languages'])}; datasets {', '.join(cfg['datasets'])}; "
                   f"{cfg['n_snippets']} snippets each, seed {cfg['seed']}"
-                  + (f"; {s['seconds']:.0f} s" if s.get("seconds") else "") + "."]
+                  + (f"; {s['seconds']:.0f} s" if s.get("seconds") else "")
+                  + (" (" + ", ".join(f"{k} {v:.0f} s" for k, v in s["stages"].items()) + ")"
+                     if s.get("stages") else "") + "."]
     lines.append("")
 
     cat = [(label, c) for _, _, label, c in curves("cat") if c]
     if cat:
         _plot_cat(cat, plots / "cat_by_layer.png")
-        lines += ["## CAT-probing", "", "![CAT-score by layer](plots/cat_by_layer.png)", ""]
+        lines += ["## CAT-probing", "", "![CAT-score by layer](plots/cat_by_layer.png)", "",
+                  f"Brackets: {UNCERTAINTY_NOTE}.", ""]
         for label, c in cat:
             lines += [f"**{label}** (types `{c['types']}`, distance `{c['distance']}`, q {c['quantile']})", "",
-                      "| layer | CAT-score | random | positional | samples | skipped |",
-                      "|---:|---:|---:|---:|---:|---:|"]
-            lines += [f"| {row['layer']} | {_f(row['score'])} | {_f(row['random_baseline'])} | "
-                      f"{_f(row['positional_baseline'])} | {row['n_used']} | {row['n_skipped']} |"
+                      "| layer | CAT-score | random | positional | CAT - positional | samples | skipped |",
+                      "|---:|---:|---:|---:|---:|---:|---:|"]
+            lines += [f"| {row['layer']} | {_ci(row['score'], row['score_ci'])} | "
+                      f"{_ci(row['random_baseline'], row['random_baseline_ci'])} | "
+                      f"{_ci(row['positional_baseline'], row['positional_baseline_ci'])} | "
+                      f"{_diff(row['minus_positional'])} | {row['n_used']} | {row['n_skipped']} |"
                       for row in c["layers"]]
             lines.append("")
     ast = [(label, a) for _, _, label, a in curves("astprobe") if a]
@@ -160,13 +269,12 @@ def render_report(runs: list[Path], out: Path) -> Path:
         if any(a.get("ranks") and len(a["ranks"]["points"]) > 1 for _, a in ast):
             _plot_astprobe_ranks(ast, plots / "astprobe_by_rank.png")
             lines += ["![AST-Probe F1 by rank](plots/astprobe_by_rank.png)", ""]
+        lines += ["Layers and ranks are chosen on the validation split; F1 is on the test split. "
+                  f"Brackets: {UNCERTAINTY_NOTE}. `n.d.`: not distinguishable (the interval of the "
+                  "difference crosses zero). `max!`: the best checkpoint was the last epoch allowed "
+                  "(validation loss still falling: under-trained).", ""]
         for label, a in ast:
-            random = {p["layer"]: p for p in a["baselines"]["random"]}
-            lines += [f"**{label}** (rank {a['rank']}, best layer {a['best_layer']})", "",
-                      "| layer | precision | recall | F1 | random-weights F1 |", "|---:|---:|---:|---:|---:|"]
-            lines += [f"| {p['layer']} | {_f(p['precision'])} | {_f(p['recall'])} | {_f(p['f1'])} | "
-                      f"{_f(random.get(p['layer'], {}).get('f1'))} |" for p in a["layers"]]
-            lines.append("")
+            lines += _astprobe_lines(label, a)
     for s in summaries:
         for r in s["results"]:
             data = r.get("data") or {}
@@ -182,7 +290,57 @@ def render_report(runs: list[Path], out: Path) -> Path:
 
 
 def _f(value) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _ci(value, ci) -> str:
+    if value is None:
+        return "n/a"
+    if not ci or ci[0] is None:
+        return _f(value)
+    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def _diff(d: dict | None) -> str:
+    if not d or d.get("mean") is None:
+        return "n/a"
+    text = f"{d['mean']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]"
+    return text if d.get("distinguishable") else text + " n.d."
+
+
+def _astprobe_lines(label: str, a: dict) -> list[str]:
+    random = {p["layer"]: p for p in a["baselines"]["random"]}
+    lines = [f"**{label}** (rank {a['rank']}; best layer on validation: {a['best_layer']})", "",
+             "| layer | valid F1 | test F1 | random-weights F1 | F1 - embedding | F1 - random weights "
+             "| acc c | acc u | d order | epoch |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for p in a["layers"]:
+        rw = random.get(p["layer"], {})
+        best = " **best**" if p["layer"] == a["best_layer"] else ""
+        lines.append(
+            f"| {p['layer']}{best} | {_f(p['valid_f1'])} | {_ci(p['f1'], p.get('f1_ci'))} | "
+            f"{_ci(rw.get('f1'), rw.get('f1_ci'))} | {_diff(p.get('minus_embedding'))} | "
+            f"{_diff(p.get('minus_random_weights'))} | {_f(p.get('acc_c'))} | {_f(p.get('acc_u'))} | "
+            f"{_f(p.get('d_pairs'))} | {_epoch(p)} |")
+    lines.append("")
+    if a.get("ranks"):
+        r = a["ranks"]
+        lines += [f"Rank sweep at layer {r['layer']} (best rank on validation: {r['best_rank']}):", "",
+                  "| rank | valid F1 | test F1 | epoch |", "|---:|---:|---:|---:|"]
+        lines += [f"| {p['rank']} | {_f(p['valid_f1'])} | {_ci(p['f1'], p.get('f1_ci'))} | {_epoch(p)} |"
+                  for p in r["points"]]
+        lines.append("")
+    flagged = [p["layer"] for p in [*a["layers"], *a["baselines"]["random"]] if p.get("hit_max_epochs")]
+    if flagged:
+        lines += [f"Warning: probes at layers {sorted(set(flagged))} reached the epoch limit while still "
+                  "improving; raise `max_epochs`.", ""]
+    return lines
+
+
+def _epoch(p: dict) -> str:
+    epoch = p.get("best_epoch")
+    text = "/".join(map(str, epoch)) if isinstance(epoch, list) else str(epoch)
+    return text + (" max!" if p.get("hit_max_epochs") else "")
 
 
 def _model_name(result: dict) -> str:
@@ -221,27 +379,46 @@ def _xy(rows, x, y):
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
+def _band(ax, rows, x, ci, color) -> None:
+    """Shade the 95% interval `ci` ([low, high] per row) around a curve."""
+    pts = [(r[x], *r[ci]) for r in rows if r.get(ci) and r[ci][0] is not None]
+    if pts:
+        xs, lo, hi = zip(*pts)
+        ax.fill_between(xs, lo, hi, color=color, alpha=0.15, linewidth=0)
+
+
 def _plot_cat(curves, path: Path) -> None:
-    plt, fig, ax = _axes("CAT-score by layer", "layer (transformer layer, 0-based)", "CAT-score")
+    plt, fig, ax = _axes("CAT-score by layer (95% bootstrap bands)", "layer (transformer layer, 0-based)",
+                         "CAT-score")
     for label, c in curves:
         line, = ax.plot(*_xy(c["layers"], "layer", "score"), marker="o", label=label)
-        ax.plot(*_xy(c["layers"], "layer", "random_baseline"), ls=":", color=line.get_color(),
+        color = line.get_color()
+        _band(ax, c["layers"], "layer", "score_ci", color)
+        ax.plot(*_xy(c["layers"], "layer", "random_baseline"), ls=":", color=color,
                 label=f"{label}: random attention")
-        ax.plot(*_xy(c["layers"], "layer", "positional_baseline"), ls="--", color=line.get_color(),
+        _band(ax, c["layers"], "layer", "random_baseline_ci", color)
+        ax.plot(*_xy(c["layers"], "layer", "positional_baseline"), ls="--", color=color,
                 label=f"{label}: positional attention")
+        _band(ax, c["layers"], "layer", "positional_baseline_ci", color)
     _save(plt, fig, ax, path)
 
 
 def _plot_astprobe_layers(curves, path: Path) -> None:
-    plt, fig, ax = _axes("AST-Probe F1 by layer", "hidden-states index (0 = embeddings)", "F1")
+    plt, fig, ax = _axes("AST-Probe test F1 by layer (95% bootstrap bands)", "hidden-states index (0 = embeddings)",
+                         "F1")
     for label, a in curves:
         line, = ax.plot(*_xy(a["layers"], "layer", "f1"), marker="o", label=label)
+        color = line.get_color()
+        _band(ax, a["layers"], "layer", "f1_ci", color)
         if a["baselines"]["random"]:
-            ax.plot(*_xy(a["baselines"]["random"], "layer", "f1"), ls=":", color=line.get_color(),
+            ax.plot(*_xy(a["baselines"]["random"], "layer", "f1"), ls=":", color=color,
                     label=f"{label}: random weights")
+            _band(ax, a["baselines"]["random"], "layer", "f1_ci", color)
         emb = a["baselines"]["embedding"]
         if emb and emb.get("f1") is not None:
-            ax.axhline(emb["f1"], ls="--", color=line.get_color(), alpha=0.6, label=f"{label}: embedding layer")
+            ax.axhline(emb["f1"], ls="--", color=color, alpha=0.6, label=f"{label}: embedding layer")
+        if a.get("best_layer") is not None:
+            ax.axvline(a["best_layer"], color=color, alpha=0.25, lw=4, label=f"{label}: best on validation")
     _save(plt, fig, ax, path)
 
 
@@ -250,6 +427,7 @@ def _plot_astprobe_ranks(curves, path: Path) -> None:
     ax.set_xscale("log", base=2)
     for label, a in curves:
         if a.get("ranks"):
-            ax.plot(*_xy(sorted(a["ranks"]["points"], key=lambda p: p["rank"]), "rank", "f1"), marker="o",
-                    label=f"{label}, layer {a['ranks']['layer']}")
+            points = sorted(a["ranks"]["points"], key=lambda p: p["rank"])
+            line, = ax.plot(*_xy(points, "rank", "f1"), marker="o", label=f"{label}, layer {a['ranks']['layer']}")
+            _band(ax, points, "rank", "f1_ci", line.get_color())
     _save(plt, fig, ax, path)

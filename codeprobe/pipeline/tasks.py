@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import zipfile
 from contextlib import contextmanager
 from dataclasses import asdict
 from functools import lru_cache
@@ -20,6 +21,9 @@ from typing import Any
 import numpy as np
 
 from codeprobe.pipeline.config import DEFAULT_MODEL
+
+KEY_FIELD = "_key"  # the step key recorded inside each output (see `is_done`)
+SPLITS_FILE = "splits.json"
 
 _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
@@ -39,6 +43,29 @@ def write_atomic(path: Path, data: bytes | str) -> Path:
 
 def write_json(path: Path, obj: Any) -> Path:
     return write_atomic(path, json.dumps(obj, indent=1, sort_keys=True, default=str))
+
+
+def read_json(path: str | Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def recorded_key(path: str | Path) -> str | None:
+    """The step key a finished output records (`KEY_FIELD` inside the .json or .npz itself, so
+    that the output and its key land on disk in one rename); None if absent or unreadable."""
+    path = Path(path)
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                return str(z[KEY_FIELD]) if KEY_FIELD in z.files else None
+        return read_json(path).get(KEY_FIELD)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+        return None
+
+
+def is_done(path: str | Path, key: str) -> bool:
+    """A finished, verified output is the record that a step is done, whatever state an
+    orchestrator's own result record was left in (a kill -9 can land between the two)."""
+    return recorded_key(path) == key
 
 
 def model_arg(model: str) -> str | None:
@@ -83,27 +110,32 @@ def read_snippets(data_dir: str) -> list:
 
 
 def read_splits(data_dir: str) -> dict[str, list[str]]:
-    return json.loads(Path(data_dir, "splits.json").read_text(encoding="utf-8"))
+    splits = read_json(Path(data_dir, SPLITS_FILE))
+    return {name: splits[name] for name in ("train", "valid", "test")}
 
 
 # ---------------------------------------------------------------- data
 
 
-def prepare_data(dataset: str, language: str, n_snippets: int, seed: int, out_dir: str) -> str:
+def prepare_data(dataset: str, language: str, n_snippets: int, seed: int, out_dir: str, key: str) -> str:
     """Load, filter (parse errors, duplicates, size), sample and split one dataset in one
-    language; write snippets.jsonl, splits.json and report.json (the skip counts) to `out_dir`.
+    language; write snippets.jsonl, report.json (the skip counts) and, last, splits.json
+    (which records `key`) to `out_dir`.
 
     Returns:
         `out_dir`.
     """
-    from codeprobe.probes.astprobe.runner import load_splits
+    from codeprobe.datasets import load_splits
 
-    parts, report = load_splits(dataset, language, n_snippets=n_snippets, seed=seed)
     out = Path(out_dir)
+    if is_done(out / SPLITS_FILE, key):
+        return str(out)
+    parts, report = load_splits(dataset, language, n_snippets=n_snippets, seed=seed)
     chosen = [*parts.train, *parts.valid, *parts.test]
     write_atomic(out / "snippets.jsonl", "".join(json.dumps(asdict(s)) + "\n" for s in chosen))
     write_json(out / "report.json", report.to_dict())
-    write_json(out / "splits.json", {name: [s.id for s in getattr(parts, name)] for name in ("train", "valid", "test")})
+    write_json(out / SPLITS_FILE, {**{name: [s.id for s in getattr(parts, name)]
+                                      for name in ("train", "valid", "test")}, KEY_FIELD: key})
     return str(out)
 
 
@@ -124,13 +156,16 @@ def cat_probe(settings: dict[str, Any]):
 
 
 def cat_shard(model: str, language: str, data_dir: str, shard: int, shard_size: int,
-              settings: dict[str, Any], out_path: str) -> str:
+              settings: dict[str, Any], out_path: str, key: str) -> str:
     """Pass 1 of CAT-probing on one shard: parse, one forward pass per batch, distances.
 
-    Writes an .npz of the shard's samples (flat arrays, no pickle) plus their skip reasons.
+    Writes an .npz of the shard's samples (flat arrays, no pickle), their skip reasons and
+    `key`; a shard whose file already records `key` is not recomputed.
     """
     from codeprobe.probes.cat.dataset import SkippedSample
 
+    if is_done(out_path, key):
+        return out_path
     snippets = read_snippets(data_dir)[shard * shard_size : (shard + 1) * shard_size]
     probe = cat_probe(settings)
     with device_lock(settings.get("device")):
@@ -138,7 +173,7 @@ def cat_shard(model: str, language: str, data_dir: str, shard: int, shard_size: 
         inputs = list(probe.inputs(snippets, extractor, language=language))
     samples = [x.sample for x in inputs if not isinstance(x, SkippedSample)]
     skipped = [x for x in inputs if isinstance(x, SkippedSample)]
-    arrays = shard_arrays(samples, skipped)
+    arrays = {**shard_arrays(samples, skipped), KEY_FIELD: np.array(key)}
     path = Path(out_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
@@ -189,15 +224,22 @@ def load_cat_shard(path: str):
             yield SkippedSample(sample_id, reason)
 
 
-def cat_reduce(model: str, language: str, shard_paths: list[str], settings: dict[str, Any], out_dir: str) -> str:
-    """Pass 2 of CAT-probing over all shards: type rates, strategy, scores and baselines.
+def cat_reduce(model: str, language: str, shard_paths: list[str], settings: dict[str, Any], out_dir: str,
+               key: str) -> str:
+    """Pass 2 of CAT-probing over all shards: type rates, strategy, scores, baselines and their
+    bootstrap intervals.
 
     Writes samples.parquet (per sample and layer), layers.parquet (per-layer summary),
-    rates.parquet (the frequent-type table) and summary.json; returns the summary's path.
+    rates.parquet (the frequent-type table) and, last, summary.json (recording `key`); returns
+    the summary's path.
     """
     import pyarrow.parquet as pq
 
     from codeprobe.probes.cat.dataset import score_samples
+
+    done = Path(out_dir) / "summary.json"
+    if is_done(done, key):
+        return str(done)
 
     extractor_info = loaded_model(model, settings.get("device")).info
     result = score_samples(
@@ -220,45 +262,57 @@ def cat_reduce(model: str, language: str, shard_paths: list[str], settings: dict
     result.samples.to_parquet(out / "samples.parquet", meta)
     pq.write_table(result.summary.to_arrow(meta), out / "layers.parquet")
     pq.write_table(result.rates.to_arrow(), out / "rates.parquet")
-    summary = result.summary.columns()
-    layers = [
-        {k: (v.item() if hasattr(v, "item") else v) for k, v in zip(summary, row)}
-        for row in zip(*summary.values())
-    ]
-    return str(
-        write_json(
-            out / "summary.json",
-            {"method": "CAT-probing", "language": language, "model": extractor_info.as_dict(),
-             "layers": layers, "settings": meta},
-        )
-    )
+    summary = result.summary
+    layers = []
+    for i in range(len(summary)):
+        row = {name: _json_value(getattr(summary, name)[i]) for name in
+               ("layer", "head", "n_used", "n_skipped", "score", "score_std", "random_baseline",
+                "positional_baseline", "skip_reasons", "minus_positional", "minus_random")}
+        for name in ("score_ci", "random_ci", "positional_ci", "minus_positional_ci", "minus_random_ci"):
+            row[name] = [_json_value(x) for x in getattr(summary, name)[i]]
+        layers.append(row)
+    return str(write_json(done, {"method": "CAT-probing", "language": language,
+                                 "model": extractor_info.as_dict(), "layers": layers, "settings": meta,
+                                 KEY_FIELD: key}))
+
+
+def _json_value(v):
+    """numpy scalars to JSON values; NaN to None (JSON has no NaN)."""
+    v = v.item() if hasattr(v, "item") else v
+    return None if isinstance(v, float) and v != v else v
 
 
 # ---------------------------------------------------------------- AST-Probe
 
 
-def astprobe_point(model: str, language: str, data_dir: str, layer: int, rank: int, random_weights: bool,
-                   settings: dict[str, Any], out_path: str) -> str:
-    """Fit one AST-Probe at (layer, rank) on the train split, early-stopped on valid, scored on
-    test; write its sweep point as JSON (and the probe itself next to it, for the real model).
+def astprobe_sweep(model: str, language: str, data_dir: str, points: list[tuple[int, int]], weights: str,
+                   settings: dict[str, Any], out_path: str, key: str) -> str:
+    """Fit an AST-Probe at every (layer, rank) of `points` for every seed of `settings["seeds"]`
+    on the train split, early-stopped on valid, and score each on valid (for selection) and on
+    test (for reporting); write them as one JSON file recording `key`, and save the probes
+    beside it (real weights only).
 
-    Token vectors come from a per-layer fp16 cache under the run folder, so only the first
-    point per (model, language, dataset) runs the model.
+    Args:
+        weights: "pretrained" (the model as loaded) or "random" (the same architecture with
+            random weights, the paper's baseline).
+
+    Token vectors come from a per-layer fp16 cache under the run folder, so the model runs once
+    per (model, weights, snippet).
     """
+    from codeprobe.model import Extractor
     from codeprobe.probes.astprobe.data import ensure_nonempty, prepare_split
-    from codeprobe.probes.astprobe.sweeps import sweep
-    from codeprobe.probes.astprobe.training import TrainConfig
+    from codeprobe.probes.astprobe.points import evaluated_sweep
 
+    if is_done(out_path, key):
+        return out_path
     splits = read_splits(data_dir)
     device = settings.get("device")
     with device_lock(device):
         loaded = loaded_model(model, device)
         label = None
-        if random_weights:
+        if weights == "random":
             loaded = _random_model(model, device, settings["seed"])
             label = loaded.info.name
-        from codeprobe.model import Extractor
-
         extractor = Extractor(loaded, batch_size=settings["batch_size"], attention=False, vectors=True,
                               length_policy="skip")
         by_id = {snippet.id: snippet for snippet in read_snippets(data_dir)}
@@ -268,13 +322,26 @@ def astprobe_point(model: str, language: str, data_dir: str, layer: int, rank: i
             for name in ("train", "valid", "test")
         ]
         ensure_nonempty(prepared, ["training", "validation", "test"])
-        config = TrainConfig(max_epochs=settings["max_epochs"], patience=settings["patience"])
         out = Path(out_path)
-        save_dir = None if random_weights else out.parent / "probes"
-        point = sweep(*prepared, [(layer, rank)], config=config, random_state=settings["seed"],
-                      save_dir=save_dir, model=model_arg(model))[0]
-    return str(write_json(out, {**point.as_dict(), "random_weights": random_weights,
-                                "model": (loaded.info.as_dict())}))
+        save_dir = out.parent / "probes" if weights == "pretrained" else None
+        results = evaluated_sweep(*prepared, points, config=train_config(settings), seeds=settings["seeds"],
+                                  save_dir=save_dir, model=model_arg(model))
+    return str(write_json(out, {
+        "weights": weights,
+        "model": loaded.info.as_dict(),
+        "test_ids": list(prepared[2].ids),
+        "splits": {name: len(p) for name, p in zip(("train", "valid", "test"), prepared)},
+        "dropped": {name: p.dropped for name, p in zip(("train", "valid", "test"), prepared)},
+        "points": [r.as_dict() for r in results],
+        KEY_FIELD: key,
+    }))
+
+
+def train_config(settings: dict[str, Any]):
+    """The probes' optimisation settings of a run."""
+    from codeprobe.probes.astprobe.training import TrainConfig
+
+    return TrainConfig(**settings["train"])
 
 
 @lru_cache(maxsize=2)
@@ -282,7 +349,3 @@ def _random_model(model: str, device: str | None, seed: int):
     from codeprobe.probes.astprobe.sweeps import random_weights
 
     return random_weights(loaded_model(model, device), seed)
-
-
-def read_json(path: str) -> dict[str, Any]:
-    return json.loads(Path(path).read_text(encoding="utf-8"))

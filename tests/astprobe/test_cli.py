@@ -20,23 +20,25 @@ def test_train_then_recover(tiny_model_dir, tmp_path):
     out = tmp_path / "run"
     runner = CliRunner()
     args = ["astprobe", "train", "--dataset", str(data), "--lang", "python", "--model", str(tiny_model_dir),
-            "--layers", "1,2", "--rank", "8", "--ranks", "4", "--out", str(out), "--epochs", "2",
-            "--cache-dir", str(tmp_path / "cache")]
+            "--layers", "1,2", "--rank", "8", "--ranks", "4", "--out", str(out), "--epochs", "2"]
     result = runner.invoke(main, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    summary = json.loads((out / "summary.json").read_text())
+    (res,) = json.loads((out / "summary.json").read_text())["results"]
+    summary = res["astprobe"]
     assert [row["layer"] for row in summary["layers"]] == [1, 2]
     for row in summary["layers"] + summary["baselines"]["random"] + [summary["baselines"]["embedding"]]:
-        assert {"layer", "precision", "recall", "f1"} <= set(row) and 0 <= row["f1"] <= 1
+        assert {"layer", "precision", "recall", "f1", "valid_f1", "f1_ci"} <= set(row) and 0 <= row["f1"] <= 1
     assert summary["baselines"]["embedding"]["layer"] == 0
     assert [row["layer"] for row in summary["baselines"]["random"]] == [1, 2]
-    assert (out / "f1_by_layer.png").exists() and (out / "layers.md").exists()
+    assert summary["selection"] == "validation"
+    assert (out / "plots" / "astprobe_by_layer.png").exists() and (out / "report.md").exists()
     assert summary["ranks"]["layer"] == summary["best_layer"]
-    assert [row["rank"] for row in summary["ranks"]["points"]] == [4] and (out / "f1_by_rank.png").exists()
+    assert [row["rank"] for row in summary["ranks"]["points"]] == [4, 8]
+    assert "best on validation" in result.output
 
     snippet = tmp_path / "maximum.py"
     snippet.write_text("def maximum(a, b):\n    if a > b:\n        return a\n    return b\n")
-    probe = out / "probes" / "layer_02_rank_008"
+    (probe,) = out.glob("astprobe/*/*/probes/layer_02_rank_008")
     shown = runner.invoke(main, ["astprobe", "recover", str(snippet), "--probe", str(probe),
                                  "--cache-dir", str(tmp_path / "cache")], catch_exceptions=False)
     assert shown.exit_code == 0, shown.output
@@ -57,5 +59,5 @@ def test_train_rejects_a_layer_the_model_lacks(tiny_model_dir, tmp_path):
     data.write_text("".join(json.dumps({"id": i, "code": c}) + "\n" for i, c in cosqa_functions()[:30]))
     result = CliRunner().invoke(main, ["astprobe", "train", "--dataset", str(data), "--lang", "python",
                                        "--model", str(tiny_model_dir), "--layers", "5", "--out",
-                                       str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c")])
+                                       str(tmp_path / "o")])
     assert result.exit_code == 2 and "do not exist" in result.output

@@ -26,8 +26,8 @@ pytestmark = pytest.mark.usefixtures("prefect_server")
 
 def outputs(run: Path) -> dict[str, float]:
     """mtime of every task output (shards, probe points, data): what a rerun must not rewrite."""
-    files = [*run.glob("cat/*/*/shard-*.npz"), *run.glob("astprobe/*/*/points/*.json"),
-             *run.glob("data/*/*.json*")]
+    files = [*run.glob("cat/*/*/shard-*.npz"), *run.glob("cat/*/*/summary.json"),
+             *run.glob("astprobe/*/*/*.json"), *run.glob("data/*/*.json*")]
     return {str(p): p.stat().st_mtime_ns for p in files}
 
 
@@ -67,7 +67,7 @@ def test_run_writes_tables_report_and_rerun_recomputes_nothing(tiny_model_dir, p
     assert "| layer | CAT-score | random | positional |" in text
 
     before = outputs(run)
-    assert len(before) == 3 + 7 + 3  # shards; 3 layers, 3 random-weights layers, 1 extra rank; data
+    assert len(before) == 3 + 1 + 3 + 3  # shards, CAT summary; layers, random weights, ranks; data
     probing_flow(config=config, out_dir=str(run))
     assert outputs(run) == before
 

@@ -5,7 +5,7 @@ states through a linear projection (see docs/astprobe-results.md for numbers).
     probe         the torch module and loss      training  fit / predict / evaluate on vectors
     cache / data  token vectors, once per model  estimator ASTProbe: fit, score, predict, save
     sweeps        layer / rank sweeps, baselines multilingual  shared subspace, transfer
-    runner        one experiment end to end (the CLI's `astprobe train`)
+    points        probes at (layer, rank, seed) scored on validation and test; selection
 """
 
 from codeprobe.probes.astprobe.cache import VectorCache, cached_vectors
@@ -24,7 +24,7 @@ from codeprobe.probes.astprobe.recovery import (
     split_spans,
     tree_to_networkx,
 )
-from codeprobe.probes.astprobe.runner import run_experiment
+from codeprobe.probes.astprobe.points import ProbePoint, evaluated_sweep, select_on_validation
 from codeprobe.probes.astprobe.sweeps import SweepPoint, layer_sweep, random_weights, rank_sweep
 from codeprobe.probes.astprobe.training import (
     FitResult,
@@ -53,6 +53,7 @@ __all__ = [
     "ProbeData",
     "ProbeDivergedError",
     "ProbeModule",
+    "ProbePoint",
     "ProbeScores",
     "ProbeSplit",
     "RecoveredTree",
@@ -65,6 +66,7 @@ __all__ = [
     "code_tuple",
     "constituents",
     "evaluate",
+    "evaluated_sweep",
     "fit",
     "fit_languages",
     "layer_sweep",
@@ -73,7 +75,7 @@ __all__ = [
     "random_weights",
     "rank_sweep",
     "render_tree",
-    "run_experiment",
+    "select_on_validation",
     "score",
     "split_spans",
     "transfer",

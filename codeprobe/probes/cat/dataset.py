@@ -222,7 +222,7 @@ def score_samples(
     )
     return CATResult(
         samples=rows,
-        summary=CATSummary.from_samples(rows),
+        summary=CATSummary.from_samples(rows, random_state),
         rates=rates,
         kept_types=tuple(tuple(sorted(k)) if k is not None else None for k in kept),
         settings={

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from codeprobe.probes.cat.types import TypeRates
+from codeprobe.uncertainty import Interval, mean_ci, paired_difference
 
 MEAN_HEAD = -1  # `head` value of rows scored on the head-mean attention (the paper's score)
 
@@ -110,6 +111,10 @@ def sample_rows(
     }
 
 
+def _interval(interval: Interval) -> tuple[float, float]:
+    return (interval.low, interval.high)
+
+
 def _mean(values: np.ndarray) -> float:
     """Mean of the non-NaN values; NaN if there are none."""
     v = values[~np.isnan(values)]
@@ -123,6 +128,12 @@ class CATSummary:
 
     n_used / n_skipped: samples scored / not; skip_reasons: "reason=count; ..." ("" if none);
     score_std: standard deviation of the per-sample scores (ddof 0).
+
+    Uncertainty (`codeprobe.uncertainty`, 95% percentile bootstrap over samples, seeded):
+    score_ci, random_ci, positional_ci: (rows, 2) intervals of the three means;
+    minus_positional, minus_random: mean per-sample difference score - baseline, with
+    paired-bootstrap intervals minus_positional_ci, minus_random_ci (rows, 2). Baseline and
+    difference intervals are computed for the head-mean rows only (NaN for single heads).
     """
 
     layer: np.ndarray
@@ -134,15 +145,30 @@ class CATSummary:
     random_baseline: np.ndarray
     positional_baseline: np.ndarray
     skip_reasons: np.ndarray
+    score_ci: np.ndarray
+    random_ci: np.ndarray
+    positional_ci: np.ndarray
+    minus_positional: np.ndarray
+    minus_positional_ci: np.ndarray
+    minus_random: np.ndarray
+    minus_random_ci: np.ndarray
 
     def __len__(self) -> int:
         return int(self.layer.size)
 
     def columns(self) -> dict[str, np.ndarray]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """Flat columns: each (rows, 2) interval becomes `<name>_low` and `<name>_high`."""
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if v.ndim == 2:
+                out[f"{f.name}_low"], out[f"{f.name}_high"] = v[:, 0], v[:, 1]
+            else:
+                out[f.name] = v
+        return out
 
     @classmethod
-    def from_samples(cls, rows: CATSampleScores) -> "CATSummary":
+    def from_samples(cls, rows: CATSampleScores, random_state: int = 0) -> "CATSummary":
         keys = sorted(set(zip(rows.layer.tolist(), rows.head.tolist())), key=lambda k: (k[0], k[1]))
         out: dict[str, list] = {f.name: [] for f in fields(cls)}
         for layer, head in keys:
@@ -158,9 +184,26 @@ class CATSummary:
             out["random_baseline"].append(_mean(rows.random_baseline[used]))
             out["positional_baseline"].append(_mean(rows.positional_baseline[used]))
             out["skip_reasons"].append("; ".join(f"{r}={c}" for r, c in sorted(reasons.items())))
+            score, rand, pos = rows.score[used], rows.random_baseline[used], rows.positional_baseline[used]
+            seed = (random_state, layer, head + 1)  # per-row stream, independent of row order
+            out["score_ci"].append(_interval(mean_ci(score, random_state=seed)))
+            mean_head = head == MEAN_HEAD
+            nan2 = Interval(np.nan, np.nan, np.nan, 0)
+            diff_pos = paired_difference(score, pos, random_state=seed) if mean_head else nan2
+            diff_rand = paired_difference(score, rand, random_state=seed) if mean_head else nan2
+            out["random_ci"].append(_interval(mean_ci(rand, random_state=seed) if mean_head else nan2))
+            out["positional_ci"].append(_interval(mean_ci(pos, random_state=seed) if mean_head else nan2))
+            out["minus_positional"].append(diff_pos.mean)
+            out["minus_positional_ci"].append(_interval(diff_pos))
+            out["minus_random"].append(diff_rand.mean)
+            out["minus_random_ci"].append(_interval(diff_rand))
         dtypes = {"layer": np.int32, "head": np.int32, "n_used": np.int64, "n_skipped": np.int64,
                   "skip_reasons": object}
-        return cls(**{k: np.asarray(v, dtype=dtypes.get(k, np.float64)) for k, v in out.items()})
+        arrays = {k: np.asarray(v, dtype=dtypes.get(k, np.float64)) for k, v in out.items()}
+        for k, v in arrays.items():
+            if k.endswith("_ci") and v.size == 0:
+                arrays[k] = v.reshape(0, 2)
+        return cls(**arrays)
 
     def to_arrow(self, metadata: dict[str, Any] | None = None):
         return _arrow_table(self.columns(), metadata)
