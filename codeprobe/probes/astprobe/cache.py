@@ -7,6 +7,10 @@ read. A layer sweep, a rank sweep or a rerun then only reads the layer it needs.
 Layout of a cache directory:
     meta.json          model provenance, snippet ids, tokens per snippet, fingerprint
     layer_00.f16 ...   (total tokens, hidden) float16, C order; 00 = embeddings
+
+Concurrency: a cache is built in a private temporary directory and renamed into place once
+complete, under a file lock (`filelock`), so two processes asking for the same cache build it
+once, and a reader never sees a half-written one; files are never rewritten in place.
 """
 
 from __future__ import annotations
@@ -15,18 +19,22 @@ import hashlib
 import json
 import logging
 import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 
 from codeprobe.errors import InputError
 from codeprobe.model import Extractor, Snippet
+from codeprobe.provenance import source_hash
 
 log = logging.getLogger("codeprobe.astprobe")
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -94,11 +102,12 @@ class VectorCache:
 
 
 def fingerprint(items: Sequence[CacheItem], extractor: Extractor, model_label: str | None = None) -> str:
-    """sha256 over the model's identity and every item's id, code and token spans."""
+    """sha256 over codeprobe's source, the model's identity and every item's id, code and token
+    spans."""
     h = hashlib.sha256()
     info = extractor.info
-    h.update(json.dumps([FORMAT_VERSION, info.name, info.path, info.weights_sha256, info.dtype,
-                         extractor.max_subwords, model_label]).encode())
+    h.update(json.dumps([FORMAT_VERSION, source_hash(), info.as_dict(), extractor.max_subwords,
+                         model_label]).encode())
     for item in items:
         h.update(item.id.encode() + b"\0" + item.code.encode() + b"\0")
         h.update(np.asarray(item.token_starts, np.int64).tobytes())
@@ -125,23 +134,40 @@ def cached_vectors(
     """
     key = fingerprint(items, extractor, model_label)
     path = Path(root) / key[:24]
-    meta_file = path / "meta.json"
-    if meta_file.exists():
-        try:
-            meta = json.loads(meta_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            meta = {}
-        if meta.get("format") == FORMAT_VERSION and meta.get("fingerprint") == key:
-            return VectorCache.open(path)
-    return _build(path, items, extractor, key, model_label)
+    if _complete(path, key):
+        return VectorCache.open(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        if not _complete(path, key):  # another process may have built it while we waited
+            _build(path, items, extractor, key, model_label)
+    return VectorCache.open(path)
+
+
+def _complete(path: Path, key: str) -> bool:
+    try:
+        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return meta.get("format") == FORMAT_VERSION and meta.get("fingerprint") == key
 
 
 def _build(path: Path, items: Sequence[CacheItem], extractor: Extractor, key: str,
-           model_label: str | None) -> VectorCache:
+           model_label: str | None) -> None:
+    """Encode `items` into a temporary directory beside `path`, then rename it into place."""
     if not extractor.vectors:
         raise InputError("the extractor must compute vectors")
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "meta.json").unlink(missing_ok=True)  # an interrupted build leaves no valid cache
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        _encode(tmp, items, extractor, key, model_label)
+        if path.exists():  # a stale or interrupted cache under this name: replace it whole
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _encode(path: Path, items: Sequence[CacheItem], extractor: Extractor, key: str,
+            model_label: str | None) -> None:
     info = extractor.info
     n_states, hidden = info.n_layers + 1, info.hidden_size
     capacity = int(sum(len(it.token_starts) for it in items))
@@ -186,10 +212,7 @@ def _build(path: Path, items: Sequence[CacheItem], extractor: Extractor, key: st
         "skipped": skipped,
         "model": model,
     }
-    tmp = path / "meta.json.tmp"
-    tmp.write_text(json.dumps(meta), encoding="utf-8")
-    tmp.replace(path / "meta.json")
-    return VectorCache.open(path)
+    (path / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
 
 
 def _layer_file(path: Path, layer: int) -> Path:
