@@ -28,6 +28,7 @@ import torch
 from codeprobe.alignment import Alignment, align, token_boundary_cut
 from codeprobe.errors import InputError, ModelLoadError
 from codeprobe.model.loading import LoadedModel, ModelInfo, load_model
+from codeprobe.prefetch import prefetched
 
 LENGTH_POLICIES = ("truncate", "skip")
 HEAD_MODES = ("mean", "all")
@@ -291,6 +292,9 @@ class Extractor:
             CAT-probing's 256.
         check_attention: verify per batch and layer that every real token's pooled attention row
             sums to 1 over the real keys (softmax rows that give padding nothing).
+        bucket_batches: snippets are read in windows of `bucket_batches * batch_size`, and each
+            window runs in batches of similar subword length (less padding); results still come
+            in input order. 1: batches in input order.
     """
 
     def __init__(
@@ -306,6 +310,7 @@ class Extractor:
         length_policy: str = "truncate",
         max_subwords: int | None = None,
         check_attention: bool = True,
+        bucket_batches: int = 8,
     ):
         if heads not in HEAD_MODES:
             raise InputError(f"heads must be one of {HEAD_MODES}, got {heads!r}")
@@ -320,6 +325,8 @@ class Extractor:
             raise InputError("nothing to extract: attention and vectors are both off")
         if batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        if bucket_batches < 1:
+            raise InputError(f"bucket_batches must be >= 1, got {bucket_batches}")
         if isinstance(model, LoadedModel):
             if device is not None or dtype is not None:
                 raise InputError("device and dtype apply when loading; this model is already loaded")
@@ -332,6 +339,7 @@ class Extractor:
         if limit <= framing:
             raise InputError(f"max_subwords {limit} leaves no room beside {framing} special tokens")
         self.batch_size = batch_size
+        self.bucket_batches = bucket_batches
         self.heads = heads
         self.attention = attention
         self.vectors = vectors
@@ -359,11 +367,13 @@ class Extractor:
             ModelLoadError: the model returned no usable attention weights.
         """
         it = iter(snippets)
-        while chunk := list(islice(it, self.batch_size)):
-            # Inference mode only around the batch: a `with` spanning the `yield` would leak it
+        windows = iter(lambda: list(islice(it, self.batch_size * self.bucket_batches)), [])
+        # Tokenise and align the next window while the model runs on this one.
+        for prepared in prefetched(windows, self._prepare):
+            # Inference mode only around the window: a `with` spanning the `yield` would leak it
             # into the caller's code between items.
             with torch.inference_mode():
-                results = self._run(chunk)
+                results = self._run(prepared)
             yield from results
 
     def _prepare(self, chunk: Sequence[Snippet]) -> list[_Prepared]:
@@ -396,10 +406,13 @@ class Extractor:
             out.append(_Prepared(s, al, n_full, ids, rows, status))
         return out
 
-    def _run(self, chunk: Sequence[Snippet]) -> list[SnippetResult]:
-        prepared = self._prepare(chunk)
+    def _run(self, prepared: list[_Prepared]) -> list[SnippetResult]:
         run = [p for p in prepared if p.status != "skipped" and p.rows.shape[0] > 0]
-        pooled = self._forward(run) if run else {}
+        # Batches of similar lengths: padding costs little (results do not depend on the batch).
+        run.sort(key=lambda p: len(p.ids))
+        pooled = {}
+        for start in range(0, len(run), self.batch_size):
+            pooled.update(self._forward(run[start : start + self.batch_size]))
         results = []
         for p in prepared:
             if p.status == "skipped":

@@ -162,7 +162,9 @@ def test_extraction_is_lazy():
         yield from sample(2)
         raise RuntimeError("read past the first batch")
 
-    it = Extractor(tiny_loaded("codebert"), batch_size=2).extract(snippets())
+    # Reads one window (batch_size * bucket_batches snippets) ahead, and a failure while reading
+    # surfaces where it happened in the stream, after the results before it.
+    it = Extractor(tiny_loaded("codebert"), batch_size=2, bucket_batches=1).extract(snippets())
     assert [next(it).id, next(it).id] == [0, 1]
     with pytest.raises(RuntimeError, match="first batch"):
         next(it)
@@ -212,3 +214,14 @@ def test_bad_inputs():
         list(ex.extract(["def f(): pass"]))
     with pytest.raises(AlignmentError):
         list(ex.extract([Snippet("x", "ab", np.array([0]), np.array([5]))]))
+
+
+def test_length_buckets_change_nothing_but_the_batches():
+    loaded = tiny_loaded("codebert")
+    snippets = sample(7)
+    plain = list(Extractor(loaded, batch_size=2, bucket_batches=1).extract(snippets))
+    bucketed = list(Extractor(loaded, batch_size=2, bucket_batches=4).extract(snippets))
+    assert [r.id for r in bucketed] == [r.id for r in plain]
+    for a, b in zip(plain, bucketed):
+        np.testing.assert_allclose(a.attention, b.attention, atol=1e-5)
+        np.testing.assert_allclose(a.vectors, b.vectors, atol=1e-5)

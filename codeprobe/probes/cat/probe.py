@@ -23,6 +23,7 @@ import numpy as np
 
 from codeprobe import __version__
 from codeprobe.errors import CodeprobeError, InputError
+from codeprobe.prefetch import prefetched
 from codeprobe.probes.cat.dataset import CATSample, SkippedSample, score_samples
 from codeprobe.probes.cat.results import CATResult
 from codeprobe.probes.cat.score import DEFAULT_QUANTILE, check_quantile
@@ -168,29 +169,21 @@ class CATProbe:
     def _inputs(self, items: Iterator[tuple[str, str]], language: str, extractor: Any):
         from codeprobe.model import Snippet as ModelSnippet
 
-        dist = DISTANCES[self.distance]
-        while chunk := list(islice(items, self.batch_size)):
-            parsed: dict[int, tuple[str, Any]] = {}
-            skipped: dict[int, SkippedSample] = {}
-            for k, (ident, code) in enumerate(chunk):
-                try:
-                    tree = parse(code, language)
-                except CodeprobeError as err:  # empty, binary, ...: this snippet only
-                    skipped[k] = SkippedSample(ident, type(err).__name__)
-                    continue
-                if tree.issues and not self.allow_parse_errors:
-                    skipped[k] = SkippedSample(ident, SKIP_PARSE_ERROR)
-                    continue
-                parsed[k] = (ident, tree.tokens())
+        # Windows as large as the extractor's length buckets; the next window is parsed and its
+        # distances computed in a background thread while the model runs on this one.
+        window = self.batch_size * getattr(extractor, "bucket_batches", 1)
+        chunks = iter(lambda: list(islice(items, window)), [])
+        for parsed in prefetched(chunks, lambda chunk: [self._parse(i, c, language) for i, c in chunk]):
+            runnable = {k: x for k, x in enumerate(parsed) if not isinstance(x, SkippedSample)}
             results = extractor.extract(
-                [ModelSnippet.from_tokens(k, tokens.tree.code, tokens) for k, (_, tokens) in parsed.items()]
+                [ModelSnippet.from_tokens(k, tokens.tree.code, tokens) for k, (_, tokens, _) in runnable.items()]
             )
             by_index = {r.id: r for r in results}
-            for k in range(len(chunk)):
-                if k in skipped:
-                    yield skipped[k]
+            for k, x in enumerate(parsed):
+                if isinstance(x, SkippedSample):
+                    yield x
                     continue
-                ident, tokens = parsed[k]
+                ident, tokens, distance = x
                 r = by_index[k]
                 if r.status == "skipped":
                     yield SkippedSample(ident, SKIP_TOO_LONG)
@@ -199,7 +192,7 @@ class CATProbe:
                     yield SkippedSample(ident, SKIP_NO_ALIGNED_TOKENS)
                     continue
                 kept = r.tokens
-                d = dist(tokens)[kept[:, None], kept[None, :]]
+                d = distance[kept[:, None], kept[None, :]]
                 yield SnippetInputs(
                     sample=CATSample(ident, tuple(tokens.types[i] for i in kept), kept, d, r.attention),
                     labels=tuple(tokens.texts[i] for i in kept),
@@ -209,6 +202,17 @@ class CATProbe:
                     n_tokens_without_subword=r.n_tokens_without_subword,
                     n_shared_subwords=r.n_shared_subwords,
                 )
+
+    def _parse(self, ident: str, code: str, language: str):
+        """(id, code tokens, distance matrix over all of them), or why the snippet is skipped."""
+        try:
+            tree = parse(code, language)
+        except CodeprobeError as err:  # empty, binary, ...: this snippet only
+            return SkippedSample(ident, type(err).__name__)
+        if tree.issues and not self.allow_parse_errors:
+            return SkippedSample(ident, SKIP_PARSE_ERROR)
+        tokens = tree.tokens()
+        return ident, tokens, DISTANCES[self.distance](tokens)
 
     def score(self, snippets: Iterable[Any], model: Any = None, language: str | None = None) -> CATResult:
         """CAT-scores of `model` on `snippets` (all in one language): per-sample rows,
