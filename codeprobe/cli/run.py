@@ -15,6 +15,9 @@ import click
 def run_command(out_dir: str, config_path: str | None) -> None:
     """Run the main job: CAT-probing and AST-Probe of the packaged default model (a text model,
     all-MiniLM-L6-v2) on Python standard-library functions, with baselines and a report."""
+    from codeprobe.pipeline.server import check_prefect_server
+
+    check_prefect_server()  # before the heavy imports: a server that cannot start fails in seconds
     from codeprobe.pipeline.config import RunConfig
     from codeprobe.pipeline.flow import main_job
 

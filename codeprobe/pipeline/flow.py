@@ -22,6 +22,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from codeprobe.pipeline.config import RunConfig
 from codeprobe.pipeline.experiment import STEPS, run_experiment
+from codeprobe.pipeline.server import check_prefect_server
 from codeprobe.pipeline.tasks import read_json
 
 _TASKS = {name: task(fn, name=name, cache_policy=NO_CACHE, persist_result=False, retries=0)
@@ -76,4 +77,5 @@ def main_job(out_dir: str = "runs/main", config: RunConfig | None = None) -> str
     functions, both methods. Returns the report's path."""
     cfg = config or RunConfig()
     logging.getLogger("codeprobe").setLevel(logging.INFO)
+    check_prefect_server()
     return probing_flow(config=asdict(cfg), out_dir=out_dir)
