@@ -205,23 +205,27 @@ def load_cat_shard(path: str):
     """The samples (and skipped samples) a `cat_shard` task wrote, in their original order."""
     from codeprobe.probes.cat.dataset import CATSample, SkippedSample
 
+    # Each access to an .npz member reads (and checksums) it again: read every array once.
     with np.load(path, allow_pickle=False) as z:
-        lead = tuple(int(x) for x in z["attention_shape"])
-        a_off = d_off = t_off = 0
-        for sample_id, n in zip(z["ids"].tolist(), z["sizes"].tolist()):
-            a_size = int(np.prod(lead)) * n * n
-            yield CATSample(
-                sample_id,
-                tuple(z["types"][t_off : t_off + n].tolist()),
-                z["positions"][t_off : t_off + n],
-                z["distance"][d_off : d_off + n * n].reshape(n, n),
-                z["attention"][a_off : a_off + a_size].reshape(*lead, n, n),
-            )
-            t_off += n
-            d_off += n * n
-            a_off += a_size
-        for sample_id, reason in zip(z["skipped_ids"].tolist(), z["skipped_reasons"].tolist()):
-            yield SkippedSample(sample_id, reason)
+        arrays = {name: z[name] for name in z.files}
+    lead = tuple(int(x) for x in arrays["attention_shape"])
+    types, positions = arrays["types"].tolist(), arrays["positions"]
+    distance, attention = arrays["distance"], arrays["attention"]
+    a_off = d_off = t_off = 0
+    for sample_id, n in zip(arrays["ids"].tolist(), arrays["sizes"].tolist()):
+        a_size = int(np.prod(lead)) * n * n
+        yield CATSample(
+            sample_id,
+            tuple(types[t_off : t_off + n]),
+            positions[t_off : t_off + n],
+            distance[d_off : d_off + n * n].reshape(n, n),
+            attention[a_off : a_off + a_size].reshape(*lead, n, n),
+        )
+        t_off += n
+        d_off += n * n
+        a_off += a_size
+    for sample_id, reason in zip(arrays["skipped_ids"].tolist(), arrays["skipped_reasons"].tolist()):
+        yield SkippedSample(sample_id, reason)
 
 
 def cat_reduce(model: str, language: str, shard_paths: list[str], settings: dict[str, Any], out_dir: str,

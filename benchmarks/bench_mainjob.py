@@ -1,0 +1,156 @@
+"""Benchmark: the pipeline against the model's own forward pass, and the main job's stages.
+
+1. CAT-probing over a dataset (the pipeline's steps: parsing, distances, extraction, alignment,
+   pooling, shard files, then scoring, bootstrap intervals and the result tables), against a
+   bare forward pass of the same model over the same snippets, with attentions and hidden
+   states, the same batch size and the same input cut (256 subwords, specials included), its
+   batches sorted by length (tokenisation not timed). Both sides run shard by shard,
+   alternating, so drift in machine speed hits both alike; the data preparation (sampling,
+   splitting) is the run's fixed start-up and is not timed. Target: pipeline <= 1.2x bare.
+2. `--main-job`: the default main job (`codeprobe run`, probes trained to convergence) into a
+   fresh folder, with the time of every stage. Target: within 5 minutes on an idle 2-core CPU.
+3. `--memory N [N ...]`: peak RSS of CAT-probing over N standard-library functions (cycled with
+   new ids beyond the 16,000 there are), one fresh process per N; the ratio of the largest to
+   the smallest shows whether memory grows with the number of snippets.
+
+Usage: python benchmarks/bench_mainjob.py [--n 1000] [--batch-size 16] [--main-job]
+       [--memory 2000 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+def load(n: int, out: Path):
+    """n standard-library functions prepared as the pipeline prepares them (not timed)."""
+    from codeprobe.pipeline import tasks
+
+    data_dir = tasks.prepare_data("stdlib", "python", n, 0, str(out / "data"), key=f"bench-{n}")
+    return data_dir, tasks.read_snippets(data_dir)
+
+
+def bare_forward(loaded, codes: list[str], batch_size: int, max_subwords: int) -> float:
+    """Seconds of model(...) with attentions and hidden states over `codes`, in batches sorted
+    by length, input cut at `max_subwords` (tokenisation done first, not timed)."""
+    tok = loaded.tokenizer
+    budget = max_subwords - len(loaded.prefix_ids) - len(loaded.suffix_ids)
+    ids = [list(loaded.prefix_ids) + x[:budget] + list(loaded.suffix_ids)
+           for x in tok(codes, add_special_tokens=False)["input_ids"]]
+    ids.sort(key=len)
+    seconds = 0.0
+    for start in range(0, len(ids), batch_size):
+        batch = ids[start : start + batch_size]
+        n = max(len(x) for x in batch)
+        input_ids = torch.full((len(batch), n), loaded.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), n), dtype=torch.long)
+        for i, x in enumerate(batch):
+            input_ids[i, : len(x)] = torch.tensor(x)
+            mask[i, : len(x)] = 1
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            loaded.model(input_ids=input_ids.to(loaded.device), attention_mask=mask.to(loaded.device),
+                         output_attentions=True, output_hidden_states=True, return_dict=True)
+        seconds += time.perf_counter() - t0
+    return seconds
+
+
+def cat_speed(args) -> None:
+    from codeprobe.pipeline import tasks
+    from codeprobe.pipeline.config import RunConfig
+    from codeprobe.pipeline.experiment import cat_settings
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        data_dir, snippets = load(args.n, out)
+        cfg = RunConfig(batch_size=args.batch_size)
+        settings = cat_settings(cfg, "python")
+        loaded = tasks.loaded_model("default", None)
+        print(f"model: {loaded.info.name} ({loaded.info.n_layers} layers), {len(snippets)} stdlib functions, "
+              f"batch {args.batch_size}, input cut at {cfg.cat_max_subwords} subwords, "
+              f"torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}")
+        n_shards = -(-len(snippets) // cfg.shard_size)
+        bare = pipeline = 0.0
+        paths = []
+        for k in range(n_shards):
+            shard = snippets[k * cfg.shard_size : (k + 1) * cfg.shard_size]
+            bare += bare_forward(loaded, [s.code for s in shard], args.batch_size, cfg.cat_max_subwords)
+            t0 = time.perf_counter()
+            paths.append(tasks.cat_shard("default", "python", data_dir, k, cfg.shard_size, settings,
+                                         str(out / "cat" / f"shard-{k:04d}.npz"), f"bench-{k}"))
+            pipeline += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        tasks.cat_reduce("default", "python", paths, settings, str(out / "cat"), "bench-reduce")
+        reduce_seconds = time.perf_counter() - t0
+        pipeline += reduce_seconds
+        print(f"load average after: {os.getloadavg()[0]:.1f}")
+        print(f"bare forward (attentions + hidden states): {bare:8.2f} s")
+        print(f"codeprobe CAT-probing pipeline:            {pipeline:8.2f} s (scoring and tables {reduce_seconds:.2f} s)")
+        print(f"ratio pipeline / bare: {pipeline / bare:.2f}x (target <= 1.2x)")
+
+
+def main_job(args) -> None:
+    from codeprobe.pipeline.flow import main_job as run_main_job
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        run_main_job(str(Path(tmp) / "run"))
+        total = time.perf_counter() - t0
+        summary = json.loads((Path(tmp) / "run" / "summary.json").read_text())
+        for stage, seconds in summary["stages"].items():
+            print(f"  stage {stage:<14} {seconds:8.1f} s")
+        print(f"  flow (experiment)    {summary['seconds']:8.1f} s")
+        print(f"main job, whole command (with Prefect's temporary server): {total:.1f} s (target <= 300 s)")
+
+
+_MEMORY_CHILD = """
+import resource, sys
+from codeprobe.datasets import load_dataset, Snippet, SkipCounter
+from codeprobe.probes.cat.probe import CATProbe
+n = int(sys.argv[1])
+base = [s for s in load_dataset("stdlib", "python", counter=SkipCounter()) if len(s.code) < 20000]
+snippets = (Snippet(f"{base[i % len(base)].id}#{i}", "python", base[i % len(base)].code)
+            for i in range(n))
+result = CATProbe(types="paper").score(snippets, language="python")
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, len(result.samples))
+"""
+
+
+def memory(args) -> None:
+    peaks = {}
+    for n in args.memory:
+        out = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(n)], capture_output=True, text=True,
+                             check=True).stdout.split()
+        peaks[n] = int(out[0])
+        print(f"CAT-probing {n:>6} snippets: peak RSS {peaks[n]} MiB ({out[1]} rows)")
+    lo, hi = min(peaks), max(peaks)
+    print(f"peak RSS ratio {hi} / {lo} snippets: {peaks[hi] / peaks[lo]:.3f} (target: flat)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--main-job", action="store_true")
+    parser.add_argument("--memory", type=int, nargs="*", default=[])
+    parser.add_argument("--skip-cat", action="store_true")
+    args = parser.parse_args()
+    if args.memory:
+        memory(args)
+    if args.main_job:
+        main_job(args)
+    if not args.skip_cat:
+        cat_speed(args)
+
+
+if __name__ == "__main__":
+    main()
