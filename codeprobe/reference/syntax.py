@@ -7,15 +7,17 @@ import networkx as nx
 import numpy as np
 import tree_sitter
 
-from codeprobe.syntax.languages import ts_language
+from codeprobe.syntax.languages import language_spec, ts_language
 
 
 def oracle_graphs(code: str, language: str, prefix: str = "", suffix: str = ""):
     """(tree graph, U-AST graph, leaves) for `code`, wrapped in prefix/suffix for parsing.
 
     leaves: list of (node id, type, text, start byte, end byte) in source order, excluding
-    comments and zero-width leaves; byte offsets are into `code`.
+    comments (the registry's comment types, with all they contain) and zero-width leaves; byte
+    offsets are into `code`. Same-name edges join leaves of the registry's identifier types.
     """
+    spec = language_spec(language)
     lo = len(prefix.encode())
     hi = lo + len(code.encode())
     data = (prefix + code + suffix).encode()
@@ -31,7 +33,7 @@ def oracle_graphs(code: str, language: str, prefix: str = "", suffix: str = ""):
         if node.start_byte >= lo and node.end_byte <= hi and node != root:
             me = next(counter)
             tree.add_edge(parent, me)
-            if skip or "comment" in node.type:
+            if skip or node.type in spec.comments:
                 skip = True
             elif node.child_count == 0 and node.end_byte > node.start_byte:
                 text = data[node.start_byte : node.end_byte].decode()
@@ -43,7 +45,7 @@ def oracle_graphs(code: str, language: str, prefix: str = "", suffix: str = ""):
         uast.add_edge(a[0], b[0])
     last = {}
     for leaf in leaves:
-        if leaf[1] == "identifier":
+        if leaf[1] in spec.identifiers:
             if leaf[2] in last:
                 uast.add_edge(last[leaf[2]], leaf[0])
             last[leaf[2]] = leaf[0]

@@ -21,6 +21,7 @@ import numba
 import numpy as np
 
 from codeprobe.errors import TooLargeError
+from codeprobe.syntax.languages import type_table
 from codeprobe.syntax.tokens import CodeTokens
 
 MAX_TOKENS = 16_384  # an (n, n) int32 matrix of this size is 1 GiB
@@ -68,15 +69,16 @@ def _ast_from_running_min(between, depth):  # pragma: no cover - compiled
 def uast_edges(tokens: CodeTokens) -> np.ndarray:
     """The U-AST's extra edges as token-index pairs (i < j), int64 (m, 2), each listed once.
 
-    Each token is joined to the next one, and each `identifier` token to the previous
-    `identifier` token with the same text (CAT-probing's crude def-use chain; other identifier
-    kinds such as `property_identifier` get no such edge).
+    Each token is joined to the next one, and each identifier token to the previous identifier
+    token with the same text (CAT-probing's crude def-use chain, arXiv:2210.04633). Identifier
+    types are the grammar registry's `identifiers` (`identifier` in most grammars; other kinds
+    such as `property_identifier` get no such edge).
     """
     n = len(tokens)
     pairs = [(k, k + 1) for k in range(n - 1)]
     tree = tokens.tree
-    if "identifier" in tree.type_names:
-        is_identifier = tree.type_ids[tokens.node] == tree.type_names.index("identifier")
+    is_identifier = type_table(tree.language).identifier[tree.type_ids[tokens.node]]
+    if is_identifier.any():
         positions = np.flatnonzero(is_identifier).tolist()
         nodes = tokens.node[is_identifier]
         source = tree.source

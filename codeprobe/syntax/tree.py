@@ -7,7 +7,6 @@ is an iterative loop with an explicit stack: no recursion limit, whatever the ne
 
 from __future__ import annotations
 
-import re
 import threading
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
@@ -28,11 +27,6 @@ from codeprobe.syntax.languages import (
     type_table,
     wrappers,
 )
-
-# Controls that never appear in source text; more than this share of them means binary data.
-_BINARY_CONTROLS = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f]")
-_BINARY_CONTROL_SHARE = 0.01
-
 
 @dataclass(frozen=True)
 class ParseIssue:
@@ -168,13 +162,19 @@ class SyntaxTree:
 def parse(code: str | bytes, language: str, *, strict: bool = False) -> SyntaxTree:
     """Parse a snippet (a function, a method, or a whole file) into a `SyntaxTree`.
 
-    Bare functions that the grammar only accepts inside a file (PHP without `<?php`, a method
-    outside its class, an indented Python method) are wrapped for parsing and unwrapped again:
-    the tree, its offsets and its tokens are exactly those of the user's text.
+    The text is parsed as given first. Only if that parse has issues (or, for PHP, finds no open
+    tag and so reads the whole text as inline HTML) are the language's wrappers tried: a bare
+    function that the grammar only accepts inside a file (a method outside its class, an
+    indented Python method, PHP without `<?php`). A wrapped parse is kept only if the user's text
+    consumed no wrapper token (no node spans from the user's text into the wrapper, except the
+    wrapper's own nodes around all of it) and it ranks strictly better than every parse tried
+    before it: a parse that finds the grammar's code marker beats one that does not, then fewer
+    issues, counted over the whole wrapped text, win. The tree, its offsets and its tokens are
+    always exactly those of the user's text.
 
     Args:
         code: the source, as text or UTF-8 bytes.
-        language: a name from `known_languages()` (case-insensitive).
+        language: a name from `known_languages()` (case-insensitive, aliases allowed).
         strict: raise `CodeParseError` if the tree has any ERROR or MISSING node.
 
     Raises:
@@ -184,14 +184,14 @@ def parse(code: str | bytes, language: str, *, strict: bool = False) -> SyntaxTr
     text = _as_text(code)
     source = text.encode("utf-8")
 
-    best: SyntaxTree | None = None
-    for wrapper in _candidate_wrappers(text, language):
-        tree = _parse_with(text, source, language, wrapper)
-        if best is None or len(tree.issues) < len(best.issues):
-            best = tree
-        if not best.issues:
+    best, best_rank = _parse_with(text, source, language, None)
+    for wrapper in wrappers(language):
+        if best_rank == _CLEAN:
             break
-    assert best is not None
+        tree, rank = _parse_with(text, source, language, wrapper)
+        if tree is not None and rank < best_rank:
+            best, best_rank = tree, rank
+    assert best is not None  # the bare parse is always a candidate
 
     if strict and best.issues:
         first = best.issues[0]
@@ -203,6 +203,9 @@ def parse(code: str | bytes, language: str, *, strict: bool = False) -> SyntaxTr
 
 
 def _as_text(code: str | bytes) -> str:
+    """The code as text. Binary data is refused by what no source text holds: bytes that are not
+    UTF-8, or a NUL character (compilers reject it, and it is git's test for binary). Any other
+    control character is left to the grammar: valid source may hold a few (an ESC in a string)."""
     if isinstance(code, (bytes, bytearray, memoryview)):
         try:
             text = bytes(code).decode("utf-8")
@@ -224,37 +227,41 @@ def _as_text(code: str | bytes) -> str:
     if not text.strip():
         raise EmptyCodeError("code is empty" if not text else "code is whitespace only")
     if "\x00" in text:
-        raise InvalidSourceError(f"code contains a NUL character at offset {text.index(chr(0))}: binary data?")
-    controls = len(_BINARY_CONTROLS.findall(text))
-    if controls > _BINARY_CONTROL_SHARE * len(text):
-        raise InvalidSourceError(f"code has {controls} control characters: binary data?")
+        raise InvalidSourceError(
+            f"code contains a NUL character at offset {text.index(chr(0))}: binary data?"
+        )
     return text
 
 
-def _candidate_wrappers(text: str, language: str) -> list[Wrapper | None]:
-    def applies(w: Wrapper) -> bool:
-        return w.skip_if_prefix is None or not text.lstrip().startswith(w.skip_if_prefix)
-
-    usable = [w for w in wrappers(language) if applies(w)]
-    base = next((w for w in usable if w.always), None)
-    return [base] + [w for w in usable if not w.always]
+# A parse's rank, lower is better: (whether it lacks the grammar's code marker, issues).
+_CLEAN = (False, 0)
 
 
-def _parse_with(text: str, source: bytes, language: str, wrapper: Wrapper | None) -> SyntaxTree:
+def _parse_with(
+    text: str, source: bytes, language: str, wrapper: Wrapper | None
+) -> tuple[SyntaxTree | None, tuple[bool, int]]:
+    """Parse `source` inside `wrapper` (None: as given) and rank the parse.
+
+    Returns (tree, rank); tree is None when the user's text consumed wrapper tokens.
+    """
     prefix = wrapper.prefix.encode() if wrapper else b""
     suffix = wrapper.suffix.encode() if wrapper else b""
     ts_tree = _parser(language).parse(prefix + source + suffix)
     arrays = _walk(ts_tree)
     table = type_table(language)
     lo, hi = len(prefix), len(prefix) + len(source)
-    # Located on the whole parse, before the cut: an ERROR that swallows part of the wrapper
-    # belongs to no kept node but is still the user's problem.
-    issues = _locate_issues(arrays, table, source, lo, hi)
+    # Located on the whole parse, before the cut: an error in the wrapper's text is still caused
+    # by the user's (a wrapper that parses alone only fails through what it wraps).
+    issues = _locate_issues(arrays, table, source, lo, hi) if ts_tree.root_node.has_error else ()
+    lacks_marker = table.marker >= 0 and not np.any(table.of_kind[arrays.kind_ids] == table.marker)
+    rank = (bool(lacks_marker), len(issues))
     if wrapper is not None:
+        if _consumes_wrapper(arrays, table, lo, hi):
+            return None, rank
         arrays = _cut_wrapper(arrays, lo, hi)
     type_ids = table.of_kind[arrays.kind_ids]
 
-    return SyntaxTree(
+    tree = SyntaxTree(
         language=language,
         code=text,
         type_names=table.names,
@@ -271,6 +278,7 @@ def _parse_with(text: str, source: bytes, language: str, wrapper: Wrapper | None
         grammar=grammar_info(language),
         wrapper=wrapper,
     )
+    return tree, rank
 
 
 class _Arrays(NamedTuple):
@@ -359,13 +367,29 @@ def _cut_wrapper(arrays: _Arrays, lo: int, hi: int) -> _Arrays:
     )
 
 
+def _consumes_wrapper(arrays: _Arrays, table: TypeTable, lo: int, hi: int) -> bool:
+    """Whether the user's text [lo, hi) took in wrapper tokens: some node overlaps both without
+    being a wrapper node around all the user's code.
+
+    Every node must lie inside [lo, hi) (the user's), inside the prefix or suffix (the
+    wrapper's), or start in the prefix and reach past the user's last non-comment token (a
+    wrapper node around the user's code: a class body, say). Anything else spans the boundary:
+    a user block closed by the wrapper's `}`, or a wrapper class closed by the user's stray `}`.
+    """
+    start, end = arrays.start, arrays.end
+    leaf = arrays.subtree_end == np.arange(1, start.size + 1)
+    comment = table.comment[table.of_kind[arrays.kind_ids]]
+    code = leaf & ~comment & (start >= lo) & (end <= hi) & (end > start)
+    last = end[code].max() if code.any() else lo
+    fits = ((start >= lo) & (end <= hi)) | (end <= lo) | (start >= hi) | ((start < lo) & (end >= last))
+    return not fits[1:].all()
+
+
 def _locate_issues(arrays: _Arrays, table: TypeTable, source: bytes, lo: int, hi: int) -> tuple[ParseIssue, ...]:
-    """ERROR and MISSING nodes that touch the user's byte range [lo, hi], in its coordinates."""
+    """Every ERROR and MISSING node, in the user's coordinates: spans are clipped to the user's
+    byte range [lo, hi], so an issue in the wrapper's text sits at the nearer end of the code."""
     kind_ids, start, end = arrays.kind_ids, arrays.start, arrays.end
     flagged = (kind_ids == ERROR_KIND) | arrays.missing
-    if not flagged.any():
-        return ()
-    flagged &= (end >= lo) & (start <= hi)
     issues = []
     for i in np.flatnonzero(flagged):
         s = int(np.clip(start[i], lo, hi)) - lo
