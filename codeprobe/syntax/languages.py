@@ -27,10 +27,17 @@ from codeprobe.errors import UnknownLanguageError
 
 @dataclass(frozen=True)
 class Wrapper:
-    """Text placed around a snippet so that the grammar accepts it."""
+    """Text placed around a snippet so that the grammar accepts it.
+
+    `holder` is the wrapper's node type that holds the user's code without any wrapper token of
+    its own (a Python class `block`, a Go `statement_list`): it spans only the user's text, so it
+    is cut away by name, and a wrapped tree is node for node the tree of the same code parsed
+    bare.
+    """
 
     prefix: str
     suffix: str = ""
+    holder: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,7 +99,7 @@ _SPECS = (
         extensions=(".py", ".pyi"),
         aliases=("py",),
         # An indented method cut out of a class body.
-        wrappers=(Wrapper("class _codeprobe_wrapper_:\n"),),
+        wrappers=(Wrapper("class _codeprobe_wrapper_:\n", holder="block"),),
     ),
     LanguageSpec(
         "java",
@@ -121,7 +128,7 @@ _SPECS = (
         extensions=(".go",),
         aliases=("golang",),
         # A bare statement list, as some datasets cut function bodies.
-        wrappers=(Wrapper("func _codeprobe_wrapper_() {\n", "\n}"),),
+        wrappers=(Wrapper("func _codeprobe_wrapper_() {\n", "\n}", holder="statement_list"),),
         strings=(
             "interpreted_string_literal",
             "interpreted_string_literal_content",
@@ -155,8 +162,6 @@ _SPECS = (
         "tree-sitter-c",
         "tree_sitter_c",
         extensions=(".c", ".h"),
-        # A statement list cut out of a function body.
-        wrappers=(Wrapper("void _codeprobe_wrapper_(void) {\n", "\n}"),),
         strings=("string_literal",),
     ),
     LanguageSpec(
@@ -165,13 +170,10 @@ _SPECS = (
         "tree_sitter_cpp",
         extensions=(".cpp", ".cc", ".cxx", ".c++", ".hpp", ".hh", ".hxx", ".h++", ".ipp"),
         aliases=("c++", "cxx"),
-        # A member function (constructor, virtual, override, ...) cut out of its class; a
-        # statement list cut out of a function body. Members defined outside their class
-        # (`int A::f() {...}`) parse bare.
-        wrappers=(
-            Wrapper("class _CodeprobeWrapper_ {\npublic:\n", "\n};"),
-            Wrapper("void _codeprobe_wrapper_() {\n", "\n}"),
-        ),
+        # Members cut out of their class with an access label (`public: ...`). Member
+        # functions defined outside their class (`int A::f() {...}`), constructors, virtual and
+        # override members, and statement lists all parse bare.
+        wrappers=(Wrapper("class _CodeprobeWrapper_ {\n", "\n};"),),
         strings=("raw_string_literal", "string_literal"),
     ),
     LanguageSpec(
@@ -196,8 +198,8 @@ _SPECS = (
         "tree_sitter_rust",
         extensions=(".rs",),
         aliases=("rs",),
-        # A method taking `self` outside its `impl` block.
-        wrappers=(Wrapper("impl _CodeprobeWrapper_ {\n", "\n}"),),
+        # A statement list cut out of a function body (methods taking `self` parse bare).
+        wrappers=(Wrapper("fn _codeprobe_wrapper_() {\n", "\n}"),),
         comments=("block_comment", "doc_comment", "inner_doc_comment_marker", "line_comment", "outer_doc_comment_marker"),
         strings=("raw_string_literal", "string_literal"),
     ),
@@ -237,8 +239,7 @@ _SPECS = (
         "tree-sitter-scala",
         "tree_sitter_scala",
         extensions=(".scala", ".sc"),
-        # A method (`override def ...`) outside its class.
-        wrappers=(Wrapper("class _CodeprobeWrapper_ {\n", "\n}"),),
+        # Methods (`override def ...`), secondary constructors and statements all parse bare.
         comments=("block_comment", "comment", "xml_comment"),
     ),
     LanguageSpec(
@@ -246,8 +247,12 @@ _SPECS = (
         "tree-sitter-swift",
         "tree_sitter_swift",
         extensions=(".swift",),
-        # A method (`override func ...`) or initializer outside its class.
-        wrappers=(Wrapper("class _CodeprobeWrapper_ {\n", "\n}"),),
+        # A member (a subscript, say) outside its type; a statement list cut out of a function
+        # body (methods, initializers and computed properties parse bare).
+        wrappers=(
+            Wrapper("class _CodeprobeWrapper_ {\n", "\n}"),
+            Wrapper("func _codeprobe_wrapper_() {\n", "\n}", holder="statements"),
+        ),
         comments=("comment", "multiline_comment"),
         strings=("line_string_literal", "multi_line_string_literal", "raw_string_literal"),
         identifiers=("simple_identifier",),

@@ -250,15 +250,21 @@ def _parse_with(
     arrays = _walk(ts_tree)
     table = type_table(language)
     lo, hi = len(prefix), len(prefix) + len(source)
+    # Nodes may reach over the whitespace between the user's text and the wrapper's tokens (a
+    # Swift `statements` node ends on the newline before the wrapper's `}`): that whitespace
+    # counts as the user's.
+    lo_ws = lo - (len(prefix) - len(prefix.rstrip()))
+    hi_ws = hi + (len(suffix) - len(suffix.lstrip()))
     # Located on the whole parse, before the cut: an error in the wrapper's text is still caused
     # by the user's (a wrapper that parses alone only fails through what it wraps).
     issues = _locate_issues(arrays, table, source, lo, hi) if ts_tree.root_node.has_error else ()
     lacks_marker = table.marker >= 0 and not np.any(table.of_kind[arrays.kind_ids] == table.marker)
     rank = (bool(lacks_marker), len(issues))
     if wrapper is not None:
-        if _consumes_wrapper(arrays, table, lo, hi):
+        if _consumes_wrapper(arrays, table, lo, hi, lo_ws, hi_ws):
             return None, rank
-        arrays = _cut_wrapper(arrays, lo, hi)
+        holder = table.names.index(wrapper.holder) if wrapper.holder else -1
+        arrays = _cut_wrapper(arrays, table.of_kind[arrays.kind_ids] == holder, lo, hi, lo_ws, hi_ws)
     type_ids = table.of_kind[arrays.kind_ids]
 
     tree = SyntaxTree(
@@ -338,10 +344,13 @@ def _walk(ts_tree: tree_sitter.Tree) -> _Arrays:
     )
 
 
-def _cut_wrapper(arrays: _Arrays, lo: int, hi: int) -> _Arrays:
-    """Keep only the nodes inside the user's byte range [lo, hi), under a new root."""
-    inside = (arrays.start >= lo) & (arrays.end <= hi)
+def _cut_wrapper(arrays: _Arrays, holder: np.ndarray, lo: int, hi: int, lo_ws: int, hi_ws: int) -> _Arrays:
+    """Keep only the nodes inside the user's byte range [lo, hi) (widened to [lo_ws, hi_ws) by
+    the whitespace around it, then clipped back), under a new root; a `holder` node whose
+    parent is the wrapper's is the wrapper's too."""
+    inside = (arrays.start >= lo_ws) & (arrays.end <= hi_ws)
     inside[0] = False
+    inside &= ~(holder & ~inside[np.maximum(arrays.parent, 0)])
     keep = np.flatnonzero(inside)
     # Everything under a kept node is kept too, so the kept set is a run of whole subtrees in
     # preorder; their old parents outside the range are replaced by the new root.
@@ -354,8 +363,8 @@ def _cut_wrapper(arrays: _Arrays, lo: int, hi: int) -> _Arrays:
     top_of = np.maximum.accumulate(np.where(top, np.arange(keep.size), 0))
     old_depth = arrays.depth[keep]
     new_depth = old_depth - old_depth[top_of] + 1
-    start = arrays.start[keep] - lo
-    end = arrays.end[keep] - lo
+    start = np.clip(arrays.start[keep], lo, hi) - lo
+    end = np.clip(arrays.end[keep], lo, hi) - lo
     return _Arrays(
         np.concatenate((arrays.kind_ids[:1], arrays.kind_ids[keep])),
         new_parent,
@@ -367,21 +376,22 @@ def _cut_wrapper(arrays: _Arrays, lo: int, hi: int) -> _Arrays:
     )
 
 
-def _consumes_wrapper(arrays: _Arrays, table: TypeTable, lo: int, hi: int) -> bool:
+def _consumes_wrapper(arrays: _Arrays, table: TypeTable, lo: int, hi: int, lo_ws: int, hi_ws: int) -> bool:
     """Whether the user's text [lo, hi) took in wrapper tokens: some node overlaps both without
     being a wrapper node around all the user's code.
 
-    Every node must lie inside [lo, hi) (the user's), inside the prefix or suffix (the
-    wrapper's), or start in the prefix and reach past the user's last non-comment token (a
-    wrapper node around the user's code: a class body, say). Anything else spans the boundary:
-    a user block closed by the wrapper's `}`, or a wrapper class closed by the user's stray `}`.
+    Every node must lie inside [lo_ws, hi_ws) (the user's text and the whitespace around it),
+    inside the prefix or suffix (the wrapper's), or start in the prefix and reach past the
+    user's last non-comment token (a wrapper node around the user's code: a class body, say).
+    Anything else spans the boundary: a user block closed by the wrapper's `}`, or a wrapper
+    class closed by the user's stray `}`.
     """
     start, end = arrays.start, arrays.end
     leaf = arrays.subtree_end == np.arange(1, start.size + 1)
     comment = table.comment[table.of_kind[arrays.kind_ids]]
     code = leaf & ~comment & (start >= lo) & (end <= hi) & (end > start)
     last = end[code].max() if code.any() else lo
-    fits = ((start >= lo) & (end <= hi)) | (end <= lo) | (start >= hi) | ((start < lo) & (end >= last))
+    fits = ((start >= lo_ws) & (end <= hi_ws)) | (end <= lo) | (start >= hi) | ((start < lo) & (end >= last))
     return not fits[1:].all()
 
 
