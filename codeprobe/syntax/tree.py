@@ -224,7 +224,7 @@ def _as_text(code: str | bytes) -> str:
     else:
         raise TypeError(f"code must be str or bytes, not {type(code).__name__}")
 
-    if not text.strip():
+    if not text.lstrip("\ufeff").strip():  # a leading byte-order mark is no content
         raise EmptyCodeError("code is empty" if not text else "code is whitespace only")
     if "\x00" in text:
         raise InvalidSourceError(
@@ -369,8 +369,8 @@ def _cut_wrapper(arrays: _Arrays, holder: np.ndarray, lo: int, hi: int, lo_ws: i
         np.concatenate((arrays.kind_ids[:1], arrays.kind_ids[keep])),
         new_parent,
         np.concatenate(([0], new_depth)).astype(np.int32),
-        np.concatenate(([start.min() if keep.size else 0], start)),
-        np.concatenate(([end.max() if keep.size else 0], end)),
+        np.concatenate(([start.min() if keep.size else hi - lo], start)),
+        np.concatenate(([hi - lo], end)),  # as tree-sitter's root: to the end of the input
         np.concatenate(([False], arrays.missing[keep])),
         np.concatenate(([keep.size + 1], new_index[arrays.subtree_end[keep] - 1] + 1)),
     )
