@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
+from functools import lru_cache
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "fuzz_syntax.py"
 
 
+@lru_cache(maxsize=None)
 def load_fuzzer():
     spec = importlib.util.spec_from_file_location("fuzz_syntax", SCRIPT)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
