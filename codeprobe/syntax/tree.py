@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import NamedTuple
 
+import numba
 import numpy as np
 import tree_sitter
 
@@ -300,48 +301,66 @@ class _Arrays(NamedTuple):
 def _walk(ts_tree: tree_sitter.Tree) -> _Arrays:
     """Preorder arrays of every node, from one iterative walk with an explicit stack.
 
-    (Faster than a TreeCursor walk: `node.children` builds each sibling list in C, and
-    `descendant_count` gives subtree sizes for free.)
+    The Python loop (the one loop per node left) reads only what tree-sitter knows of each node
+    itself; parents and depths follow from the subtree sizes in compiled code. (Faster than a
+    TreeCursor walk: `node.children` builds each sibling list in C, and `descendant_count`
+    gives subtree sizes for free.)
     """
     kind_ids: list[int] = []
-    parents: list[int] = []
-    depths: list[int] = []
     starts: list[int] = []
     ends: list[int] = []
     sizes: list[int] = []
     missing: list[int] = []
-    # Bound methods as locals: this loop runs once per node, the one Python loop per node left.
-    add_kind, add_parent, add_depth = kind_ids.append, parents.append, depths.append
-    add_start, add_end, add_size = starts.append, ends.append, sizes.append
-    stack = [(ts_tree.root_node, -1, 0)]  # (node, parent index, depth), next node on top
+    add_kind, add_start, add_end, add_size = kind_ids.append, starts.append, ends.append, sizes.append
+    stack = [ts_tree.root_node]  # next node on top
     pop, push_all = stack.pop, stack.extend
     while stack:
-        node, parent, depth = pop()
-        index = len(kind_ids)
+        node = pop()
         add_kind(node.kind_id)
-        add_parent(parent)
-        add_depth(depth)
         start, end = node.start_byte, node.end_byte
         add_start(start)
         add_end(end)
         add_size(node.descendant_count)  # counts the node itself
         if start == end and node.is_missing:  # only zero-width nodes can be MISSING
-            missing.append(index)
+            missing.append(len(kind_ids) - 1)
         children = node.children
         if children:
-            push_all([(child, index, depth + 1) for child in reversed(children)])
+            push_all(reversed(children))
     n = len(kind_ids)
     is_missing = np.zeros(n, dtype=bool)
     is_missing[missing] = True
+    subtree_end = np.arange(n, dtype=np.int64) + np.asarray(sizes, dtype=np.int64)
+    parent, depth = _parents_and_depths(subtree_end)
     return _Arrays(
         np.asarray(kind_ids, dtype=np.int64),
-        np.asarray(parents, dtype=np.int32),
-        np.asarray(depths, dtype=np.int32),
+        parent,
+        depth,
         np.asarray(starts, dtype=np.int64),
         np.asarray(ends, dtype=np.int64),
         is_missing,
-        np.arange(n, dtype=np.int64) + np.asarray(sizes, dtype=np.int64),
+        subtree_end,
     )
+
+
+@numba.njit(cache=True, nogil=True)
+def _parents_and_depths(subtree_end):  # pragma: no cover - compiled
+    """Parent (int32, -1 at the root) and depth (int32) of each node in preorder, from the
+    one-past-the-end preorder index of each node's subtree: the open ancestors form a stack."""
+    n = subtree_end.size
+    parent = np.empty(n, dtype=np.int32)
+    depth = np.empty(n, dtype=np.int32)
+    if n == 0:
+        return parent, depth
+    stack = np.empty(n, dtype=np.int64)
+    parent[0], depth[0], stack[0], top = -1, 0, 0, 1
+    for i in range(1, n):
+        while subtree_end[stack[top - 1]] <= i:
+            top -= 1
+        parent[i] = stack[top - 1]
+        depth[i] = top
+        stack[top] = i
+        top += 1
+    return parent, depth
 
 
 def _cut_wrapper(arrays: _Arrays, holder: np.ndarray, lo: int, hi: int, lo_ws: int, hi_ws: int) -> _Arrays:
