@@ -17,12 +17,12 @@ from codeprobe.syntax.tree import ParseIssue, SyntaxTree, parse
 __all__ = [
     "CodeTokens",
     "GrammarInfo",
+    "LanguageSpec",
     "ParseIssue",
     "SyntaxTree",
     "ast_distance",
     "code_tokens",
     "consecutive_lca",
-    "LanguageSpec",
     "grammar_info",
     "grammar_packages",
     "known_languages",
