@@ -40,8 +40,8 @@ def codeprobe_side(language: str, code: str):
     return ast_distance(toks), uast_distance(toks)
 
 
-def reference_side(language: str, code: str, prefix: str, suffix: str):
-    tree, uast, leaves = oracle_graphs(code, language, prefix, suffix)
+def reference_side(language: str, code: str, wrapper):
+    tree, uast, leaves = oracle_graphs(code, language, wrapper)
     ids = [leaf[0] for leaf in leaves]
     out = []
     for graph in (tree, uast):
@@ -75,10 +75,7 @@ def main() -> None:
         gc.collect()
         gc.disable()
         t2 = time.perf_counter()
-        slow += [
-            reference_side(lang, code, w.prefix if w else "", w.suffix if w else "")
-            for (lang, code), w in block
-        ]
+        slow += [reference_side(lang, code, w) for (lang, code), w in block]
         t3 = time.perf_counter()
         gc.enable()
         t_fast += t1 - t0

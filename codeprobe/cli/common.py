@@ -9,17 +9,7 @@ from pathlib import Path
 import click
 
 from codeprobe.errors import InputError
-from codeprobe.syntax import known_languages
-
-_EXTENSIONS = {
-    ".py": "python",
-    ".java": "java",
-    ".js": "javascript",
-    ".mjs": "javascript",
-    ".go": "go",
-    ".php": "php",
-    ".rb": "ruby",
-}
+from codeprobe.syntax import known_languages, language_for_path
 
 file_argument = click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 lang_option = click.option(
@@ -43,7 +33,7 @@ def resolve_language(file: str, language: str | None) -> str:
     """The --lang value, or the language implied by FILE's extension."""
     if language:
         return language
-    guess = _EXTENSIONS.get(Path(file).suffix.lower()) if file != "-" else None
+    guess = language_for_path(file) if file != "-" else None
     if guess is None:
         raise InputError(f"cannot tell the language of {file}: pass --lang")
     return guess

@@ -7,17 +7,26 @@ import networkx as nx
 import numpy as np
 import tree_sitter
 
-from codeprobe.syntax.languages import ts_language
+from codeprobe.syntax.languages import language_spec, ts_language
 
 
-def oracle_graphs(code: str, language: str, prefix: str = "", suffix: str = ""):
-    """(tree graph, U-AST graph, leaves) for `code`, wrapped in prefix/suffix for parsing.
+def oracle_graphs(code: str, language: str, wrapper=None):
+    """(tree graph, U-AST graph, leaves) for `code`, parsed inside `wrapper` (a
+    `codeprobe.syntax.languages.Wrapper`, or None for the code as given).
 
     leaves: list of (node id, type, text, start byte, end byte) in source order, excluding
-    comments and zero-width leaves; byte offsets are into `code`.
+    comments (the registry's comment types, with all they contain) and zero-width leaves; byte
+    offsets are into `code`. Same-name edges join leaves of the registry's identifier types.
     """
+    spec = language_spec(language)
+    prefix, suffix = (wrapper.prefix, wrapper.suffix) if wrapper else ("", "")
+    holder = wrapper.holder if wrapper else None
     lo = len(prefix.encode())
     hi = lo + len(code.encode())
+    # Nodes reaching over the whitespace between the code and the wrapper's tokens are the
+    # code's (their spans are clipped to it).
+    lo_ws = len(prefix.rstrip().encode())
+    hi_ws = hi + len(suffix) - len(suffix.lstrip())
     data = (prefix + code + suffix).encode()
     root = tree_sitter.Parser(ts_language(language)).parse(data).root_node
     tree = nx.Graph()
@@ -28,14 +37,17 @@ def oracle_graphs(code: str, language: str, prefix: str = "", suffix: str = ""):
     while stack:
         node, parent, skip = stack.pop()
         me = parent
-        if node.start_byte >= lo and node.end_byte <= hi and node != root:
+        inside = node.start_byte >= lo_ws and node.end_byte <= hi_ws and node != root
+        if inside and parent == "ROOT" and node.type == holder:
+            inside = False  # the wrapper's node holding the code
+        if inside:
             me = next(counter)
             tree.add_edge(parent, me)
-            if skip or "comment" in node.type:
+            if skip or node.type in spec.comments:
                 skip = True
-            elif node.child_count == 0 and node.end_byte > node.start_byte:
-                text = data[node.start_byte : node.end_byte].decode()
-                leaves.append((me, node.type, text, node.start_byte - lo, node.end_byte - lo))
+            elif node.child_count == 0 and min(node.end_byte, hi) > max(node.start_byte, lo):
+                start, end = max(node.start_byte, lo), min(node.end_byte, hi)
+                leaves.append((me, node.type, data[start:end].decode(), start - lo, end - lo))
         stack.extend((child, me, skip) for child in reversed(node.children))
 
     uast = tree.copy()
@@ -43,7 +55,7 @@ def oracle_graphs(code: str, language: str, prefix: str = "", suffix: str = ""):
         uast.add_edge(a[0], b[0])
     last = {}
     for leaf in leaves:
-        if leaf[1] == "identifier":
+        if leaf[1] in spec.identifiers:
             if leaf[2] in last:
                 uast.add_edge(last[leaf[2]], leaf[0])
             last[leaf[2]] = leaf[0]

@@ -2,22 +2,32 @@
 pairwise token distances (plain AST and CAT-probing's U-AST)."""
 
 from codeprobe.syntax.distances import ast_distance, consecutive_lca, uast_distance, uast_edges
-from codeprobe.syntax.languages import GrammarInfo, grammar_info, known_languages
-from codeprobe.syntax.tokens import CodeTokens, code_tokens, is_comment_type, is_string_type
+from codeprobe.syntax.languages import (
+    GrammarInfo,
+    LanguageSpec,
+    grammar_info,
+    grammar_packages,
+    known_languages,
+    language_for_path,
+    language_spec,
+)
+from codeprobe.syntax.tokens import CodeTokens, code_tokens
 from codeprobe.syntax.tree import ParseIssue, SyntaxTree, parse
 
 __all__ = [
     "CodeTokens",
     "GrammarInfo",
+    "LanguageSpec",
     "ParseIssue",
     "SyntaxTree",
     "ast_distance",
     "code_tokens",
     "consecutive_lca",
     "grammar_info",
-    "is_comment_type",
-    "is_string_type",
+    "grammar_packages",
     "known_languages",
+    "language_for_path",
+    "language_spec",
     "parse",
     "uast_distance",
     "uast_edges",

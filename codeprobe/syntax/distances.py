@@ -5,14 +5,16 @@ node (the reference's networkx approach):
 
 - AST distance uses depths and lowest common ancestors. Tokens are in preorder, and for nodes in
   preorder depth(lca(t_i, t_j)) = min over i <= k < j of depth(lca(t_k, t_k+1)): the n - 1
-  consecutive LCAs (found by a vectorised climb) give every pair by running minima.
+  consecutive LCAs (each found by climbing from the later token) give every pair by running
+  minima.
 - U-AST distance is a shortest path in the tree plus consecutive-token and same-name
   identifier edges. It is a breadth-first search from every token over the whole tree plus
-  those edges, compiled with numba: a search stops as soon as it has reached every token. (scipy's Dijkstra gives the same numbers but spends ~5 us per source in heap
-  bookkeeping, which dominated the cost on real snippets.)
+  those edges: a search stops as soon as it has reached every token. (scipy's Dijkstra gives
+  the same numbers but spends ~5 us per source in heap bookkeeping, which dominated the cost on
+  real snippets.)
 
-The two loops that numpy cannot express without O(n^2)-sized temporaries and many small calls
-(running minima, breadth-first search) are compiled with numba.
+The loops that numpy cannot express without O(n^2)-sized temporaries or one small call per
+tree level (the climbs, running minima, breadth-first search) are compiled with numba.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numba
 import numpy as np
 
 from codeprobe.errors import TooLargeError
+from codeprobe.syntax.languages import type_table
 from codeprobe.syntax.tokens import CodeTokens
 
 MAX_TOKENS = 16_384  # an (n, n) int32 matrix of this size is 1 GiB
@@ -31,14 +34,20 @@ def consecutive_lca(tokens: CodeTokens) -> np.ndarray:
 
     For u < v in preorder, lca(u, v) is the first ancestor of v whose index is <= u.
     """
-    parent = tokens.tree.parent
-    u = tokens.node[:-1].astype(np.int64)
-    cur = tokens.node[1:].astype(np.int64).copy()
-    active = np.flatnonzero(cur > u)
-    while active.size:
-        cur[active] = parent[cur[active]]
-        active = active[cur[active] > u[active]]
-    return cur
+    if len(tokens) < 2:
+        return np.zeros(0, dtype=np.int64)
+    return _consecutive_lca(tokens.tree.parent, tokens.node.astype(np.int64))
+
+
+@numba.njit(cache=True, nogil=True)
+def _consecutive_lca(parent, nodes):  # pragma: no cover - compiled
+    out = np.empty(nodes.size - 1, dtype=np.int64)
+    for k in range(nodes.size - 1):
+        v = nodes[k + 1]
+        while v > nodes[k]:
+            v = parent[v]
+        out[k] = v
+    return out
 
 
 def ast_distance(tokens: CodeTokens) -> np.ndarray:
@@ -68,15 +77,16 @@ def _ast_from_running_min(between, depth):  # pragma: no cover - compiled
 def uast_edges(tokens: CodeTokens) -> np.ndarray:
     """The U-AST's extra edges as token-index pairs (i < j), int64 (m, 2), each listed once.
 
-    Each token is joined to the next one, and each `identifier` token to the previous
-    `identifier` token with the same text (CAT-probing's crude def-use chain; other identifier
-    kinds such as `property_identifier` get no such edge).
+    Each token is joined to the next one, and each identifier token to the previous identifier
+    token with the same text (CAT-probing's crude def-use chain, arXiv:2210.04633). Identifier
+    types are the grammar registry's `identifiers` (`identifier` in most grammars; other kinds
+    such as `property_identifier` get no such edge).
     """
     n = len(tokens)
     pairs = [(k, k + 1) for k in range(n - 1)]
     tree = tokens.tree
-    if "identifier" in tree.type_names:
-        is_identifier = tree.type_ids[tokens.node] == tree.type_names.index("identifier")
+    is_identifier = type_table(tree.language).identifier[tree.type_ids[tokens.node]]
+    if is_identifier.any():
         positions = np.flatnonzero(is_identifier).tolist()
         nodes = tokens.node[is_identifier]
         source = tree.source

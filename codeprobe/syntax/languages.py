@@ -1,9 +1,15 @@
-"""The grammar registry: language names, their pinned tree-sitter grammar wheels, and wrappers.
+"""The grammar registry: one declarative entry per language, nothing language-specific elsewhere.
 
-Real snippets are functions, not files. Some grammars only accept a whole file (PHP needs
-`<?php`), and a method may need a class around it. A `Wrapper` is text put around the user's
-code before parsing; the tree module then cuts the wrapper's own nodes away again, so offsets
-and tokens refer to the user's text only.
+An entry names the pinned tree-sitter grammar wheel, the file extensions that imply the language,
+the wrappers that let a grammar accept a snippet cut out of a file, and which node types are
+comments, strings and identifiers. Adding a language is adding an entry (and its tests).
+
+Real snippets are functions, not files. A method may need its class around it, and PHP's grammar
+reads text without an open tag as inline HTML. A `Wrapper` is text put around the user's code
+before parsing; `parse` tries the bare text first and keeps a wrapped parse only when it is
+strictly better and the user's text consumed none of the wrapper (see `codeprobe.syntax.tree`).
+The tree module then cuts the wrapper's own nodes away, so offsets and tokens refer to the
+user's text only.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import importlib
 import importlib.metadata
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import PurePath
 
 import tree_sitter
 
@@ -22,14 +29,15 @@ from codeprobe.errors import UnknownLanguageError
 class Wrapper:
     """Text placed around a snippet so that the grammar accepts it.
 
-    `always` wrappers are used unless the code already starts with `skip_if_prefix`; the others
-    are tried only when the bare snippet has parse errors, and kept only if they remove some.
+    `holder` is the wrapper's node type that holds the user's code without any wrapper token of
+    its own (a Python class `block`, a Go `statement_list`): it spans only the user's text, so it
+    is cut away by name, and a wrapped tree is node for node the tree of the same code parsed
+    bare.
     """
 
     prefix: str
     suffix: str = ""
-    always: bool = False
-    skip_if_prefix: str | None = None
+    holder: str | None = None
 
 
 @dataclass(frozen=True)
@@ -44,58 +52,242 @@ class GrammarInfo:
 
 
 @dataclass(frozen=True)
-class _Entry:
-    module: str
+class LanguageSpec:
+    """One registry entry.
+
+    Attributes:
+        name: canonical language name (the registry key).
+        package: the grammar's PyPI distribution (pinned in pyproject.toml).
+        module, function: the Python module of the wheel and its function returning the grammar.
+        extensions: file suffixes (lower case, with the dot) that imply this language.
+        aliases: other names accepted for it (lower case).
+        wrappers: tried in order when the bare text does not parse cleanly.
+        comments: node types that are comments (dropped from the tokens with all they contain).
+            For every registered grammar these are exactly the types whose name contains
+            "comment", the rule of both specs (arXiv:2202.08975, arXiv:2210.04633).
+        strings: node types made one token by `collapse_strings` (AST-Probe, arXiv:2202.08975:
+            `string` or a name containing `string_literal`).
+        identifiers: leaf types joined to the previous leaf of one of these types with the same
+            text in the U-AST (CAT-probing's def-use edges, arXiv:2210.04633). The original
+            code used `identifier`; grammars that name their identifiers otherwise list theirs.
+        code_marker: a node type without which a parse has found no code at all: PHP's grammar
+            reads text without an open tag as inline HTML, cleanly. A parse that lacks it ranks
+            below any parse that has it, whatever their issues: a snippet without `<?php` is
+            taken as PHP code (what code datasets hold), and a file of pure HTML, which holds no
+            PHP code to probe, is reported with issues.
+    """
+
+    name: str
     package: str
+    module: str
     function: str = "language"
+    extensions: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
     wrappers: tuple[Wrapper, ...] = ()
+    comments: tuple[str, ...] = ("comment",)
+    strings: tuple[str, ...] = ("string",)
+    identifiers: tuple[str, ...] = ("identifier",)
+    code_marker: str | None = None
 
 
-# The six languages of CodeSearchNet, plus those whose pinned grammar wheels ship with codeprobe.
-_REGISTRY: dict[str, _Entry] = {
-    "python": _Entry(
-        "tree_sitter_python",
+# CodeSearchNet's six languages first, then the other grammars code-model research uses.
+_SPECS = (
+    LanguageSpec(
+        "python",
         "tree-sitter-python",
+        "tree_sitter_python",
+        extensions=(".py", ".pyi"),
+        aliases=("py",),
         # An indented method cut out of a class body.
-        wrappers=(Wrapper("class _codeprobe_wrapper_:\n"),),
+        wrappers=(Wrapper("class _codeprobe_wrapper_:\n", holder="block"),),
     ),
-    "java": _Entry(
-        "tree_sitter_java",
+    LanguageSpec(
+        "java",
         "tree-sitter-java",
+        "tree_sitter_java",
+        extensions=(".java",),
         # A method or constructor outside its class.
         wrappers=(Wrapper("class _CodeprobeWrapper_ {\n", "\n}"),),
+        comments=("block_comment", "line_comment"),
+        strings=("string_literal",),
     ),
-    "javascript": _Entry(
-        "tree_sitter_javascript",
+    LanguageSpec(
+        "javascript",
         "tree-sitter-javascript",
+        "tree_sitter_javascript",
+        extensions=(".js", ".mjs", ".cjs", ".jsx"),
+        aliases=("js", "node"),
         # A class method (`foo(a) { ... }`) outside its class.
         wrappers=(Wrapper("class _CodeprobeWrapper_ {\n", "\n}"),),
+        comments=("comment", "html_comment"),
     ),
-    "go": _Entry(
-        "tree_sitter_go",
+    LanguageSpec(
+        "go",
         "tree-sitter-go",
+        "tree_sitter_go",
+        extensions=(".go",),
+        aliases=("golang",),
         # A bare statement list, as some datasets cut function bodies.
-        wrappers=(Wrapper("func _codeprobe_wrapper_() {\n", "\n}"),),
+        wrappers=(Wrapper("func _codeprobe_wrapper_() {\n", "\n}", holder="statement_list"),),
+        strings=(
+            "interpreted_string_literal",
+            "interpreted_string_literal_content",
+            "raw_string_literal",
+            "raw_string_literal_content",
+        ),
     ),
-    "php": _Entry(
-        "tree_sitter_php",
+    LanguageSpec(
+        "php",
         "tree-sitter-php",
+        "tree_sitter_php",
         function="language_php",
+        extensions=(".php", ".phtml"),
         wrappers=(
-            Wrapper("<?php\n", always=True, skip_if_prefix="<?php"),
+            Wrapper("<?php\n"),
             # A method outside its class (with its `public` modifier).
             Wrapper("<?php\nclass _CodeprobeWrapper_ {\n", "\n}"),
         ),
+        identifiers=("name",),
+        code_marker="php_tag",
     ),
-    "ruby": _Entry("tree_sitter_ruby", "tree-sitter-ruby"),
-}
+    LanguageSpec(
+        "ruby",
+        "tree-sitter-ruby",
+        "tree_sitter_ruby",
+        extensions=(".rb",),
+        aliases=("rb",),
+    ),
+    LanguageSpec(
+        "c",
+        "tree-sitter-c",
+        "tree_sitter_c",
+        extensions=(".c", ".h"),
+        strings=("string_literal",),
+    ),
+    LanguageSpec(
+        "cpp",
+        "tree-sitter-cpp",
+        "tree_sitter_cpp",
+        extensions=(".cpp", ".cc", ".cxx", ".c++", ".hpp", ".hh", ".hxx", ".h++", ".ipp"),
+        aliases=("c++", "cxx"),
+        # Members cut out of their class with an access label (`public: ...`). Member
+        # functions defined outside their class (`int A::f() {...}`), constructors, virtual and
+        # override members, and statement lists all parse bare.
+        wrappers=(Wrapper("class _CodeprobeWrapper_ {\n", "\n};"),),
+        strings=("raw_string_literal", "string_literal"),
+    ),
+    LanguageSpec(
+        "csharp",
+        "tree-sitter-c-sharp",
+        "tree_sitter_c_sharp",
+        extensions=(".cs",),
+        aliases=("c#", "cs", "c_sharp", "c-sharp"),
+        # A method, constructor or property outside its class.
+        wrappers=(Wrapper("class _CodeprobeWrapper_ {\n", "\n}"),),
+        strings=(
+            "raw_string_literal",
+            "string_literal",
+            "string_literal_content",
+            "string_literal_encoding",
+            "verbatim_string_literal",
+        ),
+    ),
+    LanguageSpec(
+        "rust",
+        "tree-sitter-rust",
+        "tree_sitter_rust",
+        extensions=(".rs",),
+        aliases=("rs",),
+        # A statement list cut out of a function body (methods taking `self` parse bare).
+        wrappers=(Wrapper("fn _codeprobe_wrapper_() {\n", "\n}"),),
+        comments=("block_comment", "doc_comment", "inner_doc_comment_marker", "line_comment", "outer_doc_comment_marker"),
+        strings=("raw_string_literal", "string_literal"),
+    ),
+    LanguageSpec(
+        "typescript",
+        "tree-sitter-typescript",
+        "tree_sitter_typescript",
+        function="language_typescript",
+        extensions=(".ts", ".mts", ".cts"),
+        aliases=("ts",),
+        # A class method (with its modifiers and types) outside its class.
+        wrappers=(Wrapper("class _CodeprobeWrapper_ {\n", "\n}"),),
+        comments=("comment", "html_comment"),
+    ),
+    LanguageSpec(
+        "tsx",
+        "tree-sitter-typescript",
+        "tree_sitter_typescript",
+        function="language_tsx",
+        extensions=(".tsx",),
+        wrappers=(Wrapper("class _CodeprobeWrapper_ {\n", "\n}"),),
+        comments=("comment", "html_comment"),
+    ),
+    LanguageSpec(
+        "kotlin",
+        "tree-sitter-kotlin",
+        "tree_sitter_kotlin",
+        extensions=(".kt", ".kts"),
+        aliases=("kt",),
+        # A method (`override fun ...`) or secondary constructor outside its class.
+        wrappers=(Wrapper("class _CodeprobeWrapper_ {\n", "\n}"),),
+        comments=("block_comment", "line_comment"),
+        strings=("multiline_string_literal", "string_literal"),
+    ),
+    LanguageSpec(
+        "scala",
+        "tree-sitter-scala",
+        "tree_sitter_scala",
+        extensions=(".scala", ".sc"),
+        # Methods (`override def ...`), secondary constructors and statements all parse bare.
+        comments=("block_comment", "comment", "xml_comment"),
+    ),
+    LanguageSpec(
+        "swift",
+        "tree-sitter-swift",
+        "tree_sitter_swift",
+        extensions=(".swift",),
+        # A member (a subscript, say) outside its type; a statement list cut out of a function
+        # body (methods, initializers and computed properties parse bare).
+        wrappers=(
+            Wrapper("class _CodeprobeWrapper_ {\n", "\n}"),
+            Wrapper("func _codeprobe_wrapper_() {\n", "\n}", holder="statements"),
+        ),
+        comments=("comment", "multiline_comment"),
+        strings=("line_string_literal", "multi_line_string_literal", "raw_string_literal"),
+        identifiers=("simple_identifier",),
+    ),
+    LanguageSpec(
+        "bash",
+        "tree-sitter-bash",
+        "tree_sitter_bash",
+        extensions=(".sh", ".bash"),
+        aliases=("sh", "shell"),
+        # A variable's name is `variable_name` wherever it is set or read (`x=1`, `$x`).
+        identifiers=("variable_name",),
+    ),
+    LanguageSpec(
+        "lua",
+        "tree-sitter-lua",
+        "tree_sitter_lua",
+        extensions=(".lua",),
+        comments=("comment", "comment_content"),
+    ),
+)
 
-_ALIASES = {"py": "python", "js": "javascript", "golang": "go", "rb": "ruby"}
+_REGISTRY: dict[str, LanguageSpec] = {spec.name: spec for spec in _SPECS}
+_NAMES: dict[str, str] = {alias: spec.name for spec in _SPECS for alias in (spec.name, *spec.aliases)}
+_EXTENSIONS: dict[str, str] = {ext: spec.name for spec in _SPECS for ext in spec.extensions}
 
 
 def known_languages() -> tuple[str, ...]:
     """Names accepted by `parse`, sorted."""
     return tuple(sorted(_REGISTRY))
+
+
+def grammar_packages() -> tuple[str, ...]:
+    """The PyPI names of every registered grammar wheel, sorted (for provenance records)."""
+    return tuple(sorted({spec.package for spec in _SPECS}))
 
 
 def canonical_language(name: str) -> str:
@@ -105,38 +297,46 @@ def canonical_language(name: str) -> str:
         UnknownLanguageError: no grammar is registered under that name.
     """
     key = str(name).strip().lower()
-    key = _ALIASES.get(key, key)
-    if key not in _REGISTRY:
+    if key not in _NAMES:
         raise UnknownLanguageError(
             f"unknown language {name!r}; known: {', '.join(known_languages())}"
         )
-    return key
+    return _NAMES[key]
+
+
+def language_for_path(path: str) -> str | None:
+    """The language a file name's extension implies (case-insensitive), or None."""
+    return _EXTENSIONS.get(PurePath(path).suffix.lower())
+
+
+def language_spec(language: str) -> LanguageSpec:
+    """The registry entry of `language` (any accepted name)."""
+    return _REGISTRY[canonical_language(language)]
 
 
 @lru_cache(maxsize=None)
 def ts_language(language: str) -> tree_sitter.Language:
     """The tree-sitter `Language` object for a canonical language name."""
-    entry = _REGISTRY[canonical_language(language)]
-    module = importlib.import_module(entry.module)
-    return tree_sitter.Language(getattr(module, entry.function)())
+    spec = language_spec(language)
+    module = importlib.import_module(spec.module)
+    return tree_sitter.Language(getattr(module, spec.function)())
 
 
 @lru_cache(maxsize=None)
 def grammar_info(language: str) -> GrammarInfo:
     """Name, pinned wheel version and ABI of the grammar behind `language`."""
-    key = canonical_language(language)
-    entry = _REGISTRY[key]
+    spec = language_spec(language)
     return GrammarInfo(
-        language=key,
-        package=entry.package,
-        package_version=importlib.metadata.version(entry.package),
-        abi_version=ts_language(key).abi_version,
+        language=spec.name,
+        package=spec.package,
+        package_version=importlib.metadata.version(spec.package),
+        abi_version=ts_language(spec.name).abi_version,
     )
 
 
 def wrappers(language: str) -> tuple[Wrapper, ...]:
     """The wrappers `parse` may put around a snippet of `language`, in the order tried."""
-    return _REGISTRY[canonical_language(language)].wrappers
+    return language_spec(language).wrappers
 
 
 ERROR_KIND = 0xFFFF  # tree-sitter's symbol id of ERROR nodes
@@ -151,11 +351,18 @@ class TypeTable:
         names: distinct type names (aliases share one), ERROR last.
         of_kind: int32 (65536,), index into `names` of each tree-sitter symbol id.
         named: bool (len(names),), whether a type is a named node type.
+        comment, string, identifier: bool (len(names),), the entry's `comments`, `strings` and
+            `identifiers`.
+        marker: index into `names` of the entry's `code_marker`, or -1.
     """
 
     names: tuple[str, ...]
     of_kind: object  # np.ndarray; typed loosely to keep numpy out of this module's API
     named: object
+    comment: object
+    string: object
+    identifier: object
+    marker: int
 
 
 @lru_cache(maxsize=None)
@@ -163,7 +370,8 @@ def type_table(language: str) -> TypeTable:
     """The `TypeTable` of `language`'s grammar (built once per process)."""
     import numpy as np
 
-    lang = ts_language(language)
+    spec = language_spec(language)
+    lang = ts_language(spec.name)
     kinds = list(range(lang.node_kind_count)) + [ERROR_KIND]
     kind_names = [lang.node_kind_for_id(k) if k != ERROR_KIND else ERROR_TYPE for k in kinds]
     names = tuple(dict.fromkeys(n for n in kind_names if n is not None))
@@ -175,4 +383,18 @@ def type_table(language: str) -> TypeTable:
             continue
         of_kind[kind] = position[name]
         named[position[name]] |= kind == ERROR_KIND or lang.node_kind_is_named(kind)
-    return TypeTable(names=names, of_kind=of_kind, named=named)
+
+    def mask(types: tuple[str, ...]) -> np.ndarray:
+        out = np.zeros(len(names), dtype=bool)
+        out[[position[t] for t in types if t in position]] = True
+        return out
+
+    return TypeTable(
+        names=names,
+        of_kind=of_kind,
+        named=named,
+        comment=mask(spec.comments),
+        string=mask(spec.strings),
+        identifier=mask(spec.identifiers),
+        marker=position.get(spec.code_marker, -1) if spec.code_marker else -1,
+    )

@@ -1,9 +1,11 @@
 """Code tokens: the terminals of a syntax tree in source order, as both probes define them.
 
-Tokens are the leaves (keywords and punctuation included) minus comments. Optionally, as
-AST-Probe does, every `string` / `*string_literal*` node becomes one terminal token. Leaves of
-zero width (MISSING tokens the parser inserted, empty blocks) have no source text and so are
-not tokens.
+Tokens are the leaves (keywords and punctuation included) minus comments and everything inside
+them. Optionally, as AST-Probe does, every string node becomes one terminal token. Which types
+are comments and strings is the grammar registry's `comments` and `strings` (for every
+registered grammar: types containing `comment`; `string` and types containing
+`string_literal`). Leaves of zero width (MISSING tokens the parser inserted, empty blocks) have
+no source text and so are not tokens.
 """
 
 from __future__ import annotations
@@ -13,17 +15,8 @@ from functools import cached_property
 
 import numpy as np
 
+from codeprobe.syntax.languages import type_table
 from codeprobe.syntax.tree import SyntaxTree
-
-
-def is_comment_type(node_type: str) -> bool:
-    """Comment node types (`comment`, `line_comment`, `block_comment`, ...), per both specs."""
-    return "comment" in node_type
-
-
-def is_string_type(node_type: str) -> bool:
-    """Node types collapsed into one token by `collapse_strings` (AST-Probe's rule)."""
-    return node_type == "string" or "string_literal" in node_type
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,8 +84,9 @@ def code_tokens(tree: SyntaxTree, *, collapse_strings: bool = False) -> CodeToke
     """
     n = tree.n_nodes
     end = tree.subtree_end
-    comment = tree.node_types_matching(is_comment_type)
-    collapsed = tree.node_types_matching(is_string_type) if collapse_strings else np.zeros(n, bool)
+    table = type_table(tree.language)
+    comment = table.comment[tree.type_ids]
+    collapsed = table.string[tree.type_ids] if collapse_strings else np.zeros(n, bool)
 
     # A node strictly inside a comment or a collapsed string is never a token itself.
     covered = np.zeros(n, dtype=bool)

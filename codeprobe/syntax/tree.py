@@ -7,12 +7,12 @@ is an iterative loop with an explicit stack: no recursion limit, whatever the ne
 
 from __future__ import annotations
 
-import re
 import threading
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import NamedTuple
 
+import numba
 import numpy as np
 import tree_sitter
 
@@ -28,11 +28,6 @@ from codeprobe.syntax.languages import (
     type_table,
     wrappers,
 )
-
-# Controls that never appear in source text; more than this share of them means binary data.
-_BINARY_CONTROLS = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f]")
-_BINARY_CONTROL_SHARE = 0.01
-
 
 @dataclass(frozen=True)
 class ParseIssue:
@@ -168,13 +163,19 @@ class SyntaxTree:
 def parse(code: str | bytes, language: str, *, strict: bool = False) -> SyntaxTree:
     """Parse a snippet (a function, a method, or a whole file) into a `SyntaxTree`.
 
-    Bare functions that the grammar only accepts inside a file (PHP without `<?php`, a method
-    outside its class, an indented Python method) are wrapped for parsing and unwrapped again:
-    the tree, its offsets and its tokens are exactly those of the user's text.
+    The text is parsed as given first. Only if that parse has issues (or, for PHP, finds no open
+    tag and so reads the whole text as inline HTML) are the language's wrappers tried: a bare
+    function that the grammar only accepts inside a file (a method outside its class, an
+    indented Python method, PHP without `<?php`). A wrapped parse is kept only if the user's text
+    consumed no wrapper token (no node spans from the user's text into the wrapper, except the
+    wrapper's own nodes around all of it) and it ranks strictly better than every parse tried
+    before it: a parse that finds the grammar's code marker beats one that does not, then fewer
+    issues, counted over the whole wrapped text, win. The tree, its offsets and its tokens are
+    always exactly those of the user's text.
 
     Args:
         code: the source, as text or UTF-8 bytes.
-        language: a name from `known_languages()` (case-insensitive).
+        language: a name from `known_languages()` (case-insensitive, aliases allowed).
         strict: raise `CodeParseError` if the tree has any ERROR or MISSING node.
 
     Raises:
@@ -184,14 +185,14 @@ def parse(code: str | bytes, language: str, *, strict: bool = False) -> SyntaxTr
     text = _as_text(code)
     source = text.encode("utf-8")
 
-    best: SyntaxTree | None = None
-    for wrapper in _candidate_wrappers(text, language):
-        tree = _parse_with(text, source, language, wrapper)
-        if best is None or len(tree.issues) < len(best.issues):
-            best = tree
-        if not best.issues:
+    best, best_rank = _parse_with(text, source, language, None)
+    for wrapper in wrappers(language):
+        if best_rank == _CLEAN:
             break
-    assert best is not None
+        tree, rank = _parse_with(text, source, language, wrapper)
+        if tree is not None and rank < best_rank:
+            best, best_rank = tree, rank
+    assert best is not None  # the bare parse is always a candidate
 
     if strict and best.issues:
         first = best.issues[0]
@@ -203,6 +204,9 @@ def parse(code: str | bytes, language: str, *, strict: bool = False) -> SyntaxTr
 
 
 def _as_text(code: str | bytes) -> str:
+    """The code as text. Binary data is refused by what no source text holds: bytes that are not
+    UTF-8, or a NUL character (compilers reject it, and it is git's test for binary). Any other
+    control character is left to the grammar: valid source may hold a few (an ESC in a string)."""
     if isinstance(code, (bytes, bytearray, memoryview)):
         try:
             text = bytes(code).decode("utf-8")
@@ -221,40 +225,50 @@ def _as_text(code: str | bytes) -> str:
     else:
         raise TypeError(f"code must be str or bytes, not {type(code).__name__}")
 
-    if not text.strip():
+    if not text.lstrip("\ufeff").strip():  # a leading byte-order mark is no content
         raise EmptyCodeError("code is empty" if not text else "code is whitespace only")
     if "\x00" in text:
-        raise InvalidSourceError(f"code contains a NUL character at offset {text.index(chr(0))}: binary data?")
-    controls = len(_BINARY_CONTROLS.findall(text))
-    if controls > _BINARY_CONTROL_SHARE * len(text):
-        raise InvalidSourceError(f"code has {controls} control characters: binary data?")
+        raise InvalidSourceError(
+            f"code contains a NUL character at offset {text.index(chr(0))}: binary data?"
+        )
     return text
 
 
-def _candidate_wrappers(text: str, language: str) -> list[Wrapper | None]:
-    def applies(w: Wrapper) -> bool:
-        return w.skip_if_prefix is None or not text.lstrip().startswith(w.skip_if_prefix)
-
-    usable = [w for w in wrappers(language) if applies(w)]
-    base = next((w for w in usable if w.always), None)
-    return [base] + [w for w in usable if not w.always]
+# A parse's rank, lower is better: (whether it lacks the grammar's code marker, issues).
+_CLEAN = (False, 0)
 
 
-def _parse_with(text: str, source: bytes, language: str, wrapper: Wrapper | None) -> SyntaxTree:
+def _parse_with(
+    text: str, source: bytes, language: str, wrapper: Wrapper | None
+) -> tuple[SyntaxTree | None, tuple[bool, int]]:
+    """Parse `source` inside `wrapper` (None: as given) and rank the parse.
+
+    Returns (tree, rank); tree is None when the user's text consumed wrapper tokens.
+    """
     prefix = wrapper.prefix.encode() if wrapper else b""
     suffix = wrapper.suffix.encode() if wrapper else b""
     ts_tree = _parser(language).parse(prefix + source + suffix)
     arrays = _walk(ts_tree)
     table = type_table(language)
     lo, hi = len(prefix), len(prefix) + len(source)
-    # Located on the whole parse, before the cut: an ERROR that swallows part of the wrapper
-    # belongs to no kept node but is still the user's problem.
-    issues = _locate_issues(arrays, table, source, lo, hi)
+    # Nodes may reach over the whitespace between the user's text and the wrapper's tokens (a
+    # Swift `statements` node ends on the newline before the wrapper's `}`): that whitespace
+    # counts as the user's.
+    lo_ws = lo - (len(prefix) - len(prefix.rstrip()))
+    hi_ws = hi + (len(suffix) - len(suffix.lstrip()))
+    # Located on the whole parse, before the cut: an error in the wrapper's text is still caused
+    # by the user's (a wrapper that parses alone only fails through what it wraps).
+    issues = _locate_issues(arrays, table, source, lo, hi) if ts_tree.root_node.has_error else ()
+    lacks_marker = table.marker >= 0 and not np.any(table.of_kind[arrays.kind_ids] == table.marker)
+    rank = (bool(lacks_marker), len(issues))
     if wrapper is not None:
-        arrays = _cut_wrapper(arrays, lo, hi)
+        if _consumes_wrapper(arrays, table, lo, hi, lo_ws, hi_ws):
+            return None, rank
+        holder = table.names.index(wrapper.holder) if wrapper.holder else -1
+        arrays = _cut_wrapper(arrays, table.of_kind[arrays.kind_ids] == holder, lo, hi, lo_ws, hi_ws)
     type_ids = table.of_kind[arrays.kind_ids]
 
-    return SyntaxTree(
+    tree = SyntaxTree(
         language=language,
         code=text,
         type_names=table.names,
@@ -271,6 +285,7 @@ def _parse_with(text: str, source: bytes, language: str, wrapper: Wrapper | None
         grammar=grammar_info(language),
         wrapper=wrapper,
     )
+    return tree, rank
 
 
 class _Arrays(NamedTuple):
@@ -286,54 +301,75 @@ class _Arrays(NamedTuple):
 def _walk(ts_tree: tree_sitter.Tree) -> _Arrays:
     """Preorder arrays of every node, from one iterative walk with an explicit stack.
 
-    (Faster than a TreeCursor walk: `node.children` builds each sibling list in C, and
-    `descendant_count` gives subtree sizes for free.)
+    The Python loop (the one loop per node left) reads only what tree-sitter knows of each node
+    itself; parents and depths follow from the subtree sizes in compiled code. (Faster than a
+    TreeCursor walk: `node.children` builds each sibling list in C, and `descendant_count`
+    gives subtree sizes for free.)
     """
     kind_ids: list[int] = []
-    parents: list[int] = []
-    depths: list[int] = []
     starts: list[int] = []
     ends: list[int] = []
     sizes: list[int] = []
     missing: list[int] = []
-    # Bound methods as locals: this loop runs once per node, the one Python loop per node left.
-    add_kind, add_parent, add_depth = kind_ids.append, parents.append, depths.append
-    add_start, add_end, add_size = starts.append, ends.append, sizes.append
-    stack = [(ts_tree.root_node, -1, 0)]  # (node, parent index, depth), next node on top
+    add_kind, add_start, add_end, add_size = kind_ids.append, starts.append, ends.append, sizes.append
+    stack = [ts_tree.root_node]  # next node on top
     pop, push_all = stack.pop, stack.extend
     while stack:
-        node, parent, depth = pop()
-        index = len(kind_ids)
+        node = pop()
         add_kind(node.kind_id)
-        add_parent(parent)
-        add_depth(depth)
         start, end = node.start_byte, node.end_byte
         add_start(start)
         add_end(end)
         add_size(node.descendant_count)  # counts the node itself
         if start == end and node.is_missing:  # only zero-width nodes can be MISSING
-            missing.append(index)
+            missing.append(len(kind_ids) - 1)
         children = node.children
         if children:
-            push_all([(child, index, depth + 1) for child in reversed(children)])
+            push_all(reversed(children))
     n = len(kind_ids)
     is_missing = np.zeros(n, dtype=bool)
     is_missing[missing] = True
+    subtree_end = np.arange(n, dtype=np.int64) + np.asarray(sizes, dtype=np.int64)
+    parent, depth = _parents_and_depths(subtree_end)
     return _Arrays(
         np.asarray(kind_ids, dtype=np.int64),
-        np.asarray(parents, dtype=np.int32),
-        np.asarray(depths, dtype=np.int32),
+        parent,
+        depth,
         np.asarray(starts, dtype=np.int64),
         np.asarray(ends, dtype=np.int64),
         is_missing,
-        np.arange(n, dtype=np.int64) + np.asarray(sizes, dtype=np.int64),
+        subtree_end,
     )
 
 
-def _cut_wrapper(arrays: _Arrays, lo: int, hi: int) -> _Arrays:
-    """Keep only the nodes inside the user's byte range [lo, hi), under a new root."""
-    inside = (arrays.start >= lo) & (arrays.end <= hi)
+@numba.njit(cache=True, nogil=True)
+def _parents_and_depths(subtree_end):  # pragma: no cover - compiled
+    """Parent (int32, -1 at the root) and depth (int32) of each node in preorder, from the
+    one-past-the-end preorder index of each node's subtree: the open ancestors form a stack."""
+    n = subtree_end.size
+    parent = np.empty(n, dtype=np.int32)
+    depth = np.empty(n, dtype=np.int32)
+    if n == 0:
+        return parent, depth
+    stack = np.empty(n, dtype=np.int64)
+    parent[0], depth[0], stack[0], top = -1, 0, 0, 1
+    for i in range(1, n):
+        while subtree_end[stack[top - 1]] <= i:
+            top -= 1
+        parent[i] = stack[top - 1]
+        depth[i] = top
+        stack[top] = i
+        top += 1
+    return parent, depth
+
+
+def _cut_wrapper(arrays: _Arrays, holder: np.ndarray, lo: int, hi: int, lo_ws: int, hi_ws: int) -> _Arrays:
+    """Keep only the nodes inside the user's byte range [lo, hi) (widened to [lo_ws, hi_ws) by
+    the whitespace around it, then clipped back), under a new root; a `holder` node whose
+    parent is the wrapper's is the wrapper's too."""
+    inside = (arrays.start >= lo_ws) & (arrays.end <= hi_ws)
     inside[0] = False
+    inside &= ~(holder & ~inside[np.maximum(arrays.parent, 0)])
     keep = np.flatnonzero(inside)
     # Everything under a kept node is kept too, so the kept set is a run of whole subtrees in
     # preorder; their old parents outside the range are replaced by the new root.
@@ -346,26 +382,43 @@ def _cut_wrapper(arrays: _Arrays, lo: int, hi: int) -> _Arrays:
     top_of = np.maximum.accumulate(np.where(top, np.arange(keep.size), 0))
     old_depth = arrays.depth[keep]
     new_depth = old_depth - old_depth[top_of] + 1
-    start = arrays.start[keep] - lo
-    end = arrays.end[keep] - lo
+    start = np.clip(arrays.start[keep], lo, hi) - lo
+    end = np.clip(arrays.end[keep], lo, hi) - lo
     return _Arrays(
         np.concatenate((arrays.kind_ids[:1], arrays.kind_ids[keep])),
         new_parent,
         np.concatenate(([0], new_depth)).astype(np.int32),
-        np.concatenate(([start.min() if keep.size else 0], start)),
-        np.concatenate(([end.max() if keep.size else 0], end)),
+        np.concatenate(([start.min() if keep.size else hi - lo], start)),
+        np.concatenate(([hi - lo], end)),  # as tree-sitter's root: to the end of the input
         np.concatenate(([False], arrays.missing[keep])),
         np.concatenate(([keep.size + 1], new_index[arrays.subtree_end[keep] - 1] + 1)),
     )
 
 
+def _consumes_wrapper(arrays: _Arrays, table: TypeTable, lo: int, hi: int, lo_ws: int, hi_ws: int) -> bool:
+    """Whether the user's text [lo, hi) took in wrapper tokens: some node overlaps both without
+    being a wrapper node around all the user's code.
+
+    Every node must lie inside [lo_ws, hi_ws) (the user's text and the whitespace around it),
+    inside the prefix or suffix (the wrapper's), or start in the prefix and reach past the
+    user's last non-comment token (a wrapper node around the user's code: a class body, say).
+    Anything else spans the boundary: a user block closed by the wrapper's `}`, or a wrapper
+    class closed by the user's stray `}`.
+    """
+    start, end = arrays.start, arrays.end
+    leaf = arrays.subtree_end == np.arange(1, start.size + 1)
+    comment = table.comment[table.of_kind[arrays.kind_ids]]
+    code = leaf & ~comment & (start >= lo) & (end <= hi) & (end > start)
+    last = end[code].max() if code.any() else lo
+    fits = ((start >= lo_ws) & (end <= hi_ws)) | (end <= lo) | (start >= hi) | ((start < lo) & (end >= last))
+    return not fits[1:].all()
+
+
 def _locate_issues(arrays: _Arrays, table: TypeTable, source: bytes, lo: int, hi: int) -> tuple[ParseIssue, ...]:
-    """ERROR and MISSING nodes that touch the user's byte range [lo, hi], in its coordinates."""
+    """Every ERROR and MISSING node, in the user's coordinates: spans are clipped to the user's
+    byte range [lo, hi], so an issue in the wrapper's text sits at the nearer end of the code."""
     kind_ids, start, end = arrays.kind_ids, arrays.start, arrays.end
     flagged = (kind_ids == ERROR_KIND) | arrays.missing
-    if not flagged.any():
-        return ()
-    flagged &= (end >= lo) & (start <= hi)
     issues = []
     for i in np.flatnonzero(flagged):
         s = int(np.clip(start[i], lo, hi)) - lo

@@ -58,3 +58,39 @@ def test_parse_bad_input_exits_nonzero_with_one_line(tmp_path):
         assert result.exit_code != 0, args
         assert result.stdout == ""
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_strict_reports_a_method_missing_its_brace(tmp_path):
+    # Fault 1, as a user meets it: the class wrapper must not close the method.
+    path = tmp_path / "F.java"
+    path.write_text("public int f(int x) {\n    if (x > 0) {\n        return x;\n    }\n    return -x;\n")
+    result = invoke(["parse", str(path), "--strict"])
+    assert result.exit_code == 2
+    assert "missing '}' at line 5" in result.stderr
+    lenient = invoke(["parse", str(path), "--json"])
+    assert lenient.exit_code == 0
+    assert json.loads(lenient.stdout)["issues"][0]["type"] == "}"
+
+
+def test_strict_accepts_php_with_a_byte_order_mark(tmp_path):
+    path = tmp_path / "f.php"
+    path.write_bytes("\ufeff<?php\nfunction f($x) {\n    return $x + 1;\n}\n".encode())
+    result = invoke(["parse", str(path), "--strict"])
+    assert result.exit_code == 0, result.output
+    assert "0 parse issue(s)" in result.stderr
+
+
+def test_strict_accepts_escape_characters_in_strings(tmp_path):
+    path = tmp_path / "colors.py"
+    path.write_bytes(b'def red(s):\n    return "\x1b[31m" + s + "\x1b[0m"\n')
+    assert invoke(["parse", str(path), "--strict"]).exit_code == 0
+
+
+def test_language_from_extension_for_every_example():
+    from snippets import DATA, EXAMPLES
+
+    for language, files in EXAMPLES.items():
+        name, _ = files[0]
+        result = invoke(["parse", str(DATA / language / name), "--strict", "--json"])
+        assert result.exit_code == 0, (name, result.output)
+        assert json.loads(result.stdout)["language"] == language

@@ -18,9 +18,7 @@ from codeprobe.syntax import distances as distances_module
 def check_against_oracle(code: str, language: str):
     tree = parse(code, language)
     toks = tree.tokens()
-    prefix = tree.wrapper.prefix if tree.wrapper else ""
-    suffix = tree.wrapper.suffix if tree.wrapper else ""
-    tree_graph, uast_graph, leaves = oracle_graphs(code, language, prefix, suffix)
+    tree_graph, uast_graph, leaves = oracle_graphs(code, language, tree.wrapper)
     assert [(t, s, e) for _, t, _, s, e in leaves] == list(
         zip(toks.types, toks.start_byte.tolist(), toks.end_byte.tolist())
     )

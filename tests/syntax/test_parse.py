@@ -46,6 +46,107 @@ def test_php_without_open_tag_is_wrapped_and_offsets_stay_in_user_text():
     assert all(code.encode()[s:e].decode() == t for s, e, t in zip(toks.start_byte, toks.end_byte, toks.texts))
 
 
+@pytest.mark.parametrize(
+    "code",
+    [
+        "\ufeff<?php\nfunction f($x) {\n    return $x + 1;\n}\n",  # a byte-order mark first
+        "<?PHP\nfunction f($x) { return $x; }\n",
+        "<?= $title ?>\n<p><?php echo f(1); ?></p>\n",
+        "<? echo 1;\n",
+        "<!DOCTYPE html>\n<html>\n<?php\nfunction f() { return 1; }\n?>\n</html>\n",
+    ],
+)
+def test_php_files_that_parse_as_given_are_not_wrapped(code):
+    # Fault 2: text the grammar accepts as given is parsed as given, whatever it begins with.
+    tree = parse(code, "php", strict=True)
+    assert tree.wrapper is None and "php_tag" in set(tree.types)
+    toks = tree.tokens()
+    source = code.encode()
+    assert all(source[s:e].decode() == t for s, e, t in zip(toks.start_byte, toks.end_byte, toks.texts))
+
+
+def test_php_without_tag_holding_an_open_tag_in_a_string_is_wrapped():
+    tree = parse('function f() { return "<?php"; }', "php", strict=True)
+    assert tree.wrapper is not None and tree.tokens().texts[:2] == ("function", "f")
+
+
+def test_php_broken_function_without_tag_is_not_taken_for_html():
+    tree = parse("function add($a, $b) {\n    return $a + $b;\n", "php")
+    assert tree.issues and tree.tokens().texts[:2] == ("function", "add")
+
+
+BROKEN = [
+    # (language, code, expected MISSING token or None): a method that misses its closing
+    # brace, or has a stray one. A wrapper must never close or open a block for the user
+    # (fault 1); how the bare parse reports the problem is the grammar's.
+    ("java", "public int f(int x) {\n    if (x > 0) {\n        return x;\n    }\n    return -x;\n", "}"),
+    ("java", "public int f(int x) {\n    return x;\n}\n}\n", None),
+    ("javascript", "foo(a) {\n  if (a) {\n    return a;\n  }\n  return 0;\n", None),
+    ("php", "public function f($x) {\n    return $x;\n", None),
+    ("php", "public function f($x) {\n    return $x;\n}\n}\n", None),
+    ("csharp", "public string Name {\n    get { return name; }\n", None),
+    ("typescript", "private f(x: number): number {\n  if (x) {\n    return x;\n  }\n  return 0;\n", None),
+    ("kotlin", "constructor(x: Int) : this(x, 0) {\n    println(x)\n", None),
+    ("go", "x := 1\nif x > 0 {\n\treturn x\n", None),
+    ("rust", "let x = 1;\nif x > 0 {\n    return x;\n", None),
+    ("swift", "subscript(i: Int) -> Int {\n    return items[i]\n", None),
+    ("cpp", "public:\n  int size() const {\n    return n_;\n", None),
+]
+
+
+@pytest.mark.parametrize("language, code, missing", BROKEN)
+def test_wrappers_never_hide_broken_code(language, code, missing):
+    tree = parse(code, language)
+    assert tree.issues, tree.wrapper
+    if missing:
+        assert any(i.kind == "missing" and i.node_type == missing for i in tree.issues), tree.issues
+        # Located in the user's text: at its end, where the brace is missing.
+        assert max(i.start_byte for i in tree.issues) >= len(code.rstrip().encode()) - 1
+    with pytest.raises(CodeParseError):
+        parse(code, language, strict=True)
+
+
+def test_wrapped_parse_never_consumes_the_wrapper():
+    # The wrapped parse of a method missing its `}` is clean for the parser (the wrapper's `}`
+    # closes the method) but is refused: the method's body spans into the wrapper.
+    code = BROKEN[0][1]
+    tree, rank = _parse_with(code, code.encode(), "java", wrappers("java")[0])
+    assert tree is None
+    # A stray `}` closes the wrapper's class instead: an error in the wrapper's text counts.
+    code = BROKEN[1][1]
+    _, rank = _parse_with(code, code.encode(), "java", wrappers("java")[0])
+    _, bare_rank = _parse_with(code, code.encode(), "java", None)
+    assert rank >= bare_rank > (False, 0)
+
+
+@pytest.mark.parametrize("language", ["python", "go", "swift"])
+def test_wrapper_holder_is_cut_so_wrapped_equals_bare(language):
+    code = {"python": "x = f(1)\ny = x\n", "go": "x := 1\ny := x\n", "swift": "let x = 1\nprint(x)\n"}[language]
+    bare, bare_rank = _parse_with(code, code.encode(), language, None)
+    holder = next(w for w in wrappers(language) if w.holder)
+    if language == "python":
+        code = "    " + code.replace("\n", "\n    ").rstrip(" ")  # the class body is indented
+        bare = parse(code.replace("    ", ""), language)
+    wrapped, rank = _parse_with(code, code.encode(), language, holder)
+    assert rank == (False, 0) and wrapped is not None
+    assert list(wrapped.types) == list(bare.types)
+    for name in ("parent", "depth", "is_named"):
+        np.testing.assert_array_equal(getattr(wrapped, name), getattr(bare, name), err_msg=name)
+
+
+def test_valid_code_with_control_characters_is_not_binary():
+    # Fault 3: a short function whose strings hold raw ESC characters (CPython compiles it).
+    code = 'def red(s):\n    return "\x1b[31m" + s + "\x1b[0m"\n'
+    compile(code, "<test>", "exec")
+    for text in (code, code * 50):  # the verdict does not depend on length
+        tree = parse(text, "python", strict=True)
+        assert "\x1b[31m" in tree.tokens().texts
+    # A form feed between functions, as in CPython's own sources.
+    assert not parse("def f():\n    pass\n\x0c\ndef g():\n    pass\n", "python").issues
+    # Control characters outside strings are the grammar's to judge: located issues, not binary.
+    assert parse("x = 1\x01\x02\n", "python").issues
+
+
 def test_php_with_open_tag_is_not_wrapped():
     tree = parse("<?php\n" + SNIPPETS["php"][0], "php")
     assert tree.wrapper is None and tree.tokens().types[0] == "php_tag"
@@ -57,7 +158,8 @@ def test_wrapped_parse_equals_bare_parse_node_for_node():
     code = SNIPPETS["java"][0]
     bare = parse(code, "java")
     assert bare.wrapper is None
-    wrapped = _parse_with(code, code.encode(), "java", wrappers("java")[0])
+    wrapped, rank = _parse_with(code, code.encode(), "java", wrappers("java")[0])
+    assert rank == (False, 0)
     assert list(wrapped.types) == list(bare.types)
     for name in ("parent", "depth", "start_byte", "end_byte", "is_named"):
         np.testing.assert_array_equal(getattr(wrapped, name), getattr(bare, name), err_msg=name)
@@ -96,7 +198,7 @@ def test_errors_are_counted_and_located():
         (b"def f():\n    return '\xff\xfe'\n", InvalidSourceError),
         (bytes(range(256)) * 4, InvalidSourceError),
         ("x = 1\x00\x00", InvalidSourceError),
-        ("\x01\x02\x03\x04 binary \x05\x06", InvalidSourceError),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", InvalidSourceError),
     ],
 )
 def test_bad_input_gives_typed_errors(code, error):
@@ -105,7 +207,7 @@ def test_bad_input_gives_typed_errors(code, error):
 
 
 def test_unknown_language():
-    with pytest.raises(UnknownLanguageError, match="known: go"):
+    with pytest.raises(UnknownLanguageError, match="known: bash, c, cpp"):
         parse("x", "cobol")
     assert parse("x = 1", "PY").language == "python"
 

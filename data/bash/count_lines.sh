@@ -1,0 +1,3 @@
+for f in *.txt; do
+  wc -l "$f"
+done

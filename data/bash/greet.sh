@@ -1,0 +1,5 @@
+greet() {
+  local name="$1"
+  # say hello
+  echo "hi $name"
+}

@@ -1,0 +1,4 @@
+int max(int a, int b) {
+    /* larger */
+    return a > b ? a : b;
+}

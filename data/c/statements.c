@@ -1,0 +1,4 @@
+int n = strlen(s);
+if (n > 0) {
+    puts(s);
+}

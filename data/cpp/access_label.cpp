@@ -1,0 +1,2 @@
+public:
+  int size() const { return n_; }

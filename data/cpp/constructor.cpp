@@ -1,0 +1,1 @@
+Point(int x, int y) : x_(x), y_(y) {}

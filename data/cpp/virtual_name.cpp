@@ -1,0 +1,1 @@
+virtual std::string name() const override { return "circle"; }

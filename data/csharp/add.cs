@@ -1,0 +1,5 @@
+public int Add(int a, int b)
+{
+    // sum
+    return a + b;
+}

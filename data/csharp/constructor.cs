@@ -1,0 +1,1 @@
+public Point(int x, int y) { X = x; Y = y; }

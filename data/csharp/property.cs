@@ -1,0 +1,1 @@
+public string Name { get; set; }

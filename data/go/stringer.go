@@ -1,0 +1,1 @@
+func (p *Point) String() string { return fmt.Sprintf("%d", p.X) }

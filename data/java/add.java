@@ -1,0 +1,4 @@
+public int add(int a, int b) {
+    // sum
+    return a + b;
+}

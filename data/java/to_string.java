@@ -1,0 +1,2 @@
+@Override
+public String toString() { return "P(" + x + ")"; }

@@ -1,0 +1,4 @@
+fun max(a: Int, b: Int): Int {
+    // larger
+    return if (a > b) a else b
+}

@@ -1,0 +1,3 @@
+constructor(name: String) : this(name, 0) {
+    require(name.isNotBlank())
+}

@@ -1,0 +1,1 @@
+override fun toString(): String = "P($x, $y)"

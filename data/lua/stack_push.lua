@@ -1,0 +1,3 @@
+function Stack:push(v)
+  self.items[#self.items + 1] = v
+end

@@ -1,0 +1,1 @@
+public function getName() { return $this->name; }

@@ -1,0 +1,4 @@
+def greet(name):
+    # say hello
+    msg = f"hi {name}!"
+    return msg.upper()

@@ -1,0 +1,3 @@
+def max(a, b)
+  a > b ? a : b
+end

@@ -1,0 +1,3 @@
+pub fn area(&self) -> f64 {
+    self.width * self.height
+}

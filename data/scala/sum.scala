@@ -1,0 +1,1 @@
+def sum(xs: List[Int]): Int = xs.foldLeft(0)(_ + _)

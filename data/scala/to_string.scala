@@ -1,0 +1,1 @@
+override def toString: String = s"P($x, $y)"

@@ -1,0 +1,4 @@
+init(x: Int, y: Int) {
+    self.x = x
+    self.y = y
+}

@@ -1,0 +1,4 @@
+override func viewDidLoad() {
+    super.viewDidLoad()
+    title = "Home"
+}

@@ -1,0 +1,3 @@
+function Hello({ name }: { name: string }) {
+  return <div className="hi">Hello {name}</div>;
+}

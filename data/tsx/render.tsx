@@ -1,0 +1,3 @@
+render(): JSX.Element {
+  return <span>{this.props.label}</span>;
+}

@@ -1,0 +1,3 @@
+constructor(private readonly http: HttpClient) {
+  this.cache = new Map<string, User>();
+}

@@ -1,0 +1,3 @@
+async fetchUser(id: number): Promise<User> {
+  return await this.api.get<User>(`/users/${id}`);
+}

@@ -1,0 +1,3 @@
+private greet(name: string): string {
+  return `hi ${name}`;
+}
