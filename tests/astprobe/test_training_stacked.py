@@ -104,7 +104,8 @@ def test_stacked_loss_matches_each_probe_alone(snippets):
         alone = loss_parts(*module(h[k], lay.split_index, "python"), d, c, u, lay)
         (alone.total() + 5 * module.orthogonality()).backward()
         for field in ("d_sum", "c_sum", "u_sum"):
-            assert float(getattr(stacked, field)[k].detach()) == pytest.approx(float(getattr(alone, field).detach()), rel=1e-5)
+            want = float(getattr(alone, field).detach())
+            assert float(getattr(stacked, field)[k].detach()) == pytest.approx(want, rel=1e-5)
         for field in ("d_count", "c_count", "u_count"):
             assert int(getattr(stacked, field)) == int(getattr(alone, field))
         for name, p in module.named_parameters():
