@@ -34,6 +34,7 @@ from codeprobe.probes.astprobe.training import (
     TrainConfig,
     evaluate,
     fit,
+    fit_many,
     predict,
 )
 from codeprobe.probes.astprobe.tuples import EMPTY, SEP, ASTTuple, code_tuple, tree_tuple
@@ -69,6 +70,7 @@ __all__ = [
     "evaluated_sweep",
     "fit",
     "fit_languages",
+    "fit_many",
     "layer_sweep",
     "predict",
     "prepare_split",

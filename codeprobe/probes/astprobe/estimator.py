@@ -251,6 +251,7 @@ class ASTProbe:
             "config": asdict(self.config),
             "training": None if result is None else {
                 "best_epoch": result.best_epoch,
+                "hit_max_epochs": result.hit_max_epochs,
                 "best_valid_loss": result.best_valid_loss,
                 "rollbacks": list(result.rollbacks),
                 "history": [asdict(r) for r in result.history],

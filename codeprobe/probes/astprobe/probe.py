@@ -5,6 +5,13 @@ differences are taken over the whole flat array and the ones that straddle two s
 dropped by index. The pairwise d loss runs over an explicit list of the (i, j) pairs inside each
 snippet, sum of L^2 over the batch, rather than a (B, L_max, L_max) block that one long snippet
 would inflate for the whole batch.
+
+`stacked_loss` is the training path: the same loss for a stack of S probes of one shape, each
+reading its own token vectors of the same snippets (one layer each, say), with batched matrix
+products and the batch's index work done once for all S (see `training.fit_many`). It projects
+the differences of all consecutive tokens, straddling ones included, and ignores those by
+target, so that no (S, n, rank) tensor is gathered by index. `ProbeModule.forward` with
+`loss_parts` is the plain single-probe form (prediction uses it; tests compare the two).
 """
 
 from __future__ import annotations
@@ -69,9 +76,14 @@ class ProbeModule(nn.Module):
 
     def orthogonality(self) -> torch.Tensor:
         """||B^T B - I||_F^2."""
-        gram = self.proj.T @ self.proj
-        eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
-        return ((gram - eye) ** 2).sum()
+        return orthogonality(self.proj)
+
+
+def orthogonality(proj: torch.Tensor) -> torch.Tensor:
+    """||B^T B - I||_F^2 of B ([S,] hidden, rank): a scalar, or (S,) for a stack of S."""
+    gram = proj.mT @ proj
+    eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
+    return ((gram - eye) ** 2).sum(dim=(-2, -1))
 
 
 @dataclass(frozen=True)
@@ -143,6 +155,70 @@ def loss_parts(
     c_sum = F.cross_entropy(c_logits[c_known], c_gold[c_known], reduction="sum")
     u_sum = F.cross_entropy(u_logits[u_known], u_gold[u_known], reduction="sum")
     return LossParts(d_sum, ordered.sum(), c_sum, c_known.sum(), u_sum, u_known.sum())
+
+
+IGNORE = -100  # F.cross_entropy's ignore_index
+
+
+@dataclass(frozen=True)
+class FlatTargets:
+    """A flat batch of n tokens' gold, as `stacked_loss` reads it: indices into the n - 1
+    differences of consecutive tokens (difference i is token i + 1 minus token i; those that
+    straddle two snippets are never a target).
+
+    Attributes:
+        pair_a, pair_b: long (P,), every pair of differences (a, b) inside one snippet whose
+            gold d_a > d_b (ties left out).
+        c: long (n - 1,), gold c id of each difference; `IGNORE` for straddling ones and `<unk>`.
+        u: long (n,), gold u id of each token; `IGNORE` for `<unk>`.
+        c_count, u_count: long scalars, targets that count (not `IGNORE`).
+    """
+
+    pair_a: torch.Tensor
+    pair_b: torch.Tensor
+    c: torch.Tensor
+    u: torch.Tensor
+    c_count: torch.Tensor
+    u_count: torch.Tensor
+
+
+def stacked_loss(
+    vectors: torch.Tensor,
+    proj: torch.Tensor,
+    vectors_c: torch.Tensor,
+    vectors_u: torch.Tensor,
+    targets: FlatTargets,
+) -> LossParts:
+    """The loss terms of S probes of one shape at once, each on its own vectors of one batch.
+
+    Args:
+        vectors: float (S, n, hidden), each probe's token vectors of the same flat batch.
+        proj: (S, hidden, rank), the projections B.
+        vectors_c, vectors_u: (S, rank, |C|) and (S, rank, |U|), the label vectors.
+        targets: the batch's gold (shared by the S probes).
+
+    Returns:
+        `LossParts` whose sums are (S,), one per probe (counts are shared scalars): each probe's
+        terms are those of `loss_parts` on `ProbeModule.forward`, up to float rounding.
+    """
+    # (h_i+1 - h_i) B rather than t_i+1 - t_i, and h (B V_u) rather than t V_u: the same
+    # products, with no (S, n, rank) tensor to slice and pad back in the backward pass.
+    diff = (vectors[:, 1:] - vectors[:, :-1]) @ proj
+    dhat = (diff * diff).sum(dim=-1)
+    pairs = dhat.index_select(1, targets.pair_a) - dhat.index_select(1, targets.pair_b)
+    d_sum = F.relu(1.0 - pairs).sum(dim=1)
+    d_count = torch.tensor(targets.pair_a.numel(), device=d_sum.device)
+    c_sum = _cross_entropy_sums(diff @ vectors_c, targets.c)
+    u_sum = _cross_entropy_sums(vectors @ (proj @ vectors_u), targets.u)
+    return LossParts(d_sum, d_count, c_sum, targets.c_count, u_sum, targets.u_count)
+
+
+def _cross_entropy_sums(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(S,) summed cross-entropy of logits (S, K, classes) against target (K,) (IGNORE: 0)."""
+    s, k, classes = logits.shape
+    per = F.cross_entropy(logits.reshape(s * k, classes), target.repeat(s), ignore_index=IGNORE,
+                          reduction="none")
+    return per.view(s, k).sum(dim=1)
 
 
 def _uniform(shape: tuple[int, int], generator: torch.Generator | None) -> torch.Tensor:

@@ -1,10 +1,13 @@
 """Layer and rank sweeps, the two baselines, and their tables and plots.
 
 A sweep fits one probe per (layer, rank) point on cached vectors (the model never re-runs) and
-scores it on the test split. Baselines, as in the paper:
+scores it on the test split. All points of a sweep train together (`training.fit_many`): one
+pass over the batches per epoch, the layers' probes stacked, each with its own schedule, early
+stopping and checkpoint; every point gets the probe it would get trained alone. Baselines, as in
+the paper (arXiv 2206.11719):
 - embedding: the real model's layer 0 (the embeddings alone);
 - random: the same architecture with random weights (seeded), the pretrained embeddings
-  copied in as the paper did, probed at the same layers.
+  copied in as the paper did, probed at the same layers (a layer sweep on its vectors).
 """
 
 from __future__ import annotations
@@ -19,10 +22,19 @@ from pathlib import Path
 
 import torch
 
+from codeprobe.errors import InputError
 from codeprobe.model import LoadedModel
-from codeprobe.probes.astprobe.data import ProbeSplit
+from codeprobe.probes.astprobe.data import ProbeSplit, ensure_nonempty
 from codeprobe.probes.astprobe.estimator import ASTProbe
-from codeprobe.probes.astprobe.training import ProbeDivergedError, ProbeScores, TrainConfig
+from codeprobe.probes.astprobe.training import (
+    FitResult,
+    ProbeDivergedError,
+    ProbeScores,
+    TrainConfig,
+    evaluate,
+    fit_many,
+)
+from codeprobe.probes.astprobe.vocab import LabelVocab
 
 log = logging.getLogger("codeprobe.astprobe")
 
@@ -36,8 +48,14 @@ class SweepPoint:
     Attributes:
         layer, rank: where it probed.
         scores: test scores, or None if training diverged (see `error`).
-        best_epoch: epoch of the kept checkpoint; rollbacks: epochs the divergence guard undid.
-        seconds: wall time of the fit and the evaluation.
+        best_epoch: epoch of the kept checkpoint (0 if it diverged).
+        rollbacks: epochs the divergence guard undid.
+        seconds: this point's share of the sweep's joint training (its wall time divided by
+            the number of points) plus its own evaluation, in seconds.
+        config: the training settings.
+        epochs: epochs run.
+        hit_max_epochs: the epoch budget ended the training, not early stopping (see
+            `FitResult.hit_max_epochs`): the probe may not have converged.
         error: why there are no scores.
     """
 
@@ -47,17 +65,25 @@ class SweepPoint:
     best_epoch: int
     rollbacks: tuple[int, ...]
     seconds: float
+    config: TrainConfig
+    epochs: int = 0
+    hit_max_epochs: bool = False
     error: str | None = None
 
     def as_dict(self) -> dict:
-        """JSON-ready: layer, rank, precision, recall, f1, accuracies, training facts."""
+        """JSON-ready: layer, rank, precision, recall, f1, accuracies, loss, the training facts
+        (best_epoch, epochs, hit_max_epochs, rollbacks, diverged, seconds) and the training
+        settings that shaped the point (lr, batch_size, orthogonality, max_epochs, patience,
+        lr_factor)."""
         out = {"layer": self.layer, "rank": self.rank}
         if self.scores is not None:
             out.update({k: round(v, 6) for k, v in self.scores.as_dict().items()})
         else:
             out.update({"precision": None, "recall": None, "f1": None})
-        out.update({"best_epoch": self.best_epoch, "rollbacks": list(self.rollbacks),
-                    "diverged": self.error is not None, "seconds": round(self.seconds, 2)})
+        out.update({"best_epoch": self.best_epoch, "epochs": self.epochs, "hit_max_epochs": self.hit_max_epochs,
+                    "rollbacks": list(self.rollbacks), "diverged": self.error is not None,
+                    "seconds": round(self.seconds, 2)})
+        out.update(self.config.settings())
         if self.error:
             out["error"] = self.error
         return out
@@ -74,43 +100,83 @@ def sweep(
     save_dir: str | Path | None = None,
     model: str | LoadedModel | None = None,
 ) -> list[SweepPoint]:
-    """Fit and score a probe at every (layer, rank) of `points`.
+    """Fit (all together, see the module doc) and score a probe at every (layer, rank) of
+    `points`.
 
     Args:
         train, valid, test: prepared splits of one language (their caches hold every layer).
+        points: (layer, rank) pairs; layer is a hidden-states index (0 = embeddings).
         save_dir: if given, each probe is saved in `save_dir/layer_LL_rank_RRR`.
         model: recorded in saved probes (the name the caches' vectors came from).
+
+    Returns:
+        One point per (layer, rank), in order; a probe that diverged has no scores and says why.
+
+    Raises:
+        InputError: an empty split, or a layer the caches do not hold.
     """
+    points = list(points)
+    if not points:
+        return []
+    ensure_nonempty([train, valid, test], ["training", "validation", "test"])
+    n_states = train.cache.n_states
+    bad = sorted({layer for layer, _ in points if not 0 <= layer < n_states})
+    if bad:
+        raise InputError(f"layers {bad} do not exist: the model has hidden states 0..{n_states - 1}")
+    vocabs = (LabelVocab.build(t.c for t in train.tuples), LabelVocab.build(t.u for t in train.tuples))
+    # One ProbeData per layer, shared by its ranks, so that a batch reads a layer's rows once.
+    layers = sorted({layer for layer, _ in points})
+    train_data = {layer: train.data(layer) for layer in layers}
+    valid_data = {layer: valid.data(layer) for layer in layers}
+    start = time.perf_counter()
+    results = fit_many(
+        [train_data[layer] for layer, _ in points],
+        [valid_data[layer] for layer, _ in points],
+        {train.language: vocabs},
+        [rank for _, rank in points],
+        config=config,
+        random_state=random_state,
+        return_errors=True,
+    )
+    share = (time.perf_counter() - start) / len(points)
     out = []
-    for layer, rank in points:
+    for (layer, rank), result in zip(points, results):
         start = time.perf_counter()
-        probe = ASTProbe(rank=rank, layer=layer, language=train.language, model=model,
-                         random_state=random_state, config=config)
-        try:
-            probe.fit_splits(train, valid)
-            scores = probe.evaluate_split(test)
-        except ProbeDivergedError as err:
-            log.warning("layer %d, rank %d: %s", layer, rank, err)
-            out.append(SweepPoint(layer, rank, None, 0, (), time.perf_counter() - start, str(err)))
+        if isinstance(result, ProbeDivergedError):
+            log.warning("layer %d, rank %d: %s", layer, rank, result)
+            out.append(SweepPoint(layer, rank, None, 0, (), share, config, error=str(result)))
             continue
-        result = probe.fit_result_
+        scores = evaluate(result.module, test.data(layer), vocabs, config.device)
         if save_dir is not None:
+            probe = _fitted_probe(result, vocabs, train, layer, rank, config, random_state, model)
             probe.save(Path(save_dir) / f"layer_{layer:02d}_rank_{rank:03d}")
-        point = SweepPoint(layer, rank, scores, result.best_epoch, result.rollbacks,
-                           time.perf_counter() - start)
-        log.info("layer %d, rank %d: F1 %.4f (epoch %d)", layer, rank, scores.f1, result.best_epoch)
-        out.append(point)
+        log.info("layer %d, rank %d: F1 %.4f (epoch %d of %d%s)", layer, rank, scores.f1, result.best_epoch,
+                 result.epochs, ", budget reached" if result.hit_max_epochs else "")
+        out.append(SweepPoint(layer, rank, scores, result.best_epoch, result.rollbacks,
+                              share + time.perf_counter() - start, config, result.epochs,
+                              result.hit_max_epochs))
     return out
 
 
+def _fitted_probe(result: FitResult, vocabs: tuple[LabelVocab, LabelVocab], train: ProbeSplit, layer: int,
+                  rank: int, config: TrainConfig, random_state: int, model) -> ASTProbe:
+    """The `ASTProbe` that `fit_splits` would have produced from this fit (for `save`)."""
+    probe = ASTProbe(rank=rank, layer=layer, language=train.language, model=model,
+                     random_state=random_state, config=config)
+    probe.module_, probe.vocabs_, probe.fit_result_ = result.module, vocabs, result
+    probe.model_info_ = train.cache.model
+    return probe
+
+
 def layer_sweep(train, valid, test, layers: Sequence[int], rank: int = 128, **kwargs) -> list[SweepPoint]:
-    """Every layer of `layers` at one rank (the paper's rank 128)."""
+    """Every layer of `layers` at one rank (the paper's rank 128), trained together."""
     return sweep(train, valid, test, [(layer, rank) for layer in layers], **kwargs)
 
 
 def rank_sweep(train, valid, test, layer: int, ranks: Sequence[int] = (8, 16, 32, 64, 128, 256, 512),
                **kwargs) -> list[SweepPoint]:
-    """Every rank of `ranks` at one layer; ranks above the hidden size are skipped."""
+    """Every rank of `ranks` at one layer, trained together; ranks above the hidden size are
+    skipped."""
     hidden = train.cache.hidden
     return sweep(train, valid, test, [(layer, r) for r in ranks if r <= hidden], **kwargs)
 
@@ -147,9 +213,10 @@ def table(points: Sequence[SweepPoint], by: str = "layer") -> str:
             cells = ["-"] * 6 + [str(p.best_epoch), "diverged"]
         else:
             s = p.scores
+            notes = [f"rolled back {list(p.rollbacks)}"] if p.rollbacks else []
+            notes += [f"hit max epochs ({p.epochs})"] if p.hit_max_epochs else []
             cells = [f"{s.precision:.4f}", f"{s.recall:.4f}", f"{s.f1:.4f}", f"{s.acc_c:.4f}",
-                     f"{s.acc_u:.4f}", f"{s.d_pairs:.4f}", str(p.best_epoch),
-                     f"rolled back {list(p.rollbacks)}" if p.rollbacks else ""]
+                     f"{s.acc_u:.4f}", f"{s.d_pairs:.4f}", str(p.best_epoch), "; ".join(notes)]
         lines.append("| " + " | ".join([str(p.layer), str(p.rank), *cells]) + " |")
     return "\n".join(lines)
 
