@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from codeprobe.pipeline import tasks
 from codeprobe.pipeline.config import RunConfig, slug
 from codeprobe.pipeline.report import render_report, summarize_run
-from codeprobe.probes.astprobe.points import select_on_validation
+from codeprobe.probes.astprobe.sweeps import select_on_validation
 from codeprobe.provenance import dataset_fingerprint, environment, step_key, versions
 
 STEPS: dict[str, Callable[..., str]] = {

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from codeprobe.pipeline.config import RunConfig
-from codeprobe.probes.astprobe.points import select_on_validation
+from codeprobe.probes.astprobe.sweeps import select_on_validation
 from codeprobe.uncertainty import N_RESAMPLES, mean_ci, paired_difference
 
 TEXT_MODEL_NOTE = (

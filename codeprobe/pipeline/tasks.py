@@ -305,7 +305,7 @@ def astprobe_sweep(model: str, language: str, data_dir: str, points: list[tuple[
     """
     from codeprobe.model import Extractor
     from codeprobe.probes.astprobe.data import ensure_nonempty, prepare_split
-    from codeprobe.probes.astprobe.points import evaluated_sweep
+    from codeprobe.probes.astprobe.sweeps import sweep
 
     if is_done(out_path, key):
         return out_path
@@ -328,8 +328,8 @@ def astprobe_sweep(model: str, language: str, data_dir: str, points: list[tuple[
         ensure_nonempty(prepared, ["training", "validation", "test"])
         out = Path(out_path)
         save_dir = out.parent / "probes" if weights == "pretrained" else None
-        results = evaluated_sweep(*prepared, points, config=train_config(settings), seeds=settings["seeds"],
-                                  save_dir=save_dir, model=model_arg(model))
+        results = sweep(*prepared, points, config=train_config(settings), seeds=settings["seeds"],
+                        save_dir=save_dir, model=model_arg(model))
     return str(write_json(out, {
         "weights": weights,
         "model": loaded.info.as_dict(),

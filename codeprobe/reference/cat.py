@@ -73,7 +73,11 @@ def leaves(tree):
 
 def uast_graph(tree, leaf_nodes, *, extra_edges=True):
     """networkx graph over every node: the undirected tree, plus (U-AST) an edge between
-    consecutive leaves and from each `identifier` leaf to the previous one with the same text."""
+    consecutive leaves and from each identifier leaf (the language's identifier types, e.g.
+    `identifier`; `name` in PHP) to the previous one with the same text."""
+    from codeprobe.syntax.languages import language_spec
+
+    identifiers = set(language_spec(tree.language).identifiers)
     g = nx.Graph()
     g.add_nodes_from(range(tree.n_nodes))
     for v in range(1, tree.n_nodes):
@@ -83,7 +87,7 @@ def uast_graph(tree, leaf_nodes, *, extra_edges=True):
             g.add_edge(u, v)
         last = {}
         for v in leaf_nodes:
-            if tree.type_names[tree.type_ids[v]] == "identifier":
+            if tree.type_names[tree.type_ids[v]] in identifiers:
                 text = tree.node_text(v)
                 if text in last:
                     g.add_edge(last[text], v)

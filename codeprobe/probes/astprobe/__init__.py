@@ -5,7 +5,6 @@ states through a linear projection (see docs/astprobe-results.md for numbers).
     probe         the torch module and loss      training  fit / predict / evaluate on vectors
     cache / data  token vectors, once per model  estimator ASTProbe: fit, score, predict, save
     sweeps        layer / rank sweeps, baselines multilingual  shared subspace, transfer
-    points        probes at (layer, rank, seed) scored on validation and test; selection
 """
 
 from codeprobe.probes.astprobe.cache import VectorCache, cached_vectors
@@ -24,8 +23,14 @@ from codeprobe.probes.astprobe.recovery import (
     split_spans,
     tree_to_networkx,
 )
-from codeprobe.probes.astprobe.points import ProbePoint, evaluated_sweep, select_on_validation
-from codeprobe.probes.astprobe.sweeps import SweepPoint, layer_sweep, random_weights, rank_sweep
+from codeprobe.probes.astprobe.sweeps import (
+    SweepPoint,
+    layer_sweep,
+    random_weights,
+    rank_sweep,
+    select_on_validation,
+    sweep,
+)
 from codeprobe.probes.astprobe.training import (
     FitResult,
     ProbeData,
@@ -54,7 +59,6 @@ __all__ = [
     "ProbeData",
     "ProbeDivergedError",
     "ProbeModule",
-    "ProbePoint",
     "ProbeScores",
     "ProbeSplit",
     "RecoveredTree",
@@ -67,7 +71,7 @@ __all__ = [
     "code_tuple",
     "constituents",
     "evaluate",
-    "evaluated_sweep",
+    "sweep",
     "fit",
     "fit_languages",
     "fit_many",

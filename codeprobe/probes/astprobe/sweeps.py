@@ -1,7 +1,8 @@
 """Layer and rank sweeps, the two baselines, and their tables and plots.
 
 A sweep fits one probe per (layer, rank) point on cached vectors (the model never re-runs) and
-scores it on the test split. All points of a sweep train together (`training.fit_many`): one
+scores it on the validation split (for selection: `select_on_validation`) and the test split
+(for reporting). All points of a sweep train together (`training.fit_many`): one
 pass over the batches per epoch, the layers' probes stacked, each with its own schedule, early
 stopping and checkpoint; every point gets the probe it would get trained alone. Baselines, as in
 the paper (arXiv 2206.11719):
@@ -17,9 +18,10 @@ import dataclasses
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from codeprobe.errors import InputError
@@ -41,13 +43,20 @@ log = logging.getLogger("codeprobe.astprobe")
 RANDOM_LABEL = "random weights (seed {seed}), pretrained embeddings"
 
 
+_SCORE_KEYS = ("precision", "recall", "f1", "acc_c", "acc_u", "d_pairs", "loss")
+
+
 @dataclass(frozen=True)
 class SweepPoint:
-    """One probe of a sweep and its test scores.
+    """One probe of a sweep, scored on validation (for selection) and on test (for reporting).
 
     Attributes:
-        layer, rank: where it probed.
+        layer, rank: where it probed (layer: hidden-states index, 0 = embeddings).
+        seed: the probe's seed (initialisation and batch order).
         scores: test scores, or None if training diverged (see `error`).
+        valid_scores: validation scores (None if it diverged).
+        test_f1: float64 (n_test,), per-snippet test F1 in the test split's order (for
+            bootstrap intervals and paired differences on the same snippets).
         best_epoch: epoch of the kept checkpoint (0 if it diverged).
         rollbacks: epochs the divergence guard undid.
         seconds: this point's share of the sweep's joint training (its wall time divided by
@@ -69,17 +78,21 @@ class SweepPoint:
     epochs: int = 0
     hit_max_epochs: bool = False
     error: str | None = None
+    seed: int = 0
+    valid_scores: ProbeScores | None = None
+    test_f1: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def as_dict(self) -> dict:
-        """JSON-ready: layer, rank, precision, recall, f1, accuracies, loss, the training facts
-        (best_epoch, epochs, hit_max_epochs, rollbacks, diverged, seconds) and the training
-        settings that shaped the point (lr, batch_size, orthogonality, max_epochs, patience,
-        lr_factor)."""
-        out = {"layer": self.layer, "rank": self.rank}
-        if self.scores is not None:
-            out.update({k: round(v, 6) for k, v in self.scores.as_dict().items()})
-        else:
-            out.update({"precision": None, "recall": None, "f1": None})
+        """JSON-ready: layer, rank, seed; test scores under their plain names (precision,
+        recall, f1, acc_c, acc_u, d_pairs, loss), validation scores as valid_f1, ...; the
+        per-snippet test F1 (`test_f1_per_snippet`); the training facts (best_epoch, epochs,
+        hit_max_epochs, rollbacks, diverged, seconds) and the training settings that shaped the
+        point (lr, batch_size, orthogonality, max_epochs, patience, lr_factor)."""
+        out: dict = {"layer": self.layer, "rank": self.rank, "seed": self.seed}
+        for prefix, scores in (("", self.scores), ("valid_", self.valid_scores)):
+            for k in _SCORE_KEYS:
+                out[prefix + k] = None if scores is None else round(getattr(scores, k), 6)
+        out["test_f1_per_snippet"] = [round(float(x), 6) for x in self.test_f1]
         out.update({"best_epoch": self.best_epoch, "epochs": self.epochs, "hit_max_epochs": self.hit_max_epochs,
                     "rollbacks": list(self.rollbacks), "diverged": self.error is not None,
                     "seconds": round(self.seconds, 2)})
@@ -97,20 +110,24 @@ def sweep(
     *,
     config: TrainConfig = TrainConfig(),
     random_state: int = 0,
+    seeds: Sequence[int] | None = None,
     save_dir: str | Path | None = None,
     model: str | LoadedModel | None = None,
 ) -> list[SweepPoint]:
-    """Fit (all together, see the module doc) and score a probe at every (layer, rank) of
-    `points`.
+    """Fit (all together, see the module doc) and score on validation and test a probe at every
+    (layer, rank) of `points`, for every seed.
 
     Args:
         train, valid, test: prepared splits of one language (their caches hold every layer).
         points: (layer, rank) pairs; layer is a hidden-states index (0 = embeddings).
-        save_dir: if given, each probe is saved in `save_dir/layer_LL_rank_RRR`.
+        seeds: probe seeds (default: `random_state` alone); several give mean and spread.
+        save_dir: if given, each probe is saved in `save_dir/layer_LL_rank_RRR` (for the first
+            seed; `..._seed_S` for the others).
         model: recorded in saved probes (the name the caches' vectors came from).
 
     Returns:
-        One point per (layer, rank), in order; a probe that diverged has no scores and says why.
+        One point per (layer, rank, seed), seeds innermost; a probe that diverged has no scores
+        and says why.
 
     Raises:
         InputError: an empty split, or a layer the caches do not hold.
@@ -118,6 +135,7 @@ def sweep(
     points = list(points)
     if not points:
         return []
+    seeds = [random_state] if seeds is None else list(seeds)
     ensure_nonempty([train, valid, test], ["training", "validation", "test"])
     n_states = train.cache.n_states
     bad = sorted({layer for layer, _ in points if not 0 <= layer < n_states})
@@ -128,34 +146,59 @@ def sweep(
     layers = sorted({layer for layer, _ in points})
     train_data = {layer: train.data(layer) for layer in layers}
     valid_data = {layer: valid.data(layer) for layer in layers}
-    start = time.perf_counter()
-    results = fit_many(
-        [train_data[layer] for layer, _ in points],
-        [valid_data[layer] for layer, _ in points],
-        {train.language: vocabs},
-        [rank for _, rank in points],
-        config=config,
-        random_state=random_state,
-        return_errors=True,
-    )
-    share = (time.perf_counter() - start) / len(points)
-    out = []
-    for (layer, rank), result in zip(points, results):
+    by_seed = {}
+    for seed in seeds:
         start = time.perf_counter()
-        if isinstance(result, ProbeDivergedError):
-            log.warning("layer %d, rank %d: %s", layer, rank, result)
-            out.append(SweepPoint(layer, rank, None, 0, (), share, config, error=str(result)))
-            continue
-        scores = evaluate(result.module, test.data(layer), vocabs, config.device)
-        if save_dir is not None:
-            probe = _fitted_probe(result, vocabs, train, layer, rank, config, random_state, model)
-            probe.save(Path(save_dir) / f"layer_{layer:02d}_rank_{rank:03d}")
-        log.info("layer %d, rank %d: F1 %.4f (epoch %d of %d%s)", layer, rank, scores.f1, result.best_epoch,
-                 result.epochs, ", budget reached" if result.hit_max_epochs else "")
-        out.append(SweepPoint(layer, rank, scores, result.best_epoch, result.rollbacks,
-                              share + time.perf_counter() - start, config, result.epochs,
-                              result.hit_max_epochs))
+        results = fit_many(
+            [train_data[layer] for layer, _ in points],
+            [valid_data[layer] for layer, _ in points],
+            {train.language: vocabs},
+            [rank for _, rank in points],
+            config=config,
+            random_state=seed,
+            return_errors=True,
+        )
+        by_seed[seed] = (results, (time.perf_counter() - start) / len(points))
+    out = []
+    for k, (layer, rank) in enumerate(points):
+        for j, seed in enumerate(seeds):
+            result, share = by_seed[seed][0][k], by_seed[seed][1]
+            out.append(_scored(result, layer, rank, seed, share, train, valid, test, vocabs, config,
+                               save_dir, model, suffix=f"_seed_{seed}" if j else ""))
     return out
+
+
+def _scored(result, layer, rank, seed, share, train, valid, test, vocabs, config, save_dir, model,
+            suffix: str) -> SweepPoint:
+    start = time.perf_counter()
+    if isinstance(result, ProbeDivergedError):
+        log.warning("layer %d, rank %d, seed %d: %s", layer, rank, seed, result)
+        return SweepPoint(layer, rank, None, 0, (), share, config, error=str(result), seed=seed)
+    valid_scores = evaluate(result.module, valid.data(layer), vocabs, config.device)
+    scores = evaluate(result.module, test.data(layer), vocabs, config.device)
+    if save_dir is not None:
+        probe = _fitted_probe(result, vocabs, train, layer, rank, config, seed, model)
+        probe.save(Path(save_dir) / f"layer_{layer:02d}_rank_{rank:03d}{suffix}")
+    log.info("layer %d, rank %d, seed %d: valid F1 %.4f, test F1 %.4f (epoch %d of %d%s)", layer, rank, seed,
+             valid_scores.f1, scores.f1, result.best_epoch, result.epochs,
+             ", budget reached" if result.hit_max_epochs else "")
+    return SweepPoint(layer, rank, scores, result.best_epoch, result.rollbacks,
+                      share + time.perf_counter() - start, config, result.epochs, result.hit_max_epochs,
+                      seed=seed, valid_scores=valid_scores, test_f1=scores.per_snippet.f1)
+
+
+def select_on_validation(points: Sequence[dict], by: str, among: Iterable[int] | None = None) -> int | None:
+    """The `by` value ("layer" or "rank"; restricted to `among` if given) whose probes have the
+    best mean validation F1 over seeds (ties: the smaller value); None if every probe diverged.
+    `points` are `SweepPoint.as_dict()`s."""
+    allowed = None if among is None else set(among)
+    means: dict[int, list[float]] = {}
+    for p in points:
+        if p.get("valid_f1") is not None and (allowed is None or p[by] in allowed):
+            means.setdefault(p[by], []).append(p["valid_f1"])
+    if not means:
+        return None
+    return max(sorted(means), key=lambda v: sum(means[v]) / len(means[v]))
 
 
 def _fitted_probe(result: FitResult, vocabs: tuple[LabelVocab, LabelVocab], train: ProbeSplit, layer: int,
