@@ -88,6 +88,14 @@ class ASTProbe:
         device: where the model runs (None: CUDA if available); the probe trains on
             `config.device`.
         extraction_batch_size: snippets per forward pass of the model.
+        remove_docstrings: rewrite every snippet as the reference code's preprocessing does
+            (Python: docstrings and other line-initial strings, comments, line continuations and
+            blank lines removed; other languages: comments) before parsing it and before the
+            model reads it. Off by default; see docs/paper-switches.md for its effect.
+        drop_line_continuations: leave Python's `line_continuation` leaves (backslash-newline)
+            out of the tuples, as the reference's preprocessing does.
+        model_input: "source" (the snippet's text, default) or "code_tokens" (the tuple's
+            tokens joined by single spaces, as the reference fed its models).
     """
 
     def __init__(
@@ -103,6 +111,9 @@ class ASTProbe:
         cache_dir: str | os.PathLike | None = None,
         device: str | None = None,
         extraction_batch_size: int = 16,
+        remove_docstrings: bool = False,
+        drop_line_continuations: bool = False,
+        model_input: str = "source",
     ) -> None:
         self.rank = rank
         self.layer = layer
@@ -114,6 +125,9 @@ class ASTProbe:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.device = device
         self.extraction_batch_size = extraction_batch_size
+        self.remove_docstrings = remove_docstrings
+        self.drop_line_continuations = drop_line_continuations
+        self.model_input = model_input
         self._extractor: Extractor | None = None
         self.module_: ProbeModule | None = None
         self.vocabs_: tuple[LabelVocab, LabelVocab] | None = None
@@ -210,6 +224,9 @@ class ASTProbe:
             extractor or self.extractor(),
             self.cache_dir,
             model_label=model_label,
+            remove_docstrings=self.remove_docstrings,
+            drop_line_continuations=self.drop_line_continuations,
+            model_input=self.model_input,
         )
 
     def extractor(self) -> Extractor:
@@ -248,6 +265,9 @@ class ASTProbe:
             "vocabularies": {self.language: {"c": list(c_vocab.labels), "u": list(u_vocab.labels)}},
             "grammars": {self.language: {"package": grammar.package, "version": grammar.package_version}},
             "random_state": self.random_state,
+            "remove_docstrings": self.remove_docstrings,
+            "drop_line_continuations": self.drop_line_continuations,
+            "model_input": self.model_input,
             "config": asdict(self.config),
             "training": None if result is None else {
                 "best_epoch": result.best_epoch,
@@ -285,6 +305,12 @@ class ASTProbe:
             model=model if model is not None else settings["model"],
             random_state=settings["random_state"],
             config=kwargs.pop("config", config),
+            # Probes saved before these switches existed used the defaults.
+            remove_docstrings=kwargs.pop("remove_docstrings", settings.get("remove_docstrings", False)),
+            drop_line_continuations=kwargs.pop(
+                "drop_line_continuations", settings.get("drop_line_continuations", False)
+            ),
+            model_input=kwargs.pop("model_input", settings.get("model_input", "source")),
             **kwargs,
         )
         vocab = settings["vocabularies"][language]
