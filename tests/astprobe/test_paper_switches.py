@@ -187,3 +187,5 @@ def test_estimator_carries_the_switches(tiny_model, tmp_path):
     again = ASTProbe.load(saved, model=tiny_model, cache_dir=tmp_path)
     assert (again.remove_docstrings, again.drop_line_continuations, again.model_input) == (True, True, "code_tokens")
     assert again.score(cosqa_functions()[20:26]) == pytest.approx(probe.score(cosqa_functions()[20:26]))
+    table = again.recall_by_label(cosqa_functions()[20:26])
+    assert "module" in table.labels and (table.n_snippets >= 1).all() and (table.recall >= 0).all()

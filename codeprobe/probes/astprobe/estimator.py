@@ -24,7 +24,7 @@ from codeprobe.errors import InputError, ModelLoadError
 from codeprobe.model import Extractor, LoadedModel, load_model
 from codeprobe.probes.astprobe.data import ProbeSplit, as_pairs, ensure_nonempty, prepare_split
 from codeprobe.probes.astprobe.probe import ProbeModule
-from codeprobe.probes.astprobe.recovery import constituents, score
+from codeprobe.probes.astprobe.recovery import LabelRecall, constituents, recall_by_label, score
 from codeprobe.probes.astprobe.training import (
     FitResult,
     ProbeScores,
@@ -180,6 +180,17 @@ class ASTProbe:
     def score(self, X) -> float:
         """Mean F1 of the recovered trees (higher is better, as scikit-learn expects)."""
         return self.evaluate(X).f1
+
+    def recall_by_label(self, X) -> LabelRecall:
+        """Recall of the gold constituents per non-terminal label on `X`: the reference code's
+        table (see `recovery.LabelRecall`)."""
+        return self.recall_by_label_split(self.prepare(as_pairs(X)))
+
+    def recall_by_label_split(self, split: ProbeSplit) -> LabelRecall:
+        module, vocabs = self._fitted()
+        ensure_nonempty([split], ["evaluation"])
+        pred = predict(module, split.data(self.layer), vocabs, self.config.device).tuples
+        return recall_by_label(pred, split.gold)
 
     def predict(self, X) -> list[RecoveredTree]:
         """The recovered tree of every usable snippet of `X` (see `ProbeSplit.dropped`)."""
