@@ -306,13 +306,18 @@ def _quiet_loading() -> Iterator[_Captured]:
 
 
 def _report_summary(captured: _Captured) -> str:
-    """One line out of transformers' load report: how many weights were missing, unexpected or
-    of the wrong shape, with an example of each; empty when there was no report."""
+    """One line out of transformers' load report: per problem (missing, unexpected, wrong shape,
+    ...) its first row (rows group layers, e.g. `encoder.layer.{0, 1}.x`) and how many more;
+    empty when there was no report."""
     counts: dict[str, list[str]] = {}
     for message in captured.messages():
         for key, status in _REPORT_ROW.findall(message):
             counts.setdefault(status, []).append(key)
-    return "; ".join(f"{len(keys)} {status.lower()} (e.g. {keys[0]})" for status, keys in counts.items())
+    names = {"MISMATCH": "wrong shape", "CONVERSION": "conversion failed"}
+    return "; ".join(
+        f"{names.get(status, status.lower())}: {keys[0]}" + (f" and {len(keys) - 1} more" if len(keys) > 1 else "")
+        for status, keys in counts.items()
+    )
 
 
 def _one_line(text: str) -> str:
