@@ -7,9 +7,10 @@ nothing is kept across batches, so peak memory does not grow with the number of 
 Token attention (CAT-probing step 3): mean over heads, then the block mean over subword pairs,
 W A W^T; special tokens drop out because W has no column weight on them; rows are not
 renormalised. `heads="max"` takes the maximum over heads instead, before the block mean, as the
-CAT-probing reference code offers (arXiv 2210.04633; its `action_per_head`). Token vectors (AST-Probe): mean of the token's subword vectors, W H. W is applied
-as a sparse block-diagonal matrix over the whole batch (a few non-zeros per row), folding the
-head mean into the same product.
+CAT-probing reference code offers (arXiv 2210.04633; its `action_per_head`). Token vectors
+(AST-Probe): mean of the token's subword vectors, W H. W is applied as a sparse block-diagonal
+matrix over the whole batch (a few non-zeros per row), folding the head mean into the same
+product.
 
 Under glibc, the peak RSS of any long torch loop (a bare forward pass too) creeps up by about a
 tenth over thousands of batches as the heap fragments; MALLOC_MMAP_THRESHOLD_=1048576 in the
