@@ -12,7 +12,7 @@ from codeprobe.cli.common import echo_json, file_argument, lang_option, read_sou
 from codeprobe.errors import CodeParseError, InputError
 from codeprobe.probes.cat import DEFAULT_QUANTILE, DEFAULT_TOP_K, STRATEGIES, SkippedSample, default_strategy
 from codeprobe.probes.cat.dataset import head_mean
-from codeprobe.probes.cat.probe import DEFAULT_MAX_SUBWORDS, DISTANCES, CATProbe
+from codeprobe.probes.cat.probe import DEFAULT_MAX_SUBWORDS, DISTANCES, HEAD_POOLINGS, MODEL_INPUTS, CATProbe
 from codeprobe.syntax import parse
 
 log = logging.getLogger("codeprobe.cat")
@@ -36,6 +36,10 @@ def _num(x: float) -> float | None:
 @click.option("--top-k", type=int, default=DEFAULT_TOP_K, show_default=True, help="k of --types topk.")
 @click.option("--max-subwords", type=int, default=DEFAULT_MAX_SUBWORDS, show_default=True,
               help="Model input limit, special tokens included (cut at a code-token boundary).")
+@click.option("--model-input", type=click.Choice(MODEL_INPUTS), default="source", show_default=True,
+              help="What the model reads: the source text, or the code tokens joined by spaces (the reference's).")
+@click.option("--head-pooling", type=click.Choice(HEAD_POOLINGS), default="mean", show_default=True,
+              help="Mean or maximum over a layer's heads, before the block mean over subwords.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random-attention baseline.")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1, ...; default: CUDA when available.")
 @click.option("--allow-parse-errors", is_flag=True, help="Score code with syntax errors instead of failing.")
@@ -43,8 +47,8 @@ def _num(x: float) -> float | None:
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Draw attention and distance of one layer, and the per-layer curve, to this PNG.")
 @click.option("--layer", type=int, default=None, help="Layer drawn by --plot (0-based; default: the last).")
-def cat_command(file, model, language, types, distance, quantile, top_k, max_subwords, seed, device,
-                allow_parse_errors, as_json, plot, layer):
+def cat_command(file, model, language, types, distance, quantile, top_k, max_subwords, model_input, head_pooling,
+                seed, device, allow_parse_errors, as_json, plot, layer):
     """CAT-scores of FILE ('-' for standard input) per layer of a model, with a random and a
     positional attention baseline on the same tokens."""
     from codeprobe.model import load_model
@@ -62,6 +66,7 @@ def cat_command(file, model, language, types, distance, quantile, top_k, max_sub
     probe = CATProbe(
         types=types or default_strategy(lang), distance=distance, quantile=quantile, random_state=seed,
         top_k=top_k, max_subwords=max_subwords, batch_size=1, allow_parse_errors=allow_parse_errors,
+        model_input=model_input, head_pooling=head_pooling,
     )
     extractor = probe.extractor(load_model(model, device=device))
     info = extractor.info

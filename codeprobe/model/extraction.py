@@ -6,9 +6,11 @@ nothing is kept across batches, so peak memory does not grow with the number of 
 
 Token attention (CAT-probing step 3): mean over heads, then the block mean over subword pairs,
 W A W^T; special tokens drop out because W has no column weight on them; rows are not
-renormalised. Token vectors (AST-Probe): mean of the token's subword vectors, W H. W is applied
-as a sparse block-diagonal matrix over the whole batch (a few non-zeros per row), folding the
-head mean into the same product.
+renormalised. `heads="max"` takes the maximum over heads instead, before the block mean, as the
+CAT-probing reference code offers (arXiv 2210.04633; its `action_per_head`). Token vectors
+(AST-Probe): mean of the token's subword vectors, W H. W is applied as a sparse block-diagonal
+matrix over the whole batch (a few non-zeros per row), folding the head mean into the same
+product.
 
 Under glibc, the peak RSS of any long torch loop (a bare forward pass too) creeps up by about a
 tenth over thousands of batches as the heap fragments; MALLOC_MMAP_THRESHOLD_=1048576 in the
@@ -31,7 +33,7 @@ from codeprobe.model.loading import LoadedModel, ModelInfo, load_model
 from codeprobe.prefetch import prefetched
 
 LENGTH_POLICIES = ("truncate", "skip")
-HEAD_MODES = ("mean", "all")
+HEAD_MODES = ("mean", "max", "all")
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,6 +57,34 @@ class Snippet:
         """Snippet from any object with `start_char` / `end_char` arrays (e.g. `CodeTokens`)."""
         return cls(id, code, np.asarray(tokens.start_char, np.int64), np.asarray(tokens.end_char, np.int64))
 
+    @classmethod
+    def joined(cls, id: Hashable, texts: Sequence[str], *, collapse_whitespace: bool = False) -> Snippet:
+        """The code tokens' texts joined by single spaces: what the papers' reference code fed
+        its models instead of the source text (CAT-probing, arXiv 2210.04633: CodeSearchNet's
+        `code_tokens` joined by spaces; AST-Probe, arXiv 2206.11719: each token tokenized after
+        a space).
+
+        Args:
+            id: the snippet's id.
+            texts: (n,) the code tokens' texts, in source order.
+            collapse_whitespace: turn every run of whitespace inside a token into one space and
+                strip its ends, as CAT-probing's reference does (`" ".join(code.split())`); a
+                token left empty gets a zero-width span and no separator, so it gets no subword.
+
+        Returns:
+            A Snippet whose `code` is the joined text and whose spans are the tokens' places in it.
+        """
+        if collapse_whitespace:
+            texts = [" ".join(t.split()) for t in texts]
+        lengths = np.fromiter((len(t) for t in texts), np.int64, len(texts))
+        # Each non-empty token after the first non-empty one is preceded by one space; an empty
+        # token sits at the end of the text before it, where no subword can overlap it.
+        gap = np.cumsum(lengths > 0) > 1
+        gap &= lengths > 0
+        ends = np.cumsum(lengths + gap)
+        starts = ends - lengths
+        return cls(id, " ".join(t for t in texts if t), starts, ends)
+
 
 @dataclass(frozen=True, eq=False)
 class SnippetResult:
@@ -65,7 +95,7 @@ class SnippetResult:
         status: "ok", "truncated" (input cut at a token boundary) or "skipped" (too long under
             the "skip" policy: no arrays).
         tokens: int64 (k,), indices of the code tokens that have rows below (kept tokens).
-        attention: float32 (n_layers, k, k) head-mean token attention, or
+        attention: float32 (n_layers, k, k) head-mean (or head-max) token attention, or
             (n_layers, n_heads, k, k) per head; row = query, column = key; layer l is the l-th
             transformer layer (`outputs.attentions[l]`). None when not requested or skipped.
         vectors: float32 (n_layers + 1, k, hidden), index l = `hidden_states[l]` (0 = embeddings,
@@ -139,8 +169,10 @@ class _BatchPooling:
         w: (B * k_max, B * n), row b * k_max + i, column b * n + p: 1/|S_i| for p in S_i.
         w_att: applied to the attention flattened to (B * H * n, n): with `heads == "mean"`,
             (B * k_max, B * H * n) holding 1/(|S_i| H), i.e. head mean and row pooling in one
-            product; per head, (B * k_max * H, B * H * n) holding 1/|S_i|.
+            product; per head, (B * k_max * H, B * H * n) holding 1/|S_i|; with
+            `heads == "max"`, `w` itself, applied after the maximum over heads.
         valid: float32 (B, k_max, 1), 1 on real token rows.
+        head_max: pool the maximum over heads (`heads == "max"`).
     """
 
     w: torch.Tensor
@@ -149,25 +181,29 @@ class _BatchPooling:
     n_snippets: int
     k_max: int
     n: int
+    head_max: bool = False
 
     @classmethod
-    def build(cls, batch, row, col, weight, n_snippets, k_max, n, n_heads, per_head, attention, device):
-        """From the batch's (token, subword) entries: snippet, token row, input position, 1/|S_i|."""
+    def build(cls, batch, row, col, weight, n_snippets, k_max, n, n_heads, heads, attention, device):
+        """From the batch's (token, subword) entries: snippet, token row, input position, 1/|S_i|;
+        `heads` is one of HEAD_MODES."""
         b, k, h = n_snippets, k_max, n_heads
         w = _sparse(batch * k + row, batch * n + col, weight, (b * k, b * n), device)
         w_att = None
-        if attention:
-            heads = np.arange(h)
-            att_cols = ((batch[:, None] * h + heads) * n + col[:, None]).ravel()
-            if per_head:
-                att_rows = ((batch * k + row)[:, None] * h + heads).ravel()
+        if attention and heads == "max":
+            w_att = w
+        elif attention:
+            head_ids = np.arange(h)
+            att_cols = ((batch[:, None] * h + head_ids) * n + col[:, None]).ravel()
+            if heads == "all":
+                att_rows = ((batch * k + row)[:, None] * h + head_ids).ravel()
                 w_att = _sparse(att_rows, att_cols, np.repeat(weight, h), (b * k * h, b * h * n), device)
             else:
                 att_rows = np.repeat(batch * k + row, h)
                 w_att = _sparse(att_rows, att_cols, np.repeat(weight / h, h), (b * k, b * h * n), device)
         valid = np.zeros((b, k, 1), dtype=np.float32)
         valid[batch, row] = 1.0
-        return cls(w, w_att, torch.from_numpy(valid).to(device), b, k, n)
+        return cls(w, w_att, torch.from_numpy(valid).to(device), b, k, n, heads == "max")
 
     def vectors(self, hidden: torch.Tensor) -> torch.Tensor:
         """hidden (B, n, d) -> float32 (B, k_max, d): mean of each token's subword vectors."""
@@ -177,16 +213,21 @@ class _BatchPooling:
     def attention(self, weights: torch.Tensor, key_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """weights (B, H, n, n), key_mask (B, n, 1) -> (pooled, row sums over real keys).
 
-        pooled: (B, k, k) head mean, or (B, H, k, k); row_sums: (B, k, 1) or (B, k, H), the sums
-        of each token's pooled query row over the real keys (1 when every subword row is softmax
-        weights that give padded keys nothing).
+        pooled: (B, k, k) head mean or head max, or (B, H, k, k); row_sums: (B, k, 1) or
+        (B, k, H), the sums of each token's pooled query row over the real keys (1 when every
+        subword row is softmax weights that give padded keys nothing); for the head max,
+        (B, k, 2): the sums over the real keys (>= 1) and over the padded ones (0).
         """
         b, k, n = self.n_snippets, self.k_max, self.n
+        if self.head_max:
+            weights = weights.amax(dim=1)
         flat = weights.reshape(-1, n).to(torch.float32)
         by_row = torch.sparse.mm(self.w_att, flat)  # (B*k, n) or (B*k*H, n): query rows pooled
         if by_row.shape[0] == b * k:
             by_row = by_row.view(b, k, n)
             row_sums = torch.bmm(by_row, key_mask)
+            if self.head_max:
+                row_sums = torch.cat([row_sums, by_row.sum(dim=2, keepdim=True) - row_sums], dim=2)
             cols = by_row.transpose(1, 2).reshape(b * n, k)
             pooled = torch.sparse.mm(self.w, cols).view(b, k, k).transpose(1, 2)  # [key, query] -> [query, key]
             return pooled, row_sums
@@ -223,8 +264,12 @@ class _AttentionPooler:
         return hook
 
     def check(self, tol: float) -> None:
-        """Raise unless every real token's pooled row sums to 1 over real keys in every layer."""
-        sums = torch.stack(self.row_sums)  # (L, B, k, 1 or H)
+        """Raise unless every real token's pooled row sums to 1 over real keys in every layer
+        (head max: at least 1 over real keys, 0 over padded ones)."""
+        sums = torch.stack(self.row_sums)  # (L, B, k, 1 or H), head max (L, B, k, 2)
+        if self.pooling.head_max:
+            real, padded = sums[..., :1], sums[..., 1:]
+            sums = torch.where(real < 1.0, real, 1.0 + padded.abs())  # a max row of softmax rows sums to >= 1
         err = ((sums - 1.0).abs() * self.pooling.valid).amax(dim=(1, 2, 3))
         worst = int(err.argmax())
         if not float(err[worst]) <= tol:
@@ -281,7 +326,9 @@ class Extractor:
             `device` and `dtype`.
         batch_size: snippets per forward pass (right-padded, masked).
         device, dtype: only when `model` is a name (the LoadedModel fixes its own).
-        heads: "mean" (head-mean attention) or "all" (per-head).
+        heads: "mean" (head-mean attention), "max" (maximum over heads of the subword
+            attention, then the block mean; CAT-probing's reference offers it) or "all"
+            (per head).
         attention, vectors: which outputs to compute (skip one to save work).
         length_policy: for snippets longer than the model takes: "truncate" (cut at a code-token
             boundary, as CAT-probing truncates) or "skip" (AST-Probe drops snippets that do not
@@ -456,7 +503,7 @@ class Extractor:
 
         device = lm.device
         pooling = _BatchPooling.build(
-            batch, row, col, weight, b, k_max, n, lm.info.n_heads, self.heads == "all", self.attention, device
+            batch, row, col, weight, b, k_max, n, lm.info.n_heads, self.heads, self.attention, device
         )
         mask_t = torch.from_numpy(mask).to(device)
         pooler = None

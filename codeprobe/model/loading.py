@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import logging
 import re
+import warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,7 +33,11 @@ DEFAULT_NOTE = (
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
+log = logging.getLogger("codeprobe.model")
+
 # Encoder classes for encoder-decoder families: only the encoder is probed (AST-Probe's CodeT5).
+# A checkpoint saved as the encoder alone (`architectures: ["T5EncoderModel"]`) records
+# `is_encoder_decoder: false`, so the family is told by model_type, not by that flag.
 _ENCODER_ONLY_CLASSES = {
     "t5": "T5EncoderModel",
     "mt5": "MT5EncoderModel",
@@ -40,7 +46,31 @@ _ENCODER_ONLY_CLASSES = {
 }
 # Weights above this size are not hashed when no checksum comes for free (hub blobs are named by it).
 _HASH_LIMIT_BYTES = 1 << 30
-_CODE_NAME = re.compile(r"code|coder|santacoder|starcoder|codegen|incoder|codet5", re.IGNORECASE)
+# Name words of known code models, matched against the words of a model's name (split at every
+# character that is not a letter or digit): a word equal to one of _CODE_WORDS or starting with
+# one of _CODE_PREFIXES. Whole words only, so "t5-encoder" or "my-decoder" are not code models.
+_CODE_WORDS = frozenset({"code", "coder"})  # stable-code-3b, deepseek-coder, Qwen2.5-Coder
+_CODE_PREFIXES = (
+    "codebert",  # CodeBERT, CodeBERTa
+    "graphcodebert",
+    "unixcoder",
+    "codet5",  # CodeT5, CodeT5+ (codet5p)
+    "codegen",
+    "codegpt",
+    "codellama",
+    "codegemma",
+    "codeqwen",
+    "codesage",
+    "codestral",
+    "codeparrot",
+    "starcoder",
+    "santacoder",
+    "wizardcoder",
+    "polycoder",
+    "incoder",
+    "transcoder",
+    "plbart",
+)
 _UNIXCODER_MODE = "<encoder-only>"
 _SHA_CACHE: dict[tuple[str, int, int], str] = {}
 
@@ -229,18 +259,70 @@ def _known_sha256(files: list[Path], source: str) -> str | None:
     return None
 
 
+class _Captured(logging.Handler):
+    """Keeps the log records transformers emits during a load instead of printing them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def messages(self) -> list[str]:
+        return [_ANSI.sub("", record.getMessage()) for record in self.records]
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# A row of transformers' load report: "key | STATUS | details".
+_REPORT_ROW = re.compile(r"^\s*([^|\n]+?)\s*\|\s*(MISSING|UNEXPECTED|MISMATCH|CONVERSION|ERROR)\b", re.MULTILINE)
+
+
 @contextmanager
-def _quiet_loading() -> Iterator[None]:
-    """Silence transformers' per-load progress bars, restoring the user's setting afterwards."""
+def _quiet_loading() -> Iterator[_Captured]:
+    """Keep transformers' load report, log messages, warnings and progress bars off the terminal
+    during a load; they are captured (see `_report_summary`) and logged at DEBUG level under
+    `codeprobe.model`. The user's settings are restored afterwards."""
     from transformers.utils import logging as hf_logging
 
+    root = hf_logging.get_logger()  # the library's root logger: every transformers logger ends here
+    handlers, propagate = root.handlers[:], root.propagate
+    captured = _Captured()
     was_enabled = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
+    root.handlers, root.propagate = [captured], False
     try:
-        yield
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield captured
     finally:
+        root.handlers, root.propagate = handlers, propagate
         if was_enabled:
             hf_logging.enable_progress_bar()
+        for message in captured.messages():
+            log.debug("transformers: %s", message)
+        for w in caught:
+            log.debug("warning while loading: %s", w.message)
+
+
+def _report_summary(captured: _Captured) -> str:
+    """One line out of transformers' load report: per problem (missing, unexpected, wrong shape,
+    ...) its first row (rows group layers, e.g. `encoder.layer.{0, 1}.x`) and how many more;
+    empty when there was no report."""
+    counts: dict[str, list[str]] = {}
+    for message in captured.messages():
+        for key, status in _REPORT_ROW.findall(message):
+            counts.setdefault(status, []).append(key)
+    names = {"MISMATCH": "wrong shape", "CONVERSION": "conversion failed"}
+    return "; ".join(
+        f"{names.get(status, status.lower())}: {keys[0]}" + (f" and {len(keys) - 1} more" if len(keys) > 1 else "")
+        for status, keys in counts.items()
+    )
+
+
+def _one_line(text: str) -> str:
+    lines = [line.strip() for line in _ANSI.sub("", text).splitlines() if line.strip()]
+    return lines[0] if lines else ""
 
 
 def _model_class(config: Any) -> tuple[Any, str]:
@@ -252,13 +334,13 @@ def _model_class(config: Any) -> tuple[Any, str]:
     )
 
     model_type = config.model_type
-    if getattr(config, "is_encoder_decoder", False):
-        if model_type not in _ENCODER_ONLY_CLASSES:
-            raise ModelLoadError(
-                f"encoder-decoder model type {model_type!r} is not supported; supported: "
-                f"{sorted(_ENCODER_ONLY_CLASSES)} (encoder only)"
-            )
+    if model_type in _ENCODER_ONLY_CLASSES:
         return getattr(transformers, _ENCODER_ONLY_CLASSES[model_type]), "encoder (of encoder-decoder)"
+    if getattr(config, "is_encoder_decoder", False):
+        raise ModelLoadError(
+            f"encoder-decoder model type {model_type!r} is not supported; supported: "
+            f"{sorted(_ENCODER_ONLY_CLASSES)} (encoder only)"
+        )
     causal = model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
     masked = model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES
     return transformers.AutoModel, "decoder" if causal and not masked else "encoder"
@@ -308,9 +390,18 @@ def _is_code_model(name: str, source: str, path: Path, sha: str | None) -> tuple
     except (OSError, ValueError):
         recorded = ""
     label = path.name if source == "directory" else name
-    if _CODE_NAME.search(f"{label} {recorded}"):
+    if is_code_model_name(label) or is_code_model_name(recorded):
         return True, "code model (judged by its name)"
     return None, "unknown whether this is a code model (its name does not say)"
+
+
+def is_code_model_name(name: str) -> bool:
+    """Whether a model name or path names a known code model: one of its words (split at every
+    character that is not a letter or digit, case ignored) is "code" or "coder", or starts with
+    a known code-model name (codebert, codet5, unixcoder, starcoder, ...). Names that merely
+    contain "code" inside a word ("t5-encoder", "my-decoder") do not count."""
+    words = re.split(r"[^a-z0-9]+", name.lower())
+    return any(w in _CODE_WORDS or w.startswith(_CODE_PREFIXES) for w in words)
 
 
 def load_model(
@@ -354,7 +445,7 @@ def load_model(
 
     common = {"local_files_only": True, "trust_remote_code": trust_remote_code}
     try:
-        with _quiet_loading():
+        with _quiet_loading() as captured:
             config = transformers.AutoConfig.from_pretrained(path, **common)
             cls, kind = _model_class(config)
             model, loading = cls.from_pretrained(
@@ -371,15 +462,19 @@ def load_model(
     except ModelLoadError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure inside transformers/torch is a load failure
+        report = _report_summary(captured)
+        if report:  # transformers' own message points at the table it printed, which is not shown
+            raise ModelLoadError(f"cannot load {name!r} from {path}: weights do not fit the model: {report}") from exc
         hint = "" if trust_remote_code else " (if it needs its own code, pass trust_remote_code=True)"
-        raise ModelLoadError(f"cannot load {name!r} from {path}: {exc}{hint}") from exc
+        detail = _one_line(str(exc)) or type(exc).__name__
+        raise ModelLoadError(f"cannot load {name!r} from {path}: {detail}{hint}") from exc
 
     missing = tuple(sorted(loading.get("missing_keys", ())))
     fatal = [k for k in missing if not k.split(".")[0] == "pooler"]
     if fatal:
         raise ModelLoadError(
             f"{name!r}: the checkpoint does not match {type(model).__name__}; {len(fatal)} weights "
-            f"would be random, e.g. {fatal[:3]}"
+            f"would be random, e.g. {', '.join(fatal[:3])}"
         )
     if not getattr(tokenizer, "is_fast", False):
         raise ModelLoadError(

@@ -211,10 +211,11 @@ def rebuild(d, c, u) -> nx.DiGraph:
     return g
 
 
-def multiset(g: nx.DiGraph) -> list[str]:
+def multiset(g: nx.DiGraph, only: str | None = None) -> list[str]:
+    """Every non-terminal as `label-i-j-...` (its leaves' starts); with `only`, those labelled so."""
     out = []
     for n in g:
-        if g.out_degree(n) > 0:
+        if g.out_degree(n) > 0 and (only is None or g.nodes[n]["type"] == only):
             leaves = sorted(g.nodes[x]["start"] for x in _leaves(g, n))
             out.append(g.nodes[n]["type"] + "-" + "-".join(map(str, leaves)))
     return out
@@ -232,3 +233,27 @@ def prf(gold: list[str], pred: list[str]) -> tuple[float, float, float]:
 
 def oracle_score(gold_dcu, pred_dcu) -> tuple[float, float, float]:
     return prf(multiset(rebuild(*gold_dcu)), multiset(rebuild(*pred_dcu)))
+
+
+
+def recall_non_terminal(gold_dcu, pred_dcu) -> dict[str, float]:
+    """Reference get_recall_non_terminal: for each label of the gold tree's non-terminals, the
+    predicted constituents (with repeats) found among the gold ones of that label, over their
+    number."""
+    g = rebuild(*gold_dcu)
+    pred = multiset(rebuild(*pred_dcu))
+    out = {}
+    for label in {g.nodes[n]["type"] for n in g if g.out_degree(n) > 0}:
+        of_label = multiset(g, only=label)
+        out[label] = len([x for x in pred if x in of_label]) / len(of_label)
+    return out
+
+
+def oracle_recall_table(pairs) -> dict[str, float]:
+    """Reference run_probing_eval_recall_non_terminal: per label, the mean over snippets of
+    `recall_non_terminal`; `pairs` are (gold (d, c, u), predicted (d, c, u)) per snippet."""
+    per_label: dict[str, list[float]] = {}
+    for gold, pred in pairs:
+        for label, r in recall_non_terminal(gold, pred).items():
+            per_label.setdefault(label, []).append(r)
+    return {label: float(np.mean(v)) for label, v in per_label.items()}

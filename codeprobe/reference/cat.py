@@ -43,6 +43,11 @@ def head_mean(sub_attention):
     return np.asarray(sub_attention, dtype=np.float64).mean(axis=1)
 
 
+def head_max(sub_attention):
+    """Maximum over heads, (L, H, m, m) -> (L, m, m): the reference's `action_per_head="max"`."""
+    return np.asarray(sub_attention, dtype=np.float64).max(axis=1)
+
+
 def block_mean(sub_attention_layer, members):
     """Token attention of one layer: for tokens i, j, the mean over the block of subword pairs
     (p in S_i, q in S_j) of the subword attention (m x m), in Python loops. members[i] = S_i."""
@@ -174,11 +179,12 @@ def subword_attention(loaded, code, spans, max_subwords):
     return kept, members, attention
 
 
-def snippet_scores(tree, kept_leaves, members, attention, kept_types_per_layer, q=0.75, uast=True):
-    """Per layer, the reference way: head mean, block mean in loops, networkx all-pairs BFS
-    (recomputed for every layer, as the reference did), then the loop score on the tokens
-    whose type is kept. Returns (scores per layer, token attention per layer, types)."""
-    heads_mean = head_mean(attention)
+def snippet_scores(tree, kept_leaves, members, attention, kept_types_per_layer, q=0.75, uast=True,
+                   head_pooling="mean"):
+    """Per layer, the reference way: head mean (or max), block mean in loops, networkx
+    all-pairs BFS (recomputed for every layer, as the reference did), then the loop score on
+    the tokens whose type is kept. Returns (scores per layer, token attention per layer, types)."""
+    heads_mean = head_max(attention) if head_pooling == "max" else head_mean(attention)
     nodes = leaves(tree)
     types = [tree.type_names[tree.type_ids[nodes[i]]] for i in kept_leaves]
     scores, token_attention = [], []

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from codeprobe.errors import InputError
 from codeprobe.probes.astprobe import BAD_ROOT, EMPTY, TupleBatch, code_tuple, constituents, score, split_spans
-from codeprobe.reference.astprobe import multiset, oracle_score, rebuild
+from codeprobe.probes.astprobe.recovery import recall_by_label
+from codeprobe.reference.astprobe import multiset, oracle_recall_table, oracle_score, rebuild
 
 LABELS = [EMPTY, "a", "b", "a<sep>b", "b<sep>a<sep>c", "a<sep>a"]
 
@@ -43,6 +44,44 @@ def test_scores_match_the_networkx_reference(pairs):
         np.testing.assert_allclose(
             [got.precision[i], got.recall[i], got.f1[i]], want, atol=1e-12
         )
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(snippet_pair(), min_size=1, max_size=6))
+def test_recall_by_label_matches_the_networkx_reference(pairs):
+    gold = TupleBatch.from_labels(*zip(*[g for g, _ in pairs]))
+    pred = TupleBatch.from_labels(*zip(*[p for _, p in pairs]))
+    got = recall_by_label(pred, gold)
+    want = oracle_recall_table(pairs)
+    assert set(got.labels) == set(want)
+    for label, r in got.as_dict().items():
+        assert r == pytest.approx(want[label], abs=1e-12)
+    assert list(got.recall) == sorted(got.recall, reverse=True)
+
+
+def test_recall_by_label_on_real_functions():
+    """Gold against itself recalls every label fully; right-branching trees against the
+    reference's table on real functions, and the counts behind each row."""
+    tuples = [code_tuple(code, "python") for _, code in cosqa_functions()[:120]]
+    gold = TupleBatch.from_tuples(tuples)
+    perfect = recall_by_label(gold, gold)
+    assert (perfect.recall == 1.0).all() and "function_definition" in perfect.labels
+    cons = constituents(gold)
+    for label, n_gold, n_snippets in zip(perfect.labels, perfect.n_gold, perfect.n_snippets):
+        rows = np.array([cons.labels[x] == label for x in cons.label])
+        assert n_gold == rows.sum() and n_snippets == np.unique(cons.snippet[rows]).size
+    c, u = [t.c for t in tuples], [t.u for t in tuples]
+    d = [np.arange(t.n_tokens - 1, dtype=float)[::-1] for t in tuples]
+    right = TupleBatch.from_labels(d, c, u)
+    got = recall_by_label(right, gold).as_dict()
+    pairs = [((t.d.tolist(), list(t.c), list(t.u)), (list(x), list(t.c), list(t.u))) for t, x in zip(tuples[:40], d)]
+    want = oracle_recall_table(pairs)
+    head = recall_by_label(TupleBatch.from_labels(d[:40], c[:40], u[:40]), TupleBatch.from_tuples(tuples[:40]))
+    assert head.as_dict() == pytest.approx(want, abs=1e-12)
+    assert got["module"] == 1.0  # the root spans every token whatever d is
+    assert "label" in recall_by_label(right, gold).format().splitlines()[0]
+    with pytest.raises(InputError):
+        recall_by_label(TupleBatch.from_tuples(tuples[:2]), TupleBatch.from_tuples(tuples[1:3]))
 
 
 @settings(max_examples=100, deadline=None)

@@ -59,6 +59,17 @@ def test_json_is_one_object_matching_the_library(model, snippet_file):
     np.testing.assert_allclose([x["positional_baseline"] for x in layers], want.samples.positional_baseline)
 
 
+def test_paper_switches_reach_the_library(model, snippet_file):
+    args = ["cat", str(snippet_file), "--model", model, "--json", "--model-input", "code_tokens",
+            "--head-pooling", "max"]
+    result = invoke(args)
+    assert result.exit_code == 0, result.output
+    obj = json.loads(result.stdout)
+    assert obj["settings"]["model_input"] == "code_tokens" and obj["settings"]["head_pooling"] == "max"
+    want = CATProbe(model_input="code_tokens", head_pooling="max").score([("split.py", CODE)], model, "python")
+    np.testing.assert_allclose([x["score"] for x in obj["layers"]], want.samples.score)
+
+
 def test_plot_writes_a_png(model, snippet_file, tmp_path):
     out = tmp_path / "cat.png"
     result = invoke(["cat", str(snippet_file), "--model", model, "--plot", str(out), "--layer", "1"])

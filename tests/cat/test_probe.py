@@ -17,20 +17,38 @@ from codeprobe.syntax import parse
 SNIPPETS = {"python": cosqa_functions()[:6], "java": java_methods(6)}
 
 
-def oracle_run(loaded, language, snippets, types, *, uast=True, max_subwords=256, top_k=8):
+def joined_tokens(tree, nodes):
+    """The reference's model input: the leaves' texts joined by spaces, whitespace collapsed
+    (`" ".join(" ".join(code_tokens).split())`), and each leaf's span in it, found by a left to
+    right search (an empty leaf gets an empty span that no subword overlaps)."""
+    words = [" ".join(tree.node_text(v).split()) for v in nodes]
+    text = " ".join(" ".join(tree.node_text(v) for v in nodes).split())
+    spans, at = [], 0
+    for w in words:
+        start = text.index(w, at) if w else at
+        spans.append((start, start + len(w)))
+        at = start + len(w)
+    return text, spans
+
+
+def oracle_run(loaded, language, snippets, types, *, uast=True, max_subwords=256, top_k=8,
+               model_input="source", head_pooling="mean"):
     """{(id, layer): score} and the token attention, the reference way."""
     per_sample = []
     for ident, code in snippets:
         tree = parse(code, language)
         nodes = cat_oracle.leaves(tree)
         spans = [(int(tree.char_offsets[tree.start_byte[v]]), int(tree.char_offsets[tree.end_byte[v]])) for v in nodes]
+        if model_input == "code_tokens":
+            code, spans = joined_tokens(tree, nodes)
         kept, members, attention = cat_oracle.subword_attention(loaded, code, spans, max_subwords)
         per_sample.append((ident, tree, kept, members, attention))
     n_layers = per_sample[0][4].shape[0]
     if types == "topk":
         token_att, all_types = [], []
         for _, tree, kept, members, attention in per_sample:
-            _, a, t = cat_oracle.snippet_scores(tree, kept, members, attention, [None] * n_layers, uast=uast)
+            _, a, t = cat_oracle.snippet_scores(tree, kept, members, attention, [None] * n_layers, uast=uast,
+                                                head_pooling=head_pooling)
             token_att.append(a)
             all_types.append(t)
         num, hit, total = cat_oracle.type_rates(all_types, token_att)
@@ -39,7 +57,8 @@ def oracle_run(loaded, language, snippets, types, *, uast=True, max_subwords=256
         kept_types = [set(PAPER_TYPES[language]) if types == "paper" else None] * n_layers
     out, token_attention = {}, {}
     for ident, tree, kept, members, attention in per_sample:
-        scores, a, _ = cat_oracle.snippet_scores(tree, kept, members, attention, kept_types, uast=uast)
+        scores, a, _ = cat_oracle.snippet_scores(tree, kept, members, attention, kept_types, uast=uast,
+                                                 head_pooling=head_pooling)
         token_attention[ident] = a
         for layer, s in enumerate(scores):
             out[(ident, layer)] = s
@@ -75,6 +94,45 @@ def test_probe_matches_reference(language, types, distance, model):
         np.testing.assert_allclose(inputs.sample.attention, token_attention[inputs.sample.sample_id], atol=1e-6)
     assert result.settings["model"]["n_layers"] == rows.layer.max() + 1
     assert result.settings["grammar"]["package"] == f"tree-sitter-{language}"
+
+
+@pytest.mark.parametrize(
+    "language,types,model_input,head_pooling,model",
+    [
+        ("python", "paper", "code_tokens", "mean", "roberta"),
+        ("java", "topk", "code_tokens", "max", "bert"),
+        ("python", "topk", "source", "max", "roberta"),
+    ],
+)
+def test_paper_switches_match_reference(language, types, model_input, head_pooling, model):
+    """The reference's space-joined code tokens as input, and its head maximum."""
+    loaded = tiny_model(model)
+    snippets = SNIPPETS[language]
+    probe = CATProbe(types=types, model_input=model_input, head_pooling=head_pooling)
+    result = probe.score(snippets, loaded, language)
+    want, token_attention, kept_types = oracle_run(
+        loaded, language, snippets, types, model_input=model_input, head_pooling=head_pooling
+    )
+    assert [set(k) if k is not None else None for k in result.kept_types] == kept_types
+    rows = result.samples
+    for r in range(len(rows)):
+        expect = want[(rows.sample_id[r], int(rows.layer[r]))]
+        assert np.isnan(rows.score[r]) if expect is None else rows.score[r] == pytest.approx(expect, abs=1e-6)
+    for inputs in probe.inputs(snippets, loaded, language):
+        np.testing.assert_allclose(inputs.sample.attention, token_attention[inputs.sample.sample_id], atol=1e-6)
+    assert result.settings["model_input"] == model_input and result.settings["head_pooling"] == head_pooling
+
+
+def test_code_tokens_input_reads_no_layout_and_no_comments():
+    tiny_roberta = tiny_model("roberta")
+    code = 'def f(a):\n    # a comment\n    s = "x   y"\n\n    return s\n'
+    source = next(iter(CATProbe(types="all").inputs([code], tiny_roberta, "python")))
+    joined = next(iter(CATProbe(types="all", model_input="code_tokens").inputs([code], tiny_roberta, "python")))
+    # The same tokens are aligned either way; only the text around them differs.
+    assert joined.labels == source.labels
+    assert joined.n_unmatched_subwords == 0 < source.n_unmatched_subwords  # the comment's subwords
+    assert joined.n_subwords < source.n_subwords
+    assert not np.allclose(joined.sample.attention, source.sample.attention)
 
 
 def test_per_head_rows_match_reference():
@@ -119,6 +177,12 @@ def test_input_errors():
         CATProbe(types="paper").score(["x = 1"], tiny_roberta, "ruby")
     with pytest.raises(InputError):
         CATProbe(distance="euclid")
+    with pytest.raises(InputError, match="model_input"):
+        CATProbe(model_input="tokens")
+    with pytest.raises(InputError, match="head_pooling"):
+        CATProbe(head_pooling="min")
+    with pytest.raises(InputError, match="per_head"):
+        CATProbe(per_head=True, head_pooling="max")
     with pytest.raises(InputError):
         CATProbe().score(["x = 1"], tiny_roberta)  # no language
     with pytest.raises(InputError):

@@ -24,7 +24,8 @@ class OracleResult:
     truncated: bool
 
 
-def oracle_extract(loaded, code, starts, ends, *, max_subwords=None, per_head=False, unixcoder=False):
+def oracle_extract(loaded, code, starts, ends, *, max_subwords=None, per_head=False, head_max=False,
+                   unixcoder=False):
     tok, model = loaded.tokenizer, loaded.model
     enc = tok(code, add_special_tokens=True, return_offsets_mapping=True,
               return_special_tokens_mask=True, split_special_tokens=True)
@@ -55,7 +56,7 @@ def oracle_extract(loaded, code, starts, ends, *, max_subwords=None, per_head=Fa
     layers = []
     for a in out.attentions:
         a = a[0].double().cpu().numpy()  # (H, n, n)
-        heads = a if per_head else a.mean(0)[None]
+        heads = a if per_head else (a.max(0) if head_max else a.mean(0))[None]
         block = np.zeros((heads.shape[0], len(members), len(members)))
         for h in range(heads.shape[0]):
             for i, si in enumerate(members):

@@ -69,6 +69,44 @@ def test_per_head_matches_oracle_and_mean(kind):
     check_against_oracle(loaded, sample(4), heads, per_head=True)
 
 
+@pytest.mark.parametrize("kind", ["codebert", "codet5"])
+def test_head_max_matches_oracle(kind):
+    """CAT-probing's reference `action_per_head="max"`: the maximum over heads of the subword
+    attention, then the block mean (not the maximum of the heads' block means)."""
+    loaded = tiny_loaded(kind)
+    got = list(Extractor(loaded, batch_size=3, heads="max").extract(sample(4)))
+    check_against_oracle(loaded, sample(4), got, head_max=True)
+    per_head = list(Extractor(loaded, batch_size=3, heads="all").extract(sample(4)))
+    for g, h in zip(got, per_head):
+        assert g.attention.shape == h.attention.mean(1).shape
+        # The block mean of a maximum is at least the maximum of the block means.
+        assert (g.attention >= h.attention.max(1) - ATOL).all()
+        assert (g.attention > h.attention.max(1) + ATOL).any()
+
+
+def test_head_max_rows_are_checked():
+    loaded = load_model(str(tiny_loaded("codebert").info.path), device="cpu")
+    attn = [m for m in loaded.model.modules() if type(m).__name__ == "RobertaSelfAttention"]
+    for m in attn:  # a third of the weights: even the maximum over heads sums below 1
+        m.register_forward_hook(lambda mod, args, out: (out[0], out[1] / 3))
+    with pytest.raises(ModelLoadError, match="sum to 1"):
+        list(Extractor(loaded, heads="max").extract(sample(1)))
+
+
+def test_joined_tokens_spans():
+    texts = ["def", "f", "(", '"a  \n b"', "", " ", ")"]
+    s = Snippet.joined(0, texts)
+    assert s.code == 'def f ( "a  \n b"   )'
+    assert [s.code[a:b] for a, b in zip(s.token_starts, s.token_ends)] == texts
+    c = Snippet.joined(0, texts, collapse_whitespace=True)
+    # CAT-probing's reference: " ".join(" ".join(tokens).split())
+    assert c.code == " ".join(" ".join(texts).split()) == 'def f ( "a b" )'
+    assert [c.code[a:b] for a, b in zip(c.token_starts, c.token_ends)] == ["def", "f", "(", '"a b"', "", "", ")"]
+    assert c.token_starts[4] == c.token_ends[3]  # empty tokens sit where no subword can reach
+    r = next(Extractor(tiny_loaded("codebert")).extract([c]))
+    assert r.tokens.tolist() == [0, 1, 2, 3, 6]
+
+
 @pytest.mark.parametrize("kind", ["codebert", "llama"])
 def test_batch_size_does_not_change_results(kind):
     ex1 = Extractor(tiny_loaded(kind), batch_size=1)
@@ -196,7 +234,7 @@ def test_bfloat16_is_close_to_float32():
     [
         ({"length_policy": "window"}, "window"),
         ({"length_policy": "cut"}, "length_policy"),
-        ({"heads": "max"}, "heads"),
+        ({"heads": "min"}, "heads"),
         ({"attention": False, "vectors": False}, "nothing"),
         ({"batch_size": 0}, "batch_size"),
         ({"max_subwords": 2}, "room"),

@@ -31,6 +31,7 @@ def copy_model(kind: str, dest: Path) -> Path:
     [
         ("codebert", "RobertaModel", "encoder", 512, "<s> {code} </s>"),
         ("codet5", "T5EncoderModel", "encoder (of encoder-decoder)", 512, "<s> {code} </s>"),
+        ("codet5-encoder", "T5EncoderModel", "encoder (of encoder-decoder)", 512, "<s> {code} </s>"),
         ("gpt2", "GPT2Model", "decoder", 256, "{code}"),
         ("llama", "LlamaModel", "decoder", 256, "<s> {code}"),
         ("unixcoder", "RobertaModel", "encoder", 1024, "<s> <encoder-only> </s> {code} </s>"),
@@ -52,6 +53,33 @@ def test_provenance_of_each_family(kind, architecture, family, max_subwords, tem
     json.dumps(info.as_dict())
     if kind in ("gpt2", "llama"):  # no pad token: padding uses eos (always masked)
         assert loaded.tokenizer.pad_token_id is None and loaded.pad_id == loaded.tokenizer.eos_token_id
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "microsoft/codebert-base", "huggingface/CodeBERTa-small-v1", "microsoft/graphcodebert-base",
+        "microsoft/unixcoder-base", "Salesforce/codet5-base", "Salesforce/codet5p-220m",
+        "Salesforce/codegen-350M-mono", "bigcode/starcoderbase-1b", "bigcode/tiny_starcoder_py",
+        "bigcode/santacoder", "codellama/CodeLlama-7b-hf", "codesage/codesage-small",
+        "facebook/incoder-1B", "deepseek-ai/deepseek-coder-1.3b-base", "Qwen/Qwen2.5-Coder-0.5B",
+        "stabilityai/stable-code-3b", "/models/codet5-base-encoder", "CODEBERT_finetuned",
+    ],
+)
+def test_code_model_names(name):
+    assert loading.is_code_model_name(name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "t5-encoder", "my-decoder", "bert-base-uncased-decoder", "encoder-only", "decoder_only_lm",
+        "sentence-transformers/all-MiniLM-L6-v2", "google/t5-v1_1-small-encoder", "roberta-base",
+        "facebook/encodec_24khz", "unicode-bert", "barcode-reader", "gpt2", "",
+    ],
+)
+def test_names_that_are_not_code_models(name):
+    assert not loading.is_code_model_name(name)
 
 
 def test_code_model_is_judged_by_name(tmp_path):
@@ -168,15 +196,58 @@ def test_bin_weights_load_only_as_plain_tensors(tmp_path):
     assert not sentinel.exists()
 
 
-def test_weights_that_do_not_match_are_refused(tmp_path):
-    folder = copy_model("codebert", tmp_path / "partial")
+@pytest.mark.parametrize("kind, key", [("codebert", "encoder.layer.0.attention.self.query.weight"),
+                                       ("codet5-encoder", "encoder.block.1.layer.1.DenseReluDense.wi.weight")])
+def test_weights_that_do_not_match_are_refused(tmp_path, capfd, kind, key):
+    folder = copy_model(kind, tmp_path / "partial")
     from safetensors.torch import load_file, save_file
 
     state = load_file(folder / "model.safetensors")
-    del state["encoder.layer.0.attention.self.query.weight"]
+    del state[key]
     save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
-    with pytest.raises(ModelLoadError, match="would be random"):
+    with pytest.raises(ModelLoadError, match="1 weights would be random") as err:
         load_model(str(folder))
+    assert key in str(err.value) and "\n" not in str(err.value)
+    assert capfd.readouterr().err == ""  # transformers' load table stays off the terminal
+
+
+def test_t5_encoder_checkpoint_gives_the_full_checkpoints_encoder(tmp_path, capfd):
+    """CodeT5 as AST-Probe saved it (the encoder alone) loads, and computes exactly what the
+    encoder of the full encoder-decoder checkpoint computes."""
+    from transformers import T5EncoderModel
+
+    full = tiny_model("codet5")
+    with loading._quiet_loading():
+        encoder = T5EncoderModel.from_pretrained(full)
+    alone = tmp_path / "codet5-encoder-only"
+    encoder.save_pretrained(alone)
+    for f in full.iterdir():
+        if f.name.startswith(("tokenizer", "special_tokens", "vocab", "merges")):
+            shutil.copy(f, alone / f.name)
+    config = json.loads((alone / "config.json").read_text())
+    assert config["architectures"] == ["T5EncoderModel"] and config["is_encoder_decoder"] is False
+    capfd.readouterr()
+    a, b = load_model(str(full), device="cpu"), load_model(str(alone), device="cpu")
+    assert capfd.readouterr().err == ""  # the full checkpoint's unused decoder weights: no table
+    assert b.info.architecture == "T5EncoderModel" and b.info.missing_weights == ()
+    ids = a.tokenizer("def f(x): return x", return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        ha, hb = (m.model(input_ids=ids, output_hidden_states=True).hidden_states for m in (a, b))
+    assert all(torch.equal(x, y) for x, y in zip(ha, hb))
+
+
+def test_a_failed_load_is_one_line(tmp_path, capfd):
+    """Weights of the wrong shape: transformers raises after printing its table; codeprobe
+    keeps the table off the terminal and says what was wrong in one line."""
+    folder = copy_model("codebert", tmp_path / "shapes")
+    config = json.loads((folder / "config.json").read_text())
+    config["intermediate_size"] = 96
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError) as err:
+        load_model(str(folder))
+    message = str(err.value)
+    assert "\n" not in message and "wrong shape: encoder.layer.{0, 1}." in message
+    assert capfd.readouterr().err == ""
 
 
 def test_directory_without_weights(tmp_path):

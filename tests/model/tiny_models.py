@@ -58,6 +58,17 @@ def codet5_dir(folder: Path) -> Path:
                 folder)
 
 
+def codet5_encoder_dir(folder: Path) -> Path:
+    """CodeT5's real config and tokenizer, shrunk, saved as the encoder alone
+    (`architectures: ["T5EncoderModel"]`), the form AST-Probe used for CodeT5."""
+    from transformers import AutoTokenizer, T5Config, T5EncoderModel
+
+    src = shared_path("models", "codet5-base-tokenizer")
+    config = T5Config.from_pretrained(src, num_layers=2, d_model=64, d_kv=16, num_heads=4, d_ff=128)
+    torch.manual_seed(0)
+    return save(T5EncoderModel(config), AutoTokenizer.from_pretrained(src), folder)
+
+
 def gpt2_dir(folder: Path) -> Path:
     """GPT-2 (causal LM head checkpoint) with a byte-level BPE tokenizer lacking a pad token."""
     from transformers import GPT2Config, GPT2LMHeadModel, GPT2Tokenizer
@@ -106,8 +117,8 @@ def unixcoder_dir(folder: Path) -> Path:
     return save(RobertaModel(config), tok, folder)
 
 
-BUILDERS = {"codebert": codebert_dir, "codet5": codet5_dir, "gpt2": gpt2_dir, "llama": llama_dir,
-            "unixcoder": unixcoder_dir}
+BUILDERS = {"codebert": codebert_dir, "codet5": codet5_dir, "codet5-encoder": codet5_encoder_dir,
+            "gpt2": gpt2_dir, "llama": llama_dir, "unixcoder": unixcoder_dir}
 
 
 @lru_cache(maxsize=None)

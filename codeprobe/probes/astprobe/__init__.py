@@ -1,7 +1,8 @@
 """AST-Probe (Hernández López et al., ASE 2022): recover a snippet's AST from a model's hidden
 states through a linear projection (see docs/astprobe-results.md for numbers).
 
-    tuples        (d, c, u) from a tree          recovery  trees from (d, c, u), P / R / F1
+    preprocess    the reference's docstring removal
+    tuples        (d, c, u) from a tree          recovery  trees from (d, c, u), P / R / F1, recall per label
     probe         the torch module and loss      training  fit / predict / evaluate on vectors
     cache / data  token vectors, once per model  estimator ASTProbe: fit, score, predict, save
     sweeps        layer / rank sweeps, baselines multilingual  shared subspace, transfer
@@ -11,13 +12,16 @@ from codeprobe.probes.astprobe.cache import VectorCache, cached_vectors
 from codeprobe.probes.astprobe.data import ProbeSplit, prepare_split
 from codeprobe.probes.astprobe.estimator import ASTProbe, RecoveredTree
 from codeprobe.probes.astprobe.multilingual import LanguageProbe, fit_languages, transfer, transfer_matrix
+from codeprobe.probes.astprobe.preprocess import remove_docstrings
 from codeprobe.probes.astprobe.probe import ProbeModule
 from codeprobe.probes.astprobe.recovery import (
     BAD_ROOT,
     Constituents,
+    LabelRecall,
     SnippetScores,
     TupleBatch,
     constituents,
+    recall_by_label,
     render_tree,
     score,
     split_spans,
@@ -54,6 +58,7 @@ __all__ = [
     "ASTTuple",
     "Constituents",
     "FitResult",
+    "LabelRecall",
     "LabelVocab",
     "LanguageProbe",
     "ProbeData",
@@ -80,6 +85,8 @@ __all__ = [
     "prepare_split",
     "random_weights",
     "rank_sweep",
+    "recall_by_label",
+    "remove_docstrings",
     "render_tree",
     "select_on_validation",
     "score",

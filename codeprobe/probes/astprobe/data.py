@@ -5,8 +5,10 @@ parse cleanly, have at least two code tokens and fit the model whole, their gold
 a `VectorCache` with every layer's token vectors. `ProbeSplit.data(layer)` is then all a fit or
 an evaluation at that layer needs.
 
-Token vectors are the mean of each code token's subword vectors, computed on the real source
-text (aligned by character offsets), not on the reference's re-spaced token string.
+Token vectors are the mean of each code token's subword vectors, computed by default on the real
+source text (aligned by character offsets); `model_input="code_tokens"` feeds the reference's
+re-spaced token string instead (still aligned by offsets). `remove_docstrings` and
+`drop_line_continuations` apply the reference's preprocessing (see `preprocess`, `tuples`).
 """
 
 from __future__ import annotations
@@ -20,15 +22,17 @@ from functools import cached_property
 import numpy as np
 
 from codeprobe.errors import InputError
-from codeprobe.model import Extractor
+from codeprobe.model import Extractor, Snippet
 from codeprobe.probes.astprobe.cache import CacheItem, VectorCache, cached_vectors
 from codeprobe.probes.astprobe.recovery import TupleBatch
 from codeprobe.probes.astprobe.training import ProbeData
-from codeprobe.probes.astprobe.tuples import ASTTuple, tree_tuple
+from codeprobe.probes.astprobe.preprocess import remove_docstrings as strip_docstrings
+from codeprobe.probes.astprobe.tuples import ASTTuple, tree_tuple, tuple_tokens
 from codeprobe.syntax import parse
 from codeprobe.syntax.languages import canonical_language
 
 MIN_TOKENS = 2
+MODEL_INPUTS = ("source", "code_tokens")
 
 
 @dataclass(frozen=True, eq=False)
@@ -37,11 +41,14 @@ class ProbeSplit:
 
     Attributes:
         language: canonical language name.
-        ids, codes: the kept snippets, in cache order.
+        ids, codes: the kept snippets, in cache order; `codes` are the texts the tuples' token
+            spans index (after `remove_docstrings`, the rewritten text).
         tuples: their gold (d, c, u).
         cache: their token vectors, every layer.
         dropped: count of snippets left out, per reason ("parse_error", "too_few_tokens",
             "does_not_fit_model").
+        options: the switches that made it (`remove_docstrings`, `drop_line_continuations`,
+            `model_input`).
     """
 
     language: str
@@ -50,6 +57,7 @@ class ProbeSplit:
     tuples: tuple[ASTTuple, ...]
     cache: VectorCache
     dropped: dict[str, int] = field(default_factory=dict)
+    options: dict[str, object] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -88,6 +96,9 @@ def prepare_split(
     cache_root: str | os.PathLike,
     *,
     model_label: str | None = None,
+    remove_docstrings: bool = False,
+    drop_line_continuations: bool = False,
+    model_input: str = "source",
 ) -> ProbeSplit:
     """Parse, extract gold tuples, and encode (or reopen the cache of) one split.
 
@@ -99,13 +110,28 @@ def prepare_split(
             named by a fingerprint of the model and the snippets, so reruns reuse it.
         model_label: recorded with the cache (e.g. "random weights", which changes the
             fingerprint so that it does not collide with the real model's cache).
+        remove_docstrings: rewrite each snippet as the reference's preprocessing does before
+            parsing (docstrings, comments, line continuations and blank lines go; see
+            `preprocess.remove_docstrings`); the model reads the rewritten text. Python code its
+            tokenizer rejects, or that no longer parses, counts as "parse_error".
+        drop_line_continuations: leave `line_continuation` leaves out of the tuples (see
+            `tuples.tree_tuple`).
+        model_input: "source" (the snippet's text) or "code_tokens" (the tuple's tokens joined
+            by single spaces, as the reference fed its models).
+
+    Raises:
+        InputError: an unknown `model_input`, or snippets that are not snippets.
     """
+    if model_input not in MODEL_INPUTS:
+        raise InputError(f"model_input must be one of {', '.join(MODEL_INPUTS)}, got {model_input!r}")
     language = canonical_language(language)
     pairs = as_pairs(snippets)
     dropped: Counter[str] = Counter()
     kept: list[tuple[str, str, ASTTuple]] = []
     for ident, code in pairs:
         try:
+            if remove_docstrings:
+                code = strip_docstrings(code, language)
             tree = parse(code, language)
         except InputError:
             dropped["parse_error"] += 1
@@ -113,12 +139,12 @@ def prepare_split(
         if tree.has_errors:
             dropped["parse_error"] += 1
             continue
-        t = tree_tuple(tree) if len(tree.tokens(collapse_strings=True)) else None
-        if t is None or t.n_tokens < MIN_TOKENS:
+        n_tokens = len(tuple_tokens(tree, drop_line_continuations=drop_line_continuations))
+        if n_tokens < MIN_TOKENS:
             dropped["too_few_tokens"] += 1
             continue
-        kept.append((ident, code, t))
-    items = [CacheItem(i, c, t.tokens.start_char, t.tokens.end_char) for i, c, t in kept]
+        kept.append((ident, code, tree_tuple(tree, drop_line_continuations=drop_line_continuations)))
+    items = [_cache_item(i, c, t, model_input) for i, c, t in kept]
     cache = cached_vectors(cache_root, items, extractor, model_label=model_label)
     by_id = {i: (c, t) for i, c, t in kept}
     if cache.skipped:
@@ -133,7 +159,17 @@ def prepare_split(
         tuples=tuple(by_id[i][1] for i in cache.ids),
         cache=cache,
         dropped=dict(dropped),
+        options={"remove_docstrings": remove_docstrings, "drop_line_continuations": drop_line_continuations,
+                 "model_input": model_input},
     )
+
+
+def _cache_item(ident: str, code: str, t: ASTTuple, model_input: str) -> CacheItem:
+    """What the model reads for one snippet, with the tuple tokens' spans in that text."""
+    if model_input == "code_tokens":
+        joined = Snippet.joined(ident, t.tokens.texts)
+        return CacheItem(ident, joined.code, joined.token_starts, joined.token_ends)
+    return CacheItem(ident, code, t.tokens.start_char, t.tokens.end_char)
 
 
 def ensure_nonempty(splits: Sequence[ProbeSplit], names: Sequence[str]) -> None:

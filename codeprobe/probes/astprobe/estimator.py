@@ -24,7 +24,7 @@ from codeprobe.errors import InputError, ModelLoadError
 from codeprobe.model import Extractor, LoadedModel, load_model
 from codeprobe.probes.astprobe.data import ProbeSplit, as_pairs, ensure_nonempty, prepare_split
 from codeprobe.probes.astprobe.probe import ProbeModule
-from codeprobe.probes.astprobe.recovery import constituents, score
+from codeprobe.probes.astprobe.recovery import LabelRecall, constituents, recall_by_label, score
 from codeprobe.probes.astprobe.training import (
     FitResult,
     ProbeScores,
@@ -88,6 +88,14 @@ class ASTProbe:
         device: where the model runs (None: CUDA if available); the probe trains on
             `config.device`.
         extraction_batch_size: snippets per forward pass of the model.
+        remove_docstrings: rewrite every snippet as the reference code's preprocessing does
+            (Python: docstrings and other line-initial strings, comments, line continuations and
+            blank lines removed; other languages: comments) before parsing it and before the
+            model reads it. Off by default; see docs/paper-switches.md for its effect.
+        drop_line_continuations: leave Python's `line_continuation` leaves (backslash-newline)
+            out of the tuples, as the reference's preprocessing does.
+        model_input: "source" (the snippet's text, default) or "code_tokens" (the tuple's
+            tokens joined by single spaces, as the reference fed its models).
     """
 
     def __init__(
@@ -103,6 +111,9 @@ class ASTProbe:
         cache_dir: str | os.PathLike | None = None,
         device: str | None = None,
         extraction_batch_size: int = 16,
+        remove_docstrings: bool = False,
+        drop_line_continuations: bool = False,
+        model_input: str = "source",
     ) -> None:
         self.rank = rank
         self.layer = layer
@@ -114,6 +125,9 @@ class ASTProbe:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.device = device
         self.extraction_batch_size = extraction_batch_size
+        self.remove_docstrings = remove_docstrings
+        self.drop_line_continuations = drop_line_continuations
+        self.model_input = model_input
         self._extractor: Extractor | None = None
         self.module_: ProbeModule | None = None
         self.vocabs_: tuple[LabelVocab, LabelVocab] | None = None
@@ -167,6 +181,17 @@ class ASTProbe:
         """Mean F1 of the recovered trees (higher is better, as scikit-learn expects)."""
         return self.evaluate(X).f1
 
+    def recall_by_label(self, X) -> LabelRecall:
+        """Recall of the gold constituents per non-terminal label on `X`: the reference code's
+        table (see `recovery.LabelRecall`)."""
+        return self.recall_by_label_split(self.prepare(as_pairs(X)))
+
+    def recall_by_label_split(self, split: ProbeSplit) -> LabelRecall:
+        module, vocabs = self._fitted()
+        ensure_nonempty([split], ["evaluation"])
+        pred = predict(module, split.data(self.layer), vocabs, self.config.device).tuples
+        return recall_by_label(pred, split.gold)
+
     def predict(self, X) -> list[RecoveredTree]:
         """The recovered tree of every usable snippet of `X` (see `ProbeSplit.dropped`)."""
         return self.predict_split(self.prepare(as_pairs(X)))
@@ -210,6 +235,9 @@ class ASTProbe:
             extractor or self.extractor(),
             self.cache_dir,
             model_label=model_label,
+            remove_docstrings=self.remove_docstrings,
+            drop_line_continuations=self.drop_line_continuations,
+            model_input=self.model_input,
         )
 
     def extractor(self) -> Extractor:
@@ -248,6 +276,9 @@ class ASTProbe:
             "vocabularies": {self.language: {"c": list(c_vocab.labels), "u": list(u_vocab.labels)}},
             "grammars": {self.language: {"package": grammar.package, "version": grammar.package_version}},
             "random_state": self.random_state,
+            "remove_docstrings": self.remove_docstrings,
+            "drop_line_continuations": self.drop_line_continuations,
+            "model_input": self.model_input,
             "config": asdict(self.config),
             "training": None if result is None else {
                 "best_epoch": result.best_epoch,
@@ -286,6 +317,12 @@ class ASTProbe:
             model=model if model is not None else settings["model"],
             random_state=settings["random_state"],
             config=kwargs.pop("config", config),
+            # Probes saved before these switches existed used the defaults.
+            remove_docstrings=kwargs.pop("remove_docstrings", settings.get("remove_docstrings", False)),
+            drop_line_continuations=kwargs.pop(
+                "drop_line_continuations", settings.get("drop_line_continuations", False)
+            ),
+            model_input=kwargs.pop("model_input", settings.get("model_input", "source")),
             **kwargs,
         )
         vocab = settings["vocabularies"][language]

@@ -7,6 +7,9 @@ tokens (prev_ge + 1) .. next_gt. Both neighbours are found for every position of
 once by binary lifting over a sparse max table, with +inf sentinels between snippets:
 O(N log N) numpy work for a whole evaluation set.
 
+`recall_by_label` gives the reference code's per-non-terminal recall table from the same
+constituents.
+
 Post-processing (spec): `<empty>` nodes disappear (a predicted `<empty>` root stays, renamed
 `bad_root`), unary labels become nodes above their leaves, and a chain label `a<sep>b` becomes
 one node per label. A constituent is (label, set of token indices); sets here are always
@@ -204,22 +207,51 @@ def constituents(batch: TupleBatch, labels: _LabelAtoms | None = None) -> Consti
     )
 
 
-def score(pred: TupleBatch, gold: TupleBatch) -> SnippetScores:
-    """Per-snippet P, R, F1 of the predicted trees against the gold trees.
+@dataclass(frozen=True)
+class LabelRecall:
+    """Recall of the gold constituents per non-terminal label over a split: the table the
+    reference code reports (arXiv 2206.11719; its `get_recall_non_terminal`), most recalled
+    first.
 
-    P = hits / #pred, R = hits / #gold, F1 = 2PR / (P + R), each 0 where its denominator is 0;
-    hits counts predicted constituents (with repeats) that appear in the gold list.
+    For each snippet and each label L its gold tree has, recall_L = (predicted constituents,
+    with repeats, that equal a gold constituent labelled L) / (gold constituents labelled L);
+    `recall` is the mean of that over the snippets whose gold tree has L (so a repeated
+    predicted constituent can push one snippet's value above 1, as in the reference).
+
+    Attributes:
+        labels: (m,) the non-terminal labels (single labels: chains are expanded).
+        recall: float64 (m,), mean recall per label.
+        n_snippets: int64 (m,), snippets whose gold tree has the label.
+        n_gold: int64 (m,), gold constituents with the label, over all snippets.
     """
+
+    labels: tuple[str, ...]
+    recall: np.ndarray
+    n_snippets: np.ndarray
+    n_gold: np.ndarray
+
+    def as_dict(self) -> dict[str, float]:
+        """{label: mean recall}, the reference's output."""
+        return {x: float(r) for x, r in zip(self.labels, self.recall)}
+
+    def format(self) -> str:
+        """A printable table: label, recall, snippets, gold constituents."""
+        width = max([len("label"), *map(len, self.labels)])
+        lines = [f"{'label':<{width}}  recall  snippets  constituents"]
+        for x, r, s, g in zip(self.labels, self.recall, self.n_snippets, self.n_gold):
+            lines.append(f"{x:<{width}}  {r:6.4f}  {s:8d}  {g:12d}")
+        return "\n".join(lines)
+
+
+def _matched(pred: TupleBatch, gold: TupleBatch):
+    """Per chunk of snippets: (first snippet, predicted and gold constituents, which predicted
+    ones are in the gold list). Keys (snippet, label, lo, hi) are packed into int64; chunks keep
+    them below 2**62."""
     if not np.array_equal(pred.lengths, gold.lengths):
         raise InputError("predicted and gold batches differ in snippets or token counts")
     atoms = _LabelAtoms.of(pred, gold)
     b = len(gold)
     width = int(gold.lengths.max()) if b else 1
-    precision = np.zeros(b)
-    recall = np.zeros(b)
-    if b == 0:
-        return SnippetScores(precision, recall, np.zeros(0))
-    # Keys (snippet, label, lo, hi) packed into int64; chunks keep them below 2**62.
     per_snippet = len(atoms.atoms) * width * width
     chunk = max(1, _KEY_LIMIT // per_snippet)
     for first in range(0, b, chunk):
@@ -227,6 +259,19 @@ def score(pred: TupleBatch, gold: TupleBatch) -> SnippetScores:
         p = constituents(_slice(pred, sel), atoms)
         g = constituents(_slice(gold, sel), atoms)
         hit = np.isin(_keys(p, len(atoms.atoms), width), _keys(g, len(atoms.atoms), width))
+        yield sel, p, g, hit
+
+
+def score(pred: TupleBatch, gold: TupleBatch) -> SnippetScores:
+    """Per-snippet P, R, F1 of the predicted trees against the gold trees.
+
+    P = hits / #pred, R = hits / #gold, F1 = 2PR / (P + R), each 0 where its denominator is 0;
+    hits counts predicted constituents (with repeats) that appear in the gold list.
+    """
+    b = len(gold)
+    precision = np.zeros(b)
+    recall = np.zeros(b)
+    for sel, p, g, hit in _matched(pred, gold):
         n = sel.stop - sel.start
         hits = np.bincount(p.snippet[hit], minlength=n)
         n_pred = np.bincount(p.snippet, minlength=n)
@@ -236,6 +281,40 @@ def score(pred: TupleBatch, gold: TupleBatch) -> SnippetScores:
     total = precision + recall
     f1 = np.divide(2 * precision * recall, total, out=np.zeros(b), where=total > 0)
     return SnippetScores(precision, recall, f1)
+
+
+def recall_by_label(pred: TupleBatch, gold: TupleBatch) -> LabelRecall:
+    """The reference's per-non-terminal recall table of predicted against gold trees (see
+    `LabelRecall`). Raises InputError if the batches differ in snippets or token counts."""
+    pairs, counts, recalls = [], [], []
+    labels: tuple[str, ...] = ()
+    for sel, p, g, hit in _matched(pred, gold):
+        labels = p.labels
+        n_labels = len(labels)
+        # (snippet, label) pairs of the gold trees, and the matched predictions falling in each.
+        gold_pair = (g.snippet + sel.start) * n_labels + g.label
+        pair, n_gold = np.unique(gold_pair, return_counts=True)
+        matched = (p.snippet[hit] + sel.start) * n_labels + p.label[hit]
+        hits = np.bincount(np.searchsorted(pair, matched), minlength=pair.size)
+        pairs.append(pair % n_labels)
+        counts.append(n_gold)
+        recalls.append(hits / n_gold)
+    label = np.concatenate(pairs) if pairs else np.zeros(0, np.int64)
+    n_gold = np.concatenate(counts) if counts else np.zeros(0, np.int64)
+    recall = np.concatenate(recalls) if recalls else np.zeros(0)
+    m = len(labels)
+    n_snippets = np.bincount(label, minlength=m)
+    total = np.bincount(label, weights=recall, minlength=m)
+    present = np.flatnonzero(n_snippets)
+    mean = total[present] / n_snippets[present]
+    order = np.array(sorted(range(present.size), key=lambda k: (-mean[k], labels[present[k]])), dtype=np.int64)
+    rows = present[order]
+    return LabelRecall(
+        labels=tuple(labels[k] for k in rows),
+        recall=mean[order],
+        n_snippets=n_snippets[rows].astype(np.int64),
+        n_gold=np.bincount(label, weights=n_gold, minlength=m)[rows].astype(np.int64),
+    )
 
 
 def _keys(c: Constituents, n_labels: int, width: int) -> np.ndarray:

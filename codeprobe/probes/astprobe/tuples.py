@@ -15,6 +15,11 @@ j = k - 1 for the last one. With P(v) the sum of these costs from the root, the 
 hanging at a node's position reaches its deepest token t at height max P(t) - P(node); so
 d_i = max P over the tokens right of the split - P(lca) - (helper nodes above the split), one
 range maximum per token pair.
+
+Two switches follow the reference code (arXiv 2206.11719) rather than the paper's text:
+`drop_line_continuations` leaves Python's `line_continuation` leaves (backslash-newline) out of
+the tokens, and `code_tuple(..., remove_docstrings=True)` first rewrites the code as the
+reference's preprocessing does (see `preprocess.remove_docstrings`).
 """
 
 from __future__ import annotations
@@ -25,10 +30,12 @@ import numpy as np
 
 from codeprobe.errors import EmptyCodeError
 from codeprobe.probes.astprobe._rmq import max_table, range_max
+from codeprobe.probes.astprobe.preprocess import remove_docstrings as strip_docstrings
 from codeprobe.syntax import CodeTokens, SyntaxTree, parse
 
 EMPTY = "<empty>"
 SEP = "<sep>"
+LINE_CONTINUATION = "line_continuation"  # tree-sitter-python's leaf for backslash-newline
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,18 +59,43 @@ class ASTTuple:
         return len(self.u)
 
 
-def code_tuple(code: str, language: str) -> ASTTuple:
-    """Parse `code` and extract its tuple (see `tree_tuple`)."""
-    return tree_tuple(parse(code, language))
+def code_tuple(
+    code: str, language: str, *, remove_docstrings: bool = False, drop_line_continuations: bool = False
+) -> ASTTuple:
+    """Parse `code` and extract its tuple (see `tree_tuple`).
+
+    With `remove_docstrings`, the code is first rewritten as the reference does it
+    (`preprocess.remove_docstrings`); the tuple's tokens then index the rewritten text
+    (`tokens.tree.code`). Raises InputError if Python's tokenizer rejects the code.
+    """
+    if remove_docstrings:
+        code = strip_docstrings(code, language)
+    return tree_tuple(parse(code, language), drop_line_continuations=drop_line_continuations)
 
 
-def tree_tuple(tree: SyntaxTree) -> ASTTuple:
+def tuple_tokens(tree: SyntaxTree, *, drop_line_continuations: bool = False) -> CodeTokens:
+    """The tokens a tuple is made of: string-collapsed, comments dropped, and with
+    `drop_line_continuations` no `line_continuation` leaf."""
+    tokens = tree.tokens(collapse_strings=True)
+    if not drop_line_continuations or LINE_CONTINUATION not in tree.type_names:
+        return tokens
+    keep = ~tree.node_types_matching(lambda name: name == LINE_CONTINUATION)[tokens.node]
+    return CodeTokens(tree=tree, node=tokens.node[keep], collapse_strings=True)
+
+
+def tree_tuple(tree: SyntaxTree, *, drop_line_continuations: bool = False) -> ASTTuple:
     """The (d, c, u) tuple of a parsed snippet.
+
+    Args:
+        tree: the parsed snippet.
+        drop_line_continuations: leave `line_continuation` leaves out, as the reference's
+            preprocessing does (its tokenizer-based rewrite joins continued lines); a node left
+            without tokens is pruned like any other.
 
     Raises:
         EmptyCodeError: the tree has no code token (only comments, say).
     """
-    tokens = tree.tokens(collapse_strings=True)
+    tokens = tuple_tokens(tree, drop_line_continuations=drop_line_continuations)
     n = len(tokens)
     if n == 0:
         raise EmptyCodeError("the code has no tokens once comments are dropped")

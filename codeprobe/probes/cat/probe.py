@@ -9,6 +9,12 @@ Per snippet (spec "Pipeline"): the whole function is parsed (the AST covers it a
 sees it cut at a code-token boundary to `max_subwords` (256, specials included, as the paper);
 one forward pass gives the token attention of every layer; D is the U-AST (or AST) distance
 over all code tokens, restricted to the tokens the model saw.
+
+Two switches follow the reference code (arXiv 2210.04633) where it differs from this default:
+`model_input="code_tokens"` feeds the code tokens joined by single spaces (whitespace inside a
+token collapsed), as the reference fed CodeSearchNet's `code_tokens`, instead of the source text;
+`head_pooling="max"` takes the maximum over heads of the subword attention instead of the mean.
+Either way subwords are aligned to tokens by character offsets in the text the model saw.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ from codeprobe.syntax import ast_distance, grammar_info, parse, uast_distance
 from codeprobe.syntax.languages import canonical_language
 
 DISTANCES = {"uast": uast_distance, "ast": ast_distance}
+MODEL_INPUTS = ("source", "code_tokens")
+HEAD_POOLINGS = ("mean", "max")
 DEFAULT_MAX_SUBWORDS = 256  # the paper's input limit, special tokens included
 
 # Why a snippet produced no sample (the reasons of codeprobe.datasets where they overlap).
@@ -100,6 +108,12 @@ class CATProbe:
         quantile: q; thresholds are the q-quantile of A and the (1 - q)-quantile of D.
         random_state: seed of the random-attention baseline.
         per_head: also score every head (rows with head = 0..H-1 beside the head mean, -1).
+        model_input: what the model reads: "source" (the snippet's text, default) or
+            "code_tokens" (the code tokens joined by single spaces, whitespace inside a token
+            collapsed: the reference's input; layout, comments and blank lines are gone).
+        head_pooling: how a layer's heads become one attention matrix before the block mean:
+            "mean" (default, the spec's) or "max" (the reference's other choice); rows with
+            head = -1 then hold the head maximum. Not with per_head.
         top_k: k of "topk".
         max_subwords: model input limit, special tokens included (cut at a token boundary).
         batch_size: snippets per forward pass.
@@ -115,6 +129,8 @@ class CATProbe:
         random_state: int = 0,
         per_head: bool = False,
         *,
+        model_input: str = "source",
+        head_pooling: str = "mean",
         top_k: int = DEFAULT_TOP_K,
         max_subwords: int = DEFAULT_MAX_SUBWORDS,
         batch_size: int = 16,
@@ -127,11 +143,19 @@ class CATProbe:
             raise InputError(f"distance must be one of {', '.join(DISTANCES)}, got {distance!r}")
         if top_k < 1:
             raise InputError(f"top_k must be >= 1, got {top_k}")
+        if model_input not in MODEL_INPUTS:
+            raise InputError(f"model_input must be one of {', '.join(MODEL_INPUTS)}, got {model_input!r}")
+        if head_pooling not in HEAD_POOLINGS:
+            raise InputError(f"head_pooling must be one of {', '.join(HEAD_POOLINGS)}, got {head_pooling!r}")
+        if per_head and head_pooling != "mean":
+            raise InputError("per_head scores every head beside the head mean; head_pooling='max' needs per_head=False")
         self.types = types
         self.distance = distance
         self.quantile = check_quantile(quantile)
         self.random_state = int(random_state)
         self.per_head = bool(per_head)
+        self.model_input = model_input
+        self.head_pooling = head_pooling
         self.top_k = int(top_k)
         self.max_subwords = int(max_subwords)
         self.batch_size = int(batch_size)
@@ -148,7 +172,7 @@ class CATProbe:
         return Extractor(
             model,
             batch_size=self.batch_size,
-            heads="all" if self.per_head else "mean",
+            heads="all" if self.per_head else self.head_pooling,
             vectors=False,
             length_policy="truncate",
             max_subwords=self.max_subwords,
@@ -167,17 +191,13 @@ class CATProbe:
         return self._inputs(items, lang, self.extractor(model))
 
     def _inputs(self, items: Iterator[tuple[str, str]], language: str, extractor: Any):
-        from codeprobe.model import Snippet as ModelSnippet
-
         # Windows as large as the extractor's length buckets; the next window is parsed and its
         # distances computed in a background thread while the model runs on this one.
         window = self.batch_size * getattr(extractor, "bucket_batches", 1)
         chunks = iter(lambda: list(islice(items, window)), [])
         for parsed in prefetched(chunks, lambda chunk: [self._parse(i, c, language) for i, c in chunk]):
             runnable = {k: x for k, x in enumerate(parsed) if not isinstance(x, SkippedSample)}
-            results = extractor.extract(
-                [ModelSnippet.from_tokens(k, tokens.tree.code, tokens) for k, (_, tokens, _) in runnable.items()]
-            )
+            results = extractor.extract([self._model_snippet(k, tokens) for k, (_, tokens, _) in runnable.items()])
             by_index = {r.id: r for r in results}
             for k, x in enumerate(parsed):
                 if isinstance(x, SkippedSample):
@@ -213,6 +233,14 @@ class CATProbe:
             return SkippedSample(ident, SKIP_PARSE_ERROR)
         tokens = tree.tokens()
         return ident, tokens, DISTANCES[self.distance](tokens)
+
+    def _model_snippet(self, key: int, tokens: Any):
+        """What the model reads for one snippet, with the tokens' spans in that text."""
+        from codeprobe.model import Snippet as ModelSnippet
+
+        if self.model_input == "code_tokens":
+            return ModelSnippet.joined(key, tokens.texts, collapse_whitespace=True)
+        return ModelSnippet.from_tokens(key, tokens.tree.code, tokens)
 
     def score(self, snippets: Iterable[Any], model: Any = None, language: str | None = None) -> CATResult:
         """CAT-scores of `model` on `snippets` (all in one language): per-sample rows,
@@ -251,6 +279,9 @@ class CATProbe:
         return {
             "distance": self.distance,
             "per_head": self.per_head,
+            "model_input": self.model_input,
+            # An Extractor given as the model brings its own head pooling.
+            "head_pooling": {"all": "mean"}.get(extractor.heads, extractor.heads),
             "max_subwords": extractor.max_subwords,
             "allow_parse_errors": self.allow_parse_errors,
             "model": extractor.info.as_dict(),
