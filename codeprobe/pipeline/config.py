@@ -30,12 +30,15 @@ class RunConfig:
         shard_size: snippets per shard of CAT work (the unit of caching and resuming).
         cat: run CAT-probing; cat_types: "paper" | "topk" | "all" | "auto" (paper where the
             spec has a list for the language, else all); cat_distance: "uast" | "ast";
-            quantile: the CAT quantile; cat_max_subwords: model input limit (the paper's 256).
+            quantile: the CAT quantile; cat_max_subwords: model input limit (the paper's 256);
+            cat_per_head: also score every attention head (for the report's layer x head map;
+            not with cat_types "topk").
         astprobe: run AST-Probe; rank: probe rank of the layer sweep; ranks: rank sweep at the
             best layer (empty: none); layers: hidden-state indices (empty: all);
             max_epochs / patience: training budget; random_baseline: also probe the same
             architecture with random weights.
         batch_size: snippets per forward pass; device: "cpu", "cuda", or None (automatic).
+        explorer_snippets: test snippets sampled for the report's snippet explorer (0: none).
     """
 
     models: tuple[str, ...] = (DEFAULT_MODEL,)
@@ -49,6 +52,7 @@ class RunConfig:
     cat_distance: str = "uast"
     quantile: float = 0.75
     cat_max_subwords: int = 256
+    cat_per_head: bool = True
     astprobe: bool = True
     rank: int = 128
     ranks: tuple[int, ...] = (8, 32, 128)
@@ -58,6 +62,7 @@ class RunConfig:
     random_baseline: bool = True
     batch_size: int = 16
     device: str | None = None
+    explorer_snippets: int = 20
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:

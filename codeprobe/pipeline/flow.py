@@ -27,9 +27,10 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE
 from prefect.filesystems import LocalFileSystem
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from codeprobe.pipeline import tasks
+from codeprobe.pipeline import tasks, views
 from codeprobe.pipeline.config import RunConfig, slug
 from codeprobe.pipeline.report import render_report, summarize_run
+from codeprobe.progress import outer_only, progress
 
 CACHE = INPUTS + TASK_SOURCE
 _TASK_OPTIONS = {"cache_policy": CACHE, "persist_result": True, "retries": 0}
@@ -38,6 +39,7 @@ prepare_data = task(tasks.prepare_data, name="prepare-data", **_TASK_OPTIONS)
 cat_shard = task(tasks.cat_shard, name="cat-shard", **_TASK_OPTIONS)
 cat_reduce = task(tasks.cat_reduce, name="cat-reduce", **_TASK_OPTIONS)
 astprobe_point = task(tasks.astprobe_point, name="astprobe-point", **_TASK_OPTIONS)
+explorer_sample = task(views.explorer_sample, name="explorer-sample", **_TASK_OPTIONS)
 
 
 def versions() -> dict[str, str]:
@@ -104,6 +106,7 @@ def cat_settings(cfg: RunConfig, language: str) -> dict[str, Any]:
         "quantile": cfg.quantile,
         "seed": cfg.seed,
         "max_subwords": cfg.cat_max_subwords,
+        "per_head": cfg.cat_per_head,
         "batch_size": cfg.batch_size,
         "device": cfg.device,
         "grammar": {"package": grammar.package, "version": grammar.package_version},
@@ -112,6 +115,7 @@ def cat_settings(cfg: RunConfig, language: str) -> dict[str, Any]:
 
 
 @flow(name="codeprobe-probing", task_runner=ThreadPoolTaskRunner(max_workers=4), validate_parameters=False)
+@outer_only()  # the run's own bars only: tasks' threads would draw over each other
 def probing_flow(config: dict[str, Any] | None = None, out_dir: str = "runs/main") -> str:
     """Run CAT-probing and AST-Probe over every (model, language, dataset) of `config`.
 
@@ -149,7 +153,10 @@ def probing_flow(config: dict[str, Any] | None = None, out_dir: str = "runs/main
                                   run / "astprobe" / slug(model) / key, run, log)
 
     summary = summarize_run(run, seconds=time.perf_counter() - started, versions=versions())
+    for job in views.explorer_jobs(run, cfg, summary):  # the report's snippet explorer
+        explorer_sample.with_options(**opts).submit(**job).result()
     report = render_report([run], run / "report.md")
+    views.write_report_html([run], run / "report.html")
     create_markdown_artifact(markdown=report.read_text(encoding="utf-8"), key="codeprobe-report",
                              description=f"codeprobe run {run}")
     rows = summary_rows(summary)
@@ -168,7 +175,7 @@ def _run_cat(cfg, opts, model, language, data_dir, n, out: Path, log) -> None:
         for k in range(n_shards)
     ]
     paths = []
-    for k, future in enumerate(futures):
+    for k, future in enumerate(progress(futures, desc=f"CAT {model}", unit="shard", inner=False)):
         paths.append(future.result())
         log.info("CAT %s / %s: shard %d/%d done", model, language, k + 1, n_shards)
     cat_reduce.with_options(**opts).submit(model, language, paths, settings, str(out)).result()
@@ -189,7 +196,7 @@ def _run_astprobe(cfg, opts, model, language, data_dir, layers, out: Path, run: 
     real = [(layer, submit(layer, cfg.rank, False)) for layer in layers]
     randoms = [(layer, submit(layer, cfg.rank, True)) for layer in layers] if cfg.random_baseline else []
     best_layer, best_f1 = None, -1.0
-    for layer, future in real:
+    for layer, future in progress(real, desc=f"AST-Probe {model}", unit="layer", inner=False):
         result = tasks.read_json(future.result())
         log.info("AST-Probe %s / %s: layer %d F1 %s", model, language, layer, result.get("f1"))
         if result.get("f1") is not None and result["f1"] > best_f1:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from codeprobe.pipeline.config import DEFAULT_MODEL
+from codeprobe.pipeline.views import write_head_scores
 
 _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
@@ -120,6 +121,7 @@ def cat_probe(settings: dict[str, Any]):
         random_state=settings["seed"],
         max_subwords=settings["max_subwords"],
         batch_size=settings["batch_size"],
+        per_head=settings.get("per_head", False),
     )
 
 
@@ -137,6 +139,7 @@ def cat_shard(model: str, language: str, data_dir: str, shard: int, shard_size: 
         extractor = probe.extractor(loaded_model(model, settings.get("device")))
         inputs = list(probe.inputs(snippets, extractor, language=language))
     samples = [x.sample for x in inputs if not isinstance(x, SkippedSample)]
+    samples = write_head_scores(samples, language, settings, out_path)  # per-head rows; shard keeps the mean
     skipped = [x for x in inputs if isinstance(x, SkippedSample)]
     arrays = shard_arrays(samples, skipped)
     path = Path(out_path)
@@ -170,7 +173,8 @@ def load_cat_shard(path: str):
     """The samples (and skipped samples) a `cat_shard` task wrote, in their original order."""
     from codeprobe.probes.cat.dataset import CATSample, SkippedSample
 
-    with np.load(path, allow_pickle=False) as z:
+    with np.load(path, allow_pickle=False) as npz:
+        z = {k: npz[k] for k in npz.files}  # NpzFile re-reads an array on every access
         lead = tuple(int(x) for x in z["attention_shape"])
         a_off = d_off = t_off = 0
         for sample_id, n in zip(z["ids"].tolist(), z["sizes"].tolist()):

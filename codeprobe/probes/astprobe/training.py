@@ -29,6 +29,7 @@ from codeprobe.errors import CodeprobeError, InputError
 from codeprobe.probes.astprobe.probe import ORTHOGONALITY_WEIGHT, BatchLayout, LossParts, ProbeModule, layout, loss_parts
 from codeprobe.probes.astprobe.recovery import SnippetScores, TupleBatch, score
 from codeprobe.probes.astprobe.vocab import UNKNOWN_ID, LabelVocab
+from codeprobe.progress import progress
 
 log = logging.getLogger("codeprobe.astprobe")
 
@@ -248,7 +249,7 @@ def _fit(train, valid, vocabs, rank: int, config: TrainConfig, random_state: int
         init_train = init_valid + config.orthogonality * float(module.orthogonality())
     history: list[EpochRecord] = []
     rollbacks: list[int] = []
-    for epoch in range(1, config.max_epochs + 1):
+    for epoch in progress(range(1, config.max_epochs + 1), desc="AST-Probe training", unit="epoch"):
         train_loss = _train_epoch(module, optimizer, enc_train, config, rng)
         valid_loss = _split_loss(module, enc_valid, config.device)
         lr = optimizer.param_groups[0]["lr"]

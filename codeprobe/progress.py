@@ -1,0 +1,71 @@
+"""Progress bars for long loops (extraction, scoring, probe training, a run), over tqdm.
+
+A bar is drawn on standard error only when standard error is a terminal: in a pipe, a log file,
+CI or a test, nothing is written. `TQDM_DISABLE=1` in the environment turns every bar off (tqdm
+reads it). Inside a run of the pipeline only the run's own bars are drawn: `outer_only()` mutes
+the library's inner bars, whose threads would otherwise redraw over each other.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+T = TypeVar("T")
+
+_MUTED = threading.Event()  # set while an outer bar (a pipeline run) owns the terminal
+
+
+def progress(
+    iterable: Iterable[T],
+    *,
+    total: int | None = None,
+    desc: str | None = None,
+    unit: str = "it",
+    inner: bool = True,
+    file=None,
+) -> Iterator[T]:
+    """Iterate `iterable` with a progress bar on `file` (default: standard error).
+
+    Args:
+        total: number of items when `iterable` has no len() (a generator); None = unknown.
+        desc: the bar's label, e.g. "CAT: extracting".
+        unit: what one item is ("snippet", "batch", "epoch").
+        inner: a library loop (muted under `outer_only`); False for a run's own bar.
+        file: the stream to draw on; no bar unless it is a terminal.
+    Returns:
+        An iterator over the same items, in order.
+    """
+    stream = sys.stderr if file is None else file
+    if (inner and _MUTED.is_set()) or not _is_tty(stream):
+        return iter(iterable)
+    from tqdm import tqdm
+
+    if total is None and hasattr(iterable, "__len__"):
+        total = len(iterable)  # type: ignore[arg-type]
+    # disable=None: tqdm's own check too (no bar on a non-terminal), and TQDM_DISABLE applies.
+    return iter(tqdm(iterable, total=total, desc=desc, unit=unit, file=stream, leave=not inner,
+                     dynamic_ncols=True, disable=None))
+
+
+@contextmanager
+def outer_only():
+    """Within the block, only bars made with `inner=False` are drawn (process-wide: the
+    pipeline's tasks run in worker threads)."""
+    was_set = _MUTED.is_set()
+    _MUTED.set()
+    try:
+        yield
+    finally:
+        if not was_set:
+            _MUTED.clear()
+
+
+def _is_tty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # closed or not a real stream
+        return False
