@@ -56,12 +56,13 @@ def console_problems(driver) -> list[str]:
     return [f"{e['level']}: {e['message']}" for e in driver.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
 
 
-def requested_urls(driver) -> list[str]:
-    """Every URL the page asked the network stack for (from the DevTools performance log)."""
+def requested_urls(driver, page_url: str) -> list[str]:
+    """Every URL requested for the document at `page_url` (the document itself included), from
+    the DevTools performance log; the browser's own start page is not ours to judge."""
     urls = []
     for entry in driver.get_log("performance"):
         message = json.loads(entry["message"])["message"]
-        if message.get("method") == "Network.requestWillBeSent":
+        if message.get("method") == "Network.requestWillBeSent" and message["params"].get("documentURL") == page_url:
             urls.append(message["params"]["request"]["url"])
     return urls
 

@@ -1,5 +1,5 @@
 // codeprobe's report and snippet explorer: hand-written SVG and canvas drawing, no library.
-// The data sits in <script type="application/json" id="codeprobe-data">; nothing is fetched.
+// The data sits in the JSON script element "codeprobe-data"; nothing is fetched.
 "use strict";
 (function () {
   const DATA = JSON.parse(document.getElementById("codeprobe-data").textContent);
@@ -61,7 +61,7 @@
 
   // ------------------------------------------------------------------ line chart
   // series: [{label, color, dash, points: [{x, y, lo, hi}], band, marker, group}]
-  function lineChart({ title, xLabel, yLabel, series, hlines = [], logX = false, width = 560, height = 320, yZero = true, stars = [] }) {
+  function lineChart({ title, xLabel, yLabel, series, hlines = [], logX = false, width = 480, height = 320, yZero = true, stars = [] }) {
     const m = { l: 52, r: 14, t: 26, b: 42 };
     const all = series.flatMap((s) => s.points);
     const xsAll = [...new Set(all.map((p) => p.x))].sort((a, b) => a - b);
@@ -78,12 +78,14 @@
     const root = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": title });
     root.append(Object.assign(svg("text", { x: m.l, y: 16, "font-weight": "600" }), { textContent: title }));
     const grid = svg("g", { class: "grid" }), axis = svg("g", { class: "axis" });
-    const nTicks = 5;
-    for (let i = 0; i <= nTicks; i++) {
-      const v = y0 + ((y1 - y0) * i) / nTicks;
+    // "Nice" ticks: steps of 1, 2 or 5 times a power of ten, about five of them.
+    const raw = (y1 - y0) / 5, mag = Math.pow(10, Math.floor(Math.log10(raw)));
+    const step = [1, 2, 5, 10].map((f) => f * mag).find((st) => st >= raw);
+    const digits = Math.max(0, -Math.floor(Math.log10(step)));
+    for (let v = Math.ceil(y0 / step - 1e-9) * step; v <= y1 + 1e-9; v += step) {
       grid.append(svg("line", { x1: m.l, x2: width - m.r, y1: Y(v), y2: Y(v) }));
       const t = svg("text", { x: m.l - 6, y: Y(v) + 4, "text-anchor": "end" });
-      t.textContent = v.toFixed(2);
+      t.textContent = v.toFixed(digits);
       axis.append(t);
     }
     const xticks = xsAll.length > 16 ? xsAll.filter((_, i) => i % Math.ceil(xsAll.length / 16) === 0) : xsAll;
@@ -211,7 +213,7 @@
     const row = el("div", { class: "row" });
     if (catSeries.length) row.append(lineChart({ title: "CAT-score by layer", xLabel: "transformer layer (0-based)", yLabel: "CAT-score", series: catSeries, hlines: catLines }));
     if (astSeries.length) row.append(lineChart({ title: "AST-Probe F1 by hidden state", xLabel: "hidden state (0 = embeddings)", yLabel: "F1", series: astSeries, hlines: astLines, stars }));
-    if (rankSeries.length) row.append(lineChart({ title: "AST-Probe F1 by rank (selected layer)", xLabel: "probe rank", yLabel: "F1", series: rankSeries, logX: true, width: 420 }));
+    if (rankSeries.length) row.append(lineChart({ title: "AST-Probe F1 by rank (selected layer)", xLabel: "probe rank", yLabel: "F1", series: rankSeries, logX: true, width: 380 }));
     const steps = series.filter((s) => Number.isInteger(s.step));
     if (steps.length > 1) row.append(stepChart(steps));
     const sel = series.find((s) => s.astprobe && s.astprobe.selection);
@@ -540,9 +542,9 @@
     }
 
     function matrixCanvas(title, k, labels, colorAt, info, hover, id) {
-      const cell = Math.max(3, Math.min(16, Math.floor(400 / Math.max(k, 1))));
+      const cell = Math.max(3, Math.min(16, Math.floor(350 / Math.max(k, 1))));
       const showLabels = cell >= 8;
-      const margin = showLabels ? 78 : 4;
+      const margin = showLabels ? 74 : 4;
       const size = margin + cell * k + 2;
       const dpr = window.devicePixelRatio || 1;
       const canvas = el("canvas", { width: size * dpr, height: size * dpr, style: `width:${size}px;height:${size}px`, "data-testid": "matrix-" + id });
@@ -610,8 +612,9 @@
       const where = src.astprobe ? ` (hidden state ${src.astprobe.layer}, rank ${src.astprobe.rank})` : "";
       return el("div", {}, el("h3", { text: "Gold tree and the tree the probe recovers" + where }),
         el("p", { class: "note" }, `precision ${fmt(a.precision)}, recall ${fmt(a.recall)}, F1 ${fmt(a.f1)}. `,
-          el("span", { class: "tree" , style: "display:inline;padding:0;border:0;background:none" }, el("span", { class: "nt miss", text: "gold only" })), ` ${nMiss} constituents the probe missed; `,
-          el("span", { class: "tree", style: "display:inline;padding:0;border:0;background:none" }, el("span", { class: "nt extra", text: "recovered only" })), ` ${nExtra} it made up. Hover a line to see its tokens in the code.`),
+          el("span", { class: "nt miss", text: "gold only" }), ` ${nMiss} constituents the probe missed; `,
+          el("span", { class: "nt extra", text: "recovered only" }), ` ${nExtra} it made up; `,
+          el("span", { class: "nt match", text: "green" }), " in both. Hover a line to see its tokens in the code."),
         el("div", { class: "trees" }, el("div", {}, el("h4", { text: "gold" }), draw(a.gold, pred, "missed by the probe", "tree-gold")),
           el("div", {}, el("h4", { text: "recovered" }), draw(a.predicted, gold, "not in the gold tree", "tree-recovered"))));
     }
