@@ -1,13 +1,13 @@
 """Progress bars for long loops (extraction, scoring, probe training, a run), over tqdm.
 
 A bar is drawn on standard error only when standard error is a terminal: in a pipe, a log file,
-CI or a test, nothing is written. `TQDM_DISABLE=1` in the environment turns every bar off (tqdm
-reads it). Inside a run of the pipeline only the run's own bars are drawn: `outer_only()` mutes
+CI or a test, nothing is written. `TQDM_DISABLE=1` in the environment turns every bar off. Inside a run of the pipeline only the run's own bars are drawn: `outer_only()` mutes
 the library's inner bars, whose threads would otherwise redraw over each other.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections.abc import Iterable, Iterator
@@ -40,13 +40,13 @@ def progress(
         An iterator over the same items, in order.
     """
     stream = sys.stderr if file is None else file
-    if (inner and _MUTED.is_set()) or not _is_tty(stream):
+    disabled = os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true", "yes")
+    if disabled or (inner and _MUTED.is_set()) or not _is_tty(stream):
         return iter(iterable)
     from tqdm import tqdm
 
     if total is None and hasattr(iterable, "__len__"):
         total = len(iterable)  # type: ignore[arg-type]
-    # disable=None: tqdm's own check too (no bar on a non-terminal), and TQDM_DISABLE applies.
     return iter(tqdm(iterable, total=total, desc=desc, unit=unit, file=stream, leave=not inner,
                      dynamic_ncols=True, disable=None))
 

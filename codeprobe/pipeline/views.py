@@ -145,7 +145,9 @@ def explorer_sample(model: str, language: str, data_dir: str, cat_summary: str |
 
 
 def _model_name(result: dict) -> str:
-    return (result.get("model_info") or {}).get("name") or result["model"]
+    """The model's name; a local directory by its last part (its full path is in the header)."""
+    name = (result.get("model_info") or {}).get("name") or result["model"]
+    return Path(name).name if Path(name).is_absolute() else name
 
 
 def run_series(run: Path, *, label_run: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -68,6 +68,7 @@
     if (!xsAll.length) return el("div", { class: "note", text: `${title}: no data` });
     const ys = all.flatMap((p) => [p.y, p.lo, p.hi]).concat(hlines.map((h) => h.y)).filter(finite);
     let y0 = yZero ? 0 : Math.min(...ys), y1 = Math.max(...ys, y0 + 1e-6);
+    if (yZero && y1 <= 1e-6) y1 = 1;  // all zero: show a readable 0..1 axis
     const pad = (y1 - y0) * 0.08;
     y1 = Math.min(yZero ? 1 : Infinity, y1 + pad) || y1 + pad;
     if (!yZero) y0 -= pad;
@@ -192,18 +193,18 @@
       if (s.cat) {
         const L = s.cat.layers;
         catSeries.push({ label: many ? name : "model", group: name, legend: many ? name : "model (head mean)", color: s.color, points: L.map((r) => pt(r.layer, r.score, r.score_ci)) });
-        catSeries.push({ label: `${many ? name + ": " : ""}random attention`, group: "random attention" + (many ? " " + name : ""), color: s.color, dash: "2 3", width: 1.5, marker: false, points: L.map((r) => pt(r.layer, r.random_baseline, ci(r, "random_baseline_ci"))) });
-        catSeries.push({ label: `${many ? name + ": " : ""}positional attention`, group: "positional attention" + (many ? " " + name : ""), color: s.color, dash: "8 4", width: 1.5, marker: false, points: L.map((r) => pt(r.layer, r.positional_baseline, ci(r, "positional_baseline_ci"))) });
+        catSeries.push({ label: `${many ? name + ": " : ""}random attention`, group: many ? name : "random attention", color: s.color, dash: "2 3", width: 1.5, marker: false, points: L.map((r) => pt(r.layer, r.random_baseline, ci(r, "random_baseline_ci"))) });
+        catSeries.push({ label: `${many ? name + ": " : ""}positional attention`, group: many ? name : "positional attention", color: s.color, dash: "8 4", width: 1.5, marker: false, points: L.map((r) => pt(r.layer, r.positional_baseline, ci(r, "positional_baseline_ci"))) });
       }
       const a = s.astprobe;
       if (a) {
         astSeries.push({ label: many ? name : "test F1", group: name, legend: many ? name : "model, test F1", color: s.color, points: a.layers.map((r) => pt(r.layer, r.f1, r.f1_ci)) });
         if (a.layers.some((r) => finite(r.valid_f1)))
-          astSeries.push({ label: `${many ? name + ": " : ""}validation F1`, group: "validation F1" + (many ? " " + name : ""), color: s.color, dash: "1 3", width: 1.2, band: false, points: a.layers.map((r) => pt(r.layer, r.valid_f1)) });
+          astSeries.push({ label: `${many ? name + ": " : ""}validation F1`, group: many ? name : "validation F1", color: s.color, dash: "1 3", width: 1.2, band: false, points: a.layers.map((r) => pt(r.layer, r.valid_f1)) });
         const rnd = (a.baselines && a.baselines.random) || [];
-        if (rnd.length) astSeries.push({ label: `${many ? name + ": " : ""}random weights`, group: "random weights" + (many ? " " + name : ""), color: s.color, dash: "2 3", width: 1.5, marker: false, points: rnd.map((r) => pt(r.layer, r.f1, r.f1_ci)) });
+        if (rnd.length) astSeries.push({ label: `${many ? name + ": " : ""}random weights`, group: many ? name : "random weights", color: s.color, dash: "2 3", width: 1.5, marker: false, points: rnd.map((r) => pt(r.layer, r.f1, r.f1_ci)) });
         const emb = a.baselines && a.baselines.embedding;
-        if (emb && finite(emb.f1)) astLines.push({ label: `${many ? name + ": " : ""}embedding layer`, group: "embedding layer" + (many ? " " + name : ""), y: emb.f1, color: s.color, dash: "8 4" });
+        if (emb && finite(emb.f1)) astLines.push({ label: `${many ? name + ": " : ""}embedding layer`, group: many ? name : "embedding layer", y: emb.f1, color: s.color, dash: "8 4" });
         const best = a.layers.find((r) => r.layer === a.best_layer);
         if (best && finite(best.f1)) stars.push({ x: best.layer, y: best.f1, color: s.color, group: name });
         if (a.ranks && a.ranks.points && a.ranks.points.length > 1)
@@ -221,7 +222,8 @@
       "Solid lines: the model; shaded bands: confidence intervals where the run computed them. CAT: dotted = random attention, dashed = positional attention exp(-|i-j|), on the same tokens. AST-Probe: dotted = the same architecture with random weights, dashed = the embedding layer (hidden state 0), \u2605 = the selected layer" +
         (sel ? ` (chosen on ${sel.astprobe.selection})` : "") + ". Click a legend entry to hide or show it; hover for values.",
     ];
-    if (row.childNodes.length) section("curves", "Per-layer curves", row, el("p", { class: "note", text: notes[0] }));
+    if (many) notes.push("One colour per result; clicking its legend entry hides or shows all its lines.");
+    if (row.childNodes.length) section("curves", "Per-layer curves", row, ...notes.map((t) => el("p", { class: "note", text: t })));
   }
 
   function stepChart(steps) {
