@@ -229,8 +229,9 @@ def write_report_html(runs: list[Path] | Path, out: Path | None = None) -> Path:
                      f"{cfg.get('n_snippets')} snippets each, seed {cfg.get('seed')}"
                      + (f"; {summary['seconds']:.0f} s" if summary.get("seconds") else "") + ".")
         for r in summary.get("results", []):
-            if (r.get("model_info") or {}).get("is_code_model") is False and TEXT_MODEL_NOTE not in warnings:
-                warnings.append(TEXT_MODEL_NOTE.replace("*", ""))
+            note = TEXT_MODEL_NOTE.replace("*", "")  # Markdown emphasis
+            if (r.get("model_info") or {}).get("is_code_model") is False and note not in warnings:
+                warnings.append(note)
             data = r.get("data") or {}
             if data:
                 skipped = ", ".join(f"{k} {v}" for k, v in sorted((data.get("skipped") or {}).items())) or "none"
