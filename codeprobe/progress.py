@@ -1,8 +1,9 @@
 """Progress bars for long loops (extraction, scoring, probe training, a run), over tqdm.
 
 A bar is drawn on standard error only when standard error is a terminal: in a pipe, a log file,
-CI or a test, nothing is written. `TQDM_DISABLE=1` in the environment turns every bar off. Inside a run of the pipeline only the run's own bars are drawn: `outer_only()` mutes
-the library's inner bars, whose threads would otherwise redraw over each other.
+CI or a test, nothing is written. `TQDM_DISABLE=1` in the environment turns every bar off.
+Inside a run of the pipeline only the run's own bars are drawn: `outer_only()` mutes the
+library's inner bars, whose threads would otherwise redraw over each other.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ import os
 import sys
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ContextDecorator
 from typing import TypeVar
 
 T = TypeVar("T")
 
-_MUTED = threading.Event()  # set while an outer bar (a pipeline run) owns the terminal
+_LOCK = threading.Lock()
+_OUTER = [0]  # open `outer_only` blocks, process-wide (a run's tasks run in worker threads)
 
 
 def progress(
@@ -41,7 +43,7 @@ def progress(
     """
     stream = sys.stderr if file is None else file
     disabled = os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true", "yes")
-    if disabled or (inner and _MUTED.is_set()) or not _is_tty(stream):
+    if disabled or (inner and _OUTER[0] > 0) or not _is_tty(stream):
         return iter(iterable)
     from tqdm import tqdm
 
@@ -51,17 +53,19 @@ def progress(
                      dynamic_ncols=True, disable=None))
 
 
-@contextmanager
-def outer_only():
-    """Within the block, only bars made with `inner=False` are drawn (process-wide: the
-    pipeline's tasks run in worker threads)."""
-    was_set = _MUTED.is_set()
-    _MUTED.set()
-    try:
-        yield
-    finally:
-        if not was_set:
-            _MUTED.clear()
+class outer_only(ContextDecorator):
+    """Within the block (or the decorated function), only bars made with `inner=False` are
+    drawn. Holds no state of its own, so a decorated function stays picklable (Dask)."""
+
+    def __enter__(self) -> outer_only:
+        with _LOCK:
+            _OUTER[0] += 1
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        with _LOCK:
+            _OUTER[0] -= 1
+        return False
 
 
 def _is_tty(stream) -> bool:

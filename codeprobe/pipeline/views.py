@@ -93,12 +93,13 @@ def explorer_jobs(run: Path, cfg, summary: dict[str, Any]) -> list[dict[str, Any
         key = f"{r['language']}-{slug(r['dataset'])}"
         ast = r.get("astprobe") or {}
         best = ast.get("best_layer")
-        probe = run / "astprobe" / slug(r["model"]) / key / "points" / "probes" / f"layer_{best:02d}_rank_{cfg.rank:03d}"
+        probe = (run / "astprobe" / slug(r["model"]) / key / "points" / "probes" / f"layer_{best:02d}_rank_{cfg.rank:03d}"
+                 if best is not None else None)
         cat_summary = run / "cat" / slug(r["model"]) / key / "summary.json"
         jobs.append({
             "model": r["model"], "language": r["language"], "data_dir": str(run / "data" / key),
             "cat_summary": str(cat_summary) if cat_summary.exists() else None,
-            "probe_dir": str(probe) if best is not None and probe.exists() else None,
+            "probe_dir": str(probe) if probe is not None and probe.exists() else None,
             "settings": {"n": cfg.explorer_snippets, "seed": cfg.seed, "device": cfg.device,
                          "batch_size": cfg.batch_size, "cache_dir": str(run / "cache" / "vectors")},
             "out_path": str(run / "explorer" / slug(r["model"]) / f"{key}.json"),
