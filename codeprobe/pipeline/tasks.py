@@ -133,6 +133,8 @@ def cat_shard(model: str, language: str, data_dir: str, shard: int, shard_size: 
     """
     from codeprobe.probes.cat.dataset import SkippedSample
 
+    if Path(out_path).exists():  # written atomically (heads first) by a run killed before Prefect recorded it
+        return out_path
     snippets = read_snippets(data_dir)[shard * shard_size : (shard + 1) * shard_size]
     probe = cat_probe(settings)
     with device_lock(settings.get("device")):
