@@ -89,7 +89,9 @@ def train_command(dataset, language, model, layers, rank, ranks, out_dir, n_snip
 @click.option("--model", default=None, help="Override the model the probe was trained on.")
 @click.option("--cache-dir", default=None, help="Token-vector cache root.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of the drawing.")
-def recover_command(file, probe_dir, language, model, cache_dir, as_json):
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write an interactive page with the two trees side by side to this file.")
+def recover_command(file, probe_dir, language, model, cache_dir, as_json, html_path):
     """Print FILE's gold tree and the tree the probe recovers, side by side, with P, R, F1."""
     from codeprobe.probes.astprobe.estimator import ASTProbe
     from codeprobe.probes.astprobe.recovery import render_tree
@@ -107,6 +109,15 @@ def recover_command(file, probe_dir, language, model, cache_dir, as_json):
         raise InputError(f"{file}: no tree to recover (it does not parse cleanly, has fewer than 2 "
                          "tokens, or does not fit the model)")
     tree = trees[0]
+    if html_path:
+        from codeprobe.viz import explorer_html, explorer_payload, write_html
+
+        name = Path(file).name if file != "-" else "<stdin>"
+        payload = explorer_payload([(tree.id, code)], language=probe.language, cat=False, probe=probe, trees=trees,
+                                   max_snippets=None)
+        write_html(explorer_html(payload, title=f"{name}: AST-Probe trees (hidden state {probe.layer}, rank {probe.rank})",
+                                 lines=[f"probe {probe_dir}; model {(probe.model_info_ or {}).get('name', probe.model)}"]),
+                   html_path)
     if as_json:
         echo_json({
             "tokens": list(tree.tokens), "d": tree.d.tolist(), "c": list(tree.c), "u": list(tree.u),

@@ -7,10 +7,18 @@ import math
 from pathlib import Path
 
 import click
+import numpy as np
 
 from codeprobe.cli.common import echo_json, file_argument, lang_option, read_source, resolve_language
 from codeprobe.errors import CodeParseError, InputError
-from codeprobe.probes.cat import DEFAULT_QUANTILE, DEFAULT_TOP_K, STRATEGIES, SkippedSample, default_strategy
+from codeprobe.probes.cat import (
+    DEFAULT_QUANTILE,
+    DEFAULT_TOP_K,
+    MEAN_HEAD,
+    STRATEGIES,
+    SkippedSample,
+    default_strategy,
+)
 from codeprobe.probes.cat.dataset import head_mean
 from codeprobe.probes.cat.probe import DEFAULT_MAX_SUBWORDS, DISTANCES, HEAD_POOLINGS, MODEL_INPUTS, CATProbe
 from codeprobe.syntax import parse
@@ -47,8 +55,12 @@ def _num(x: float) -> float | None:
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Draw attention and distance of one layer, and the per-layer curve, to this PNG.")
 @click.option("--layer", type=int, default=None, help="Layer drawn by --plot (0-based; default: the last).")
+@click.option("--per-head", is_flag=True, help="Also score every attention head (printed as a layer x head grid; "
+              "JSON rows with head >= 0).")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
+              help="Write an interactive page (every layer and head, the CAT-score's pairs) to this file.")
 def cat_command(file, model, language, types, distance, quantile, top_k, max_subwords, model_input, head_pooling,
-                seed, device, allow_parse_errors, as_json, plot, layer):
+                seed, device, allow_parse_errors, as_json, plot, layer, per_head, html_path):
     """CAT-scores of FILE ('-' for standard input) per layer of a model, with a random and a
     positional attention baseline on the same tokens."""
     from codeprobe.model import load_model
@@ -67,6 +79,7 @@ def cat_command(file, model, language, types, distance, quantile, top_k, max_sub
         types=types or default_strategy(lang), distance=distance, quantile=quantile, random_state=seed,
         top_k=top_k, max_subwords=max_subwords, batch_size=1, allow_parse_errors=allow_parse_errors,
         model_input=model_input, head_pooling=head_pooling,
+        per_head=per_head,
     )
     extractor = probe.extractor(load_model(model, device=device))
     info = extractor.info
@@ -81,6 +94,7 @@ def cat_command(file, model, language, types, distance, quantile, top_k, max_sub
         log.warning("%s: input cut to %d subwords; the tokens after the cut are not scored", name, max_subwords)
     result = probe.score_inputs(inputs, lang, extractor)
     rows = result.samples
+    mean = np.flatnonzero(rows.head == MEAN_HEAD)  # the paper's score: head-mean attention
     n_layers = int(rows.layer.max()) + 1
     settings = {k: v for k, v in result.settings.items() if k not in ("model", "grammar", "versions", "language")}
 
@@ -101,13 +115,29 @@ def cat_command(file, model, language, types, distance, quantile, top_k, max_sub
             attention=a[idx][:, idx],
             distance=snippet.sample.distance[idx][:, idx],
             layer=chosen,
-            scores=rows.score,
-            random_baseline=rows.random_baseline,
-            positional_baseline=rows.positional_baseline,
+            scores=rows.score[mean],
+            random_baseline=rows.random_baseline[mean],
+            positional_baseline=rows.positional_baseline[mean],
             distance_name="U-AST distance" if distance == "uast" else "AST distance",
             title=f"{name}: {info.name}, {lang}, types {probe.types}",
         )
         log.info("wrote %s", plot)
+
+    if html_path:
+        from codeprobe.viz import explorer_html, explorer_payload, write_html
+
+        payload = explorer_payload(
+            [(name, tree.code)], language=lang, model=extractor.loaded, types=probe.types, distance=distance,
+            quantile=probe.quantile, random_state=seed, max_subwords=max_subwords, kept_types=result.kept_types,
+            max_snippets=None,
+        )
+        write_html(explorer_html(payload, title=f"{name}: CAT-probing of {info.name}",
+                                 lines=[f"{lang}, types {probe.types}, {distance} distance, q={probe.quantile}; "
+                                        f"{len(snippet.sample.types)} of {len(tree.tokens())} code tokens aligned "
+                                        f"({snippet.status})"],
+                                 warnings=[f"{info.name} is a {info.note}"] if info.is_code_model is False else []),
+                   html_path)
+        log.info("wrote %s", html_path)
 
     if as_json:
         echo_json(
@@ -131,6 +161,7 @@ def cat_command(file, model, language, types, distance, quantile, top_k, max_sub
                 "layers": [
                     {
                         "layer": int(rows.layer[r]),
+                        "head": int(rows.head[r]),
                         "score": _num(rows.score[r]),
                         "random_baseline": _num(rows.random_baseline[r]),
                         "positional_baseline": _num(rows.positional_baseline[r]),
@@ -148,9 +179,17 @@ def cat_command(file, model, language, types, distance, quantile, top_k, max_sub
     )
     click.echo(f"# {len(snippet.sample.types)} of {len(tree.tokens())} code tokens aligned ({snippet.status})")
     click.echo(f"{'layer':>5}  {'tokens':>6}  {'score':>7}  {'random':>7}  {'position':>8}")
-    for r in range(len(rows)):
+    for r in mean:
         note = f"  ({rows.skip_reason[r]})" if rows.skip_reason[r] else ""
         click.echo(
             f"{rows.layer[r]:>5}  {rows.n_tokens[r]:>6}  {rows.score[r]:>7.4f}  {rows.random_baseline[r]:>7.4f}  "
             f"{rows.positional_baseline[r]:>8.4f}{note}"
         )
+    if per_head:
+        n_heads = int(rows.head.max()) + 1
+        click.echo(f"# CAT-score per head (columns: head 0..{n_heads - 1}; mean = head-mean attention)")
+        click.echo(f"{'layer':>5}  {'mean':>6}  " + "  ".join(f"{'h' + str(h):>6}" for h in range(n_heads)))
+        for ell in range(n_layers):
+            sel = rows.layer == ell
+            cells = [rows.score[sel & (rows.head == h)][0] for h in range(-1, n_heads)]
+            click.echo(f"{ell:>5}  " + "  ".join(f"{v:>6.4f}" for v in cells))

@@ -24,6 +24,7 @@ def run_command(out_dir: str, config_path: str | None) -> None:
     config = RunConfig.read(config_path) if config_path else None
     report = main_job(out_dir, config)
     click.echo(f"report: {report}")
+    click.echo(f"interactive report: {Path(report).with_suffix('.html')}")
 
 
 @click.command("report")
@@ -31,13 +32,17 @@ def run_command(out_dir: str, config_path: str | None) -> None:
 @click.option("--out", "out_path", type=click.Path(dir_okay=False),
               help="Where to write the report (default: RUN/report.md for one run, ./comparison.md for several).")
 def report_command(runs: tuple[str, ...], out_path: str | None) -> None:
-    """Render the report of a finished run, or compare several (one curve per model and run)."""
+    """Render the report of a finished run, or compare several (one curve per model and run):
+    Markdown with PNG plots, and the interactive HTML page beside it (same name, .html)."""
     from codeprobe.pipeline.report import render_report
+    from codeprobe.pipeline.views import write_report_html
 
     paths = [Path(r) for r in runs]
     default = paths[0] / "report.md" if len(paths) == 1 else Path("comparison.md")
     try:
         out = render_report(paths, Path(out_path) if out_path else default)
+        page = write_report_html(paths, out.with_suffix(".html"))
     except FileNotFoundError as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"report: {out}")
+    click.echo(f"interactive report: {page}")

@@ -35,7 +35,9 @@ class RunConfig:
         shard_size: snippets per shard of CAT work (the unit of caching and resuming).
         cat: run CAT-probing; cat_types: "paper" | "topk" | "all" | "auto" (paper where the
             spec has a list for the language, else all); cat_distance: "uast" | "ast";
-            quantile: the CAT quantile; cat_max_subwords: model input limit (the paper's 256).
+            quantile: the CAT quantile; cat_max_subwords: model input limit (the paper's 256);
+            cat_per_head: also score every attention head (for the report's layer x head map;
+            not with cat_types "topk").
         astprobe: run AST-Probe; rank: probe rank of the layer sweep; ranks: rank sweep at the
             layer with the best validation F1 (empty: none); layers: hidden-state indices
             (empty: all); random_baseline: also probe the same architecture with random weights.
@@ -47,6 +49,7 @@ class RunConfig:
         probe_seeds: train every probe with this many seeds (seed, seed + 1, ...); the report
             gives the mean over seeds and their spread.
         batch_size: snippets per forward pass; device: "cpu", "cuda", or None (automatic).
+        explorer_snippets: test snippets sampled for the report's snippet explorer (0: none).
     """
 
     models: tuple[str, ...] = (DEFAULT_MODEL,)
@@ -60,6 +63,7 @@ class RunConfig:
     cat_distance: str = "uast"
     quantile: float = 0.75
     cat_max_subwords: int = 256
+    cat_per_head: bool = True
     astprobe: bool = True
     rank: int = 128
     ranks: tuple[int, ...] = (8, 32, 128)
@@ -74,6 +78,7 @@ class RunConfig:
     random_baseline: bool = True
     batch_size: int = 16
     device: str | None = None
+    explorer_snippets: int = 20
     extra: dict[str, Any] = field(default_factory=dict)
 
     def train_settings(self) -> dict[str, Any]:

@@ -26,10 +26,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
-from codeprobe.pipeline import tasks
+from codeprobe.pipeline import tasks, views
 from codeprobe.pipeline.config import RunConfig, slug
 from codeprobe.pipeline.report import render_report, summarize_run
 from codeprobe.probes.astprobe.sweeps import select_on_validation
+from codeprobe.progress import progress
 from codeprobe.provenance import dataset_fingerprint, environment, step_key, versions
 
 STEPS: dict[str, Callable[..., str]] = {
@@ -37,6 +38,7 @@ STEPS: dict[str, Callable[..., str]] = {
     "cat-shard": tasks.cat_shard,
     "cat-reduce": tasks.cat_reduce,
     "astprobe-sweep": tasks.astprobe_sweep,
+    "explorer-sample": views.explorer_sample,
 }
 
 
@@ -116,6 +118,7 @@ def cat_settings(cfg: RunConfig, language: str) -> dict[str, Any]:
         "quantile": cfg.quantile,
         "seed": cfg.seed,
         "max_subwords": cfg.cat_max_subwords,
+        "per_head": cfg.cat_per_head,
         "batch_size": cfg.batch_size,
         "device": cfg.device,
         "grammar": {"package": grammar.package, "version": grammar.package_version},
@@ -177,8 +180,18 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, steps: Steps | None = No
                     timed("AST-Probe", _run_astprobe, cfg, steps, where, model, language, data_dir, layers,
                           run / "astprobe" / slug(model) / key, run, log)
 
-    summarize_run(run, seconds=time.perf_counter() - started, versions=environment(), stages=stage_seconds)
+    summary = summarize_run(run, seconds=time.perf_counter() - started, versions=environment(),
+                            stages=stage_seconds)
+    for job in views.explorer_jobs(run, cfg, summary):  # the HTML report's snippet explorer
+        t0 = time.perf_counter()
+        made_from = [Path(job["data_dir"]) / tasks.SPLITS_FILE]
+        made_from += [Path(job["cat_summary"])] if job["cat_summary"] else []
+        made_from += [Path(job["probe_dir"]).parents[1] / "layers.json"] if job["probe_dir"] else []
+        key = step_key("explorer-sample", {**job, "made_from": [tasks.recorded_key(p) for p in made_from]})
+        steps.submit("explorer-sample", *job.values(), key).result()
+        log.info("explorer sample %s: %.1f s", job["out_path"], time.perf_counter() - t0)
     report = render_report([run], run / "report.md")
+    views.write_report_html([run], run / "report.html")
     log.info("report: %s", report)
     return report
 
@@ -191,7 +204,7 @@ def _run_cat(cfg, steps, where, model, language, data_dir, n, out: Path, log) ->
     futures = [steps.submit("cat-shard", model, language, data_dir, k, cfg.shard_size, settings,
                             str(out / f"shard-{k:04d}.npz"), keys[k]) for k in range(n_shards)]
     paths = []
-    for k, future in enumerate(futures):
+    for k, future in enumerate(progress(futures, desc=f"CAT {model}", unit="shard", inner=False)):
         paths.append(future.result())
         log.info("CAT %s / %s: shard %d/%d done", model, language, k + 1, n_shards)
     reduce_key = step_key("cat-reduce", {"shards": keys, "settings": settings})

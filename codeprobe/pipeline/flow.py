@@ -24,6 +24,7 @@ from codeprobe.pipeline.config import RunConfig
 from codeprobe.pipeline.experiment import STEPS, run_experiment
 from codeprobe.pipeline.server import check_prefect_server
 from codeprobe.pipeline.tasks import read_json
+from codeprobe.progress import outer_only
 
 _TASKS = {name: task(fn, name=name, cache_policy=NO_CACHE, persist_result=False, retries=0)
           for name, fn in STEPS.items()}
@@ -37,6 +38,7 @@ class PrefectSteps:
 
 
 @flow(name="codeprobe-probing", task_runner=ThreadPoolTaskRunner(max_workers=4), validate_parameters=False)
+@outer_only()  # the run's own bars only: tasks' threads would draw over each other
 def probing_flow(config: dict[str, Any] | None = None, out_dir: str = "runs/main") -> str:
     """Run CAT-probing and AST-Probe over every (model, language, dataset) of `config`.
 

@@ -103,8 +103,6 @@ def _cat(s: dict) -> dict:
              "n_used": r["n_used"], "n_skipped": r["n_skipped"], "skip_reasons": r["skip_reasons"]}
             for r in rows if r["head"] == -1
         ],
-        "heads": [{"layer": r["layer"], "head": r["head"], "score": r["score"], "score_ci": r["score_ci"]}
-                  for r in rows if r["head"] != -1],
         "types": s["settings"].get("types"),
         "kept_types": s["settings"].get("kept_types"),
         "distance": s["settings"].get("distance"),

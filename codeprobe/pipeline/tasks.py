@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from codeprobe.pipeline.config import DEFAULT_MODEL
+from codeprobe.pipeline.views import write_head_scores
 
 KEY_FIELD = "_key"  # the step key recorded inside each output (see `is_done`)
 SPLITS_FILE = "splits.json"
@@ -152,6 +153,7 @@ def cat_probe(settings: dict[str, Any]):
         random_state=settings["seed"],
         max_subwords=settings["max_subwords"],
         batch_size=settings["batch_size"],
+        per_head=settings.get("per_head", False),
     )
 
 
@@ -172,6 +174,7 @@ def cat_shard(model: str, language: str, data_dir: str, shard: int, shard_size: 
         extractor = probe.extractor(loaded_model(model, settings.get("device")))
         inputs = list(probe.inputs(snippets, extractor, language=language))
     samples = [x.sample for x in inputs if not isinstance(x, SkippedSample)]
+    samples = write_head_scores(samples, language, settings, out_path)  # per-head rows; shard keeps the mean
     skipped = [x for x in inputs if isinstance(x, SkippedSample)]
     arrays = {**shard_arrays(samples, skipped), KEY_FIELD: np.array(key)}
     path = Path(out_path)

@@ -31,6 +31,7 @@ from filelock import FileLock
 from codeprobe.errors import InputError
 from codeprobe.model import Extractor, Snippet
 from codeprobe.provenance import source_hash
+from codeprobe.progress import progress
 
 log = logging.getLogger("codeprobe.astprobe")
 
@@ -179,7 +180,8 @@ def _encode(path: Path, items: Sequence[CacheItem], extractor: Extractor, key: s
     try:
         snippets = (Snippet(it.id, it.code, np.asarray(it.token_starts, np.int64),
                             np.asarray(it.token_ends, np.int64)) for it in ordered)
-        for item, result in zip(ordered, extractor.extract(snippets)):
+        for item, result in progress(zip(ordered, extractor.extract(snippets)), total=len(ordered),
+                                     desc="extracting vectors", unit="snippet"):
             n = len(item.token_starts)
             if result.status != "ok" or result.vectors is None or result.tokens.shape[0] != n:
                 skipped.append(item.id)

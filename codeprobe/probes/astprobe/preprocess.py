@@ -28,8 +28,7 @@ import tokenize
 
 from codeprobe.errors import InputError
 from codeprobe.syntax import parse
-from codeprobe.syntax.languages import canonical_language
-from codeprobe.syntax.tokens import is_comment_type
+from codeprobe.syntax.languages import canonical_language, language_spec
 
 # Tokens after which a string starts a logical line (the reference's test).
 _LINE_START = (tokenize.INDENT, tokenize.NEWLINE)
@@ -81,7 +80,8 @@ def _python(code: str) -> str:
 
 def _without_comments(code: str, language: str) -> str:
     tree = parse(code, language)
-    comments = tree.node_types_matching(is_comment_type)
+    comment_types = set(language_spec(language).comments)
+    comments = tree.node_types_matching(comment_types.__contains__)
     if not comments.any():
         return code
     source = tree.source

@@ -52,6 +52,7 @@ from codeprobe.probes.astprobe.probe import (
 )
 from codeprobe.probes.astprobe.recovery import SnippetScores, TupleBatch, score
 from codeprobe.probes.astprobe.vocab import UNKNOWN_ID, LabelVocab
+from codeprobe.progress import progress
 
 log = logging.getLogger("codeprobe.astprobe")
 
@@ -512,7 +513,8 @@ def _fit_many(train, valid, vocabs, ranks, config: TrainConfig, random_state: in
     for run, loss in zip(runs, _valid_losses(runs, valid_targets, config.device)):
         run.begin(loss)
     rng = np.random.default_rng(random_state)
-    for epoch in range(1, config.max_epochs + 1):
+    for epoch in progress(range(1, config.max_epochs + 1), desc=f"AST-Probe: training {len(runs)} probes",
+                          unit="epoch"):
         active = [run for run in runs if not run.done]
         if not active:
             break

@@ -34,6 +34,7 @@ from codeprobe.probes.cat.dataset import CATSample, SkippedSample, score_samples
 from codeprobe.probes.cat.results import CATResult
 from codeprobe.probes.cat.score import DEFAULT_QUANTILE, check_quantile
 from codeprobe.probes.cat.types import DEFAULT_TOP_K, STRATEGIES, check_strategy
+from codeprobe.progress import progress
 from codeprobe.syntax import ast_distance, grammar_info, parse, uast_distance
 from codeprobe.syntax.languages import canonical_language
 
@@ -96,6 +97,11 @@ def _items(snippets: Iterable[Any], language: str | None) -> tuple[str, Iterator
             yield ident, code
 
     return lang, checked()
+
+
+def _progress(items: Iterator[tuple[str, str]], snippets: Iterable[Any]) -> Iterator[tuple[str, str]]:
+    total = len(snippets) if hasattr(snippets, "__len__") else None
+    return progress(items, total=total, desc="CAT-probing", unit="snippet")
 
 
 class CATProbe:
@@ -188,7 +194,7 @@ class CATProbe:
         model: see `extractor`. One forward pass per batch gives all layers.
         """
         lang, items = _items(snippets, language)
-        return self._inputs(items, lang, self.extractor(model))
+        return self._inputs(_progress(items, snippets), lang, self.extractor(model))
 
     def _inputs(self, items: Iterator[tuple[str, str]], language: str, extractor: Any):
         # Windows as large as the extractor's length buckets; the next window is parsed and its
@@ -255,7 +261,7 @@ class CATProbe:
         lang, items = _items(snippets, language)
         check_strategy(self.types, lang)
         extractor = self.extractor(model)
-        return self.score_inputs(self._inputs(items, lang, extractor), lang, extractor)
+        return self.score_inputs(self._inputs(_progress(items, snippets), lang, extractor), lang, extractor)
 
     def score_inputs(
         self, inputs: Iterable[SnippetInputs | SkippedSample], language: str, extractor: Any

@@ -1,0 +1,291 @@
+"""The snippet explorer's data: per snippet, what CAT-probing and AST-Probe saw and decided.
+
+For a few snippets, one forward pass with every head gives the token attention of each layer
+and head (CAT-probing's alignment and pooling, `codeprobe.probes.cat`); the U-AST (or AST)
+distances come from `codeprobe.syntax`; a saved AST-Probe probe, when given, recovers each
+snippet's tree beside the gold one. The payload is JSON, kept small for an HTML page:
+
+- attention: per (layer, head) matrix, uint8 of value / matrix max (display only), with the
+  per-matrix maxima; column 0 of the heads is the head mean (the paper's CAT-score), 1 + h is
+  head h;
+- masks: the exact M_A of every (layer, head) over the layer's kept tokens, one bit per cell,
+  so the page shows the pairs the CAT-score counted, not a re-thresholded approximation;
+- distance: uint8 (uint16 if needed) tree distances over the aligned tokens, exact;
+- scores: the CAT-scores of `codeprobe.probes.cat.score_sample`, rounded to 6 decimals.
+Binary arrays are zlib-compressed and base64-encoded (a page decodes them with the browser's
+DecompressionStream).
+
+CAT-probing: Chen et al., EMNLP 2022 Findings (arXiv:2210.04633). AST-Probe: Hernández López et
+al., ASE 2022 (arXiv:2206.11719).
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import zlib
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from codeprobe.errors import CodeprobeError, InputError
+from codeprobe.probes.cat.dataset import SkippedSample, head_mean, score_sample
+from codeprobe.probes.cat.probe import DEFAULT_MAX_SUBWORDS, CATProbe, SnippetInputs, _items
+from codeprobe.probes.cat.score import DEFAULT_QUANTILE, attention_thresholds, linear_quantile
+from codeprobe.probes.cat.types import default_strategy
+from codeprobe.syntax import parse
+
+FORMAT = 1
+DEFAULT_MAX_SNIPPETS = 20
+DEFAULT_MAX_TOKENS = 64  # sampled snippets stay readable as matrices and keep the file small
+MIN_TOKENS = 4
+
+
+def pack(array: np.ndarray) -> str:
+    """base64 of the zlib-compressed bytes of `array` (C order, little-endian)."""
+    data = np.ascontiguousarray(array)
+    if data.dtype.byteorder == ">":
+        data = data.byteswap().view(data.dtype.newbyteorder("<"))
+    return base64.b64encode(zlib.compress(data.tobytes(), 6)).decode("ascii")
+
+
+def unpack(text: str, dtype: Any, shape: Sequence[int]) -> np.ndarray:
+    """Inverse of `pack`."""
+    raw = zlib.decompress(base64.b64decode(text))
+    return np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<")).reshape(tuple(shape))
+
+
+def _num(x: float, digits: int = 6) -> float | None:
+    return None if x is None or math.isnan(x) else round(float(x), digits)
+
+
+def choose_snippets(
+    items: Sequence[tuple[str, str]],
+    language: str,
+    *,
+    max_snippets: int = DEFAULT_MAX_SNIPPETS,
+    max_tokens: int | None = DEFAULT_MAX_TOKENS,
+    seed: int = 0,
+) -> list[tuple[str, str]]:
+    """A seeded sample of at most `max_snippets` (id, code) pairs that parse cleanly and have
+    MIN_TOKENS..`max_tokens` code tokens (None: no upper limit), in their original order; when
+    too few qualify, the shortest clean others fill up."""
+    sizes = []
+    for ident, code in items:
+        try:
+            tree = parse(code, language)
+        except CodeprobeError:
+            continue
+        if not tree.has_errors:
+            sizes.append((ident, code, len(tree.tokens())))
+    fits = [k for k, (_, _, n) in enumerate(sizes) if n >= MIN_TOKENS and (max_tokens is None or n <= max_tokens)]
+    rng = np.random.default_rng(seed)
+    chosen = set(rng.choice(fits, size=min(max_snippets, len(fits)), replace=False).tolist()) if fits else set()
+    rest = sorted((k for k in range(len(sizes)) if k not in chosen), key=lambda k: sizes[k][2])
+    chosen |= set(rest[: max(0, max_snippets - len(chosen))])
+    return [(sizes[k][0], sizes[k][1]) for k in sorted(chosen)]
+
+
+def explorer_payload(
+    snippets: Iterable[Any],
+    *,
+    language: str | None = None,
+    model: Any = None,
+    cat: bool = True,
+    types: str | None = None,
+    distance: str = "uast",
+    quantile: float = DEFAULT_QUANTILE,
+    random_state: int = 0,
+    max_subwords: int = DEFAULT_MAX_SUBWORDS,
+    kept_types: Sequence[Sequence[str] | None] | None = None,
+    probe: Any = None,
+    trees: Sequence[Any] | None = None,
+    max_snippets: int | None = DEFAULT_MAX_SNIPPETS,
+    max_tokens: int | None = DEFAULT_MAX_TOKENS,
+    seed: int = 0,
+    batch_size: int = 8,
+) -> dict[str, Any]:
+    """The explorer's data for a sample of `snippets` (see the module doc for the encoding).
+
+    Args:
+        snippets: code strings, (id, code) pairs or objects with .id and .code, one language.
+        language: their language (default: the first snippet's).
+        model: a LoadedModel, a model name or directory, or None (the packaged default).
+        cat: compute CAT-probing's per-layer, per-head view (one forward pass, all heads).
+        types, distance, quantile, random_state, max_subwords: CAT-probing settings (types
+            default: the language's default strategy).
+        kept_types: per layer, the kept type names (None = all) to use instead of `types`:
+            a run passes its own, so that the page counts what the run counted.
+        probe: a fitted `ASTProbe`; its recovered trees are shown beside the gold ones.
+        trees: `RecoveredTree`s already predicted (by id), instead of running `probe`.
+        max_snippets, max_tokens, seed: the sample (see `choose_snippets`); max_snippets None
+            keeps every snippet.
+    Returns:
+        A JSON-able dict: `format`, `language`, `model`, `settings`, `kept_types`, `snippets`
+        (each: `id`, `code`, optionally `cat` or `cat_skipped`, and `astprobe`).
+    Raises:
+        InputError: no snippets, mixed languages, or nothing to show.
+    """
+    lang, stream = _items(snippets, language)
+    items = list(stream)
+    if max_snippets is not None:
+        items = choose_snippets(items, lang, max_snippets=max_snippets, max_tokens=max_tokens, seed=seed)
+    if not items:
+        raise InputError("no snippet parses cleanly: nothing to explore")
+    out: dict[str, Any] = {"format": FORMAT, "language": lang, "model": None, "settings": None,
+                           "kept_types": None, "snippets": [{"id": i, "code": c} for i, c in items]}
+    if cat:
+        _add_cat(out, items, lang, model, types or default_strategy(lang), distance, quantile, random_state,
+                 max_subwords, kept_types, batch_size)
+    if probe is not None or trees is not None:
+        if trees is None:
+            trees = probe.predict(items)
+        _add_trees(out, items, lang, trees, probe)
+    if not cat and probe is None and trees is None:
+        raise InputError("nothing to explore: ask for CAT-probing, AST-Probe trees, or both")
+    return out
+
+
+def _model_info(info: Any) -> dict[str, Any]:
+    d = info.as_dict()
+    return {k: d.get(k) for k in ("name", "architecture", "n_layers", "n_heads", "is_code_model", "note")}
+
+
+def _add_cat(out, items, lang, model, types, distance, quantile, random_state, max_subwords, kept_types,
+             batch_size) -> None:
+    from codeprobe.model import LoadedModel, load_model
+
+    probe = CATProbe(types=types, distance=distance, quantile=quantile, random_state=random_state,
+                     per_head=True, max_subwords=max_subwords, batch_size=batch_size)
+    loaded = model if isinstance(model, LoadedModel) else load_model(model)
+    extractor = probe.extractor(loaded)
+    inputs = list(probe.inputs(items, extractor, lang))
+    if kept_types is None:
+        if all(isinstance(x, SkippedSample) for x in inputs):
+            reasons = sorted({x.reason for x in inputs})
+            raise InputError(f"no snippet could be scored ({'; '.join(reasons)})")
+        kept = list(probe.score_inputs(inputs, lang, extractor).kept_types)
+    else:
+        kept = [None if k is None else tuple(sorted(k)) for k in kept_types]
+        if len(kept) != extractor.info.n_layers:
+            raise InputError(f"kept_types has {len(kept)} layers, the model {extractor.info.n_layers}")
+    sets = [None if k is None else frozenset(k) for k in kept]
+    out["model"] = _model_info(extractor.info)
+    out["settings"] = {"types": types if kept_types is None else "given", "distance": distance,
+                       "quantile": probe.quantile, "random_state": random_state,
+                       "max_subwords": extractor.max_subwords}
+    out["kept_types"] = [None if k is None else list(k) for k in kept]
+    for entry, x in zip(out["snippets"], inputs):
+        if isinstance(x, SkippedSample):
+            entry["cat_skipped"] = x.reason
+        else:
+            entry["cat"] = snippet_cat(x, entry["code"], sets, lang, quantile=probe.quantile, random_state=random_state)
+
+
+def snippet_cat(inputs: SnippetInputs, code: str, kept: Sequence[frozenset[str] | None], language: str, *,
+                quantile: float, random_state: int) -> dict[str, Any]:
+    """One snippet's CAT view (`inputs` made from `code`): aligned tokens, packed attention (L, 1 + H, n, n), exact masks
+    and thresholds over each layer's kept tokens, distances and scores (L, 1 + H)."""
+    sample = inputs.sample
+    a = np.asarray(sample.attention, dtype=np.float64)
+    if a.ndim != 4:
+        raise InputError("the explorer needs per-head attention (L, H, n, n)")
+    n_layers, n_heads, n = a.shape[0], a.shape[1], len(sample.types)
+    stack = np.concatenate([head_mean(a)[:, None], a], axis=1)  # (L, 1 + H, n, n)
+    rows = score_sample(sample, list(kept), quantile=quantile, random_state=random_state)
+    scores = rows["score"].reshape(n_layers, 1 + n_heads)
+    scale = stack.max(axis=(-2, -1))
+    quant = np.rint(stack / np.where(scale > 0, scale, 1.0)[..., None, None] * 255).astype(np.uint8)
+
+    tokens = parse(code, language).tokens()
+    pos = np.asarray(sample.positions)
+    dist = np.asarray(sample.distance)
+    groups: dict[frozenset[str] | None, int] = {}
+    kept_index, layer_group, masks, theta_a, theta_d = [], [], [], np.full((n_layers, 1 + n_heads), np.nan), []
+    for layer, k in enumerate(kept):
+        if k not in groups:
+            groups[k] = len(kept_index)
+            idx = np.arange(n) if k is None else np.flatnonzero([t in k for t in sample.types])
+            kept_index.append(idx.tolist())
+            d = dist[np.ix_(idx, idx)].astype(np.float64).reshape(1, -1)
+            theta_d.append(_num(linear_quantile(d, 1.0 - quantile)[0]) if idx.size else None)
+        layer_group.append(groups[k])
+        idx = np.asarray(kept_index[groups[k]], dtype=np.int64)
+        if idx.size:
+            sub = stack[layer][:, idx[:, None], idx[None, :]]
+            thr = attention_thresholds(sub, quantile)  # (1 + H,)
+            theta_a[layer] = thr
+            masks.append((sub > thr[:, None, None]).reshape(-1))
+    bits = np.packbits(np.concatenate(masks)) if masks else np.zeros(0, np.uint8)
+    big = int(dist.max(initial=0)) > 255
+    return {
+        "n_layers": n_layers,
+        "n_heads": n_heads,
+        "status": inputs.status,
+        "tokens": {
+            "text": list(inputs.labels),
+            "type": list(sample.types),
+            "start": tokens.start_char[pos].tolist(),
+            "end": tokens.end_char[pos].tolist(),
+        },
+        "kept_index": kept_index,
+        "layer_group": layer_group,
+        "attention": pack(quant),
+        "attention_max": [[_num(v, 6) for v in row] for row in scale],
+        "masks": pack(bits),
+        "theta_a": [[_num(v, 8) for v in row] for row in theta_a],
+        "theta_d": theta_d,
+        "distance": pack(dist.astype(np.uint16 if big else np.uint8)),
+        "distance_dtype": "uint16" if big else "uint8",
+        "scores": [[_num(v) for v in row] for row in scores],
+        "random_baseline": [_num(v) for v in rows["random_baseline"][:: 1 + n_heads]],
+        "positional_baseline": [_num(v) for v in rows["positional_baseline"][:: 1 + n_heads]],
+        "n_tokens": [int(v) for v in rows["n_tokens"][:: 1 + n_heads]],
+    }
+
+
+def _add_trees(out, items, lang, trees, probe) -> None:
+    by_id = {t.id: t for t in trees}
+    for entry in out["snippets"]:
+        tree = by_id.get(entry["id"])
+        if tree is None:
+            entry["astprobe_skipped"] = "not recovered (parse error, fewer than 2 tokens, or too long for the model)"
+            continue
+        tokens = parse(entry["code"], lang).tokens(collapse_strings=True)
+        entry["astprobe"] = {
+            "tokens": {"text": list(tree.tokens), "start": tokens.start_char.tolist(), "end": tokens.end_char.tolist()},
+            "gold": [list(c) for c in tree.gold],
+            "predicted": [list(c) for c in tree.predicted],
+            "precision": _num(tree.precision),
+            "recall": _num(tree.recall),
+            "f1": _num(tree.f1),
+        }
+    if probe is not None:
+        out["astprobe"] = {"layer": probe.layer, "rank": probe.rank}
+
+
+def nonterminal_scores(trees: Sequence[Any]) -> list[dict[str, Any]]:
+    """Per non-terminal label, over the recovered trees of a split: how many gold and recovered
+    constituents carry it, and precision = recovered ones also in the gold tree / recovered,
+    recall = gold ones also recovered / gold, F1 (micro over snippets), most frequent first.
+
+    trees: `RecoveredTree`s (gold and predicted constituents as (label, lo, hi)).
+    """
+    gold_n, pred_n, pred_hit, gold_hit = Counter(), Counter(), Counter(), Counter()
+    for t in trees:
+        gold, pred = set(map(tuple, t.gold)), set(map(tuple, t.predicted))
+        for label, lo, hi in t.gold:
+            gold_n[label] += 1
+            gold_hit[label] += (label, lo, hi) in pred
+        for label, lo, hi in t.predicted:
+            pred_n[label] += 1
+            pred_hit[label] += (label, lo, hi) in gold
+    out = []
+    for label in sorted(set(gold_n) | set(pred_n), key=lambda x: (-gold_n[x], -pred_n[x], x)):
+        p = pred_hit[label] / pred_n[label] if pred_n[label] else 0.0
+        r = gold_hit[label] / gold_n[label] if gold_n[label] else 0.0
+        out.append({"label": label, "gold": gold_n[label], "predicted": pred_n[label], "precision": round(p, 6),
+                    "recall": round(r, 6), "f1": round(2 * p * r / (p + r), 6) if p + r else 0.0})
+    return out

@@ -1,0 +1,89 @@
+"""Self-contained HTML pages: the data as inline JSON, the drawing code and styles inlined.
+
+Why hand-written SVG and canvas instead of a plotting library: plotly.js alone is ~3.5 MB
+minified, Vega-Lite with Vega ~0.8 MB and Bokeh ~1 MB, inlined into every report; none draws
+the explorer's views (token matrices with the CAT-score's masks, side-by-side constituency
+trees) without custom code anyway; and drawing hundreds of token-pair matrices through a
+declarative spec is slow. The page's whole code is ~30 kB, draws a 256 x 256 matrix as one
+canvas image, and decodes a snippet's arrays only when it is chosen. The Content-Security-Policy
+forbids every network request, so a page opens offline and leaks nothing.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+_CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+        "img-src data: blob:; connect-src 'none'; base-uri 'none'; form-action 'none'")
+
+
+@lru_cache(maxsize=None)
+def _asset(name: str) -> str:
+    return resources.files("codeprobe.viz").joinpath("static", name).read_text(encoding="utf-8")
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN or infinity: write null instead."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def page(data: dict[str, Any]) -> str:
+    """One HTML document showing `data` (see `report_html` and `explorer_html` for its keys)."""
+    payload = json.dumps(_clean(data), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    # Inside <script>, "</script>" or "<!--" in a code snippet would end the element early.
+    payload = payload.replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    title = html.escape(str(data.get("title", "codeprobe")))
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<meta http-equiv=\"Content-Security-Policy\" content=\"{_CSP}\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        f"<title>{title}</title><style>{_asset('page.css')}</style></head>\n"
+        "<body><header></header><nav></nav><main></main><footer></footer>\n"
+        f"<script type=\"application/json\" id=\"codeprobe-data\">{payload}</script>\n"
+        f"<script>{_asset('page.js')}</script>\n</body></html>\n"
+    )
+
+
+def report_html(series: list[dict[str, Any]], *, title: str = "codeprobe report", lines: list[str] = (),
+                warnings: list[str] = (), footer: list[str] = ()) -> str:
+    """A run report, or a comparison of several runs, models or checkpoints.
+
+    series: one dict per (run, model, language, dataset[, step]): `label`, `model`, `language`,
+        `dataset`, optional `step` (int, a checkpoint), and what exists of
+        `cat` (`layers` as in summary.json, each optionally with `score_ci`,
+        `random_baseline_ci`, `positional_baseline_ci`; `heads`: {`n_heads`, `scores` (L x H)};
+        `rates`: {`types`, `num`, `eligible`, `rate` (L x T), `rank` (L x T), `n_samples`};
+        `types`, `kept_types`), `astprobe` (summary.json's, optionally with `labels`,
+        `labels_layer`, `labels_snippets`) and `explorer` (an `explorer_payload`).
+    lines, warnings, footer: text shown under the title, highlighted, and at the end.
+    """
+    return page({"kind": "report", "title": title, "lines": list(lines), "warnings": list(warnings),
+                 "footer": list(footer), "series": series})
+
+
+def explorer_html(payload: dict[str, Any], *, title: str, lines: list[str] = (), warnings: list[str] = ()) -> str:
+    """The snippet explorer alone, for `explorer_payload`'s output: the CAT view when it has one
+    (kind "snippet"), else the gold and recovered trees (kind "trees")."""
+    has_cat = any("cat" in s for s in payload.get("snippets", []))
+    return page({"kind": "snippet" if has_cat else "trees", "title": title, "lines": list(lines),
+                 "warnings": list(warnings), "explorer": payload})
+
+
+def write_html(text: str, path: str | Path) -> Path:
+    """Write a page (UTF-8) and return its path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -1,0 +1,656 @@
+// codeprobe's report and snippet explorer: hand-written SVG and canvas drawing, no library.
+// The data sits in the JSON script element "codeprobe-data"; nothing is fetched.
+"use strict";
+(function () {
+  const DATA = JSON.parse(document.getElementById("codeprobe-data").textContent);
+  const SVGNS = "http://www.w3.org/2000/svg";
+  const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"];
+  const tip = el("div", { class: "tip" });
+  document.body.appendChild(tip);
+
+  // ------------------------------------------------------------------ helpers
+  function el(tag, attrs, ...kids) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined) continue;
+      if (k === "text") node.textContent = v;
+      else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+      else node.setAttribute(k, v);
+    }
+    for (const kid of kids) if (kid !== null && kid !== undefined) node.append(kid);
+    return node;
+  }
+  function svg(tag, attrs) {
+    const node = document.createElementNS(SVGNS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) if (v !== null && v !== undefined) node.setAttribute(k, v);
+    return node;
+  }
+  const fmt = (v, d = 3) => (v === null || v === undefined || Number.isNaN(v) ? "n/a" : Number(v).toFixed(d));
+  const finite = (v) => v !== null && v !== undefined && Number.isFinite(v);
+  function showTip(evt, text) {
+    tip.textContent = text;
+    tip.style.display = "block";
+    const x = Math.min(evt.clientX + 14, window.innerWidth - tip.offsetWidth - 8);
+    const y = Math.min(evt.clientY + 14, window.innerHeight - tip.offsetHeight - 8);
+    tip.style.left = x + "px";
+    tip.style.top = y + "px";
+  }
+  const hideTip = () => { tip.style.display = "none"; };
+  function select(label, options, value, onChange, testId) {
+    const s = el("select", { "data-testid": testId, onchange: () => onChange(s.value) });
+    for (const [v, text] of options) s.append(el("option", { value: String(v), text }));
+    s.value = String(value);
+    return [el("label", { text: label }), s];
+  }
+  // Viridis, 9 stops, linear in between.
+  const VIRIDIS = [[68, 1, 84], [71, 44, 122], [59, 81, 139], [44, 113, 142], [33, 144, 141], [39, 173, 129], [92, 200, 99], [170, 220, 50], [253, 231, 37]];
+  function viridis(t) {
+    t = Math.max(0, Math.min(1, t)) * (VIRIDIS.length - 1);
+    const i = Math.min(Math.floor(t), VIRIDIS.length - 2), f = t - i;
+    return VIRIDIS[i].map((c, k) => Math.round(c + f * (VIRIDIS[i + 1][k] - c)));
+  }
+  const rgb = (c) => `rgb(${c[0]},${c[1]},${c[2]})`;
+  const inkOn = (c) => (0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2] > 150 ? "#000" : "#fff");
+  async function inflate(b64) {
+    const bin = atob(b64);
+    const bytes = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
+    return new Uint8Array(await new Response(stream).arrayBuffer());
+  }
+
+  // ------------------------------------------------------------------ line chart
+  // series: [{label, color, dash, points: [{x, y, lo, hi}], band, marker, group}]
+  function lineChart({ title, xLabel, yLabel, series, hlines = [], logX = false, width = 480, height = 320, yZero = true, stars = [] }) {
+    const m = { l: 52, r: 14, t: 26, b: 42 };
+    const all = series.flatMap((s) => s.points);
+    const xsAll = [...new Set(all.map((p) => p.x))].sort((a, b) => a - b);
+    if (!xsAll.length) return el("div", { class: "note", text: `${title}: no data` });
+    const ys = all.flatMap((p) => [p.y, p.lo, p.hi]).concat(hlines.map((h) => h.y)).filter(finite);
+    let y0 = yZero ? 0 : Math.min(...ys), y1 = Math.max(...ys, y0 + 1e-6);
+    if (yZero && y1 <= 1e-6) y1 = 1;  // all zero: show a readable 0..1 axis
+    const pad = (y1 - y0) * 0.08;
+    y1 = Math.min(yZero ? 1 : Infinity, y1 + pad) || y1 + pad;
+    if (!yZero) y0 -= pad;
+    const tx = logX ? Math.log2 : (v) => v;
+    const xmin = tx(xsAll[0]), xmax = tx(xsAll[xsAll.length - 1]);
+    const X = (v) => m.l + (xmax === xmin ? 0.5 : (tx(v) - xmin) / (xmax - xmin)) * (width - m.l - m.r);
+    const Y = (v) => height - m.b - ((v - y0) / (y1 - y0)) * (height - m.t - m.b);
+    const root = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": title });
+    root.append(Object.assign(svg("text", { x: m.l, y: 16, "font-weight": "600" }), { textContent: title }));
+    const grid = svg("g", { class: "grid" }), axis = svg("g", { class: "axis" });
+    // "Nice" ticks: steps of 1, 2 or 5 times a power of ten, about five of them.
+    const raw = (y1 - y0) / 5, mag = Math.pow(10, Math.floor(Math.log10(raw)));
+    const step = [1, 2, 5, 10].map((f) => f * mag).find((st) => st >= raw);
+    const digits = Math.max(0, -Math.floor(Math.log10(step)));
+    for (let v = Math.ceil(y0 / step - 1e-9) * step; v <= y1 + 1e-9; v += step) {
+      grid.append(svg("line", { x1: m.l, x2: width - m.r, y1: Y(v), y2: Y(v) }));
+      const t = svg("text", { x: m.l - 6, y: Y(v) + 4, "text-anchor": "end" });
+      t.textContent = v.toFixed(digits);
+      axis.append(t);
+    }
+    const xticks = xsAll.length > 16 ? xsAll.filter((_, i) => i % Math.ceil(xsAll.length / 16) === 0) : xsAll;
+    for (const v of xticks) {
+      const t = svg("text", { x: X(v), y: height - m.b + 16, "text-anchor": "middle" });
+      t.textContent = String(v);
+      axis.append(t);
+    }
+    axis.append(svg("line", { x1: m.l, x2: width - m.r, y1: height - m.b, y2: height - m.b }));
+    axis.append(svg("line", { x1: m.l, x2: m.l, y1: m.t, y2: height - m.b }));
+    const xl = svg("text", { x: (m.l + width - m.r) / 2, y: height - 6, "text-anchor": "middle" });
+    xl.textContent = xLabel;
+    const yl = svg("text", { x: 12, y: (m.t + height - m.b) / 2, "text-anchor": "middle", transform: `rotate(-90 12 ${(m.t + height - m.b) / 2})` });
+    yl.textContent = yLabel;
+    root.append(grid, axis, xl, yl);
+    const groups = new Map();
+    const groupOf = (name) => {
+      if (!groups.has(name)) { const g = svg("g", { "data-series": name }); groups.set(name, g); root.append(g); }
+      return groups.get(name);
+    };
+    for (const h of hlines) {
+      const g = groupOf(h.group || h.label);
+      g.append(svg("line", { x1: m.l, x2: width - m.r, y1: Y(h.y), y2: Y(h.y), stroke: h.color, "stroke-dasharray": h.dash || "6 4", "stroke-width": 1.5, opacity: 0.8 }));
+    }
+    for (const s of series) {
+      const g = groupOf(s.group || s.label);
+      const pts = s.points.filter((p) => finite(p.y)).sort((a, b) => a.x - b.x);
+      const band = pts.filter((p) => finite(p.lo) && finite(p.hi));
+      if (s.band !== false && band.length > 1) {
+        const d = band.map((p, i) => `${i ? "L" : "M"}${X(p.x)},${Y(p.hi)}`).join("") +
+          band.slice().reverse().map((p) => `L${X(p.x)},${Y(p.lo)}`).join("") + "Z";
+        g.append(svg("path", { d, fill: s.color, opacity: 0.16, stroke: "none" }));
+      } else if (s.band !== false) {
+        for (const p of band) g.append(svg("line", { x1: X(p.x), x2: X(p.x), y1: Y(p.lo), y2: Y(p.hi), stroke: s.color, "stroke-width": 2, opacity: 0.5 }));
+      }
+      if (pts.length) {
+        g.append(svg("path", { d: pts.map((p, i) => `${i ? "L" : "M"}${X(p.x)},${Y(p.y)}`).join(""), fill: "none", stroke: s.color, "stroke-width": s.width || 2, "stroke-dasharray": s.dash || null }));
+        if (s.marker !== false) for (const p of pts) g.append(svg("circle", { cx: X(p.x), cy: Y(p.y), r: 3.2, fill: s.color }));
+      }
+    }
+    for (const st of stars) {
+      const g = groupOf(st.group);
+      const t = svg("text", { x: X(st.x), y: Y(st.y) - 8, "text-anchor": "middle", fill: st.color, "font-size": 16 });
+      t.textContent = "\u2605";
+      g.append(t);
+    }
+    // Hover: every visible series' value at the nearest x.
+    const cursor = svg("line", { y1: m.t, y2: height - m.b, stroke: "#999", "stroke-dasharray": "2 3", visibility: "hidden" });
+    root.append(cursor);
+    root.addEventListener("mousemove", (evt) => {
+      const r = root.getBoundingClientRect();
+      const px = ((evt.clientX - r.left) * width) / r.width;
+      let best = xsAll[0];
+      for (const v of xsAll) if (Math.abs(X(v) - px) < Math.abs(X(best) - px)) best = v;
+      cursor.setAttribute("x1", X(best)); cursor.setAttribute("x2", X(best)); cursor.setAttribute("visibility", "visible");
+      const lines = [`${xLabel}: ${best}`];
+      for (const s of series) {
+        if (groups.get(s.group || s.label).style.display === "none") continue;
+        const p = s.points.find((q) => q.x === best);
+        if (p && finite(p.y)) lines.push(`${s.label}: ${fmt(p.y)}` + (finite(p.lo) ? ` [${fmt(p.lo)}, ${fmt(p.hi)}]` : ""));
+      }
+      for (const h of hlines) if (groups.get(h.group || h.label).style.display !== "none") lines.push(`${h.label}: ${fmt(h.y)}`);
+      showTip(evt, lines.join("\n"));
+    });
+    root.addEventListener("mouseleave", () => { hideTip(); cursor.setAttribute("visibility", "hidden"); });
+    const legend = el("div", { class: "legend" });
+    const seen = new Set();
+    for (const item of [...series, ...hlines]) {
+      const name = item.group || item.label;
+      if (seen.has(name)) continue;
+      seen.add(name);
+      const sw = svg("svg", { width: 26, height: 10, style: "vertical-align:middle;margin-right:5px" });
+      sw.append(svg("line", { x1: 1, x2: 25, y1: 5, y2: 5, stroke: item.color, "stroke-width": 2, "stroke-dasharray": item.dash || null }));
+      const span = el("span", { title: "click to hide or show", onclick: () => {
+        const g = groups.get(name);
+        const off = g.style.display !== "none";
+        g.style.display = off ? "none" : "";
+        span.classList.toggle("off", off);
+      } }, sw, item.legend || name);
+      legend.append(span);
+    }
+    return el("div", { class: "card chart", "data-chart": title }, root, legend);
+  }
+
+  // ------------------------------------------------------------------ report sections
+  const series = DATA.series || [];
+  series.forEach((s, i) => { s.color = PALETTE[i % PALETTE.length]; });
+  const main = document.querySelector("main");
+  const nav = document.querySelector("nav");
+  function section(id, title, ...kids) {
+    const sec = el("section", { id }, el("h2", { text: title }), ...kids);
+    main.append(sec);
+    nav.append(el("a", { href: "#" + id, text: title }));
+    return sec;
+  }
+  const ci = (row, key) => (Array.isArray(row[key]) ? row[key] : [null, null]);
+  const pt = (x, y, c) => ({ x, y, lo: c ? c[0] : null, hi: c ? c[1] : null });
+
+  function curvesSection() {
+    const catSeries = [], catLines = [], astSeries = [], astLines = [], stars = [], rankSeries = [];
+    const many = series.length > 1;
+    for (const s of series) {
+      const name = s.label;
+      if (s.cat) {
+        const L = s.cat.layers;
+        catSeries.push({ label: many ? name : "model", group: name, legend: many ? name : "model (head mean)", color: s.color, points: L.map((r) => pt(r.layer, r.score, r.score_ci)) });
+        catSeries.push({ label: `${many ? name + ": " : ""}random attention`, group: many ? name : "random attention", color: s.color, dash: "2 3", width: 1.5, marker: false, points: L.map((r) => pt(r.layer, r.random_baseline, ci(r, "random_baseline_ci"))) });
+        catSeries.push({ label: `${many ? name + ": " : ""}positional attention`, group: many ? name : "positional attention", color: s.color, dash: "8 4", width: 1.5, marker: false, points: L.map((r) => pt(r.layer, r.positional_baseline, ci(r, "positional_baseline_ci"))) });
+      }
+      const a = s.astprobe;
+      if (a) {
+        astSeries.push({ label: many ? name : "test F1", group: name, legend: many ? name : "model, test F1", color: s.color, points: a.layers.map((r) => pt(r.layer, r.f1, r.f1_ci)) });
+        if (a.layers.some((r) => finite(r.valid_f1)))
+          astSeries.push({ label: `${many ? name + ": " : ""}validation F1`, group: many ? name : "validation F1", color: s.color, dash: "1 3", width: 1.2, band: false, points: a.layers.map((r) => pt(r.layer, r.valid_f1)) });
+        const rnd = (a.baselines && a.baselines.random) || [];
+        if (rnd.length) astSeries.push({ label: `${many ? name + ": " : ""}random weights`, group: many ? name : "random weights", color: s.color, dash: "2 3", width: 1.5, marker: false, points: rnd.map((r) => pt(r.layer, r.f1, r.f1_ci)) });
+        const emb = a.baselines && a.baselines.embedding;
+        if (emb && finite(emb.f1)) astLines.push({ label: `${many ? name + ": " : ""}embedding layer`, group: many ? name : "embedding layer", y: emb.f1, color: s.color, dash: "8 4" });
+        const best = a.layers.find((r) => r.layer === a.best_layer);
+        if (best && finite(best.f1)) stars.push({ x: best.layer, y: best.f1, color: s.color, group: name });
+        if (a.ranks && a.ranks.points && a.ranks.points.length > 1)
+          rankSeries.push({ label: `${name}, layer ${a.ranks.layer}`, group: name, color: s.color, points: a.ranks.points.map((r) => pt(r.rank, r.f1, r.f1_ci)) });
+      }
+    }
+    const row = el("div", { class: "row" });
+    if (catSeries.length) row.append(lineChart({ title: "CAT-score by layer", xLabel: "transformer layer (0-based)", yLabel: "CAT-score", series: catSeries, hlines: catLines }));
+    if (astSeries.length) row.append(lineChart({ title: "AST-Probe F1 by hidden state", xLabel: "hidden state (0 = embeddings)", yLabel: "F1", series: astSeries, hlines: astLines, stars }));
+    if (rankSeries.length) row.append(lineChart({ title: "AST-Probe F1 by rank (selected layer)", xLabel: "probe rank", yLabel: "F1", series: rankSeries, logX: true, width: 380 }));
+    const steps = series.filter((s) => Number.isInteger(s.step));
+    if (steps.length > 1) row.append(stepChart(steps));
+    const sel = series.find((s) => s.astprobe && s.astprobe.selection);
+    const notes = [
+      "Solid lines: the model; shaded bands: confidence intervals where the run computed them. CAT: dotted = random attention, dashed = positional attention exp(-|i-j|), on the same tokens. AST-Probe: dotted = the same architecture with random weights, dashed = the embedding layer (hidden state 0), \u2605 = the selected layer" +
+        (sel ? ` (chosen on ${sel.astprobe.selection})` : "") + ". Click a legend entry to hide or show it; hover for values.",
+    ];
+    if (many) notes.push("One colour per result; clicking its legend entry hides or shows all its lines.");
+    if (row.childNodes.length) section("curves", "Per-layer curves", row, ...notes.map((t) => el("p", { class: "note", text: t })));
+  }
+
+  function stepChart(steps) {
+    const byKey = new Map();
+    for (const s of steps) {
+      const key = `${s.model_base || s.model} ${s.language} ${s.dataset}`;
+      if (!byKey.has(key)) byKey.set(key, []);
+      byKey.get(key).push(s);
+    }
+    const out = [];
+    let i = 0;
+    for (const [key, list] of byKey) {
+      const color = PALETTE[i++ % PALETTE.length];
+      const bestCat = list.filter((s) => s.cat).map((s) => pt(s.step, Math.max(...s.cat.layers.map((r) => (finite(r.score) ? r.score : -1)))));
+      const bestAst = list.filter((s) => s.astprobe).map((s) => {
+        const r = s.astprobe.layers.find((q) => q.layer === s.astprobe.best_layer) || {};
+        return pt(s.step, r.f1, r.f1_ci);
+      });
+      if (bestCat.length) out.push({ label: `${key}: best CAT-score`, color, points: bestCat });
+      if (bestAst.length) out.push({ label: `${key}: AST-Probe F1 (selected layer)`, color, dash: "6 3", points: bestAst });
+    }
+    return lineChart({ title: "By checkpoint step", xLabel: "training step", yLabel: "score", series: out, width: 460 });
+  }
+
+  function seriesPicker(list, render, testId) {
+    const box = el("div");
+    const body = el("div");
+    let current = 0;
+    const draw = () => { body.replaceChildren(render(list[current])); };
+    if (list.length > 1) box.append(el("div", { class: "controls" }, ...select("Result", list.map((s, i) => [i, s.label]), 0, (v) => { current = +v; draw(); }, testId)));
+    box.append(body);
+    draw();
+    return box;
+  }
+
+  function headHeatmap(rows, nHeads, { onPick, selected, caption } = {}) {
+    // rows: [{layer, mean, heads: [..]}]
+    const vals = rows.flatMap((r) => [r.mean, ...r.heads]).filter(finite);
+    const lo = Math.min(...vals), hi = Math.max(...vals);
+    const table = el("table", { class: "heat" });
+    const head = el("tr", {}, el("th", { text: "layer" }), el("th", { text: "mean", title: "head-mean attention (the paper's CAT-score)" }));
+    for (let h = 0; h < nHeads; h++) head.append(el("th", { text: "h" + h }));
+    table.append(head);
+    for (const r of rows) {
+      const tr = el("tr", {}, el("th", { text: String(r.layer) }));
+      [r.mean, ...r.heads].forEach((v, k) => {
+        const headIdx = k - 1; // -1 = mean
+        const c = finite(v) ? viridis(hi > lo ? (v - lo) / (hi - lo) : 0.5) : [240, 240, 240];
+        const td = el("td", { style: `background:${rgb(c)};color:${inkOn(c)}`, text: finite(v) ? v.toFixed(2) : "\u2013",
+          "data-layer": r.layer, "data-head": headIdx, title: `layer ${r.layer}, ${headIdx < 0 ? "head mean" : "head " + headIdx}: ${fmt(v, 4)}` });
+        if (selected && selected.layer === r.layer && selected.head === headIdx) td.classList.add("sel");
+        if (onPick) td.addEventListener("click", () => onPick(r.layer, headIdx));
+        tr.append(td);
+      });
+      table.append(tr);
+    }
+    const scale = el("div", { class: "note" }, `colour: viridis from ${fmt(lo)} (dark) to ${fmt(hi)} (yellow)` + (caption ? ". " + caption : ""));
+    return el("div", {}, table, scale);
+  }
+
+  function headsSection() {
+    const list = series.filter((s) => s.cat && s.cat.heads);
+    if (!list.length) return;
+    const render = (s) => {
+      const H = s.cat.heads.n_heads;
+      const rows = s.cat.layers.map((r, i) => ({ layer: r.layer, mean: r.score, heads: s.cat.heads.scores[i] || [] }));
+      const hasExplorer = s.explorer && s.explorer.snippets && s.explorer.snippets.some((x) => x.cat);
+      return headHeatmap(rows, H, {
+        caption: "Dataset CAT-score of each head's own attention." + (hasExplorer ? " Click a cell to open that layer and head in the snippet explorer." : ""),
+        onPick: hasExplorer ? (layer, head) => explorer && explorer.show(series.indexOf(s), layer, head, true) : null,
+      });
+    };
+    section("heads", "CAT-score per layer and head", seriesPicker(list, render, "heads-result"));
+  }
+
+  function ratesSection() {
+    const list = series.filter((s) => s.cat && s.cat.rates);
+    if (!list.length) return;
+    const render = (s) => {
+      const R = s.cat.rates, L = R.rate.length;
+      const kept = (s.cat.kept_types || []).map((k) => (k ? new Set(k) : null));
+      const order = R.types.map((t, i) => i).sort((a, b) => R.num[b] - R.num[a]);
+      const table = el("table", { "data-testid": "rates-table" });
+      const head = el("tr", {}, el("th", { class: "l", text: "type" }), el("th", { text: "cells num(t)" }), el("th", { text: "eligible" }));
+      for (let l = 0; l < L; l++) head.append(el("th", { text: "layer " + l }));
+      table.append(head);
+      const vals = R.rate.flat().filter(finite);
+      const hi = Math.max(...vals, 1e-9);
+      for (const t of order) {
+        const tr = el("tr", {}, el("td", { class: "l", text: R.types[t] }), el("td", { text: String(R.num[t]) }), el("td", { text: R.eligible[t] ? "yes" : "no" }));
+        for (let l = 0; l < L; l++) {
+          const v = R.rate[l][t];
+          const isKept = kept[l] ? kept[l].has(R.types[t]) : true;
+          const c = finite(v) ? viridis(v / hi) : [240, 240, 240];
+          tr.append(el("td", { style: `background:${rgb(c)};color:${inkOn(c)};${isKept ? "font-weight:700" : ""}`,
+            text: (finite(v) ? v.toFixed(3) : "\u2013") + (isKept && kept[l] ? " \u2713" : ""),
+            title: `${R.types[t]}, layer ${l}: rate ${fmt(v, 4)}` + (R.rank[l][t] ? `, rank ${R.rank[l][t]}` : "") + (isKept ? ", kept" : "") }));
+        }
+        table.append(tr);
+      }
+      return el("div", {}, el("div", { class: "scroll" }, table),
+        el("p", { class: "note", text: `rate(t) = share of the cells of tokens of type t that pass the attention threshold, from head-mean attention over ${R.n_samples} samples; eligible: num(t) > total tokens; \u2713 = kept by the strategy "${s.cat.types}" (bold).` }));
+    };
+    section("rates", "Frequent-type rates by layer", seriesPicker(list, render, "rates-result"));
+  }
+
+  function astSection() {
+    const list = series.filter((s) => s.astprobe);
+    if (!list.length) return;
+    const render = (s) => {
+      const a = s.astprobe;
+      const box = el("div");
+      const rnd = new Map(((a.baselines && a.baselines.random) || []).map((r) => [r.layer, r]));
+      const t1 = el("table", { "data-testid": "ast-layers" });
+      const hasValid = a.layers.some((r) => finite(r.valid_f1)), hasCi = a.layers.some((r) => r.f1_ci);
+      t1.append(el("tr", {}, ...["hidden state", "precision", "recall", "test F1", hasCi ? "F1 95% CI" : null, hasValid ? "valid F1" : null, "random-weights F1", "best epoch", "note"].filter((x) => x !== null).map((t) => el("th", { text: t }))));
+      for (const r of a.layers) {
+        const notes = [];
+        if (r.layer === a.best_layer) notes.push("selected" + (a.selection ? ` (${a.selection})` : ""));
+        if (r.hit_max_epochs) notes.push("hit max epochs");
+        if (r.diverged) notes.push("diverged");
+        const cells = [String(r.layer), fmt(r.precision), fmt(r.recall), fmt(r.f1)];
+        if (hasCi) cells.push(r.f1_ci ? `${fmt(r.f1_ci[0])} \u2013 ${fmt(r.f1_ci[1])}` : "");
+        if (hasValid) cells.push(fmt(r.valid_f1));
+        cells.push(rnd.has(r.layer) ? fmt(rnd.get(r.layer).f1) : "", r.best_epoch === undefined ? "" : String(r.best_epoch), notes.join(", "));
+        const tr = el("tr", r.layer === a.best_layer ? { style: "font-weight:700" } : {}, ...cells.map((c) => el("td", { text: c })));
+        t1.append(tr);
+      }
+      box.append(el("h3", { text: `Per layer (rank ${a.rank})` }), t1);
+      if (a.ranks && a.ranks.points && a.ranks.points.length) {
+        const t2 = el("table", { "data-testid": "ast-ranks" });
+        t2.append(el("tr", {}, ...["rank", "precision", "recall", "F1", "best epoch"].map((t) => el("th", { text: t }))));
+        for (const r of a.ranks.points.slice().sort((x, y) => x.rank - y.rank))
+          t2.append(el("tr", {}, ...[r.rank, fmt(r.precision), fmt(r.recall), fmt(r.f1) + (r.f1_ci ? ` [${fmt(r.f1_ci[0])}, ${fmt(r.f1_ci[1])}]` : ""), r.best_epoch ?? ""].map((c) => el("td", { text: String(c) }))));
+        box.append(el("h3", { text: `Per rank (hidden state ${a.ranks.layer})` }), t2);
+      }
+      if (a.labels && a.labels.length) {
+        const t3 = el("table", { "data-testid": "ast-labels" });
+        t3.append(el("tr", {}, ...["non-terminal", "gold", "recovered", "precision", "recall", "F1"].map((t, i) => el("th", { class: i ? null : "l", text: t }))));
+        for (const r of a.labels) {
+          const c = viridis(r.f1);
+          t3.append(el("tr", {}, el("td", { class: "l", text: r.label }), el("td", { text: String(r.gold) }), el("td", { text: String(r.predicted) }),
+            el("td", { text: fmt(r.precision) }), el("td", { text: fmt(r.recall) }), el("td", { style: `background:${rgb(c)};color:${inkOn(c)}`, text: fmt(r.f1) })));
+        }
+        box.append(el("h3", { text: `Per non-terminal (hidden state ${a.labels_layer}, ${a.labels_snippets} test snippets)` }), el("div", { class: "scroll" }, t3),
+          el("p", { class: "note", text: "precision: recovered constituents of this label that are in the gold tree; recall: gold constituents of this label that were recovered (same label and token span)." }));
+      }
+      return box;
+    };
+    section("astprobe", "AST-Probe", seriesPicker(list, render, "ast-result"));
+  }
+
+  // ------------------------------------------------------------------ snippet explorer
+  let explorer = null;
+  function explorerSection() {
+    const sources = [];
+    series.forEach((s, i) => { if (s.explorer) sources.push({ index: i, label: s.label, payload: s.explorer }); });
+    if (DATA.explorer) sources.push({ index: -1, label: DATA.title, payload: DATA.explorer });
+    if (!sources.length) return;
+    const state = { source: 0, snippet: 0, layer: 0, head: -1 };
+    const controls = el("div", { class: "controls" });
+    const body = el("div");
+    const cache = new Map();
+    const title = DATA.kind === "trees" ? "Gold and recovered trees" : "Snippet explorer";
+    section("explorer", title, controls, body);
+
+    async function decoded(sn) {
+      if (cache.has(sn)) return cache.get(sn);
+      const c = sn.cat;
+      const out = { att: await inflate(c.attention), masks: await inflate(c.masks) };
+      const d = await inflate(c.distance);
+      out.dist = c.distance_dtype === "uint16" ? new Uint16Array(d.buffer) : d;
+      cache.set(sn, out);
+      return out;
+    }
+    function drawControls() {
+      const src = sources[state.source].payload;
+      const sn = src.snippets[state.snippet];
+      const items = [];
+      if (sources.length > 1) items.push(...select("Result", sources.map((s, i) => [i, s.label]), state.source, (v) => { state.source = +v; state.snippet = 0; render(); }, "explorer-source"));
+      items.push(...select("Snippet", src.snippets.map((x, i) => [i, snippetLabel(x)]), state.snippet, (v) => { state.snippet = +v; render(); }, "snippet-select"));
+      if (sn.cat) {
+        const L = sn.cat.n_layers, H = sn.cat.n_heads;
+        items.push(...select("Layer", [...Array(L).keys()].map((l) => [l, String(l)]), state.layer, (v) => { state.layer = +v; render(); }, "layer-select"));
+        items.push(...select("Head", [[-1, "mean of heads"], ...[...Array(H).keys()].map((h) => [h, "head " + h])], state.head, (v) => { state.head = +v; render(); }, "head-select"));
+      }
+      controls.replaceChildren(...items);
+    }
+    function snippetLabel(x) {
+      const name = x.id.length > 40 ? x.id.slice(0, 37) + "..." : x.id;
+      const bits = [];
+      if (x.cat) bits.push(`${x.cat.tokens.text.length} tokens`, `CAT ${fmt(x.cat.scores[x.cat.n_layers - 1][0], 2)} (last layer)`);
+      if (x.astprobe) bits.push(`tree F1 ${fmt(x.astprobe.f1, 2)}`);
+      return `${name}  \u2014  ${bits.join(", ")}`;
+    }
+    async function render() {
+      const src = sources[state.source].payload;
+      const sn = src.snippets[state.snippet];
+      if (sn.cat) {
+        state.layer = Math.min(state.layer, sn.cat.n_layers - 1);
+        state.head = Math.min(state.head, sn.cat.n_heads - 1);
+      }
+      drawControls();
+      const parts = [];
+      const top = el("div", { class: "row" });
+      const codeView = codePane(sn, src);
+      top.append(el("div", {}, el("h3", { text: "Code" }), codeView.node));
+      if (sn.cat) {
+        const c = sn.cat;
+        const rows = c.scores.map((r, l) => ({ layer: l, mean: r[0], heads: r.slice(1) }));
+        top.append(el("div", {}, el("h3", { text: "This snippet's CAT-score per layer and head" }),
+          headHeatmap(rows, c.n_heads, { selected: { layer: state.layer, head: state.head }, onPick: (l, h) => { state.layer = l; state.head = h; render(); }, caption: "Click a cell to show that layer and head." }),
+          lineChart({ title: "This snippet by layer (head mean)", xLabel: "layer", yLabel: "CAT-score", width: 380, height: 250,
+          series: [{ label: "model", color: PALETTE[0], points: c.scores.map((r, l) => pt(l, r[0])) },
+            { label: "random attention", color: "#888", dash: "2 3", marker: false, points: c.random_baseline.map((v, l) => pt(l, v)) },
+            { label: "positional attention", color: "#555", dash: "8 4", marker: false, points: c.positional_baseline.map((v, l) => pt(l, v)) }] })));
+      } else if (sn.cat_skipped) {
+        top.append(el("p", { class: "note", text: `CAT-probing skipped this snippet: ${sn.cat_skipped}` }));
+      }
+      parts.push(top);
+      if (sn.cat) {
+        const holder = el("div", { "data-testid": "matrices" }, el("p", { class: "note", text: "decoding\u2026" }));
+        parts.push(holder);
+        decoded(sn).then((dec) => holder.replaceChildren(matrices(sn, src, dec, codeView)));
+      }
+      if (sn.astprobe) parts.push(treesPane(sn, src, codeView));
+      else if (sn.astprobe_skipped) parts.push(el("p", { class: "note", text: `AST-Probe: ${sn.astprobe_skipped}` }));
+      body.replaceChildren(...parts);
+    }
+
+    function codePane(sn, src) {
+      const pre = el("pre", { class: "code", "data-testid": "code" });
+      const code = sn.code;
+      // Spans of the CAT tokens (else AST-Probe's), so hovering a matrix cell lights them up.
+      const cat = sn.cat && sn.cat.tokens, ast = sn.astprobe && sn.astprobe.tokens;
+      const toks = cat || ast;
+      const keptSet = sn.cat ? new Set(sn.cat.kept_index[sn.cat.layer_group[state.layer]]) : null;
+      const spans = [];
+      let at = 0;
+      if (toks) {
+        toks.start.forEach((s, i) => {
+          if (s > at) pre.append(code.slice(at, s));
+          const kept = keptSet ? keptSet.has(i) : true;
+          const span = el("span", { class: "t " + (kept ? "k" : "u"), "data-i": i, title: `#${i} ${cat ? cat.type[i] : ""}${kept ? "" : " (not kept at this layer)"}` }, code.slice(s, toks.end[i]));
+          pre.append(span);
+          spans.push(span);
+          at = toks.end[i];
+        });
+      }
+      pre.append(code.slice(at));
+      const astSpans = [];
+      if (ast && cat) {
+        // AST-Probe tokens differ (strings collapsed): map them onto character ranges.
+        for (let i = 0; i < ast.start.length; i++) astSpans.push([ast.start[i], ast.end[i]]);
+      }
+      function light(cls, idx) {
+        pre.querySelectorAll("." + cls).forEach((s) => s.classList.remove(cls));
+        for (const i of idx) if (spans[i]) spans[i].classList.add(cls);
+      }
+      function lightChars(lo, hi) {  // AST-Probe tokens lo..hi
+        const a = (ast || cat).start[lo], b = (ast || cat).end[hi];
+        const idx = [];
+        toks.start.forEach((s, i) => { if (s >= a && toks.end[i] <= b) idx.push(i); });
+        light("hl", idx);
+      }
+      return { node: pre, light, lightChars, count: spans.length };
+    }
+
+    function matrices(sn, src, dec, codeView) {
+      const c = sn.cat, L = state.layer, hcol = state.head + 1, H1 = c.n_heads + 1;
+      const n = c.tokens.text.length;
+      const kept = c.kept_index[c.layer_group[L]];
+      const k = kept.length;
+      // Mask bits: layers in order, each (1 + H) x k_l x k_l.
+      let offset = 0;
+      for (let l = 0; l < L; l++) { const kl = c.kept_index[c.layer_group[l]].length; offset += H1 * kl * kl; }
+      offset += hcol * k * k;
+      const bit = (b) => (dec.masks[b >> 3] >> (7 - (b & 7))) & 1;
+      const attScale = c.attention_max[L][hcol];
+      const attAt = (i, j) => dec.att[((L * H1 + hcol) * n + kept[i]) * n + kept[j]];
+      const distAt = (i, j) => dec.dist[kept[i] * n + kept[j]];
+      const thetaD = c.theta_d[c.layer_group[L]];
+      let inter = 0, nA = 0, nD = 0;
+      const strong = new Uint8Array(k * k), near = new Uint8Array(k * k);
+      let dmax = 0;
+      for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) {
+        const cell = i * k + j;
+        strong[cell] = bit(offset + cell);
+        near[cell] = distAt(i, j) < thetaD ? 1 : 0;
+        nA += strong[cell]; nD += near[cell]; inter += strong[cell] & near[cell];
+        dmax = Math.max(dmax, distAt(i, j));
+      }
+      const union = nA + nD - inter;
+      const score = union ? inter / union : NaN;
+      const labels = kept.map((i) => c.tokens.text[i]);
+      const headName = state.head < 0 ? "mean of heads" : "head " + state.head;
+      const info = (i, j) => `query #${kept[i]} ${JSON.stringify(labels[i])} \u2192 key #${kept[j]} ${JSON.stringify(labels[j])}\n` +
+        `attention ${fmt((attAt(i, j) / 255) * attScale, 4)}${strong[i * k + j] ? " (> \u03b8_A: in M_A)" : ""}\n` +
+        `tree distance ${distAt(i, j)}${near[i * k + j] ? " (< \u03b8_D: in M_D)" : ""}`;
+      const hover = (i, j) => codeView.light("hl", i === null ? [] : [kept[i], kept[j]]);
+      const dName = src.settings && src.settings.distance === "ast" ? "AST distance" : "U-AST distance";
+      const m1 = matrixCanvas(`Token attention, layer ${L}, ${headName}`, k, labels, (i, j) => viridis(Math.sqrt(attAt(i, j) / 255)), info, hover, "attention");
+      const m2 = matrixCanvas(dName, k, labels, (i, j) => viridis(1 - distAt(i, j) / Math.max(dmax, 1)), info, hover, "distance");
+      const colA = [31, 119, 180], colD = [255, 160, 60], colB = [30, 30, 30], colN = [246, 247, 249];
+      const m3 = matrixCanvas("Pairs counted by the CAT-score", k, labels, (i, j) => {
+        const a = strong[i * k + j], d = near[i * k + j];
+        return a && d ? colB : a ? colA : d ? colD : colN;
+      }, info, hover, "pairs");
+      const summary = el("div", { class: "card", "data-testid": "cat-summary", "data-score": String(score), "data-inter": inter, "data-union": union },
+        el("div", { class: "big", text: `CAT-score = |M_A \u2229 M_D| / |M_A \u222a M_D| = ${inter} / ${union} = ${fmt(score, 4)}` }),
+        el("div", {}, el("span", { class: "swatch", style: `background:${rgb(colA)}` }), `attention only: ${nA - inter}`,
+          el("span", { class: "swatch", style: `background:${rgb(colD)}` }), `tree only: ${nD - inter}`,
+          el("span", { class: "swatch", style: `background:${rgb(colB)}` }), `both: ${inter}`),
+        el("div", { class: "note", text: `M_A: attention > \u03b8_A = ${fmt(c.theta_a[L][hcol], 5)} (the ${fmt(src.settings ? src.settings.quantile : 0.75, 2)}-quantile of this matrix); ` +
+          `M_D: distance < \u03b8_D = ${fmt(thetaD, 2)} (the ${fmt(1 - (src.settings ? src.settings.quantile : 0.75), 2)}-quantile). ${k} of ${n} aligned tokens kept by the type filter at layer ${L}; ` +
+          `baselines at this layer: random ${fmt(c.random_baseline[L])}, positional ${fmt(c.positional_baseline[L])}. Attention colour: square root of value / max of this matrix (max ${fmt(attScale, 4)}); distance colour: near = yellow.` }));
+      return el("div", {}, el("div", { class: "mats" }, m1, m2, m3), summary);
+    }
+
+    function matrixCanvas(title, k, labels, colorAt, info, hover, id) {
+      const cell = Math.max(3, Math.min(16, Math.floor(350 / Math.max(k, 1))));
+      const showLabels = cell >= 8;
+      const margin = showLabels ? 74 : 4;
+      const size = margin + cell * k + 2;
+      const dpr = window.devicePixelRatio || 1;
+      const canvas = el("canvas", { width: size * dpr, height: size * dpr, style: `width:${size}px;height:${size}px`, "data-testid": "matrix-" + id });
+      const ctx = canvas.getContext("2d");
+      ctx.scale(dpr, dpr);
+      const img = ctx.createImageData(cell * k * dpr, cell * k * dpr);
+      const W = cell * k * dpr;
+      for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) {
+        const c = colorAt(i, j);
+        for (let y = i * cell * dpr; y < (i + 1) * cell * dpr; y++) for (let x = j * cell * dpr; x < (j + 1) * cell * dpr; x++) {
+          const o = (y * W + x) * 4;
+          img.data[o] = c[0]; img.data[o + 1] = c[1]; img.data[o + 2] = c[2]; img.data[o + 3] = 255;
+        }
+      }
+      ctx.putImageData(img, margin * dpr, margin * dpr);
+      if (showLabels) {
+        ctx.fillStyle = "#333";
+        ctx.font = `${Math.min(11, cell)}px ui-monospace, monospace`;
+        const short = (t) => { t = t.replace(/\s+/g, " "); return t.length > 10 ? t.slice(0, 9) + "\u2026" : t; };
+        ctx.textAlign = "right"; ctx.textBaseline = "middle";
+        labels.forEach((t, i) => ctx.fillText(short(t), margin - 4, margin + i * cell + cell / 2));
+        labels.forEach((t, j) => {
+          ctx.save(); ctx.translate(margin + j * cell + cell / 2, margin - 4); ctx.rotate(-Math.PI / 2);
+          ctx.textAlign = "left"; ctx.fillText(short(t), 0, 0); ctx.restore();
+        });
+      }
+      canvas.addEventListener("mousemove", (evt) => {
+        const r = canvas.getBoundingClientRect();
+        const j = Math.floor((evt.clientX - r.left - margin) / cell), i = Math.floor((evt.clientY - r.top - margin) / cell);
+        if (i < 0 || j < 0 || i >= k || j >= k) { hideTip(); hover(null); return; }
+        showTip(evt, info(i, j));
+        hover(i, j);
+      });
+      canvas.addEventListener("mouseleave", () => { hideTip(); hover(null); });
+      return el("div", { class: "mat" }, el("h4", { text: title }), canvas, el("div", { class: "note", text: "row = query, column = key" }));
+    }
+
+    function treesPane(sn, src, codeView) {
+      const a = sn.astprobe;
+      const key = (c) => `${c[0]}|${c[1]}|${c[2]}`;
+      const gold = new Set(a.gold.map(key)), pred = new Set(a.predicted.map(key));
+      const draw = (nodes, other, kindMissing, testId) => {
+        const box = el("div", { class: "tree", "data-testid": testId });
+        const order = nodes.map((_, i) => i).sort((x, y) => nodes[x][1] - nodes[y][1] || nodes[y][2] - nodes[x][2] || x - y);
+        const open = [];
+        let k = 0;
+        a.tokens.text.forEach((text, t) => {
+          while (open.length && open[open.length - 1] < t) open.pop();
+          while (k < order.length && nodes[order[k]][1] === t) {
+            const [label, lo, hi] = nodes[order[k]];
+            const ok = other.has(key(nodes[order[k]]));
+            const line = el("div", { "data-lo": lo, "data-hi": hi, title: `${label} over tokens ${lo}\u2013${hi}: ${ok ? "in both trees" : kindMissing}`,
+              onmouseenter: () => codeView.lightChars(lo, hi), onmouseleave: () => codeView.light("hl", []) },
+            "  ".repeat(open.length), el("span", { class: "nt " + (ok ? "match" : kindMissing === "missed by the probe" ? "miss" : "extra") }, label));
+            box.append(line);
+            open.push(hi);
+            k++;
+          }
+          const shown = text.length > 40 ? text.slice(0, 37) + "..." : text;
+          box.append(el("div", { class: "tok", onmouseenter: () => codeView.lightChars(t, t), onmouseleave: () => codeView.light("hl", []) }, "  ".repeat(open.length) + JSON.stringify(shown)));
+        });
+        return box;
+      };
+      const nMiss = a.gold.filter((c) => !pred.has(key(c))).length, nExtra = a.predicted.filter((c) => !gold.has(key(c))).length;
+      const where = src.astprobe ? ` (hidden state ${src.astprobe.layer}, rank ${src.astprobe.rank})` : "";
+      return el("div", {}, el("h3", { text: "Gold tree and the tree the probe recovers" + where }),
+        el("p", { class: "note" }, `precision ${fmt(a.precision)}, recall ${fmt(a.recall)}, F1 ${fmt(a.f1)}. `,
+          el("span", { class: "nt miss", text: "gold only" }), ` ${nMiss} constituents the probe missed; `,
+          el("span", { class: "nt extra", text: "recovered only" }), ` ${nExtra} it made up; `,
+          el("span", { class: "nt match", text: "green" }), " in both. Hover a line to see its tokens in the code."),
+        el("div", { class: "trees" }, el("div", {}, el("h4", { text: "gold" }), draw(a.gold, pred, "missed by the probe", "tree-gold")),
+          el("div", {}, el("h4", { text: "recovered" }), draw(a.predicted, gold, "not in the gold tree", "tree-recovered"))));
+    }
+
+    explorer = {
+      show(seriesIndex, layer, head, scroll) {
+        const s = sources.findIndex((x) => x.index === seriesIndex);
+        if (s >= 0) state.source = s;
+        state.layer = layer; state.head = head;
+        render();
+        if (scroll) document.getElementById("explorer").scrollIntoView();
+      },
+      state,
+    };
+    render();
+  }
+
+  // ------------------------------------------------------------------ page
+  function header() {
+    const h = document.querySelector("header");
+    h.append(el("h1", { text: DATA.title }));
+    for (const line of DATA.lines || []) h.append(el("div", { class: "note", text: line }));
+    for (const w of DATA.warnings || []) h.append(el("div", { class: "warn", text: w }));
+  }
+  function footer() {
+    const f = document.querySelector("footer");
+    for (const line of DATA.footer || []) f.append(el("div", { text: line }));
+  }
+  header();
+  curvesSection();
+  headsSection();
+  ratesSection();
+  astSection();
+  explorerSection();
+  footer();
+  document.body.setAttribute("data-ready", "1");
+})();

@@ -1,0 +1,146 @@
+"""A run's interactive report: report.html and the explorer sample written by the flow, per-head
+CAT rows, `codeprobe report` comparisons with the newer summary fields (confidence intervals,
+validation-selected layers, checkpoint steps), and the page in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from astprobe.tiny_model import tiny_model_dir  # noqa: F401  (session fixture)
+from click.testing import CliRunner
+from flow_configs import small_config
+
+from codeprobe.cli import main
+from codeprobe.pipeline.flow import probing_flow
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "viz"))
+from browser import console_problems, open_browser, requested_urls, wait_ready  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+@pytest.fixture(scope="module")
+def run(tiny_model_dir, python_jsonl, tmp_path_factory):  # noqa: F811
+    out = tmp_path_factory.mktemp("html") / "run"
+    probing_flow(config=small_config(tiny_model_dir, python_jsonl, explorer_snippets=4), out_dir=str(out))
+    return out
+
+
+def test_flow_writes_report_html_explorer_and_head_rows(run):
+    assert (run / "report.html").exists() and (run / "report.md").exists()
+    (explorer,) = run.glob("explorer/*/*.json")
+    payload = json.loads(explorer.read_text())
+    test_ids = json.loads(next(run.glob("data/*/splits.json")).read_text())["test"]
+    assert len(payload["snippets"]) == min(4, len(test_ids)) and {s["id"] for s in payload["snippets"]} <= set(test_ids)
+    summary = json.loads(next(run.glob("cat/*/*/summary.json")).read_text())
+    assert payload["kept_types"] == summary["settings"]["kept_types"]
+    assert all("cat" in s and "astprobe" in s for s in payload["snippets"])
+    labels = payload["labels"]
+    assert labels["n_snippets"] == len(test_ids) and labels["rows"][0]["gold"] >= labels["rows"][-1]["gold"]
+
+    # Per-head rows: their mean over heads' samples is the summary's per-head score.
+    heads = [np.load(p) for p in sorted(run.glob("cat/*/*/heads-*.npz"))]
+    assert len(heads) == 3
+    layer = np.concatenate([h["layer"] for h in heads])
+    head = np.concatenate([h["head"] for h in heads])
+    score = np.concatenate([h["score"] for h in heads])
+    assert set(head.tolist()) == {-1, 0, 1}
+    means = pq.read_table(next(run.glob("cat/*/*/layers.parquet"))).to_pydict()
+    for ell, mean in zip(means["layer"], means["score"]):
+        sel = (layer == ell) & (head == -1) & ~np.isnan(score)
+        assert np.nanmean(score[sel]) == pytest.approx(mean, abs=1e-5)  # the shard keeps float32 head means
+
+
+def with_new_fields(run: Path, out: Path, step: int) -> Path:
+    """A copy of `run` whose summary.json has the fields of the newer schema, computed from its
+    own numbers: normal-approximation 95% intervals, validation selection, a checkpoint step."""
+    shutil.copytree(run, out)
+    path = out / "summary.json"
+    summary = json.loads(path.read_text())
+    for r in summary["results"]:
+        r["step"] = step
+        for row in r["cat"]["layers"]:
+            half = 1.96 * row["score_std"] / np.sqrt(row["n_used"])
+            row["score_ci"] = [row["score"] - half, row["score"] + half]
+            row["random_baseline_ci"] = [row["random_baseline"] - 0.01, row["random_baseline"] + 0.01]
+        a = r["astprobe"]
+        a["selection"] = "validation"
+        for row in a["layers"]:
+            row.update(valid_f1=row["f1"], f1_ci=[max(0.0, row["f1"] - 0.02), row["f1"] + 0.02], hit_max_epochs=True)
+    summary["run"] = str(out)
+    path.write_text(json.dumps(summary))
+    return out
+
+
+def test_report_page_in_a_browser(run, tmp_path):
+    import os
+
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    shots = Path(os.environ.get("CODEPROBE_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    later = with_new_fields(run, tmp_path / "run-later", step=2000)
+    earlier = with_new_fields(run, tmp_path / "run-earlier", step=1000)
+    result = CliRunner().invoke(main, ["report", str(earlier), str(later), "--out", str(tmp_path / "cmp.md")])
+    assert result.exit_code == 0, result.output
+    pages = {"report": run / "report.html", "comparison": tmp_path / "cmp.html"}
+    assert pages["comparison"].exists()
+    payload = json.loads(next(run.glob("explorer/*/*.json")).read_text())
+
+    with open_browser() as driver:
+        for name, page in pages.items():
+            url = page.resolve().as_uri()
+            driver.get(url)
+            wait_ready(driver)
+            assert console_problems(driver) == []
+            urls = requested_urls(driver, url)
+            assert url in urls and all(u == url or u.startswith(("data:", "blob:")) for u in urls), urls
+            charts = {c.get_attribute("data-chart") for c in driver.find_elements("css selector", "#curves .chart")}
+            assert {"CAT-score by layer", "AST-Probe F1 by hidden state", "AST-Probe F1 by rank (selected layer)"} <= charts
+            assert len(driver.find_elements("css selector", "#heads table.heat td[data-layer]")) == 2 * 3
+            assert len(driver.find_elements("css selector", "[data-testid=rates-table] tr")) > 5
+            for table in ("ast-layers", "ast-ranks", "ast-labels"):
+                assert len(driver.find_elements("css selector", f"[data-testid={table}] tr")) > 1, table
+            driver.set_window_size(1500, driver.execute_script("return document.body.scrollHeight") + 50)
+            driver.save_screenshot(str(shots / f"run-{name}.png"))
+            driver.set_window_size(1500, 1100)
+
+        # The comparison shows both runs, their confidence bands and the by-step view.
+        assert "By checkpoint step" in charts
+        bands = driver.find_elements("css selector", "#curves path[opacity='0.16']")
+        assert len(bands) >= 4  # CAT score and random baseline, AST-Probe F1, per run
+        assert "selected (validation)" in driver.find_element("css selector", "[data-testid=ast-layers]").text
+
+        # The explorer: choosing a snippet, a layer and a head changes what is shown.
+        driver.get(pages["report"].resolve().as_uri())
+        wait_ready(driver)
+
+        def shown():
+            WebDriverWait(driver, 20).until(lambda d: d.find_elements("css selector", "[data-testid=cat-summary]"))
+            box = driver.find_element("css selector", "[data-testid=cat-summary]")
+            return driver.find_element("css selector", "[data-testid=code]").text, float(box.get_attribute("data-score"))
+
+        code0, score0 = shown()
+        assert code0.strip() == payload["snippets"][0]["code"].strip()
+        assert score0 == pytest.approx(payload["snippets"][0]["cat"]["scores"][0][0], abs=1e-6)
+        Select(driver.find_element("css selector", "[data-testid=snippet-select]")).select_by_value("1")
+        code2, score2 = shown()
+        assert code2.strip() == payload["snippets"][1]["code"].strip() and code2 != code0
+        assert score2 == pytest.approx(payload["snippets"][1]["cat"]["scores"][0][0], abs=1e-6)
+        Select(driver.find_element("css selector", "[data-testid=layer-select]")).select_by_value("1")
+        Select(driver.find_element("css selector", "[data-testid=head-select]")).select_by_value("0")
+        assert shown()[1] == pytest.approx(payload["snippets"][1]["cat"]["scores"][1][1], abs=1e-6)
+        # A cell of the run's layer x head map opens that layer and head in the explorer.
+        cell = driver.find_element("css selector", "#heads td[data-layer='0'][data-head='1']")
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", cell)
+        cell.click()
+        assert shown()[1] == pytest.approx(payload["snippets"][1]["cat"]["scores"][0][2], abs=1e-6)
+        assert driver.find_elements("css selector", "[data-testid=tree-gold] .nt")
+        driver.save_screenshot(str(shots / "run-explorer.png"))
+        assert console_problems(driver) == []
