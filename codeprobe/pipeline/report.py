@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from codeprobe.pipeline.config import RunConfig
+from codeprobe.model.checkpoints import series_name
 from codeprobe.pipeline.series import ProbedModel, recorded_models
 from codeprobe.probes.astprobe.points import select_on_validation
 from codeprobe.uncertainty import N_RESAMPLES, mean_ci, paired_difference
@@ -463,7 +464,7 @@ def series_groups(summaries: list[dict], label_run: bool = False) -> list[tuple[
             if r.get("step") is not None:
                 label = (f"{r['model']}" + (f" ({Path(s['run']).name})" if label_run else "")
                          + f", {r['language']}, {r['dataset']}")
-                groups.setdefault(label, []).append(r)
+                groups.setdefault(label, []).append({**r, "_run": Path(s["run"]).name})
     return [(label, sorted(rs, key=lambda r: r["step"])) for label, rs in groups.items()]
 
 
@@ -493,7 +494,9 @@ def _series_lines(summaries: list[dict], plots: Path, label_run: bool) -> list[s
              "curves: the best layer at each step (AST-Probe: chosen on validation; CAT: highest "
              f"CAT-score), with its baselines. Brackets and bands: {UNCERTAINTY_NOTE}.", ""]
     for label, results in groups:
-        name = slug(label.replace(", ", "-"))
+        first = results[0]
+        name = "-".join([slug(series_name(first["model"])), first["language"], slug(first["dataset"]),
+                         *([slug(first["_run"])] if label_run else [])])
         cat = [r for r in results if r.get("cat")]
         ast = [r for r in results if r.get("astprobe")]
         lines += [f"### {label}", ""]
