@@ -570,7 +570,7 @@ def _plot_series(results: list[dict], method: str, label: str, path: Path) -> No
     for i in range(len(steps)):
         for j in range(len(layers)):
             if np.isfinite(scores[i, j]):
-                hm.text(i, j, f"{scores[i, j]:.2f}", ha="center", va="center", fontsize=6.5,
+                hm.text(i, j, f"{scores[i, j]:.3f}", ha="center", va="center", fontsize=6,
                         color="black" if scores[i, j] > middle else "white")
 
     if method == "cat":
@@ -605,10 +605,13 @@ def _plot_series(results: list[dict], method: str, label: str, path: Path) -> No
         if y is not None:
             ax.annotate(str(b["layer"]), (step, y), textcoords="offset points", xytext=(0, 6), fontsize=7,
                         ha="center")
-    if steps and min(steps) > 0:
-        ax.set_xscale("log")
-    elif steps:
-        ax.set_xscale("symlog", linthresh=1)
+    if steps:
+        if min(steps) > 0:
+            ax.set_xscale("log")
+        else:
+            ax.set_xscale("symlog", linthresh=1)
+        ax.set_xticks(steps, [str(s) for s in steps], rotation=45 if len(steps) > 8 else 0)
+        ax.minorticks_off()
     ax.set_xlabel("training step")
     ax.set_ylabel(title)
     ax.set_title("best layer over training (labels: the layer); 95% bands")
