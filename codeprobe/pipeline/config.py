@@ -46,6 +46,11 @@ class RunConfig:
             maximum that is rarely reached; the paper's budget is max_epochs=20 (see
             `PAPER_TRAINING`). lr, probe_batch_size, orthogonality, lr_factor: the spec's
             optimisation settings (Adam 1e-3, 32 snippets, 5, ReduceLROnPlateau factor 0.1).
+        Paper-faithful switches (docs/paper-switches.md): cat_model_input "source" (default) or
+            "code_tokens" (the code tokens joined by spaces, as CAT-probing's code fed them);
+            cat_head_pooling "mean" (default) or "max" over a layer's heads; remove_docstrings
+            and drop_line_continuations (AST-Probe's original preprocessing); astprobe_model_input
+            as cat_model_input, for AST-Probe.
         probe_seeds: train every probe with this many seeds (seed, seed + 1, ...); the report
             gives the mean over seeds and their spread.
         batch_size: snippets per forward pass; device: "cpu", "cuda", or None (automatic).
@@ -63,6 +68,8 @@ class RunConfig:
     cat_distance: str = "uast"
     quantile: float = 0.75
     cat_max_subwords: int = 256
+    cat_model_input: str = "source"
+    cat_head_pooling: str = "mean"
     cat_per_head: bool = True
     astprobe: bool = True
     rank: int = 128
@@ -76,6 +83,9 @@ class RunConfig:
     lr_factor: float = 0.1
     probe_seeds: int = 1
     random_baseline: bool = True
+    remove_docstrings: bool = False
+    drop_line_continuations: bool = False
+    astprobe_model_input: str = "source"
     batch_size: int = 16
     device: str | None = None
     explorer_snippets: int = 20

@@ -31,6 +31,7 @@ from codeprobe.pipeline.config import RunConfig, slug
 from codeprobe.pipeline.report import render_report, summarize_run
 from codeprobe.probes.astprobe.sweeps import select_on_validation
 from codeprobe.progress import progress
+from codeprobe.pipeline.series import probed_models
 from codeprobe.provenance import dataset_fingerprint, environment, step_key, versions
 
 STEPS: dict[str, Callable[..., str]] = {
@@ -70,7 +71,9 @@ class LocalSteps:
 
 def preflight(cfg: RunConfig) -> dict[str, Any]:
     """Fail at once, before any work, on a model that cannot load, a dataset that cannot be
-    read, an unknown language or a bad setting. Returns each model's provenance."""
+    read, an unknown language or a bad setting. Returns the provenance of each model to probe
+    (for a checkpoint series, its finished checkpoints as found now: `codeprobe.pipeline.series`),
+    by the name the steps load it by."""
     from codeprobe.datasets import SkipCounter, load_dataset
     from codeprobe.errors import InputError
     from codeprobe.probes.cat.types import check_strategy
@@ -85,7 +88,7 @@ def preflight(cfg: RunConfig) -> dict[str, Any]:
     for dataset in cfg.datasets:
         for language in cfg.languages:
             load_dataset(dataset, language, counter=SkipCounter())  # checks the source up front
-    infos = {model: tasks.loaded_model(model, cfg.device).info for model in cfg.models}
+    infos = {m.name: tasks.loaded_model(m.name, cfg.device).info for spec in cfg.models for m in probed_models(spec)}
     for model, info in infos.items():
         bad = [layer for layer in cfg.layers if not 0 <= layer <= info.n_layers]
         if bad and cfg.astprobe:
@@ -119,6 +122,8 @@ def cat_settings(cfg: RunConfig, language: str) -> dict[str, Any]:
         "seed": cfg.seed,
         "max_subwords": cfg.cat_max_subwords,
         "per_head": cfg.cat_per_head,
+        "model_input": cfg.cat_model_input,
+        "head_pooling": cfg.cat_head_pooling,
         "batch_size": cfg.batch_size,
         "device": cfg.device,
         "grammar": {"package": grammar.package, "version": grammar.package_version},
@@ -129,6 +134,9 @@ def cat_settings(cfg: RunConfig, language: str) -> dict[str, Any]:
 def astprobe_settings(cfg: RunConfig, run: Path) -> dict[str, Any]:
     return {"seed": cfg.seed, "seeds": [cfg.seed + k for k in range(cfg.probe_seeds)],
             "batch_size": cfg.batch_size, "device": cfg.device, "train": cfg.train_settings(),
+            "preprocessing": {"remove_docstrings": cfg.remove_docstrings,
+                              "drop_line_continuations": cfg.drop_line_continuations,
+                              "model_input": cfg.astprobe_model_input},
             "cache_dir": str(run / "cache" / "vectors")}
 
 
@@ -155,9 +163,9 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, steps: Steps | None = No
         stage_seconds[stage] = round(stage_seconds.get(stage, 0.0) + time.perf_counter() - t0, 1)
         log.info("%s: %.1f s", stage, time.perf_counter() - t0)
 
-    for model in cfg.models:
-        info = infos[model]
-        model_id = {"name": model, **info.as_dict()}
+    for probed in (m for spec in cfg.models for m in probed_models(spec) if m.name in infos):
+        model, info = probed.name, infos[probed.name]
+        model_id = {"name": model, **info.as_dict(), **probed.key_fields()}
         n_states = info.n_layers + 1
         layers = sorted(set(cfg.layers)) if cfg.layers else list(range(n_states))
         for language in cfg.languages:
@@ -175,10 +183,10 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, steps: Steps | None = No
                 where = (model_id, data_key)
                 if cfg.cat:
                     timed("CAT-probing", _run_cat, cfg, steps, where, model, language, data_dir, n,
-                          run / "cat" / slug(model) / key, log)
+                          run / "cat" / probed.folder / key, log)
                 if cfg.astprobe:
                     timed("AST-Probe", _run_astprobe, cfg, steps, where, model, language, data_dir, layers,
-                          run / "astprobe" / slug(model) / key, run, log)
+                          run / "astprobe" / probed.folder / key, run, log)
 
     summary = summarize_run(run, seconds=time.perf_counter() - started, versions=environment(),
                             stages=stage_seconds)

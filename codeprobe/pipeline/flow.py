@@ -65,7 +65,8 @@ def summary_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """Flat per-layer rows (for a Prefect table artifact) from a run summary."""
     rows = []
     for result in summary.get("results", []):
-        base = {"model": result["model"], "language": result["language"], "dataset": result["dataset"]}
+        base = {"model": result["model"], "language": result["language"], "dataset": result["dataset"],
+                **({"step": result["step"]} if result.get("step") is not None else {})}
         for layer in (result.get("cat") or {}).get("layers", []):
             rows.append({**base, "method": "CAT", "layer": layer["layer"], "score": layer["score"],
                          "random": layer["random_baseline"], "positional": layer["positional_baseline"]})

@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from codeprobe.model.checkpoints import series_name
 from codeprobe.pipeline.config import RunConfig
+from codeprobe.pipeline.series import ProbedModel, recorded_models
 from codeprobe.probes.astprobe.sweeps import select_on_validation
 from codeprobe.uncertainty import N_RESAMPLES, mean_ci, paired_difference
 
@@ -43,7 +45,9 @@ def summarize_run(run: Path, *, seconds: float | None = None, versions: dict[str
                   stages: dict[str, float] | None = None) -> dict:
     """Collect every (model, language, dataset) result of a run folder into RUN/summary.json.
 
-    Each result: `model`, `language`, `dataset`, `data` (sample counts and skips by reason),
+    Each result: `model`, `language`, `dataset`, for a checkpoint of a series its training
+    `step` (int) and `checkpoint` folder (see `codeprobe.pipeline.series`; every step with
+    outputs in the run, so checkpoints deleted since stay), `data` (sample counts and skips by reason),
     `cat` (`layers`: per-layer head-mean CAT-score and both baselines, each with its 95%
     bootstrap interval `*_ci`, and the paired differences `minus_positional`, `minus_random`)
     and `astprobe` (see `_astprobe`). Intervals are 95% percentile bootstraps over snippets,
@@ -52,10 +56,10 @@ def summarize_run(run: Path, *, seconds: float | None = None, versions: dict[str
     run = Path(run)
     cfg = RunConfig.read(run / "config.json")
     results = []
-    for model in cfg.models:
+    for probed in (m for spec in cfg.models for m in recorded_models(run, spec)):
         for language in cfg.languages:
             for dataset in cfg.datasets:
-                results.append(_result(run, cfg, model, language, dataset))
+                results.append(_result(run, cfg, probed, language, dataset))
     summary = _clean({"run": str(run), "config": json.loads(cfg.to_json()), "seconds": seconds,
                       "stages": stages or {}, "versions": versions or {},
                       "uncertainty": UNCERTAINTY_NOTE, "results": results})
@@ -67,20 +71,24 @@ UNCERTAINTY_NOTE = (f"95% percentile bootstrap intervals over snippets ({N_RESAM
                     "differences are paired (the same snippets scored both ways)")
 
 
-def _result(run: Path, cfg: RunConfig, model: str, language: str, dataset: str) -> dict:
+def _result(run: Path, cfg: RunConfig, probed: ProbedModel, language: str, dataset: str) -> dict:
     from codeprobe.pipeline.config import slug
 
     key = f"{language}-{slug(dataset)}"
-    out: dict[str, Any] = {"model": model, "language": language, "dataset": dataset}
+    out: dict[str, Any] = {"model": probed.spec, "language": language, "dataset": dataset,
+                           "folder": probed.folder}
+    if probed.step is not None:
+        out["step"] = probed.step
+        out["checkpoint"] = probed.name or None  # None: deleted since it was probed
     report = run / "data" / key / "report.json"
     if report.exists():
         out["data"] = _read(report)
-    cat = run / "cat" / slug(model) / key / "summary.json"
+    cat = run / "cat" / probed.folder / key / "summary.json"
     if cat.exists():
         s = _read(cat)
         out["model_info"] = s["model"]
         out["cat"] = _cat(s)
-    ast_dir = run / "astprobe" / slug(model) / key
+    ast_dir = run / "astprobe" / probed.folder / key
     if (ast_dir / "layers.json").exists():
         out["astprobe"] = _astprobe(ast_dir, cfg)
         out.setdefault("model_info", out["astprobe"].pop("model_info"))
@@ -229,6 +237,8 @@ def render_report(runs: list[Path], out: Path) -> Path:
     def curves(method: str):
         for s in summaries:
             for r in s["results"]:
+                if not _is_last_step(s, r):  # a series' earlier checkpoints: see `_series_lines`
+                    continue
                 name = _model_name(r) + (f" ({Path(s['run']).name})" if label_run else "")
                 yield s, r, f"{name}, {r['language']}, {r['dataset']}", r.get(method)
 
@@ -273,11 +283,12 @@ def render_report(runs: list[Path], out: Path) -> Path:
                   "(validation loss still falling: under-trained).", ""]
         for label, a in ast:
             lines += _astprobe_lines(label, a)
+    lines += _series_lines(summaries, plots, label_run)
     for s in summaries:
         for r in s["results"]:
             data = r.get("data") or {}
             skipped = data.get("skipped") or {}
-            if data:
+            if data and _is_last_step(s, r):
                 lines.append(f"Data {r['language']} / {r['dataset']}: read {data.get('read')}, kept "
                              f"{data.get('kept')}; skipped: "
                              + (", ".join(f"{k} {v}" for k, v in sorted(skipped.items())) or "none") + ".")
@@ -429,3 +440,183 @@ def _plot_astprobe_ranks(curves, path: Path) -> None:
             line, = ax.plot(*_xy(points, "rank", "f1"), marker="o", label=f"{label}, layer {a['ranks']['layer']}")
             _band(ax, points, "rank", "f1_ci", line.get_color())
     _save(plt, fig, ax, path)
+
+
+# ---------------------------------------------------------------- checkpoint series
+
+
+def _is_last_step(summary: dict, result: dict) -> bool:
+    """True for a result that is not a checkpoint, or is its series' last checkpoint in the run."""
+    if result.get("step") is None:
+        return True
+    same = [r["step"] for r in summary["results"] if r.get("step") is not None
+            and (r["model"], r["language"], r["dataset"]) == (result["model"], result["language"], result["dataset"])]
+    return result["step"] == max(same)
+
+
+def series_groups(summaries: list[dict], label_run: bool = False) -> list[tuple[str, list[dict]]]:
+    """(label, results by increasing step) for every checkpoint series (model, language,
+    dataset) of the runs."""
+    groups: dict[str, list[dict]] = {}
+    for s in summaries:
+        for r in s["results"]:
+            if r.get("step") is not None:
+                label = (f"{r['model']}" + (f" ({Path(s['run']).name})" if label_run else "")
+                         + f", {r['language']}, {r['dataset']}")
+                groups.setdefault(label, []).append({**r, "_run": Path(s["run"]).name})
+    return [(label, sorted(rs, key=lambda r: r["step"])) for label, rs in groups.items()]
+
+
+def cat_best_layer(cat: dict) -> dict | None:
+    """The CAT layer row with the highest head-mean CAT-score (CAT-probing has no held-out split:
+    the best layer is chosen on the scored snippets themselves, as in the paper)."""
+    rows = [r for r in cat["layers"] if r.get("score") is not None]
+    return max(rows, key=lambda r: r["score"]) if rows else None
+
+
+def astprobe_best_layer(ast: dict) -> dict | None:
+    """The AST-Probe layer entry chosen on validation (`best_layer`), with its test scores."""
+    return next((p for p in ast["layers"] if p["layer"] == ast.get("best_layer")), None)
+
+
+def _series_lines(summaries: list[dict], plots: Path, label_run: bool) -> list[str]:
+    """The report's "Over training" section: per series and method, a step x layer heat map and
+    the best layer's curve against the training step with its baselines, and a table."""
+    from codeprobe.pipeline.config import slug
+
+    groups = series_groups(summaries, label_run)
+    if not groups:
+        return []
+    lines = ["## Over training (checkpoint series)", "",
+             "Each checkpoint of a series is probed like a model of its own; the per-layer sections "
+             "above show each series' last checkpoint. Heat maps: score per (training step, layer); "
+             "curves: the best layer at each step (AST-Probe: chosen on validation; CAT: highest "
+             f"CAT-score), with its baselines. Brackets and bands: {UNCERTAINTY_NOTE}.", ""]
+    for label, results in groups:
+        first = results[0]
+        name = "-".join([slug(series_name(first["model"])), first["language"], slug(first["dataset"]),
+                         *([slug(first["_run"])] if label_run else [])])
+        cat = [r for r in results if r.get("cat")]
+        ast = [r for r in results if r.get("astprobe")]
+        lines += [f"### {label}", ""]
+        if cat:
+            path = plots / f"series-{name}-cat.png"
+            _plot_series(cat, "cat", label, path)
+            lines += [f"![CAT-score over training]({plots.name}/{path.name})", "",
+                      "| step | best layer | CAT-score | random attention | positional attention | CAT - positional |",
+                      "|---:|---:|---:|---:|---:|---:|"]
+            for r in cat:
+                b = cat_best_layer(r["cat"]) or {}
+                lines.append(f"| {r['step']} | {b.get('layer', 'n/a')} | {_ci(b.get('score'), b.get('score_ci'))} | "
+                             f"{_ci(b.get('random_baseline'), b.get('random_baseline_ci'))} | "
+                             f"{_ci(b.get('positional_baseline'), b.get('positional_baseline_ci'))} | "
+                             f"{_diff(b.get('minus_positional'))} |")
+            lines.append("")
+        if ast:
+            path = plots / f"series-{name}-astprobe.png"
+            _plot_series(ast, "astprobe", label, path)
+            lines += [f"![AST-Probe F1 over training]({plots.name}/{path.name})", "",
+                      "| step | best layer (valid) | test F1 | embedding layer F1 | random weights F1 (same layer) "
+                      "| F1 - embedding | F1 - random weights |", "|---:|---:|---:|---:|---:|---:|---:|"]
+            for r in ast:
+                a = r["astprobe"]
+                b = astprobe_best_layer(a) or {}
+                emb = a["baselines"]["embedding"] or {}
+                rw = {p["layer"]: p for p in a["baselines"]["random"]}.get(b.get("layer"), {})
+                lines.append(f"| {r['step']} | {b.get('layer', 'n/a')} | {_ci(b.get('f1'), b.get('f1_ci'))} | "
+                             f"{_ci(emb.get('f1'), emb.get('f1_ci'))} | {_ci(rw.get('f1'), rw.get('f1_ci'))} | "
+                             f"{_diff(b.get('minus_embedding'))} | {_diff(b.get('minus_random_weights'))} |")
+            lines.append("")
+    return lines
+
+
+def series_matrix(results: list[dict], method: str) -> tuple[list[int], list[int], np.ndarray]:
+    """(steps, layers, scores): scores[i, j] is the score of layer layers[j] at steps[i] (CAT:
+    head-mean CAT-score; AST-Probe: test F1), NaN where missing. Shape (n_steps, n_layers)."""
+    key, rows_of = ("score", lambda r: r["cat"]["layers"]) if method == "cat" else \
+        ("f1", lambda r: r["astprobe"]["layers"])
+    steps = [r["step"] for r in results]
+    layers = sorted({row["layer"] for r in results for row in rows_of(r)})
+    scores = np.full((len(steps), len(layers)), np.nan)
+    for i, r in enumerate(results):
+        for row in rows_of(r):
+            if row.get(key) is not None:
+                scores[i, layers.index(row["layer"])] = row[key]
+    return steps, layers, scores
+
+
+def _plot_series(results: list[dict], method: str, label: str, path: Path) -> None:
+    """Two panels: the step x layer heat map, and the best layer's score over steps with its 95%
+    band and baselines (CAT: random and positional attention; AST-Probe: the embedding layer and
+    the random-weights model at the same layer)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps, layers, scores = series_matrix(results, method)
+    title = "CAT-score" if method == "cat" else "AST-Probe test F1"
+    fig, (hm, ax) = plt.subplots(1, 2, figsize=(13, 4.6), gridspec_kw={"width_ratios": [1.1, 1]})
+    image = hm.imshow(scores.T, origin="lower", aspect="auto", cmap="viridis")
+    fig.colorbar(image, ax=hm, label=title)
+    hm.set_xticks(range(len(steps)), [str(s) for s in steps], rotation=45 if len(steps) > 8 else 0)
+    hm.set_yticks(range(len(layers)), [str(layer) for layer in layers])
+    hm.set_xlabel("training step (checkpoints)")
+    hm.set_ylabel("transformer layer (0-based)" if method == "cat" else "hidden-states index (0 = embeddings)")
+    hm.set_title(f"{title} per layer and step")
+    finite = scores[np.isfinite(scores)]
+    middle = (finite.min() + finite.max()) / 2 if finite.size else 0
+    for i in range(len(steps)):
+        for j in range(len(layers)):
+            if np.isfinite(scores[i, j]):
+                hm.text(i, j, f"{scores[i, j]:.3f}", ha="center", va="center", fontsize=6,
+                        color="black" if scores[i, j] > middle else "white")
+
+    if method == "cat":
+        best = [(r["step"], cat_best_layer(r["cat"])) for r in results]
+        curves = [("best layer", "score", "score_ci", "-", "o"),
+                  ("random attention", "random_baseline", "random_baseline_ci", ":", None),
+                  ("positional attention", "positional_baseline", "positional_baseline_ci", "--", None)]
+        points = [(step, b, b) for step, b in best if b]
+    else:
+        points = []
+        for r in results:
+            a = r["astprobe"]
+            b = astprobe_best_layer(a)
+            if b:
+                rw = {p["layer"]: p for p in a["baselines"]["random"]}.get(b["layer"], {})
+                emb = a["baselines"]["embedding"] or {}
+                points.append((r["step"], b, {"f1": b.get("f1"), "f1_ci": b.get("f1_ci"),
+                                              "emb": emb.get("f1"), "emb_ci": emb.get("f1_ci"),
+                                              "rw": rw.get("f1"), "rw_ci": rw.get("f1_ci")}))
+        curves = [("best layer (valid)", "f1", "f1_ci", "-", "o"),
+                  ("embedding layer", "emb", "emb_ci", "--", None),
+                  ("random weights, same layer", "rw", "rw_ci", ":", None)]
+    for name, key, ci, style, marker in curves:
+        rows = [{"step": step, key: values.get(key), ci: values.get(ci)} for step, _, values in points]
+        xs, ys = _xy(rows, "step", key)
+        if not xs:
+            continue
+        line, = ax.plot(xs, ys, ls=style, marker=marker, label=name)
+        _band(ax, rows, "step", ci, line.get_color())
+    for step, b, values in points:
+        y = values["score"] if method == "cat" else values["f1"]
+        if y is not None:
+            ax.annotate(str(b["layer"]), (step, y), textcoords="offset points", xytext=(0, 6), fontsize=7,
+                        ha="center")
+    if steps:
+        if min(steps) > 0:
+            ax.set_xscale("log")
+        else:
+            ax.set_xscale("symlog", linthresh=1)
+        ax.set_xticks(steps, [str(s) for s in steps], rotation=45 if len(steps) > 8 else 0)
+        ax.minorticks_off()
+    ax.set_xlabel("training step")
+    ax.set_ylabel(title)
+    ax.set_title("best layer over training (labels: the layer); 95% bands")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.suptitle(label, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

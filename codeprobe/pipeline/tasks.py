@@ -153,7 +153,9 @@ def cat_probe(settings: dict[str, Any]):
         random_state=settings["seed"],
         max_subwords=settings["max_subwords"],
         batch_size=settings["batch_size"],
-        per_head=settings.get("per_head", False),
+        per_head=settings["per_head"] and settings["head_pooling"] == "mean",
+        model_input=settings["model_input"],
+        head_pooling=settings["head_pooling"],
     )
 
 
@@ -325,7 +327,7 @@ def astprobe_sweep(model: str, language: str, data_dir: str, points: list[tuple[
         by_id = {snippet.id: snippet for snippet in read_snippets(data_dir)}
         prepared = [
             prepare_split([by_id[i] for i in splits[name]], language, extractor,
-                          Path(settings["cache_dir"]), model_label=label)
+                          Path(settings["cache_dir"]), model_label=label, **settings["preprocessing"])
             for name in ("train", "valid", "test")
         ]
         ensure_nonempty(prepared, ["training", "validation", "test"])

@@ -205,7 +205,7 @@ def _fitted_probe(result: FitResult, vocabs: tuple[LabelVocab, LabelVocab], trai
                   rank: int, config: TrainConfig, random_state: int, model) -> ASTProbe:
     """The `ASTProbe` that `fit_splits` would have produced from this fit (for `save`)."""
     probe = ASTProbe(rank=rank, layer=layer, language=train.language, model=model,
-                     random_state=random_state, config=config)
+                     random_state=random_state, config=config, **train.options)
     probe.module_, probe.vocabs_, probe.fit_result_ = result.module, vocabs, result
     probe.model_info_ = train.cache.model
     return probe
