@@ -204,7 +204,7 @@ def stacked_loss(
     # (h_i+1 - h_i) B rather than t_i+1 - t_i, and h (B V_u) rather than t V_u: the same
     # products, with no (S, n, rank) tensor to slice and pad back in the backward pass.
     diff = (vectors[:, 1:] - vectors[:, :-1]) @ proj
-    dhat = (diff * diff).sum(dim=-1)
+    dhat = diff.square().sum(dim=-1)
     pairs = dhat.index_select(1, targets.pair_a) - dhat.index_select(1, targets.pair_b)
     d_sum = F.relu(1.0 - pairs).sum(dim=1)
     d_count = torch.tensor(targets.pair_a.numel(), device=d_sum.device)

@@ -287,9 +287,10 @@ class FitResult:
         history: one record per epoch run.
         rollbacks: epochs rolled back by the divergence guard.
         hit_max_epochs: the epoch budget, not early stopping, ended the training: all
-            `max_epochs` epochs ran and the last `patience` of them were not all without
-            improvement. The probe may not have converged (more epochs might lower its
-            validation loss). False when early stopping ended it, even on the last allowed epoch.
+            `max_epochs` epochs ran and fewer than `patience` of them came after the last
+            improvement (a rolled-back epoch counts as no improvement). The probe may not have
+            converged: more epochs might have lowered its validation loss. False when early
+            stopping ended it, even on the last allowed epoch.
     """
 
     module: ProbeModule
@@ -421,8 +422,8 @@ class _Run:
     """One member's probe and training state (what `fit` keeps for a single probe)."""
 
     def __init__(self, module: ProbeModule, train: list[ProbeData], valid: list[ProbeData],
-                 config: TrainConfig, optimizer: torch.optim.Optimizer | None = None) -> None:
-        self.module, self.train, self.valid, self.config = module, train, valid, config
+                 config: TrainConfig, optimizer: torch.optim.Optimizer | None = None, name: str = "probe") -> None:
+        self.module, self.train, self.valid, self.config, self.name = module, train, valid, config, name
         self.optimizer = optimizer or torch.optim.Adam(module.parameters(), lr=config.lr)
         self.scheduler = self._scheduler()
         self.best_state = copy.deepcopy(module.state_dict())
@@ -452,13 +453,15 @@ class _Run:
         config = self.config
         lr = self.optimizer.param_groups[0]["lr"]
         self.history.append(EpochRecord(epoch, train_loss, valid_loss, lr))
-        log.info("epoch %d: train loss %.4f, validation loss %.4f, lr %.1e", epoch, train_loss, valid_loss, lr)
+        log.info("%s, epoch %d: train loss %.4f, validation loss %.4f, lr %.1e", self.name, epoch, train_loss,
+                 valid_loss, lr)
         blew_up = not (
             train_loss <= _BLOW_UP * max(self.init_train, 1.0)
             and valid_loss <= _BLOW_UP * max(self.init_valid, 1.0)
         )  # also true for NaN
         if blew_up:
-            log.warning("epoch %d diverged (train loss %s): rolled back, lr divided by 10", epoch, train_loss)
+            log.warning("%s, epoch %d diverged (train loss %s): rolled back, lr divided by 10", self.name, epoch,
+                        train_loss)
             self.rollbacks.append(epoch)
             self.module.load_state_dict(self.best_state)
             self.optimizer = torch.optim.Adam(self.module.parameters(), lr=lr * config.lr_factor)
@@ -500,13 +503,13 @@ def _fit_many(train, valid, vocabs, ranks, config: TrainConfig, random_state: in
         _check_same_snippets(sets)
     label_sizes = {lang: (len(c), len(u)) for lang, (c, u) in vocabs.items()}
     runs = []
-    for t, v, rank in zip(train_sets, valid_sets, ranks):
+    for k, (t, v, rank) in enumerate(zip(train_sets, valid_sets, ranks)):
         hidden = t[0].hidden
         if any(d.hidden != hidden for d in t + v):
             raise InputError("all splits need token vectors of the same width")
         generator = torch.Generator().manual_seed(random_state)
         module = ProbeModule(hidden, rank, label_sizes, generator).to(config.device)
-        runs.append(_Run(module, t, v, config))
+        runs.append(_Run(module, t, v, config, name=f"probe {k}" if len(ranks) > 1 else "probe"))
     train_targets = [_Targets.of(d, *vocabs[d.language]) for d in train_sets[0]]
     valid_targets = [_Targets.of(d, *vocabs[d.language]) for d in valid_sets[0]]
 
