@@ -396,19 +396,22 @@ def _band(ax, rows, x, ci, color) -> None:
         ax.fill_between(xs, lo, hi, color=color, alpha=0.15, linewidth=0)
 
 
+def _curve(ax, rows, x: str, y: str, ci: str, color=None, **style) -> str:
+    """Plot `y` against `x` with its 95% band `ci`; returns the line's colour."""
+    line, = ax.plot(*_xy(rows, x, y), color=color, **style)
+    _band(ax, rows, x, ci, line.get_color())
+    return line.get_color()
+
+
 def _plot_cat(curves, path: Path) -> None:
     plt, fig, ax = _axes("CAT-score by layer (95% bootstrap bands)", "layer (transformer layer, 0-based)",
                          "CAT-score")
     for label, c in curves:
-        line, = ax.plot(*_xy(c["layers"], "layer", "score"), marker="o", label=label)
-        color = line.get_color()
-        _band(ax, c["layers"], "layer", "score_ci", color)
-        ax.plot(*_xy(c["layers"], "layer", "random_baseline"), ls=":", color=color,
-                label=f"{label}: random attention")
-        _band(ax, c["layers"], "layer", "random_baseline_ci", color)
-        ax.plot(*_xy(c["layers"], "layer", "positional_baseline"), ls="--", color=color,
-                label=f"{label}: positional attention")
-        _band(ax, c["layers"], "layer", "positional_baseline_ci", color)
+        color = _curve(ax, c["layers"], "layer", "score", "score_ci", marker="o", label=label)
+        _curve(ax, c["layers"], "layer", "random_baseline", "random_baseline_ci", color, ls=":",
+               label=f"{label}: random attention")
+        _curve(ax, c["layers"], "layer", "positional_baseline", "positional_baseline_ci", color, ls="--",
+               label=f"{label}: positional attention")
     _save(plt, fig, ax, path)
 
 
@@ -416,13 +419,10 @@ def _plot_astprobe_layers(curves, path: Path) -> None:
     plt, fig, ax = _axes("AST-Probe test F1 by layer (95% bootstrap bands)", "hidden-states index (0 = embeddings)",
                          "F1")
     for label, a in curves:
-        line, = ax.plot(*_xy(a["layers"], "layer", "f1"), marker="o", label=label)
-        color = line.get_color()
-        _band(ax, a["layers"], "layer", "f1_ci", color)
+        color = _curve(ax, a["layers"], "layer", "f1", "f1_ci", marker="o", label=label)
         if a["baselines"]["random"]:
-            ax.plot(*_xy(a["baselines"]["random"], "layer", "f1"), ls=":", color=color,
-                    label=f"{label}: random weights")
-            _band(ax, a["baselines"]["random"], "layer", "f1_ci", color)
+            _curve(ax, a["baselines"]["random"], "layer", "f1", "f1_ci", color, ls=":",
+                   label=f"{label}: random weights")
         emb = a["baselines"]["embedding"]
         if emb and emb.get("f1") is not None:
             ax.axhline(emb["f1"], ls="--", color=color, alpha=0.6, label=f"{label}: embedding layer")
@@ -437,8 +437,7 @@ def _plot_astprobe_ranks(curves, path: Path) -> None:
     for label, a in curves:
         if a.get("ranks"):
             points = sorted(a["ranks"]["points"], key=lambda p: p["rank"])
-            line, = ax.plot(*_xy(points, "rank", "f1"), marker="o", label=f"{label}, layer {a['ranks']['layer']}")
-            _band(ax, points, "rank", "f1_ci", line.get_color())
+            _curve(ax, points, "rank", "f1", "f1_ci", marker="o", label=f"{label}, layer {a['ranks']['layer']}")
     _save(plt, fig, ax, path)
 
 
@@ -594,11 +593,8 @@ def _plot_series(results: list[dict], method: str, label: str, path: Path) -> No
                   ("random weights, same layer", "rw", "rw_ci", ":", None)]
     for name, key, ci, style, marker in curves:
         rows = [{"step": step, key: values.get(key), ci: values.get(ci)} for step, _, values in points]
-        xs, ys = _xy(rows, "step", key)
-        if not xs:
-            continue
-        line, = ax.plot(xs, ys, ls=style, marker=marker, label=name)
-        _band(ax, rows, "step", ci, line.get_color())
+        if _xy(rows, "step", key)[0]:
+            _curve(ax, rows, "step", key, ci, ls=style, marker=marker, label=name)
     for step, b, values in points:
         y = values["score"] if method == "cat" else values["f1"]
         if y is not None:
