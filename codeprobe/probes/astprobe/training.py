@@ -80,6 +80,11 @@ class TrainConfig:
             probe stopped on patience well before it (see `FitResult.hit_max_epochs`). The
             paper's budget, 20, is `TrainConfig.paper()`.
         patience: stop after this many epochs without a lower validation loss.
+        min_improvement: a lower validation loss counts (new checkpoint, patience reset) only if
+            it is below the best by this fraction of it (ReduceLROnPlateau's own default
+            threshold, 1e-4). A convention of codeprobe's: with 0 (`paper()`, the spec's strict
+            improvement), creeping gains at the tiny learning rates the schedule reaches keep a
+            fit running to `max_epochs`.
         orthogonality: weight of ||B^T B - I||_F^2 in the training loss.
         lr_factor: ReduceLROnPlateau's factor (its patience is 0: every epoch without a lower
             validation loss multiplies the learning rate by it); also the divergence guard's.
@@ -94,6 +99,7 @@ class TrainConfig:
     batch_size: int = 32
     max_epochs: int = DEFAULT_MAX_EPOCHS
     patience: int = 5
+    min_improvement: float = 1e-4
     orthogonality: float = ORTHOGONALITY_WEIGHT
     lr_factor: float = 0.1
     device: str = "cpu"
@@ -106,12 +112,13 @@ class TrainConfig:
     @classmethod
     def paper(cls, **changes) -> TrainConfig:
         """The paper's settings (arXiv 2206.11719): the spec's recipe with at most 20 epochs."""
-        return cls(**{"max_epochs": PAPER_MAX_EPOCHS, **changes})
+        return cls(**{"max_epochs": PAPER_MAX_EPOCHS, "min_improvement": 0.0, **changes})
 
     def settings(self) -> dict[str, float | int]:
         """The settings that shape a probe's result (not where or on how many threads it ran)."""
         return {"lr": self.lr, "batch_size": self.batch_size, "orthogonality": self.orthogonality,
-                "max_epochs": self.max_epochs, "patience": self.patience, "lr_factor": self.lr_factor}
+                "max_epochs": self.max_epochs, "patience": self.patience, "lr_factor": self.lr_factor,
+                "min_improvement": self.min_improvement}
 
 
 @dataclass(frozen=True, eq=False)
@@ -469,7 +476,10 @@ class _Run:
             self.stale += 1
         else:
             self.scheduler.step(valid_loss)
-            if valid_loss < self.best_loss:
+            # An improvement must beat the best by a relative margin: at the tiny learning rates
+            # the schedule reaches, losses still creep down in the 7th digit and would never let
+            # early stopping end a fit.
+            if valid_loss < self.best_loss * (1.0 - config.min_improvement):
                 self.best_loss, self.best_epoch, self.stale = valid_loss, epoch, 0
                 self.best_state = copy.deepcopy(self.module.state_dict())
             else:
