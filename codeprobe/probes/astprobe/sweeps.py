@@ -74,7 +74,7 @@ class SweepPoint:
         """JSON-ready: layer, rank, precision, recall, f1, accuracies, loss, the training facts
         (best_epoch, epochs, hit_max_epochs, rollbacks, diverged, seconds) and the training
         settings that shaped the point (lr, batch_size, orthogonality, max_epochs, patience,
-        lr_factor)."""
+        min_improvement, lr_factor)."""
         out = {"layer": self.layer, "rank": self.rank}
         if self.scores is not None:
             out.update({k: round(v, 6) for k, v in self.scores.as_dict().items()})
