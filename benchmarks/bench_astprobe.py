@@ -159,11 +159,13 @@ def _stack(args, split, valid, vocabs) -> list[str]:
         start = time.perf_counter()
         together = fit_many(train_data, valid_data, {"python": vocabs}, args.rank, **common)
         all_s.append(time.perf_counter() - start)
+    # The same probes up to float rounding (which Adam's steps amplify a little, more so on
+    # several threads, where the batched and the single products split their sums differently).
     for a, b in zip(alone, together):
         assert len(a.history) == len(b.history) == args.epochs and a.best_epoch == b.best_epoch
         np.testing.assert_allclose([r.valid_loss for r in a.history], [r.valid_loss for r in b.history], rtol=1e-4)
         for key, value in a.module.state_dict().items():
-            torch.testing.assert_close(b.module.state_dict()[key], value, atol=1e-4, rtol=1e-3)
+            torch.testing.assert_close(b.module.state_dict()[key], value, atol=1e-3, rtol=1e-2)
     one, together_s = min(one_s), min(all_s)
     return [
         f"{len(layers)} layers x {args.epochs} epochs, rank {args.rank}, layer by layer (fit per layer): "

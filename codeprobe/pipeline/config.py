@@ -78,7 +78,7 @@ class RunConfig:
     rank: int = 128
     ranks: tuple[int, ...] = (8, 32, 128)
     layers: tuple[int, ...] = ()
-    max_epochs: int = 100
+    max_epochs: int = 200
     patience: int = 5
     min_improvement: float = 1e-4
     lr: float = 1e-3

@@ -3,6 +3,8 @@ against the single-probe loss, the epoch budget flag, and sweeps built on them."
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -193,11 +195,25 @@ def test_the_epoch_budget_flag(snippets):
     assert cut.epochs == 3 and cut.hit_max_epochs
 
 
+def test_improvements_smaller_than_the_threshold_do_not_reset_patience(snippets):
+    vocabs = snippets[4]
+    (t, v), = _members(snippets, [(0, 1)])
+    config = TrainConfig(lr=1e-2, max_epochs=6, patience=2, min_improvement=0.0)
+    strict = fit(t, v, vocabs, 8, config=config, random_state=1)
+    losses = [r.valid_loss for r in strict.history]
+    assert strict.epochs > 3 and losses[1] < losses[0]
+    # Only a fall of more than half counts: epoch 1 (from infinity) improves, 2 and 3 do not.
+    coarse = fit(t, v, vocabs, 8, config=dataclasses.replace(config, min_improvement=0.5), random_state=1)
+    assert coarse.epochs == 3 and coarse.history == strict.history[:3] and not coarse.hit_max_epochs
+    assert coarse.best_epoch == 1 + int(np.argmin(losses[:3])) > 1  # still the lowest loss
+
+
 def test_train_config_presets():
     default, paper = TrainConfig(), TrainConfig.paper()
     assert paper.max_epochs == PAPER_MAX_EPOCHS == 20 and default.max_epochs == DEFAULT_MAX_EPOCHS > 20
-    assert paper.settings() == {**default.settings(), "max_epochs": 20}
-    assert set(default.settings()) == {"lr", "batch_size", "orthogonality", "max_epochs", "patience", "lr_factor"}
+    assert paper.settings() == {**default.settings(), "max_epochs": 20, "min_improvement": 0.0}
+    assert set(default.settings()) == {"lr", "batch_size", "orthogonality", "max_epochs", "patience",
+                                       "min_improvement", "lr_factor"}
     assert TrainConfig.paper(lr=0.5).lr == 0.5
     with pytest.raises(InputError):
         TrainConfig(patience=0)

@@ -87,7 +87,7 @@ class SweepPoint:
         recall, f1, acc_c, acc_u, d_pairs, loss), validation scores as valid_f1, ...; the
         per-snippet test F1 (`test_f1_per_snippet`); the training facts (best_epoch, epochs,
         hit_max_epochs, rollbacks, diverged, seconds) and the training settings that shaped the
-        point (lr, batch_size, orthogonality, max_epochs, patience, lr_factor)."""
+        point (lr, batch_size, orthogonality, max_epochs, patience, min_improvement, lr_factor)."""
         out: dict = {"layer": self.layer, "rank": self.rank, "seed": self.seed}
         for prefix, scores in (("", self.scores), ("valid_", self.valid_scores)):
             for k in _SCORE_KEYS:
