@@ -238,7 +238,8 @@ def _run_astprobe(cfg, steps, where, model, language, data_dir, layers, out: Pat
     if random is not None:
         random.result()
     if cfg.ranks and best is not None:
-        submit("ranks.json", [(best, rank) for rank in sorted(set(cfg.ranks))], "pretrained").result()
+        # The layer sweep already holds (best, cfg.rank): the rank sweep adds the other ranks.
+        submit("ranks.json", [(best, rank) for rank in sorted(set(cfg.ranks) - {cfg.rank})], "pretrained").result()
         log.info("AST-Probe %s / %s: rank sweep at layer %d done", model, language, best)
 
 

@@ -50,6 +50,8 @@ def test_summary_selects_on_validation_and_carries_intervals(finished_run):
         assert {"acc_c", "acc_u", "d_pairs", "best_epoch", "hit_max_epochs"} <= set(p)
     assert "minus_embedding" in ast["layers"][1] and "minus_random_weights" in ast["layers"][1]
     assert ast["ranks"]["selection"] == "validation" and ast["ranks"]["best_rank"] in (16, 32)
+    # each rank once, with its two seeds (the layer sweep's rank is not trained again)
+    assert [(p["rank"], p["seeds"]) for p in ast["ranks"]["points"]] == [(16, 2), (32, 2)]
     assert ast["training"]["lr"] == 1e-3 and ast["training"]["max_epochs"] == 2
     for row in result["cat"]["layers"]:
         for name in ("score", "random_baseline", "positional_baseline"):
