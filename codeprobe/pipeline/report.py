@@ -237,7 +237,7 @@ def render_report(runs: list[Path], out: Path) -> Path:
     def curves(method: str):
         for s in summaries:
             for r in s["results"]:
-                if not _is_last_step(s, r):  # a series' earlier checkpoints: see `_series_lines`
+                if not is_last_step(s, r):  # a series' earlier checkpoints: see `_series_lines`
                     continue
                 name = _model_name(r) + (f" ({Path(s['run']).name})" if label_run else "")
                 yield s, r, f"{name}, {r['language']}, {r['dataset']}", r.get(method)
@@ -288,7 +288,7 @@ def render_report(runs: list[Path], out: Path) -> Path:
         for r in s["results"]:
             data = r.get("data") or {}
             skipped = data.get("skipped") or {}
-            if data and _is_last_step(s, r):
+            if data and is_last_step(s, r):
                 lines.append(f"Data {r['language']} / {r['dataset']}: read {data.get('read')}, kept "
                              f"{data.get('kept')}; skipped: "
                              + (", ".join(f"{k} {v}" for k, v in sorted(skipped.items())) or "none") + ".")
@@ -444,7 +444,7 @@ def _plot_astprobe_ranks(curves, path: Path) -> None:
 # ---------------------------------------------------------------- checkpoint series
 
 
-def _is_last_step(summary: dict, result: dict) -> bool:
+def is_last_step(summary: dict, result: dict) -> bool:
     """True for a result that is not a checkpoint, or is its series' last checkpoint in the run."""
     if result.get("step") is None:
         return True
