@@ -12,6 +12,10 @@ CAT-probing reference code offers (arXiv 2210.04633; its `action_per_head`). Tok
 matrix over the whole batch (a few non-zeros per row), folding the head mean into the same
 product.
 
+A snippet may carry a second set of token spans for its vectors (`Snippet.vector_starts`), so
+that one forward pass serves two probes whose tokens differ: CAT-probing's attention over the
+code tokens and AST-Probe's vectors over its string-collapsed tokens.
+
 Under glibc, the peak RSS of any long torch loop (a bare forward pass too) creeps up by about a
 tenth over thousands of batches as the heap fragments; MALLOC_MMAP_THRESHOLD_=1048576 in the
 environment removes that creep (see benchmarks/bench_extraction.py).
@@ -45,12 +49,22 @@ class Snippet:
         code: the source text the model sees, unchanged.
         token_starts, token_ends: int64 (n,), [start, end) character offsets of the code tokens
             in source order (e.g. `CodeTokens.start_char` / `end_char`).
+        vector_starts, vector_ends: int64 (m,), the spans the token vectors are pooled over when
+            they are not the code tokens above (None: the same tokens as the attention).
     """
 
     id: Hashable
     code: str
     token_starts: np.ndarray
     token_ends: np.ndarray
+    vector_starts: np.ndarray | None = None
+    vector_ends: np.ndarray | None = None
+
+    def with_vector_tokens(self, tokens: Any) -> Snippet:
+        """This snippet with vectors pooled over `tokens` (any object with `start_char` /
+        `end_char` arrays) instead of its code tokens."""
+        return Snippet(self.id, self.code, self.token_starts, self.token_ends,
+                       np.asarray(tokens.start_char, np.int64), np.asarray(tokens.end_char, np.int64))
 
     @classmethod
     def from_tokens(cls, id: Hashable, code: str, tokens: Any) -> Snippet:
@@ -107,6 +121,9 @@ class SnippetResult:
             the whole (untruncated) snippet; see `Alignment`.
         n_tokens_truncated: tokens that had subwords but fell past the truncation point (0 unless
             truncated).
+        vector_tokens: int64 (kv,), the rows of `vectors`: indices into the snippet's vector
+            spans (`Snippet.vector_starts`), or equal to `tokens` when it has none. A vector
+            token is kept when it has subwords and all of them were fed to the model.
     """
 
     id: Hashable
@@ -120,6 +137,7 @@ class SnippetResult:
     n_tokens_without_subword: int
     n_shared_subwords: int
     n_tokens_truncated: int
+    vector_tokens: np.ndarray
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,9 +150,21 @@ class _Prepared:
     ids: list[int]  # subword ids fed to the model, specials excluded
     rows: np.ndarray  # kept-token rows of `alignment` whose subwords all fit
     status: str
+    vector_alignment: Alignment | None = None  # of the snippet's own vector spans
+    vector_rows: np.ndarray | None = None  # its kept rows whose subwords all fit
+
+    @property
+    def vector_pairs(self) -> tuple[Alignment, np.ndarray]:
+        """(alignment, kept rows) the vectors are pooled over."""
+        if self.vector_alignment is None:
+            return self.alignment, self.rows
+        return self.vector_alignment, self.vector_rows
 
     def result(self, attention: np.ndarray | None, vectors: np.ndarray | None) -> SnippetResult:
         al = self.alignment
+        vec_al, vec_rows = self.vector_pairs
+        if vectors is not None and vectors.shape[1] != vec_rows.shape[0]:  # not run: no rows
+            vec_rows = vec_rows[:0]
         return SnippetResult(
             id=self.snippet.id,
             status=self.status,
@@ -147,6 +177,7 @@ class _Prepared:
             n_tokens_without_subword=al.n_tokens_without_subword,
             n_shared_subwords=al.n_shared_subwords,
             n_tokens_truncated=al.n_kept - int(self.rows.shape[0]) if self.status == "truncated" else 0,
+            vector_tokens=vec_al.tokens[vec_rows],
         )
 
 
@@ -441,16 +472,24 @@ class Extractor:
         budget = self.max_subwords - len(self.loaded.prefix_ids) - len(self.loaded.suffix_ids)
         out = []
         for s, ids, offsets in zip(chunk, enc["input_ids"], enc["offset_mapping"]):
-            al = align(s.code, np.asarray(offsets, dtype=np.int64), s.token_starts, s.token_ends)
+            offsets = np.asarray(offsets, dtype=np.int64)
+            al = align(s.code, offsets, s.token_starts, s.token_ends)
+            vec_al = None
+            if s.vector_starts is not None and self.vectors:
+                vec_al = align(s.code, offsets, s.vector_starts, s.vector_ends)
             status, rows, n_full = "ok", np.arange(al.n_kept), len(ids)
+            vec_rows = None if vec_al is None else np.arange(vec_al.n_kept)
             if n_full > budget:
                 if self.length_policy == "skip":
-                    out.append(_Prepared(s, al, n_full, [], rows[:0], "skipped"))
+                    out.append(_Prepared(s, al, n_full, [], rows[:0], "skipped", vec_al,
+                                         None if vec_al is None else vec_rows[:0]))
                     continue
                 cut = token_boundary_cut(al, budget)
                 ids, status = ids[:cut], "truncated"
                 rows = np.flatnonzero(al.last_subword < cut)
-            out.append(_Prepared(s, al, n_full, ids, rows, status))
+                if vec_al is not None:
+                    vec_rows = np.flatnonzero(vec_al.last_subword < cut)
+            out.append(_Prepared(s, al, n_full, ids, rows, status, vec_al, vec_rows))
         return out
 
     def _run(self, prepared: list[_Prepared]) -> list[SnippetResult]:
@@ -486,25 +525,22 @@ class Extractor:
 
         input_ids = np.full((b, n), lm.pad_id, dtype=np.int64)
         mask = np.zeros((b, n), dtype=np.int64)
-        entries = []  # per snippet: (snippet, token row, input position, 1/|S_i|) of its pairs
         for i, p in enumerate(run):
             input_ids[i, : lengths[i]] = prefix + p.ids + suffix
             mask[i, : lengths[i]] = 1
-            al = p.alignment
-            # Rows for the kept tokens; columns shifted past the prefix specials. Truncation keeps
-            # only whole tokens, so every pair of a kept row is inside the input.
-            keep = np.zeros(al.n_kept, dtype=bool)
-            keep[p.rows] = True
-            row_of = np.cumsum(keep) - 1
-            sel = keep[al.pair_token]
-            pos = len(prefix) + al.pair_subword[sel]
-            entries.append((np.full(pos.shape[0], i), row_of[al.pair_token[sel]], pos, al.weights[sel]))
-        batch, row, col, weight = (np.concatenate(parts) for parts in zip(*entries))
 
         device = lm.device
         pooling = _BatchPooling.build(
-            batch, row, col, weight, b, k_max, n, lm.info.n_heads, self.heads, self.attention, device
+            *_entries([(p.alignment, p.rows) for p in run], len(prefix)),
+            b, k_max, n, lm.info.n_heads, self.heads, self.attention, device
         )
+        vector_pooling = pooling
+        if self.vectors and any(p.vector_alignment is not None for p in run):
+            kv_max = max(1, *(int(p.vector_pairs[1].shape[0]) for p in run))
+            vector_pooling = _BatchPooling.build(
+                *_entries([p.vector_pairs for p in run], len(prefix)),
+                b, kv_max, n, lm.info.n_heads, "mean", False, device
+            )
         mask_t = torch.from_numpy(mask).to(device)
         pooler = None
         if self.attention:
@@ -531,13 +567,29 @@ class Extractor:
                 pooler.check(1e-3 if lm.info.dtype == "float32" else 5e-2)  # half precision rounds
             attention = torch.stack(pooler.pooled, dim=1).cpu().numpy()  # (B, L, [H,] k, k)
         if self.vectors:
-            layers = [pooling.vectors(h) for h in out.hidden_states]
+            layers = [vector_pooling.vectors(h) for h in out.hidden_states]
             vectors = torch.stack(layers, dim=1).cpu().numpy()  # (B, L + 1, k, hidden)
 
         pooled = {}
         for i, p in enumerate(run):
             k = int(p.rows.shape[0])
             att = np.ascontiguousarray(attention[i, ..., :k, :k]) if attention is not None else None
-            vec = np.ascontiguousarray(vectors[i, :, :k]) if vectors is not None else None
+            kv = int(p.vector_pairs[1].shape[0])
+            vec = np.ascontiguousarray(vectors[i, :, :kv]) if vectors is not None else None
             pooled[id(p)] = (att, vec)
         return pooled
+
+
+def _entries(pairs: list[tuple[Alignment, np.ndarray]], offset: int) -> tuple[np.ndarray, ...]:
+    """A batch's pooling entries (snippet, token row, input position, 1/|S_i|) from each
+    snippet's alignment and kept rows; positions shifted past `offset` prefix specials.
+    Truncation keeps only whole tokens, so every pair of a kept row is inside the input."""
+    entries = []
+    for i, (al, rows) in enumerate(pairs):
+        keep = np.zeros(al.n_kept, dtype=bool)
+        keep[rows] = True
+        row_of = np.cumsum(keep) - 1
+        sel = keep[al.pair_token]
+        pos = offset + al.pair_subword[sel]
+        entries.append((np.full(pos.shape[0], i), row_of[al.pair_token[sel]], pos, al.weights[sel]))
+    return tuple(np.concatenate(parts) for parts in zip(*entries))

@@ -110,6 +110,14 @@ def claim_run_folder(run: Path, cfg: RunConfig) -> None:
     tasks.write_atomic(path, cfg.to_json())
 
 
+def shares_forward_pass(cfg: RunConfig) -> bool:
+    """Whether CAT-probing's forward pass also computes AST-Probe's token vectors: both methods
+    run and read the same text (the source as given). Only snippets CAT-probing reads whole
+    are shared: its 256-subword cut never changes what AST-Probe sees."""
+    return (cfg.cat and cfg.astprobe and cfg.cat_model_input == "source"
+            and cfg.astprobe_model_input == "source" and not cfg.remove_docstrings)
+
+
 def cat_settings(cfg: RunConfig, language: str) -> dict[str, Any]:
     from codeprobe.probes.cat.types import default_strategy
     from codeprobe.syntax import grammar_info
@@ -126,6 +134,8 @@ def cat_settings(cfg: RunConfig, language: str) -> dict[str, Any]:
         "head_pooling": cfg.cat_head_pooling,
         "batch_size": cfg.batch_size,
         "device": cfg.device,
+        "vector_tokens": ({"drop_line_continuations": cfg.drop_line_continuations}
+                          if shares_forward_pass(cfg) else None),
         "grammar": {"package": grammar.package, "version": grammar.package_version},
         "versions": versions(),
     }
@@ -181,12 +191,13 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, steps: Steps | None = No
                 n = sum(1 for _ in open(Path(data_dir) / "snippets.jsonl", encoding="utf-8"))
                 log.info("%s / %s / %s: %d snippets", model, language, dataset, n)
                 where = (model_id, data_key)
+                shared: dict[str, str] = {}  # CAT shard key -> its vector store
                 if cfg.cat:
                     timed("CAT-probing", _run_cat, cfg, steps, where, model, language, data_dir, n,
-                          run / "cat" / probed.folder / key, log)
+                          run / "cat" / probed.folder / key, shared, log)
                 if cfg.astprobe:
                     timed("AST-Probe", _run_astprobe, cfg, steps, where, model, language, data_dir, layers,
-                          run / "astprobe" / probed.folder / key, run, log)
+                          run / "astprobe" / probed.folder / key, run, shared, log)
 
     summary = summarize_run(run, seconds=time.perf_counter() - started, versions=environment(),
                             stages=stage_seconds)
@@ -204,7 +215,7 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, steps: Steps | None = No
     return report
 
 
-def _run_cat(cfg, steps, where, model, language, data_dir, n, out: Path, log) -> None:
+def _run_cat(cfg, steps, where, model, language, data_dir, n, out: Path, shared: dict[str, str], log) -> None:
     settings = cat_settings(cfg, language)
     n_shards = max(1, -(-n // cfg.shard_size))
     keys = [step_key("cat-shard", {"where": where, "shard": k, "shard_size": cfg.shard_size,
@@ -214,18 +225,24 @@ def _run_cat(cfg, steps, where, model, language, data_dir, n, out: Path, log) ->
     paths = []
     for k, future in enumerate(progress(futures, desc=f"CAT {model}", unit="shard", inner=False)):
         paths.append(future.result())
+        if settings["vector_tokens"] is not None:
+            shared[keys[k]] = str(tasks.vector_store_path(paths[-1]))
         log.info("CAT %s / %s: shard %d/%d done", model, language, k + 1, n_shards)
     reduce_key = step_key("cat-reduce", {"shards": keys, "settings": settings})
     steps.submit("cat-reduce", model, language, paths, settings, str(out), reduce_key).result()
     log.info("CAT %s / %s: scored", model, language)
 
 
-def _run_astprobe(cfg, steps, where, model, language, data_dir, layers, out: Path, run: Path, log) -> None:
-    settings = astprobe_settings(cfg, run)
+def _run_astprobe(cfg, steps, where, model, language, data_dir, layers, out: Path, run: Path,
+                  shared: dict[str, str], log) -> None:
+    # The stores CAT-probing's pass wrote enter the key by their shards' keys, not by their paths.
+    settings = {**astprobe_settings(cfg, run), "reuse": list(shared.values())}
+    pathless = {k: v for k, v in settings.items() if k not in ("cache_dir", "reuse")}
 
     def submit(name: str, points: list[tuple[int, int]], weights: str):
         key = step_key("astprobe-sweep", {"where": where, "points": points, "weights": weights,
-                                          "settings": {k: v for k, v in settings.items() if k != "cache_dir"}})
+                                          "settings": pathless,
+                                          **({"reused": sorted(shared)} if weights == "pretrained" else {})})
         return steps.submit("astprobe-sweep", model, language, data_dir, points, weights, settings,
                             str(out / name), key)
 

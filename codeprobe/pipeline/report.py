@@ -149,6 +149,7 @@ def _astprobe(folder: Path, cfg: RunConfig) -> dict:
         "ranks": None,
         "splits": real.get("splits"),
         "dropped": real.get("dropped"),
+        "vectors_reused": real.get("vectors_reused", 0),  # copied from CAT-probing's forward pass
         "training": {**cfg.train_settings(), "seeds": cfg.probe_seeds},
         "model_info": real.get("model"),
     }

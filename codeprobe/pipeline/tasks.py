@@ -13,7 +13,7 @@ import os
 import threading
 import zipfile
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -144,8 +144,12 @@ def prepare_data(dataset: str, language: str, n_snippets: int, seed: int, out_di
 
 
 def cat_probe(settings: dict[str, Any]):
+    from functools import partial
+
+    from codeprobe.probes.astprobe.tuples import tuple_tokens
     from codeprobe.probes.cat.probe import CATProbe
 
+    shared = settings.get("vector_tokens")
     return CATProbe(
         types=settings["types"],
         distance=settings["distance"],
@@ -156,7 +160,13 @@ def cat_probe(settings: dict[str, Any]):
         per_head=settings["per_head"] and settings["head_pooling"] == "mean",
         model_input=settings["model_input"],
         head_pooling=settings["head_pooling"],
+        vector_tokens=None if shared is None else partial(tuple_tokens, **shared),
     )
+
+
+def vector_store_path(shard_path: str | Path) -> Path:
+    """Where a CAT shard keeps the AST-Probe token vectors its forward pass also computed."""
+    return Path(shard_path).with_suffix(".vectors")
 
 
 def cat_shard(model: str, language: str, data_dir: str, shard: int, shard_size: int,
@@ -164,17 +174,33 @@ def cat_shard(model: str, language: str, data_dir: str, shard: int, shard_size: 
     """Pass 1 of CAT-probing on one shard: parse, one forward pass per batch, distances.
 
     Writes an .npz of the shard's samples (flat arrays, no pickle), their skip reasons and
-    `key`; a shard whose file already records `key` is not recomputed.
+    `key`; a shard whose file already records `key` is not recomputed. With
+    `settings["vector_tokens"]` the same forward pass also pools AST-Probe's token vectors of
+    every snippet read whole, into a store beside the shard (`vector_store_path`) that the
+    AST-Probe sweep copies from instead of running the model again.
     """
+    from codeprobe.probes.astprobe.cache import CacheItem, write_store
     from codeprobe.probes.cat.dataset import SkippedSample
 
     if is_done(out_path, key):
         return out_path
     snippets = read_snippets(data_dir)[shard * shard_size : (shard + 1) * shard_size]
     probe = cat_probe(settings)
+    inputs = []
+
+    def vectors():  # streamed to the store, so a shard never holds its hidden states
+        for x in probe.inputs(snippets, extractor, language=language):
+            if getattr(x, "vectors", None) is not None:
+                yield CacheItem(x.sample.sample_id, x.code, *x.vector_spans), x.vectors
+                x = replace(x, vectors=None)
+            inputs.append(x)
+
     with device_lock(settings.get("device")):
         extractor = probe.extractor(loaded_model(model, settings.get("device")))
-        inputs = list(probe.inputs(snippets, extractor, language=language))
+        if probe.vector_tokens is None:
+            inputs.extend(probe.inputs(snippets, extractor, language=language))
+        else:
+            write_store(vector_store_path(out_path), vectors(), extractor.info.as_dict(), key)
     samples = [x.sample for x in inputs if not isinstance(x, SkippedSample)]
     samples = write_head_scores(samples, language, settings, out_path)  # per-head rows; shard keeps the mean
     skipped = [x for x in inputs if isinstance(x, SkippedSample)]
@@ -306,9 +332,11 @@ def astprobe_sweep(model: str, language: str, data_dir: str, points: list[tuple[
             random weights, the paper's baseline).
 
     Token vectors come from a per-layer fp16 cache under the run folder, so the model runs once
-    per (model, weights, snippet).
+    per (model, weights, snippet); with pretrained weights, the vectors CAT-probing's pass
+    already computed (the stores in `settings["reuse"]`) are copied, not computed again.
     """
     from codeprobe.model import Extractor
+    from codeprobe.probes.astprobe.cache import VectorCache
     from codeprobe.probes.astprobe.data import ensure_nonempty, prepare_split
     from codeprobe.probes.astprobe.sweeps import sweep
 
@@ -325,9 +353,12 @@ def astprobe_sweep(model: str, language: str, data_dir: str, points: list[tuple[
         extractor = Extractor(loaded, batch_size=settings["batch_size"], attention=False, vectors=True,
                               length_policy="skip")
         by_id = {snippet.id: snippet for snippet in read_snippets(data_dir)}
+        reuse = [] if weights == "random" else [VectorCache.open(p) for p in settings.get("reuse", [])
+                                                 if Path(p).is_dir()]
         prepared = [
             prepare_split([by_id[i] for i in splits[name]], language, extractor,
-                          Path(settings["cache_dir"]), model_label=label, **settings["preprocessing"])
+                          Path(settings["cache_dir"]), model_label=label, reuse=reuse,
+                          **settings["preprocessing"])
             for name in ("train", "valid", "test")
         ]
         ensure_nonempty(prepared, ["training", "validation", "test"])
@@ -341,6 +372,7 @@ def astprobe_sweep(model: str, language: str, data_dir: str, points: list[tuple[
         "test_ids": list(prepared[2].ids),
         "splits": {name: len(p) for name, p in zip(("train", "valid", "test"), prepared)},
         "dropped": {name: p.dropped for name, p in zip(("train", "valid", "test"), prepared)},
+        "vectors_reused": sum(p.cache.reused for p in prepared),
         "points": [r.as_dict() for r in results],
         KEY_FIELD: key,
     }))

@@ -159,3 +159,20 @@ def test_two_processes_share_one_vector_cache(tiny_model_dir, tmp_path):  # noqa
     meta = json.loads((caches[0] / "meta.json").read_text())
     size = (caches[0] / "layer_02.f16").stat().st_size
     assert size == sum(meta["lengths"]) * meta["hidden"] * 2 and np.isfinite(float(sum_a))
+
+
+def test_astprobe_reuses_the_cat_forward_pass(finished_run):
+    """CAT-probing's pass wrote the real model's token vectors of every snippet it read whole;
+    the AST-Probe sweep copied them instead of running the model (random weights: its own)."""
+    run, _ = finished_run
+    (layers,) = run.glob("astprobe/*/*/layers.json")
+    (random,) = run.glob("astprobe/*/*/random.json")
+    from codeprobe.probes.astprobe.cache import VectorCache
+
+    stores = sorted(run.glob("cat/*/*/shard-*.vectors"))
+    assert len(stores) == len(list(run.glob("cat/*/*/shard-*.npz")))
+    stored = {i for p in stores for i in VectorCache.open(p).ids}
+    n_probed = sum(json.loads(layers.read_text())["splits"].values())
+    # every snippet but the one over CAT-probing's 256-subword cut (AST-Probe reads it whole)
+    assert json.loads(layers.read_text())["vectors_reused"] == len(stored) == n_probed - 1
+    assert json.loads(random.read_text())["vectors_reused"] == 0

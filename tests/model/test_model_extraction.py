@@ -263,3 +263,35 @@ def test_length_buckets_change_nothing_but_the_batches():
     for a, b in zip(plain, bucketed):
         np.testing.assert_allclose(a.attention, b.attention, atol=1e-5)
         np.testing.assert_allclose(a.vectors, b.vectors, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["codebert", "codet5"])
+def test_vector_spans_of_their_own_match_the_oracle(kind):
+    """One forward pass, two token sets: attention over the code tokens, vectors over the
+    string-collapsed ones (AST-Probe's), each equal to the oracle on its own spans."""
+    loaded = tiny_loaded(kind)
+    snippets = [s.with_vector_tokens(parse(s.code, "python").tokens(collapse_strings=True)) for s in sample()]
+    assert any(len(s.vector_starts) != len(s.token_starts) for s in snippets)
+    both = list(Extractor(loaded, batch_size=4).extract(snippets))
+    for s, r in zip(snippets, both):
+        att = oracle_extract(loaded, s.code, s.token_starts, s.token_ends)
+        vec = oracle_extract(loaded, s.code, s.vector_starts, s.vector_ends)
+        assert r.tokens.tolist() == att.tokens and r.vector_tokens.tolist() == vec.tokens
+        np.testing.assert_allclose(r.attention, att.attention, rtol=0, atol=ATOL)
+        np.testing.assert_allclose(r.vectors, vec.vectors, rtol=0, atol=ATOL)
+
+
+def test_vector_spans_of_their_own_under_truncation():
+    """A cut input keeps only the vector tokens whose subwords were all fed to the model."""
+    loaded = tiny_loaded("codebert")
+    s = sample()[2]
+    s = s.with_vector_tokens(parse(s.code, "python").tokens(collapse_strings=True))
+    r = next(Extractor(loaded, max_subwords=40).extract([s]))
+    assert r.status == "truncated"
+    full = next(Extractor(loaded, vectors=True).extract([Snippet(0, s.code, s.vector_starts, s.vector_ends)]))
+    assert 0 < len(r.vector_tokens) < len(full.tokens)
+    assert r.vectors.shape[1] == len(r.vector_tokens)
+    assert r.vector_tokens.tolist() == full.tokens.tolist()[: len(r.vector_tokens)]
+    # the first vector token left out reaches past the last code token the model read
+    left_out = full.tokens[len(r.vector_tokens)]
+    assert s.vector_ends[left_out] > s.token_ends[r.tokens[-1]]

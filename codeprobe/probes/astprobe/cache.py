@@ -5,8 +5,13 @@ per snippet, and each hidden-states layer goes to its own raw float16 file, memo
 read. A layer sweep, a rank sweep or a rerun then only reads the layer it needs.
 
 Layout of a cache directory:
-    meta.json          model provenance, snippet ids, tokens per snippet, fingerprint
+    meta.json          model provenance, snippet ids, their digests, tokens per snippet,
+                       fingerprint
     layer_00.f16 ...   (total tokens, hidden) float16, C order; 00 = embeddings
+
+One forward pass for two probes: a cache may be built from other caches of the same model (a
+"store" that CAT-probing's pass wrote with `write_store`), copying the vectors of every snippet
+they hold (same text, same token spans, read whole) and running the model only on the rest.
 
 Concurrency: a cache is built in a private temporary directory and renamed into place once
 complete, under a file lock (`filelock`), so two processes asking for the same cache build it
@@ -21,7 +26,8 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from itertools import chain
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +41,7 @@ from codeprobe.progress import progress
 
 log = logging.getLogger("codeprobe.astprobe")
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,14 @@ class CacheItem:
     code: str
     token_starts: np.ndarray
     token_ends: np.ndarray
+
+    @property
+    def digest(self) -> str:
+        """sha256 of what shapes the item's vectors under one model: its text and token spans."""
+        h = hashlib.sha256(self.code.encode() + b"\0")
+        h.update(np.asarray(self.token_starts, np.int64).tobytes() + b"\0")
+        h.update(np.asarray(self.token_ends, np.int64).tobytes())
+        return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -62,6 +76,9 @@ class VectorCache:
         n_states: hidden-states layers stored (n_layers + 1; 0 = embeddings).
         hidden: vector width.
         model: the model's provenance (`ModelInfo.as_dict()`).
+        digests: the stored snippets' `CacheItem.digest`, in storage order.
+        reused: how many of them were copied from another cache (`cached_vectors(reuse=)`)
+            rather than computed when this one was built.
     """
 
     path: Path
@@ -71,10 +88,17 @@ class VectorCache:
     n_states: int
     hidden: int
     model: dict
+    digests: tuple[str, ...] = ()
+    reused: int = 0
 
     @property
     def n_tokens(self) -> int:
         return int(self.lengths.sum())
+
+    def rows(self) -> dict[str, slice]:
+        """digest -> the snippet's rows in every layer file."""
+        ends = np.cumsum(self.lengths)
+        return {d: slice(int(e - n), int(e)) for d, e, n in zip(self.digests, ends, self.lengths)}
 
     def layer(self, layer: int) -> np.ndarray:
         """float16 (n_tokens, hidden), read-only memory map of `hidden_states[layer]`."""
@@ -99,6 +123,8 @@ class VectorCache:
             n_states=int(meta["n_states"]),
             hidden=int(meta["hidden"]),
             model=meta["model"],
+            digests=tuple(meta["digests"]),
+            reused=int(meta.get("reused", 0)),
         )
 
 
@@ -110,9 +136,7 @@ def fingerprint(items: Sequence[CacheItem], extractor: Extractor, model_label: s
     h.update(json.dumps([FORMAT_VERSION, source_hash(), info.as_dict(), extractor.max_subwords,
                          model_label]).encode())
     for item in items:
-        h.update(item.id.encode() + b"\0" + item.code.encode() + b"\0")
-        h.update(np.asarray(item.token_starts, np.int64).tobytes())
-        h.update(np.asarray(item.token_ends, np.int64).tobytes())
+        h.update(item.id.encode() + b"\0" + item.digest.encode())
     return h.hexdigest()
 
 
@@ -122,6 +146,7 @@ def cached_vectors(
     extractor: Extractor,
     *,
     model_label: str | None = None,
+    reuse: Sequence[VectorCache] = (),
 ) -> VectorCache:
     """The cache of these items under this model: reopened if it exists, else built.
 
@@ -132,6 +157,9 @@ def cached_vectors(
         extractor: an `Extractor` with `vectors=True` (its length policy should be "skip":
             AST-Probe needs every token of a snippet).
         model_label: recorded with the model (e.g. "random weights"); part of the fingerprint.
+        reuse: caches or stores of the same model (unlabelled) whose vectors of the same items
+            are copied instead of computed again (equal to float16 rounding: only the batch
+            padding differs); a store of another model is ignored.
     """
     key = fingerprint(items, extractor, model_label)
     path = Path(root) / key[:24]
@@ -140,7 +168,7 @@ def cached_vectors(
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
         if not _complete(path, key):  # another process may have built it while we waited
-            _build(path, items, extractor, key, model_label)
+            _build(path, items, extractor, key, model_label, reuse)
     return VectorCache.open(path)
 
 
@@ -153,68 +181,116 @@ def _complete(path: Path, key: str) -> bool:
 
 
 def _build(path: Path, items: Sequence[CacheItem], extractor: Extractor, key: str,
-           model_label: str | None) -> None:
+           model_label: str | None, reuse: Sequence[VectorCache]) -> None:
     """Encode `items` into a temporary directory beside `path`, then rename it into place."""
     if not extractor.vectors:
         raise InputError("the extractor must compute vectors")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        _encode(tmp, items, extractor, key, model_label)
-        if path.exists():  # a stale or interrupted cache under this name: replace it whole
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    model = dict(extractor.info.as_dict())
+    if model_label:
+        model["label"] = model_label
+    model = json.loads(json.dumps(model))  # as a store records it
+    with _Writer(path, extractor.info.n_layers + 1, extractor.info.hidden_size) as writer:
+        _encode(writer, items, extractor, [c for c in reuse if c.model == model])
+        writer.meta.update(fingerprint=key, model=model)
 
 
-def _encode(path: Path, items: Sequence[CacheItem], extractor: Extractor, key: str,
-            model_label: str | None) -> None:
-    info = extractor.info
-    n_states, hidden = info.n_layers + 1, info.hidden_size
-    capacity = int(sum(len(it.token_starts) for it in items))
-    files = [open(_layer_file(path, layer), "wb") for layer in range(n_states)]
-    ids, lengths, skipped = [], [], []
+class _Writer:
+    """Writes a cache into a private temporary directory beside `path` and, when its block
+    ends without an error, renames it into place (replacing a stale one whole)."""
+
+    def __init__(self, path: Path, n_states: int, hidden: int) -> None:
+        self.path, self.n_states, self.hidden = path, n_states, hidden
+        self.ids: list[str] = []
+        self.lengths: list[int] = []
+        self.digests: list[str] = []
+        self.skipped: list[str] = []
+        self.meta: dict = {}
+
+    def __enter__(self) -> _Writer:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
+        self.files = [open(_layer_file(self.tmp, layer), "wb") for layer in range(self.n_states)]
+        return self
+
+    def add(self, item: CacheItem, vectors: np.ndarray | Sequence[np.ndarray]) -> None:
+        """vectors: (n_states, n, hidden), or one (n, hidden) array per layer."""
+        layers = [np.asarray(v, np.float16) for v in vectors]
+        for layer in layers:
+            if not np.isfinite(layer).all():
+                raise InputError(f"snippet {item.id}: hidden states exceed the float16 range of the cache")
+        for f, layer in zip(self.files, layers):
+            f.write(np.ascontiguousarray(layer).tobytes())
+        self.ids.append(item.id)
+        self.lengths.append(int(layers[0].shape[0]))
+        self.digests.append(item.digest)
+
+    def __exit__(self, kind, value, traceback) -> None:
+        for f in self.files:
+            f.close()
+        try:
+            if kind is None:
+                meta = {"format": FORMAT_VERSION, "n_states": self.n_states, "hidden": self.hidden,
+                        "dtype": "float16", "ids": self.ids, "lengths": self.lengths,
+                        "digests": self.digests, "skipped": self.skipped, **self.meta}
+                (self.tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+                if self.path.exists():
+                    shutil.rmtree(self.path)
+                os.replace(self.tmp, self.path)
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def write_store(path: str | os.PathLike, entries: Iterable[tuple[CacheItem, np.ndarray]], model: dict,
+                key: str) -> Path:
+    """Write the vectors another pass computed (e.g. CAT-probing's, `CATProbe(vector_tokens=)`)
+    as a cache that `cached_vectors(reuse=...)` copies from.
+
+    Args:
+        path: the store's directory (replaced whole, atomically).
+        entries: (item, float (n_states, n, hidden) vectors over the item's n token spans), of
+            snippets the model read whole.
+        model: the model's provenance (`ModelInfo.as_dict()`); only caches of this model reuse it.
+        key: recorded as the store's fingerprint.
+    """
+    entries = iter(entries)
+    first = next(entries, None)
+    n_states, hidden = (0, 0) if first is None else (first[1].shape[0], first[1].shape[2])
+    with _Writer(Path(path), n_states, hidden) as writer:
+        for item, vectors in chain([first] if first else [], entries):
+            writer.add(item, vectors)
+        writer.meta.update(fingerprint=key, model=model)
+    return Path(path)
+
+
+def _encode(writer: _Writer, items: Sequence[CacheItem], extractor: Extractor,
+            reuse: Sequence[VectorCache]) -> None:
+    found = {}
+    for cache in reuse:
+        for digest, rows in cache.rows().items():
+            found.setdefault(digest, (cache, rows))
     # Longest first by characters: batches of similar lengths waste little on padding, and the
     # cache's order (which `ids` records) need not be the input order.
     ordered = sorted(items, key=lambda it: -len(it.code))
-    try:
-        snippets = (Snippet(it.id, it.code, np.asarray(it.token_starts, np.int64),
-                            np.asarray(it.token_ends, np.int64)) for it in ordered)
-        for item, result in progress(zip(ordered, extractor.extract(snippets)), total=len(ordered),
-                                     desc="extracting vectors", unit="snippet"):
-            n = len(item.token_starts)
-            if result.status != "ok" or result.vectors is None or result.tokens.shape[0] != n:
-                skipped.append(item.id)
-                continue
-            vectors = result.vectors.astype(np.float16)
-            if not np.isfinite(vectors).all():
-                raise InputError(
-                    f"snippet {item.id}: hidden states exceed the float16 range of the cache"
-                )
-            for layer in range(n_states):
-                files[layer].write(np.ascontiguousarray(vectors[layer]).tobytes())
-            ids.append(item.id)
-            lengths.append(n)
-    finally:
-        for f in files:
-            f.close()
-    log.info("cached %d of %d snippets' vectors (%d of at most %d tokens) in %s",
-             len(ids), len(items), sum(lengths), capacity, path)
-    model = dict(info.as_dict())
-    if model_label:
-        model["label"] = model_label
-    meta = {
-        "format": FORMAT_VERSION,
-        "fingerprint": key,
-        "n_states": n_states,
-        "hidden": hidden,
-        "dtype": "float16",
-        "ids": ids,
-        "lengths": lengths,
-        "skipped": skipped,
-        "model": model,
-    }
-    (path / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    todo = [it for it in ordered if it.digest not in found]
+    results = extractor.extract(Snippet(it.id, it.code, np.asarray(it.token_starts, np.int64),
+                                        np.asarray(it.token_ends, np.int64)) for it in todo)
+    layers = {}  # a reused cache's memory-mapped layers, opened once
+    for item in progress(ordered, total=len(ordered), desc="extracting vectors", unit="snippet"):
+        n = len(item.token_starts)
+        if item.digest in found:
+            cache, rows = found[item.digest]
+            if id(cache) not in layers:
+                layers[id(cache)] = [cache.layer(layer) for layer in range(cache.n_states)]
+            writer.add(item, [layer[rows] for layer in layers[id(cache)]])
+            continue
+        result = next(results)
+        if result.status != "ok" or result.vectors is None or result.tokens.shape[0] != n:
+            writer.skipped.append(item.id)
+            continue
+        writer.add(item, result.vectors)
+    writer.meta["reused"] = len(ordered) - len(todo)
+    log.info("cached %d of %d snippets' vectors (%d of them copied from an earlier pass) in %s",
+             len(writer.ids), len(items), writer.meta["reused"], writer.path)
 
 
 def _layer_file(path: Path, layer: int) -> Path:

@@ -99,6 +99,7 @@ def prepare_split(
     remove_docstrings: bool = False,
     drop_line_continuations: bool = False,
     model_input: str = "source",
+    reuse: Sequence[VectorCache] = (),
 ) -> ProbeSplit:
     """Parse, extract gold tuples, and encode (or reopen the cache of) one split.
 
@@ -118,6 +119,8 @@ def prepare_split(
             `tuples.tree_tuple`).
         model_input: "source" (the snippet's text) or "code_tokens" (the tuple's tokens joined
             by single spaces, as the reference fed its models).
+        reuse: caches of the same model to copy vectors from (see `cached_vectors`), e.g. the
+            stores CAT-probing's forward pass wrote.
 
     Raises:
         InputError: an unknown `model_input`, or snippets that are not snippets.
@@ -145,7 +148,7 @@ def prepare_split(
             continue
         kept.append((ident, code, tree_tuple(tree, drop_line_continuations=drop_line_continuations)))
     items = [_cache_item(i, c, t, model_input) for i, c, t in kept]
-    cache = cached_vectors(cache_root, items, extractor, model_label=model_label)
+    cache = cached_vectors(cache_root, items, extractor, model_label=model_label, reuse=reuse)
     by_id = {i: (c, t) for i, c, t in kept}
     if cache.skipped:
         dropped["does_not_fit_model"] += len(cache.skipped)

@@ -20,7 +20,7 @@ Either way subwords are aligned to tokens by character offsets in the text the m
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import chain, islice
 from typing import Any
@@ -52,7 +52,13 @@ SKIP_TOO_LONG = "too_long"  # over max_subwords under the "skip" length policy
 @dataclass(frozen=True)
 class SnippetInputs:
     """Everything CAT-probing computed for one snippet: the sample to score plus what a report
-    or a plot shows. `labels` are the texts of the sample's tokens."""
+    or a plot shows. `labels` are the texts of the sample's tokens.
+
+    With `CATProbe(vector_tokens=...)`, `vectors` holds float32 (n_layers + 1, m, hidden), every
+    hidden-states layer pooled over the m tokens in `vector_spans` ((m,) start and end offsets
+    in `code`), from the same forward pass; None when the snippet was not read whole or a vector
+    token got no subword (a probe of vectors needs every token of the whole snippet).
+    """
 
     sample: CATSample
     labels: tuple[str, ...]
@@ -61,6 +67,9 @@ class SnippetInputs:
     n_unmatched_subwords: int
     n_tokens_without_subword: int
     n_shared_subwords: int
+    code: str = ""
+    vector_spans: tuple[np.ndarray, np.ndarray] | None = None
+    vectors: np.ndarray | None = None
 
 
 def _items(snippets: Iterable[Any], language: str | None) -> tuple[str, Iterator[tuple[str, str]]]:
@@ -125,6 +134,9 @@ class CATProbe:
         batch_size: snippets per forward pass.
         allow_parse_errors: score snippets whose tree has ERROR/MISSING nodes (default: skip).
         spill_dir: where "topk" keeps its temporary file (default: the system's temp dir).
+        vector_tokens: tree -> tokens (e.g. AST-Probe's `tuple_tokens`): the same forward pass
+            also pools every layer's hidden states over these tokens (`SnippetInputs.vectors`),
+            so that one pass serves a vector probe too. Needs model_input="source".
     """
 
     def __init__(
@@ -142,6 +154,7 @@ class CATProbe:
         batch_size: int = 16,
         allow_parse_errors: bool = False,
         spill_dir: str | None = None,
+        vector_tokens: Callable[[Any], Any] | None = None,
     ):
         if types not in STRATEGIES:  # whether `paper` has a list for the language: in score()
             raise InputError(f"unknown type strategy {types!r}; choose one of {', '.join(STRATEGIES)}")
@@ -153,6 +166,8 @@ class CATProbe:
             raise InputError(f"model_input must be one of {', '.join(MODEL_INPUTS)}, got {model_input!r}")
         if head_pooling not in HEAD_POOLINGS:
             raise InputError(f"head_pooling must be one of {', '.join(HEAD_POOLINGS)}, got {head_pooling!r}")
+        if vector_tokens is not None and model_input != "source":
+            raise InputError("vector_tokens pools the hidden states of the source text; it needs model_input='source'")
         if per_head and head_pooling != "mean":
             raise InputError("per_head scores every head beside the head mean; head_pooling='max' needs per_head=False")
         self.types = types
@@ -167,6 +182,7 @@ class CATProbe:
         self.batch_size = int(batch_size)
         self.allow_parse_errors = bool(allow_parse_errors)
         self.spill_dir = spill_dir
+        self.vector_tokens = vector_tokens
 
     def extractor(self, model: Any = None):
         """A codeprobe.model.Extractor for `model` (a LoadedModel, a name or path, or None for
@@ -179,7 +195,7 @@ class CATProbe:
             model,
             batch_size=self.batch_size,
             heads="all" if self.per_head else self.head_pooling,
-            vectors=False,
+            vectors=self.vector_tokens is not None,
             length_policy="truncate",
             max_subwords=self.max_subwords,
         )
@@ -203,13 +219,13 @@ class CATProbe:
         chunks = iter(lambda: list(islice(items, window)), [])
         for parsed in prefetched(chunks, lambda chunk: [self._parse(i, c, language) for i, c in chunk]):
             runnable = {k: x for k, x in enumerate(parsed) if not isinstance(x, SkippedSample)}
-            results = extractor.extract([self._model_snippet(k, tokens) for k, (_, tokens, _) in runnable.items()])
+            results = extractor.extract([self._model_snippet(k, x[1], x[3]) for k, x in runnable.items()])
             by_index = {r.id: r for r in results}
             for k, x in enumerate(parsed):
                 if isinstance(x, SkippedSample):
                     yield x
                     continue
-                ident, tokens, distance = x
+                ident, tokens, distance, vector_tokens = x
                 r = by_index[k]
                 if r.status == "skipped":
                     yield SkippedSample(ident, SKIP_TOO_LONG)
@@ -227,10 +243,12 @@ class CATProbe:
                     n_unmatched_subwords=r.n_unmatched_subwords,
                     n_tokens_without_subword=r.n_tokens_without_subword,
                     n_shared_subwords=r.n_shared_subwords,
+                    **self._vectors(tokens.tree.code, vector_tokens, r),
                 )
 
     def _parse(self, ident: str, code: str, language: str):
-        """(id, code tokens, distance matrix over all of them), or why the snippet is skipped."""
+        """(id, code tokens, distance matrix over all of them, vector tokens or None), or why
+        the snippet is skipped."""
         try:
             tree = parse(code, language)
         except CodeprobeError as err:  # empty, binary, ...: this snippet only
@@ -238,15 +256,26 @@ class CATProbe:
         if tree.issues and not self.allow_parse_errors:
             return SkippedSample(ident, SKIP_PARSE_ERROR)
         tokens = tree.tokens()
-        return ident, tokens, DISTANCES[self.distance](tokens)
+        vector_tokens = self.vector_tokens(tree) if self.vector_tokens is not None else None
+        return ident, tokens, DISTANCES[self.distance](tokens), vector_tokens
 
-    def _model_snippet(self, key: int, tokens: Any):
+    def _model_snippet(self, key: int, tokens: Any, vector_tokens: Any):
         """What the model reads for one snippet, with the tokens' spans in that text."""
         from codeprobe.model import Snippet as ModelSnippet
 
         if self.model_input == "code_tokens":
             return ModelSnippet.joined(key, tokens.texts, collapse_whitespace=True)
-        return ModelSnippet.from_tokens(key, tokens.tree.code, tokens)
+        snippet = ModelSnippet.from_tokens(key, tokens.tree.code, tokens)
+        return snippet if vector_tokens is None else snippet.with_vector_tokens(vector_tokens)
+
+    @staticmethod
+    def _vectors(code: str, vector_tokens: Any, result: Any) -> dict[str, Any]:
+        """The SnippetInputs fields of the vector tokens (see `SnippetInputs`)."""
+        if vector_tokens is None:
+            return {}
+        spans = (np.asarray(vector_tokens.start_char, np.int64), np.asarray(vector_tokens.end_char, np.int64))
+        whole = result.status == "ok" and result.vector_tokens.shape[0] == spans[0].shape[0]
+        return {"code": code, "vector_spans": spans, "vectors": result.vectors if whole else None}
 
     def score(self, snippets: Iterable[Any], model: Any = None, language: str | None = None) -> CATResult:
         """CAT-scores of `model` on `snippets` (all in one language): per-sample rows,
