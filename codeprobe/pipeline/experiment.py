@@ -88,7 +88,9 @@ def preflight(cfg: RunConfig) -> dict[str, Any]:
     for dataset in cfg.datasets:
         for language in cfg.languages:
             load_dataset(dataset, language, counter=SkipCounter())  # checks the source up front
-    infos = {m.name: tasks.loaded_model(m.name, cfg.device).info for spec in cfg.models for m in probed_models(spec)}
+    if cfg.dtype not in ("float32", "bfloat16", "float16"):
+        raise InputError(f"dtype must be float32, bfloat16 or float16, not {cfg.dtype!r}")
+    infos = {m.name: tasks.loaded_model(m.name, cfg.device, cfg.dtype).info for spec in cfg.models for m in probed_models(spec)}
     for model, info in infos.items():
         bad = [layer for layer in cfg.layers if not 0 <= layer <= info.n_layers]
         if bad and cfg.astprobe:
@@ -134,6 +136,7 @@ def cat_settings(cfg: RunConfig, language: str) -> dict[str, Any]:
         "head_pooling": cfg.cat_head_pooling,
         "batch_size": cfg.batch_size,
         "device": cfg.device,
+        "dtype": cfg.dtype,
         "vector_tokens": ({"drop_line_continuations": cfg.drop_line_continuations}
                           if shares_forward_pass(cfg) else None),
         "grammar": {"package": grammar.package, "version": grammar.package_version},
@@ -143,7 +146,8 @@ def cat_settings(cfg: RunConfig, language: str) -> dict[str, Any]:
 
 def astprobe_settings(cfg: RunConfig, run: Path) -> dict[str, Any]:
     return {"seed": cfg.seed, "seeds": [cfg.seed + k for k in range(cfg.probe_seeds)],
-            "batch_size": cfg.batch_size, "device": cfg.device, "train": cfg.train_settings(),
+            "batch_size": cfg.batch_size, "device": cfg.device, "dtype": cfg.dtype,
+            "train": cfg.train_settings(),
             "preprocessing": {"remove_docstrings": cfg.remove_docstrings,
                               "drop_line_continuations": cfg.drop_line_continuations,
                               "model_input": cfg.astprobe_model_input},

@@ -75,11 +75,17 @@ def model_arg(model: str) -> str | None:
 
 
 @lru_cache(maxsize=4)
-def loaded_model(model: str, device: str | None):
-    """One LoadedModel per (model, device) per process: shards reuse it instead of reloading."""
+def loaded_model(model: str, device: str | None, dtype: str = "float32"):
+    """One LoadedModel per (model, device, dtype) per process: shards reuse it instead of
+    reloading."""
     from codeprobe.model import load_model
 
-    return load_model(model_arg(model), device=device)
+    return load_model(model_arg(model), device=device, dtype=dtype)
+
+
+def settings_model(model: str, settings: dict[str, Any]):
+    """The LoadedModel a step's settings name (their device and dtype)."""
+    return loaded_model(model, settings.get("device"), settings.get("dtype", "float32"))
 
 
 @contextmanager
@@ -196,7 +202,7 @@ def cat_shard(model: str, language: str, data_dir: str, shard: int, shard_size: 
             inputs.append(x)
 
     with device_lock(settings.get("device")):
-        extractor = probe.extractor(loaded_model(model, settings.get("device")))
+        extractor = probe.extractor(settings_model(model, settings))
         if probe.vector_tokens is None:
             inputs.extend(probe.inputs(snippets, extractor, language=language))
         else:
@@ -276,7 +282,7 @@ def cat_reduce(model: str, language: str, shard_paths: list[str], settings: dict
     if is_done(done, key):
         return str(done)
 
-    extractor_info = loaded_model(model, settings.get("device")).info
+    extractor_info = settings_model(model, settings).info
     result = score_samples(
         (sample for path in shard_paths for sample in load_cat_shard(path)),
         language=language,
@@ -345,10 +351,10 @@ def astprobe_sweep(model: str, language: str, data_dir: str, points: list[tuple[
     splits = read_splits(data_dir)
     device = settings.get("device")
     with device_lock(device):
-        loaded = loaded_model(model, device)
+        loaded = settings_model(model, settings)
         label = None
         if weights == "random":
-            loaded = _random_model(model, device, settings["seed"])
+            loaded = _random_model(model, device, settings.get("dtype", "float32"), settings["seed"])
             label = loaded.info.name
         extractor = Extractor(loaded, batch_size=settings["batch_size"], attention=False, vectors=True,
                               length_policy="skip")
@@ -386,7 +392,7 @@ def train_config(settings: dict[str, Any]):
 
 
 @lru_cache(maxsize=2)
-def _random_model(model: str, device: str | None, seed: int):
+def _random_model(model: str, device: str | None, dtype: str, seed: int):
     from codeprobe.probes.astprobe.sweeps import random_weights
 
-    return random_weights(loaded_model(model, device), seed)
+    return random_weights(loaded_model(model, device, dtype), seed)

@@ -176,3 +176,19 @@ def test_astprobe_reuses_the_cat_forward_pass(finished_run):
     # every snippet but the one over CAT-probing's 256-subword cut (AST-Probe reads it whole)
     assert json.loads(layers.read_text())["vectors_reused"] == len(stored) == n_probed - 1
     assert json.loads(random.read_text())["vectors_reused"] == 0
+
+
+def test_model_dtype_is_a_run_setting(tiny_model_dir, python_jsonl, tmp_path):  # noqa: F811
+    """`dtype` loads the model in that precision for every step (and is recorded with it); an
+    unknown one fails before any work."""
+    from codeprobe.errors import InputError
+
+    with pytest.raises(InputError, match="dtype"):
+        run_experiment(RunConfig.from_dict(small_config(tiny_model_dir, python_jsonl, dtype="float64")),
+                       tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+    cfg = RunConfig.from_dict(small_config(tiny_model_dir, python_jsonl, dtype="bfloat16", astprobe=False,
+                                           n_snippets=8, explorer_snippets=0))
+    run_experiment(cfg, tmp_path / "bf16")
+    (summary,) = (tmp_path / "bf16").glob("cat/*/*/summary.json")
+    assert json.loads(summary.read_text())["model"]["dtype"] == "bfloat16"
