@@ -10,7 +10,7 @@ a run folder with no fields is resumed by every run, recomputing only what chang
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from codeprobe.pipeline.config import RunConfig
 from codeprobe.pipeline.flow import probing_flow
@@ -40,8 +40,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cron", default=DEFAULT_CRON, help=f"cron schedule (default {DEFAULT_CRON!r})")
     parser.add_argument("--config", help="RunConfig JSON file (default: the main job's settings)")
     parser.add_argument("--out", default=DEFAULT_OUT, help="run folder; strftime fields allowed")
+    parser.add_argument("--model", action="append", default=[],
+                        help="probe this model (or checkpoint folder) instead of the config's; repeatable")
     args = parser.parse_args(argv)
     config = RunConfig.read(args.config) if args.config else None
+    if args.model:
+        config = replace(config or RunConfig(), models=tuple(args.model))
     serve(deployment(args.name, args.cron, config, args.out))
 
 

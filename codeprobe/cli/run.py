@@ -12,7 +12,10 @@ import click
               help="Run folder (rerunning into the same folder resumes and reuses finished work).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True),
               help="A RunConfig JSON file (default: the main job's settings).")
-def run_command(out_dir: str, config_path: str | None) -> None:
+@click.option("--model", "models", multiple=True,
+              help="Probe this model instead of the config's (repeatable): a model folder, a folder of "
+                   "training checkpoints (checkpoint-<step>/), or a glob of checkpoints.")
+def run_command(out_dir: str, config_path: str | None, models: tuple[str, ...]) -> None:
     """Run the main job: CAT-probing and AST-Probe of the packaged default model (a text model,
     all-MiniLM-L6-v2) on Python standard-library functions, with baselines and a report."""
     from codeprobe.pipeline.server import check_prefect_server
@@ -21,7 +24,11 @@ def run_command(out_dir: str, config_path: str | None) -> None:
     from codeprobe.pipeline.config import RunConfig
     from codeprobe.pipeline.flow import main_job
 
+    from dataclasses import replace
+
     config = RunConfig.read(config_path) if config_path else None
+    if models:
+        config = replace(config or RunConfig(), models=models)
     report = main_job(out_dir, config)
     click.echo(f"report: {report}")
     click.echo(f"interactive report: {Path(report).with_suffix('.html')}")

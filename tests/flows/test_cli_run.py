@@ -1,0 +1,35 @@
+"""`codeprobe run` reads the example configs and lets `--model` replace their models (a
+checkpoint folder, say), so the README's loop needs no edited file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from codeprobe.cli import main
+from codeprobe.pipeline.config import RunConfig
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def test_model_option_replaces_the_configs_models(monkeypatch, tmp_path):
+    import codeprobe.pipeline.flow as flow
+    import codeprobe.pipeline.server as server
+
+    seen = {}
+
+    def main_job(out_dir, config):
+        seen.update(out_dir=out_dir, config=config)
+        return str(tmp_path / "report.md")
+
+    monkeypatch.setattr(server, "check_prefect_server", lambda: None)
+    monkeypatch.setattr(flow, "main_job", main_job)
+    config = EXAMPLES / "probe-checkpoints.json"
+    args = ["run", "--config", str(config), "--model", "ckpts/a", "--model", "ckpts/b", "--out", str(tmp_path / "r")]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    expected = RunConfig.read(config)
+    assert seen["config"].models == ("ckpts/a", "ckpts/b")
+    assert seen["config"].datasets == expected.datasets and seen["config"].n_snippets == expected.n_snippets
+    assert seen["out_dir"] == str(tmp_path / "r")
