@@ -43,11 +43,14 @@ def astprobe_group() -> None:
               help="Most training epochs (default: train to convergence under a high cap; the paper: 20).")
 @click.option("--paper-training", is_flag=True, help="The paper's training budget (at most 20 epochs).")
 @click.option("--seeds", type=int, default=1, show_default=True, help="Train every probe with this many seeds.")
+@click.option("--init", "probe_init", type=click.Choice(["uniform", "orthogonal"]), default="uniform",
+              show_default=True, help="The projection's initialisation: the spec's uniform(-0.05, 0.05), or "
+              "orthonormal columns (for a rank that is a large share of the model's width).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default=None, help="Where the model runs (default: CUDA if available).")
 @click.option("--batch-size", type=int, default=16, show_default=True, help="Snippets per model forward pass.")
 def train_command(dataset, language, model, layers, rank, ranks, out_dir, n_snippets, no_baselines,
-                  epochs, paper_training, seeds, seed, device, batch_size):
+                  epochs, paper_training, seeds, probe_init, seed, device, batch_size):
     """Train a probe per layer (the same experiment runner and run folder as `codeprobe run`,
     AST-Probe only); write OUT/summary.json, OUT/report.md, plots and the probes."""
     import json
@@ -62,7 +65,7 @@ def train_command(dataset, language, model, layers, rank, ranks, out_dir, n_snip
         models=(model or DEFAULT_MODEL,), languages=(language,), datasets=(str(dataset),),
         n_snippets=n_snippets or 0, seed=seed, cat=False, astprobe=True, rank=rank,
         ranks=tuple(_int_list(ranks)), layers=tuple(_int_list(layers)), random_baseline=not no_baselines,
-        probe_seeds=seeds, batch_size=batch_size, device=device, **training,
+        probe_seeds=seeds, probe_init=probe_init, batch_size=batch_size, device=device, **training,
     )
     report = run_experiment(cfg, out_dir)
     summary = json.loads((Path(out_dir) / "summary.json").read_text(encoding="utf-8"))

@@ -48,7 +48,8 @@ class RunConfig:
             `PAPER_TRAINING`). min_improvement: the relative margin by which a validation loss
             must beat the best to count as an improvement (1e-4; 0 in PAPER_TRAINING, the spec's
             strict improvement). lr, probe_batch_size, orthogonality, lr_factor: the spec's
-            optimisation settings (Adam 1e-3, 32 snippets, 5, ReduceLROnPlateau factor 0.1).
+            optimisation settings (Adam 1e-3, 32 snippets, 5, ReduceLROnPlateau factor 0.1);
+            probe_init: "uniform" (the spec's) or "orthogonal" (see `TrainConfig.init`).
         Paper-faithful switches (docs/paper-switches.md): cat_model_input "source" (default) or
             "code_tokens" (the code tokens joined by spaces, as CAT-probing's code fed them);
             cat_head_pooling "mean" (default) or "max" over a layer's heads; remove_docstrings
@@ -87,6 +88,7 @@ class RunConfig:
     probe_batch_size: int = 32
     orthogonality: float = 5.0
     lr_factor: float = 0.1
+    probe_init: str = "uniform"
     probe_seeds: int = 1
     random_baseline: bool = True
     remove_docstrings: bool = False
@@ -102,7 +104,7 @@ class RunConfig:
         """The probes' `TrainConfig` fields, as recorded with every result."""
         return {"lr": self.lr, "batch_size": self.probe_batch_size, "max_epochs": self.max_epochs,
                 "patience": self.patience, "min_improvement": self.min_improvement,
-                "orthogonality": self.orthogonality, "lr_factor": self.lr_factor,
+                "orthogonality": self.orthogonality, "lr_factor": self.lr_factor, "init": self.probe_init,
                 "device": self.device or "cpu"}
 
     def to_json(self) -> str:

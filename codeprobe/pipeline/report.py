@@ -181,6 +181,7 @@ def _aggregate(sweep: dict | None) -> list[dict]:
         entry: dict[str, Any] = {"layer": layer, "rank": rank, "seeds": len(ps), "diverged": not ok,
                                  "best_epoch": [p["best_epoch"] for p in ps] if len(ps) > 1 else ps[0]["best_epoch"],
                                  "hit_max_epochs": any(p.get("hit_max_epochs") for p in ps),
+                                 "never_improved": any(p.get("never_improved") for p in ps),
                                  "max_epochs": ps[0].get("max_epochs")}
         for k in _SCORES:
             vals = [p[k] for p in ok if p.get(k) is not None]
@@ -344,13 +345,18 @@ def _astprobe_lines(label: str, a: dict) -> list[str]:
     if flagged:
         lines += [f"Warning: probes at layers {sorted(set(flagged))} reached the epoch limit while still "
                   "improving; raise `max_epochs`.", ""]
+    failed = [p["layer"] for p in [*a["layers"], *a["baselines"]["random"]] if p.get("never_improved")]
+    if failed:
+        lines += [f"Warning: probes at layers {sorted(set(failed))} never improved on their first epoch "
+                  "(marked `1 none!`): failed fits, not measurements. With a rank that is a large share "
+                  "of the model's width, try `probe_init: \"orthogonal\"` (see `TrainConfig.init`).", ""]
     return lines
 
 
 def _epoch(p: dict) -> str:
     epoch = p.get("best_epoch")
     text = "/".join(map(str, epoch)) if isinstance(epoch, list) else str(epoch)
-    return text + (" max!" if p.get("hit_max_epochs") else "")
+    return text + (" max!" if p.get("hit_max_epochs") else "") + (" none!" if p.get("never_improved") else "")
 
 
 def _model_name(result: dict) -> str:

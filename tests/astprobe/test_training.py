@@ -11,6 +11,7 @@ import torch
 from shared_data import cosqa_functions
 from torch.nn import functional as F
 
+from codeprobe.errors import InputError
 from codeprobe.probes.astprobe import (
     UNKNOWN,
     LabelVocab,
@@ -146,3 +147,35 @@ def test_unknown_gold_labels_are_never_right(synthetic_splits):
     gold_c = np.array(train.gold.c_names)[train.gold.c]
     assert pred.acc_c <= float(np.mean(gold_c == "block")) + 1e-12
     assert pred.acc_u == 0.0
+
+
+def test_orthogonal_init_starts_the_penalty_at_zero_and_learns(synthetic_splits):
+    """`TrainConfig(init="orthogonal")`: B starts with orthonormal columns (seeded), so the
+    orthogonality penalty starts at 0 where the spec's uniform init starts it near
+    rank (1 - hidden / 1200)^2; the label vectors keep the uniform init."""
+    (train, valid, test), vocabs = synthetic_splits
+    sizes = {"python": (len(vocabs["python"][0]), len(vocabs["python"][1]))}
+    make = lambda init, seed: ProbeModule(256, 128, sizes, torch.Generator().manual_seed(seed), init)  # noqa: E731
+    ortho, uniform = make("orthogonal", 0), make("uniform", 0)
+    assert float(ortho.orthogonality()) == pytest.approx(0.0, abs=1e-8)
+    assert float(uniform.orthogonality()) == pytest.approx(128 * (1 - 256 / 1200) ** 2, rel=0.1)
+    assert torch.equal(ortho.proj, make("orthogonal", 0).proj) and not torch.equal(ortho.proj, make("orthogonal", 1).proj)
+    assert torch.equal(ortho.vectors_c["python"], uniform.vectors_c["python"])
+    with pytest.raises(ValueError, match="init"):
+        make("zeros", 0)
+
+    config = TrainConfig(lr=1e-2, max_epochs=8, init="orthogonal")
+    result = fit(train, valid, vocabs, rank=train.hidden, config=config, random_state=3)
+    assert result.history[-1].valid_loss < result.history[0].valid_loss
+    assert evaluate(result.module, test, vocabs["python"]).d_pairs > 0.7
+    assert config.settings()["init"] == "orthogonal"
+    with pytest.raises(InputError):
+        TrainConfig(init="zeros")
+
+
+def test_a_probe_that_never_improved_is_marked():
+    from codeprobe.probes.astprobe.sweeps import SweepPoint
+
+    point = lambda best, epochs: SweepPoint(3, 128, None, best, (), 1.0, TrainConfig(), epochs)  # noqa: E731
+    assert point(1, 6).never_improved and point(1, 6).as_dict()["never_improved"]
+    assert not point(2, 7).never_improved and not point(1, 1).never_improved

@@ -27,11 +27,14 @@ from codeprobe.probes.astprobe.vocab import UNKNOWN_ID
 
 INIT_RANGE = 0.05
 ORTHOGONALITY_WEIGHT = 5.0
+INITS = ("uniform", "orthogonal")
 
 
 class ProbeModule(nn.Module):
     """Projection B (hidden x rank) shared by all languages, label vectors V_c (rank x |C|) and
-    V_u (rank x |U|) per language; no bias; uniform(-0.05, 0.05) init.
+    V_u (rank x |U|) per language; no bias; uniform(-0.05, 0.05) init (the spec's), or with
+    `init="orthogonal"` B with orthonormal columns (`torch.nn.init.orthogonal_`; the label
+    vectors stay uniform), so that the orthogonality penalty starts at zero.
 
     t_i = h_i B, delta_i = t_i+1 - t_i, dhat_i = ||delta_i||^2, c logits = delta_i V_c,
     u logits = t_i V_u.
@@ -43,9 +46,12 @@ class ProbeModule(nn.Module):
         rank: int,
         label_sizes: dict[str, tuple[int, int]],
         generator: torch.Generator | None = None,
+        init: str = "uniform",
     ) -> None:
-        """label_sizes: language -> (|C|, |U|)."""
+        """label_sizes: language -> (|C|, |U|); init: "uniform" or "orthogonal" (B only)."""
         super().__init__()
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {init!r}")
         self.proj = nn.Parameter(_uniform((hidden, rank), generator))
         self.vectors_c = nn.ParameterDict(
             {lang: nn.Parameter(_uniform((rank, nc), generator)) for lang, (nc, _) in label_sizes.items()}
@@ -53,6 +59,9 @@ class ProbeModule(nn.Module):
         self.vectors_u = nn.ParameterDict(
             {lang: nn.Parameter(_uniform((rank, nu), generator)) for lang, (_, nu) in label_sizes.items()}
         )
+        if init == "orthogonal":  # after the label vectors, which are thus the same under both inits
+            with torch.no_grad():
+                nn.init.orthogonal_(self.proj, generator=generator)
 
     @property
     def rank(self) -> int:

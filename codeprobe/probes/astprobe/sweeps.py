@@ -66,6 +66,9 @@ class SweepPoint:
         hit_max_epochs: the epoch budget ended the training, not early stopping (see
             `FitResult.hit_max_epochs`): the probe may not have converged.
         error: why there are no scores.
+
+    `never_improved` (best epoch 1 of several) marks a failed fit: no epoch after the first
+    lowered the validation loss, so the kept probe has seen one epoch (see `TrainConfig.init`).
     """
 
     layer: int
@@ -78,6 +81,10 @@ class SweepPoint:
     epochs: int = 0
     hit_max_epochs: bool = False
     error: str | None = None
+
+    @property
+    def never_improved(self) -> bool:
+        return self.best_epoch == 1 and self.epochs > 1
     seed: int = 0
     valid_scores: ProbeScores | None = None
     test_f1: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -94,6 +101,7 @@ class SweepPoint:
                 out[prefix + k] = None if scores is None else round(getattr(scores, k), 6)
         out["test_f1_per_snippet"] = [round(float(x), 6) for x in self.test_f1]
         out.update({"best_epoch": self.best_epoch, "epochs": self.epochs, "hit_max_epochs": self.hit_max_epochs,
+                    "never_improved": self.never_improved,
                     "rollbacks": list(self.rollbacks), "diverged": self.error is not None,
                     "seconds": round(self.seconds, 2)})
         out.update(self.config.settings())

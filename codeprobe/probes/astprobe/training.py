@@ -41,6 +41,7 @@ import torch
 from codeprobe.errors import CodeprobeError, InputError
 from codeprobe.probes.astprobe.probe import (
     IGNORE,
+    INITS,
     ORTHOGONALITY_WEIGHT,
     BatchLayout,
     FlatTargets,
@@ -100,6 +101,16 @@ class TrainConfig:
             validation loss multiplies the learning rate by it); also the divergence guard's.
         device: where the probes train.
         threads: torch CPU threads while fitting (None: leave torch's setting).
+        init: the projection's initialisation: "uniform" (the spec's uniform(-0.05, 0.05)) or
+            "orthogonal" (orthonormal columns: the penalty starts at zero). Why a switch: with
+            the uniform init the weighted penalty 5 ||B^T B - I||^2 starts near
+            5 rank (1 - hidden / 1200)^2 (columns of squared norm hidden / 1200, not 1): about
+            400 for rank 128 of a 256-wide model, against a probe loss near 20. Pulling B towards
+            orthonormal columns then raises the validation loss for the first epochs; the
+            schedule (patience 0) cuts the learning rate to 1e-7 and early stopping keeps the
+            first epoch: a probe that never trained (`never_improved` in the results). Measured
+            on a 256-wide model (docs/checkpoint-series.md); on 384- and 768-wide models with
+            rank 128 the uniform init trains.
 
     Raises:
         InputError: a non-positive lr, batch size, epoch budget or patience.
@@ -114,10 +125,11 @@ class TrainConfig:
     lr_factor: float = 0.1
     device: str = "cpu"
     threads: int | None = None
+    init: str = "uniform"
 
     def __post_init__(self) -> None:
         if (self.batch_size < 1 or self.max_epochs < 1 or self.patience < 1 or not self.lr >= 0
-                or not 0 <= self.min_improvement < 1):
+                or not 0 <= self.min_improvement < 1 or self.init not in INITS):
             raise InputError(f"invalid training settings: {self}")
 
     @classmethod
@@ -130,7 +142,7 @@ class TrainConfig:
         """The settings that shape a probe's result (not where or on how many threads it ran)."""
         return {"lr": self.lr, "batch_size": self.batch_size, "orthogonality": self.orthogonality,
                 "max_epochs": self.max_epochs, "patience": self.patience,
-                "min_improvement": self.min_improvement, "lr_factor": self.lr_factor}
+                "min_improvement": self.min_improvement, "lr_factor": self.lr_factor, "init": self.init}
 
 
 @dataclass(frozen=True, eq=False)
@@ -530,7 +542,7 @@ def _fit_many(train, valid, vocabs, ranks, config: TrainConfig, random_state: in
         if any(d.hidden != hidden for d in t + v):
             raise InputError("all splits need token vectors of the same width")
         generator = torch.Generator().manual_seed(random_state)
-        module = ProbeModule(hidden, rank, label_sizes, generator).to(config.device)
+        module = ProbeModule(hidden, rank, label_sizes, generator, config.init).to(config.device)
         runs.append(_Run(module, t, v, config, name=f"probe {k}" if len(ranks) > 1 else "probe"))
     train_targets = [_Targets.of(d, *vocabs[d.language]) for d in train_sets[0]]
     valid_targets = [_Targets.of(d, *vocabs[d.language]) for d in valid_sets[0]]
