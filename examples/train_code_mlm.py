@@ -212,6 +212,10 @@ def train(settings: TrainSettings, out: str | Path) -> Path:
             control.should_save = state.global_step in save_at
             return control
 
+        def on_save(self, args, state, control, **kwargs):
+            # Trainer pickles its arguments beside the weights; a checkpoint to share holds none.
+            (out / f"checkpoint-{state.global_step}" / "training_args.bin").unlink(missing_ok=True)
+
     args = TrainingArguments(
         output_dir=str(out), max_steps=settings.max_steps, per_device_train_batch_size=settings.batch_size,
         learning_rate=settings.lr, warmup_steps=int(settings.warmup_ratio * settings.max_steps),

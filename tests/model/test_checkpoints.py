@@ -29,6 +29,7 @@ def test_training_example_saves_self_contained_safetensors_checkpoints(tiny_trai
         assert (folder / "model.safetensors").is_file() and not list(folder.glob("*.bin.index*"))
         assert (folder / "tokenizer.json").is_file() and (folder / "trainer_state.json").is_file()
         assert not (folder / "optimizer.pt").exists()  # weights only: small checkpoints
+        assert not list(folder.glob("*.bin")) and not list(folder.glob("*.pt"))  # no pickle at all
     loaded = load_model(str(tiny_training / "checkpoint-3"), device="cpu")
     assert loaded.info.architecture == "RobertaModel" and loaded.info.n_layers == 2
     assert loaded.info.max_subwords == 256 and loaded.info.input_template == "<s> {code} </s>"
