@@ -114,12 +114,12 @@ def main_job(args) -> None:
 
 _MEMORY_CHILD = """
 import resource, sys
-from codeprobe.datasets import load_dataset, Snippet, SkipCounter
+from dataclasses import replace
+from codeprobe.datasets import load_dataset, SkipCounter
 from codeprobe.probes.cat.probe import CATProbe
 n = int(sys.argv[1])
 base = [s for s in load_dataset("stdlib", "python", counter=SkipCounter()) if len(s.code) < 20000]
-snippets = (Snippet(f"{base[i % len(base)].id}#{i}", "python", base[i % len(base)].code)
-            for i in range(n))
+snippets = (replace(base[i % len(base)], id=f"{base[i % len(base)].id}#{i}") for i in range(n))
 result = CATProbe(types="paper").score(snippets, language="python")
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, len(result.samples))
 """
@@ -128,8 +128,10 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, len(result.sam
 def memory(args) -> None:
     peaks = {}
     for n in args.memory:
-        out = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(n)], capture_output=True, text=True,
-                             check=True).stdout.split()
+        child = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(n)], capture_output=True, text=True)
+        if child.returncode:
+            sys.exit(f"the {n}-snippet run failed:\n{child.stderr[-3000:]}")
+        out = child.stdout.split()
         peaks[n] = int(out[0])
         print(f"CAT-probing {n:>6} snippets: peak RSS {peaks[n]} MiB ({out[1]} rows)")
     lo, hi = min(peaks), max(peaks)
