@@ -28,6 +28,8 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_mainjob import bare_batches  # noqa: E402  (the same bare forward inputs)
 
 
 def codebert_size_model(folder: Path, seed: int) -> Path:
@@ -51,28 +53,13 @@ def synchronize(device: str) -> None:
 
 def bare_throughput(loaded, codes: list[str], batch_size: int, max_subwords: int) -> float:
     """Snippets per second of the bare forward pass (see the module docstring)."""
-    tok = loaded.tokenizer
-    budget = max_subwords - len(loaded.prefix_ids) - len(loaded.suffix_ids)
-    ids = sorted((list(loaded.prefix_ids) + x[:budget] + list(loaded.suffix_ids)
-                  for x in tok(codes, add_special_tokens=False)["input_ids"]), key=len)
-    batches = []
-    for start in range(0, len(ids), batch_size):
-        batch = ids[start : start + batch_size]
-        n = max(len(x) for x in batch)
-        input_ids = torch.full((len(batch), n), loaded.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), n), dtype=torch.long)
-        for i, x in enumerate(batch):
-            input_ids[i, : len(x)] = torch.tensor(x)
-            mask[i, : len(x)] = 1
-        batches.append((input_ids, mask))
+    batches = bare_batches(loaded, codes, batch_size, max_subwords)
 
     def run(selected):
         with torch.inference_mode():
             for input_ids, mask in selected:
-                out = loaded.model(input_ids=input_ids.to(loaded.device), attention_mask=mask.to(loaded.device),
-                                   output_attentions=True, output_hidden_states=True, return_dict=True)
-                # what any consumer does: bring the layers' results to the host
-                [a.float().cpu() for a in out.attentions]
+                loaded.model(input_ids=input_ids.to(loaded.device), attention_mask=mask.to(loaded.device),
+                             output_attentions=True, output_hidden_states=True, return_dict=True)
         synchronize(str(loaded.device))
 
     run(batches[-1:])  # warm-up

@@ -39,15 +39,14 @@ def load(n: int, out: Path):
     return data_dir, tasks.read_snippets(data_dir)
 
 
-def bare_forward(loaded, codes: list[str], batch_size: int, max_subwords: int) -> float:
-    """Seconds of model(...) with attentions and hidden states over `codes`, in batches sorted
-    by length, input cut at `max_subwords` (tokenisation done first, not timed)."""
+def bare_batches(loaded, codes: list[str], batch_size: int, max_subwords: int):
+    """(input_ids, attention mask) batches of `codes`, cut at `max_subwords` (specials
+    included), sorted by length: the bare forward pass's inputs (built before any timing)."""
     tok = loaded.tokenizer
     budget = max_subwords - len(loaded.prefix_ids) - len(loaded.suffix_ids)
-    ids = [list(loaded.prefix_ids) + x[:budget] + list(loaded.suffix_ids)
-           for x in tok(codes, add_special_tokens=False)["input_ids"]]
-    ids.sort(key=len)
-    seconds = 0.0
+    ids = sorted((list(loaded.prefix_ids) + x[:budget] + list(loaded.suffix_ids)
+                  for x in tok(codes, add_special_tokens=False)["input_ids"]), key=len)
+    batches = []
     for start in range(0, len(ids), batch_size):
         batch = ids[start : start + batch_size]
         n = max(len(x) for x in batch)
@@ -56,6 +55,15 @@ def bare_forward(loaded, codes: list[str], batch_size: int, max_subwords: int) -
         for i, x in enumerate(batch):
             input_ids[i, : len(x)] = torch.tensor(x)
             mask[i, : len(x)] = 1
+        batches.append((input_ids, mask))
+    return batches
+
+
+def bare_forward(loaded, codes: list[str], batch_size: int, max_subwords: int) -> float:
+    """Seconds of model(...) with attentions and hidden states over `codes`, in batches sorted
+    by length, input cut at `max_subwords` (tokenisation done first, not timed)."""
+    seconds = 0.0
+    for input_ids, mask in bare_batches(loaded, codes, batch_size, max_subwords):
         t0 = time.perf_counter()
         with torch.inference_mode():
             loaded.model(input_ids=input_ids.to(loaded.device), attention_mask=mask.to(loaded.device),
