@@ -11,7 +11,8 @@
    fresh folder, with the time of every stage. Target: within 5 minutes on an idle 2-core CPU.
 3. `--memory N [N ...]`: peak RSS of CAT-probing over N standard-library functions (cycled with
    new ids beyond the 16,000 there are), one fresh process per N; the ratio of the largest to
-   the smallest shows whether memory grows with the number of snippets.
+   the smallest shows whether memory grows with the number of snippets. `--limit-heap`: with
+   glibc's mmap threshold pinned as codeprobe's entry points pin it (`codeprobe.allocator`).
 
 Usage: python benchmarks/bench_mainjob.py [--n 1000] [--batch-size 16] [--main-job]
        [--memory 2000 20000]
@@ -123,6 +124,9 @@ def main_job(args) -> None:
 _MEMORY_CHILD = """
 import resource, sys
 from dataclasses import replace
+if sys.argv[2] == "limit-heap":
+    from codeprobe.allocator import limit_heap_growth
+    limit_heap_growth()
 from codeprobe.datasets import load_dataset, SkipCounter
 from codeprobe.probes.cat.probe import CATProbe
 n = int(sys.argv[1])
@@ -136,7 +140,8 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, len(result.sam
 def memory(args) -> None:
     peaks = {}
     for n in args.memory:
-        child = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(n)], capture_output=True, text=True)
+        heap = "limit-heap" if args.limit_heap else "default"
+        child = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(n), heap], capture_output=True, text=True)
         if child.returncode:
             sys.exit(f"the {n}-snippet run failed:\n{child.stderr[-3000:]}")
         out = child.stdout.split()
@@ -153,6 +158,8 @@ def main() -> None:
     parser.add_argument("--main-job", action="store_true")
     parser.add_argument("--memory", type=int, nargs="*", default=[])
     parser.add_argument("--skip-cat", action="store_true")
+    parser.add_argument("--limit-heap", action="store_true",
+                        help="--memory children call codeprobe.allocator.limit_heap_growth first, as the CLI does")
     args = parser.parse_args()
     if args.memory:
         memory(args)

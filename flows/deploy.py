@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict, replace
 
+from codeprobe.allocator import limit_heap_growth
 from codeprobe.pipeline.config import RunConfig
 from codeprobe.pipeline.flow import probing_flow
 
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     config = RunConfig.read(args.config) if args.config else None
     if args.model:
         config = replace(config or RunConfig(), models=tuple(args.model))
+    limit_heap_growth()  # scheduled runs in this process: memory flat in the number of snippets
     serve(deployment(args.name, args.cron, config, args.out))
 
 

@@ -27,6 +27,9 @@ class _Group(click.Group):
 @click.option("-v", "--verbose", count=True, help="More log output on standard error.")
 def main(verbose: int) -> None:
     """Probe what code models know about syntax (tree-sitter ASTs, CAT-probing, AST-Probe)."""
+    from codeprobe.allocator import limit_heap_growth
+
+    limit_heap_growth()  # a dataset run's peak memory stays flat in the number of snippets
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(
         level=level,
