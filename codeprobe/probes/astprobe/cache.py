@@ -29,6 +29,7 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from itertools import chain
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,7 @@ class CacheItem:
     token_starts: np.ndarray
     token_ends: np.ndarray
 
-    @property
+    @cached_property
     def digest(self) -> str:
         """sha256 of what shapes the item's vectors under one model: its text and token spans."""
         h = hashlib.sha256(self.code.encode() + b"\0")
