@@ -213,7 +213,7 @@ def test_train_config_presets():
     assert paper.max_epochs == PAPER_MAX_EPOCHS == 20 and default.max_epochs == DEFAULT_MAX_EPOCHS > 20
     assert paper.settings() == {**default.settings(), "max_epochs": 20, "min_improvement": 0.0}
     assert set(default.settings()) == {"lr", "batch_size", "orthogonality", "max_epochs", "patience",
-                                       "min_improvement", "lr_factor"}
+                                       "min_improvement", "lr_factor", "init"}
     assert TrainConfig.paper(lr=0.5).lr == 0.5
     with pytest.raises(InputError):
         TrainConfig(patience=0)
