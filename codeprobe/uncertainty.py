@@ -78,6 +78,9 @@ def paired_difference(a, b, *, random_state: int | tuple[int, ...] = 0, confiden
                    n_resamples=n_resamples)
 
 
+_BATCH_VALUES = 1 << 22  # per resampling batch: 32 MiB of float64
+
+
 def _bootstrap(data, statistic, random_state, confidence, n_resamples) -> Interval:
     n = data[0].size
     if n == 0:
@@ -87,8 +90,10 @@ def _bootstrap(data, statistic, random_state, confidence, n_resamples) -> Interv
         # One value, or all equal: every resample gives the same mean.
         low = high = point if n >= 2 else float("nan")
         return Interval(point, low, high, n)
+    # Resamples in batches of at most _BATCH_VALUES values: memory stays flat in n, and the
+    # random draws, hence the interval, are the same as in one batch.
     res = stats.bootstrap(data, statistic, n_resamples=n_resamples, confidence_level=confidence,
-                          method="percentile", vectorized=True,
+                          method="percentile", vectorized=True, batch=max(1, _BATCH_VALUES // n),
                           rng=np.random.default_rng(random_state))
     return Interval(point, float(res.confidence_interval.low), float(res.confidence_interval.high), n)
 
