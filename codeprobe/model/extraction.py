@@ -3,14 +3,14 @@
 One forward pass per batch gives every layer. Attention is pooled inside forward hooks on the
 attention modules, so at most one layer's (batch x heads x n x n) weights exist at a time;
 nothing is kept across batches, so peak memory does not grow with the number of snippets.
+The pooling itself (`codeprobe.model.pooling`) runs compiled per-snippet loops when the model is
+on the CPU and torch sparse products on other devices; both give the same numbers.
 
 Token attention (CAT-probing step 3): mean over heads, then the block mean over subword pairs,
 W A W^T; special tokens drop out because W has no column weight on them; rows are not
 renormalised. `heads="max"` takes the maximum over heads instead, before the block mean, as the
 CAT-probing reference code offers (arXiv 2210.04633; its `action_per_head`). Token vectors
-(AST-Probe): mean of the token's subword vectors, W H. W is applied as a sparse block-diagonal
-matrix over the whole batch (a few non-zeros per row), folding the head mean into the same
-product.
+(AST-Probe): mean of the token's subword vectors, W H.
 
 A snippet may carry a second set of token spans for its vectors (`Snippet.vector_starts`), so
 that one forward pass serves two probes whose tokens differ: CAT-probing's attention over the
@@ -34,9 +34,11 @@ import torch
 from codeprobe.alignment import Alignment, align, token_boundary_cut
 from codeprobe.errors import InputError, ModelLoadError
 from codeprobe.model.loading import LoadedModel, ModelInfo, load_model
+from codeprobe.model.pooling import KernelPooling, Members, SparsePooling
 from codeprobe.prefetch import prefetched
 
 LENGTH_POLICIES = ("truncate", "skip")
+POOLINGS = ("auto", "kernels", "sparse")
 HEAD_MODES = ("mean", "max", "all")
 
 
@@ -181,103 +183,13 @@ class _Prepared:
         )
 
 
-def _sparse(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int], device) -> torch.Tensor:
-    """Coalesced COO matrix from entries (sorted here, so no coalescing pass is needed)."""
-    order = np.lexsort((cols, rows))
-    index = torch.from_numpy(np.stack([rows[order], cols[order]]).astype(np.int64))
-    value = torch.from_numpy(values[order].astype(np.float32))
-    return torch.sparse_coo_tensor(index, value, shape, is_coalesced=True, check_invariants=False).to(device)
+class _AttentionHooks:
+    """Forward hooks that hand each layer's attention weights to the batch's pooling as soon as
+    the layer has run, so only one layer's (B x heads x n x n) weights are ever alive."""
 
-
-@dataclass(frozen=True, eq=False)
-class _BatchPooling:
-    """The pooling matrices W of a batch as sparse matrices over the flattened batch.
-
-    W is block-diagonal (snippet b's token rows only read snippet b's positions), with a few
-    non-zeros per row, so a sparse product costs a small fraction of the dense W A W^T.
-
-    Attributes:
-        w: (B * k_max, B * n), row b * k_max + i, column b * n + p: 1/|S_i| for p in S_i.
-        w_att: applied to the attention flattened to (B * H * n, n): with `heads == "mean"`,
-            (B * k_max, B * H * n) holding 1/(|S_i| H), i.e. head mean and row pooling in one
-            product; per head, (B * k_max * H, B * H * n) holding 1/|S_i|; with
-            `heads == "max"`, `w` itself, applied after the maximum over heads.
-        valid: float32 (B, k_max, 1), 1 on real token rows.
-        head_max: pool the maximum over heads (`heads == "max"`).
-    """
-
-    w: torch.Tensor
-    w_att: torch.Tensor | None
-    valid: torch.Tensor
-    n_snippets: int
-    k_max: int
-    n: int
-    head_max: bool = False
-
-    @classmethod
-    def build(cls, batch, row, col, weight, n_snippets, k_max, n, n_heads, heads, attention, device):
-        """From the batch's (token, subword) entries: snippet, token row, input position, 1/|S_i|;
-        `heads` is one of HEAD_MODES."""
-        b, k, h = n_snippets, k_max, n_heads
-        w = _sparse(batch * k + row, batch * n + col, weight, (b * k, b * n), device)
-        w_att = None
-        if attention and heads == "max":
-            w_att = w
-        elif attention:
-            head_ids = np.arange(h)
-            att_cols = ((batch[:, None] * h + head_ids) * n + col[:, None]).ravel()
-            if heads == "all":
-                att_rows = ((batch * k + row)[:, None] * h + head_ids).ravel()
-                w_att = _sparse(att_rows, att_cols, np.repeat(weight, h), (b * k * h, b * h * n), device)
-            else:
-                att_rows = np.repeat(batch * k + row, h)
-                w_att = _sparse(att_rows, att_cols, np.repeat(weight / h, h), (b * k, b * h * n), device)
-        valid = np.zeros((b, k, 1), dtype=np.float32)
-        valid[batch, row] = 1.0
-        return cls(w, w_att, torch.from_numpy(valid).to(device), b, k, n, heads == "max")
-
-    def vectors(self, hidden: torch.Tensor) -> torch.Tensor:
-        """hidden (B, n, d) -> float32 (B, k_max, d): mean of each token's subword vectors."""
-        flat = hidden.reshape(self.n_snippets * self.n, -1).to(torch.float32)
-        return torch.sparse.mm(self.w, flat).view(self.n_snippets, self.k_max, -1)
-
-    def attention(self, weights: torch.Tensor, key_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """weights (B, H, n, n), key_mask (B, n, 1) -> (pooled, row sums over real keys).
-
-        pooled: (B, k, k) head mean or head max, or (B, H, k, k); row_sums: (B, k, 1) or
-        (B, k, H), the sums of each token's pooled query row over the real keys (1 when every
-        subword row is softmax weights that give padded keys nothing); for the head max,
-        (B, k, 2): the sums over the real keys (>= 1) and over the padded ones (0).
-        """
-        b, k, n = self.n_snippets, self.k_max, self.n
-        if self.head_max:
-            weights = weights.amax(dim=1)
-        flat = weights.reshape(-1, n).to(torch.float32)
-        by_row = torch.sparse.mm(self.w_att, flat)  # (B*k, n) or (B*k*H, n): query rows pooled
-        if by_row.shape[0] == b * k:
-            by_row = by_row.view(b, k, n)
-            row_sums = torch.bmm(by_row, key_mask)
-            if self.head_max:
-                row_sums = torch.cat([row_sums, by_row.sum(dim=2, keepdim=True) - row_sums], dim=2)
-            cols = by_row.transpose(1, 2).reshape(b * n, k)
-            pooled = torch.sparse.mm(self.w, cols).view(b, k, k).transpose(1, 2)  # [key, query] -> [query, key]
-            return pooled, row_sums
-        h = by_row.shape[0] // (b * k)
-        by_row = by_row.view(b, k, h, n)
-        row_sums = torch.matmul(by_row, key_mask[:, None]).squeeze(-1)  # (B, k, H)
-        cols = by_row.permute(0, 3, 1, 2).reshape(b * n, k * h)
-        pooled = torch.sparse.mm(self.w, cols).view(b, k, k, h)  # [key, query, head]
-        return pooled.permute(0, 3, 2, 1), row_sums
-
-
-class _AttentionPooler:
-    """Forward hooks that pool each layer's attention as soon as the layer has run, so only
-    one layer's (B x heads x n x n) weights are ever alive."""
-
-    def __init__(self, modules: list[tuple[torch.nn.Module, int]], pooling: _BatchPooling, key_mask: torch.Tensor):
-        self.pooling, self.key_mask = pooling, key_mask
-        self.pooled: list[torch.Tensor] = []
-        self.row_sums: list[torch.Tensor] = []
+    def __init__(self, modules: list[tuple[torch.nn.Module, int]], pooling: KernelPooling | SparsePooling):
+        self.pooling = pooling
+        self.n_layers = 0
         self.handles = [m.register_forward_hook(self._make_hook(i)) for m, i in modules]
 
     def _make_hook(self, index: int):
@@ -288,26 +200,10 @@ class _AttentionPooler:
                     f"{type(module).__name__} returned no attention weights: the model must use "
                     f"eager attention"
                 )
-            pooled, row_sums = self.pooling.attention(weights, self.key_mask)
-            self.pooled.append(pooled)
-            self.row_sums.append(row_sums)
+            self.pooling.pool_attention(self.n_layers, weights)
+            self.n_layers += 1
 
         return hook
-
-    def check(self, tol: float) -> None:
-        """Raise unless every real token's pooled row sums to 1 over real keys in every layer
-        (head max: at least 1 over real keys, 0 over padded ones)."""
-        sums = torch.stack(self.row_sums)  # (L, B, k, 1 or H), head max (L, B, k, 2)
-        if self.pooling.head_max:
-            real, padded = sums[..., :1], sums[..., 1:]
-            sums = torch.where(real < 1.0, real, 1.0 + padded.abs())  # a max row of softmax rows sums to >= 1
-        err = ((sums - 1.0).abs() * self.pooling.valid).amax(dim=(1, 2, 3))
-        worst = int(err.argmax())
-        if not float(err[worst]) <= tol:
-            raise ModelLoadError(
-                f"attention rows of layer {worst} do not sum to 1 over unpadded keys (max error "
-                f"{float(err[worst]):.2g}): the model's attention output is not softmax weights"
-            )
 
     def remove(self) -> None:
         for handle in self.handles:
@@ -373,6 +269,10 @@ class Extractor:
         bucket_batches: snippets are read in windows of `bucket_batches * batch_size`, and each
             window runs in batches of similar subword length (less padding); results still come
             in input order. 1: batches in input order.
+        pooling: how subwords are pooled to tokens: "kernels" (compiled loops on the CPU, the
+            model's outputs copied there first), "sparse" (torch sparse products on the model's
+            device) or "auto" (kernels for a model on the CPU, sparse elsewhere). The results
+            agree to float32 rounding.
     """
 
     def __init__(
@@ -389,6 +289,7 @@ class Extractor:
         max_subwords: int | None = None,
         check_attention: bool = True,
         bucket_batches: int = 8,
+        pooling: str = "auto",
     ):
         if heads not in HEAD_MODES:
             raise InputError(f"heads must be one of {HEAD_MODES}, got {heads!r}")
@@ -405,6 +306,8 @@ class Extractor:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
         if bucket_batches < 1:
             raise InputError(f"bucket_batches must be >= 1, got {bucket_batches}")
+        if pooling not in POOLINGS:
+            raise InputError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         if isinstance(model, LoadedModel):
             if device is not None or dtype is not None:
                 raise InputError("device and dtype apply when loading; this model is already loaded")
@@ -424,6 +327,7 @@ class Extractor:
         self.length_policy = length_policy
         self.max_subwords = limit
         self.check_attention = check_attention
+        self._kernels = pooling == "kernels" or (pooling == "auto" and torch.device(self.loaded.device).type == "cpu")
         self._attention_modules = _attention_modules(self.loaded.model) if attention else []
         if attention and len(self._attention_modules) != info.n_layers:
             raise ModelLoadError(
@@ -530,66 +434,41 @@ class Extractor:
             mask[i, : lengths[i]] = 1
 
         device = lm.device
-        pooling = _BatchPooling.build(
-            *_entries([(p.alignment, p.rows) for p in run], len(prefix)),
-            b, k_max, n, lm.info.n_heads, self.heads, self.attention, device
-        )
-        vector_pooling = pooling
-        if self.vectors and any(p.vector_alignment is not None for p in run):
-            kv_max = max(1, *(int(p.vector_pairs[1].shape[0]) for p in run))
-            vector_pooling = _BatchPooling.build(
-                *_entries([p.vector_pairs for p in run], len(prefix)),
-                b, kv_max, n, lm.info.n_heads, "mean", False, device
-            )
-        mask_t = torch.from_numpy(mask).to(device)
-        pooler = None
-        if self.attention:
-            key_mask = mask_t.to(torch.float32)[:, :, None]
-            pooler = _AttentionPooler(self._attention_modules, pooling, key_mask)
+        info = lm.info
+        att_members = [Members.of(p.alignment, p.rows, len(prefix)) for p in run] if self.attention else None
+        vec_members = None
+        if self.vectors:
+            own = any(p.vector_alignment is not None for p in run)
+            vec_members = [Members.of(*p.vector_pairs, len(prefix)) for p in run] if own or not self.attention else att_members
+        args = (att_members, vec_members, lengths, info.n_layers, info.n_heads, info.hidden_size, self.heads)
+        pooling = KernelPooling(*args) if self._kernels else SparsePooling(*args, device)
+        hooks = _AttentionHooks(self._attention_modules, pooling) if self.attention else None
         try:
             out = lm.model(
                 input_ids=torch.from_numpy(input_ids).to(device),
-                attention_mask=mask_t,
+                attention_mask=torch.from_numpy(mask).to(device),
                 output_hidden_states=self.vectors,
                 return_dict=True,
             )
         finally:
-            if pooler is not None:
-                pooler.remove()
-
-        attention = vectors = None
-        if pooler is not None:
-            if len(pooler.pooled) != lm.info.n_layers:
-                raise ModelLoadError(
-                    f"captured attention of {len(pooler.pooled)} layers, expected {lm.info.n_layers}"
-                )
+            if hooks is not None:
+                hooks.remove()
+        if hooks is not None:
+            if hooks.n_layers != info.n_layers:
+                raise ModelLoadError(f"captured attention of {hooks.n_layers} layers, expected {info.n_layers}")
             if self.check_attention:
-                pooler.check(1e-3 if lm.info.dtype == "float32" else 5e-2)  # half precision rounds
-            attention = torch.stack(pooler.pooled, dim=1).cpu().numpy()  # (B, L, [H,] k, k)
+                self._check_rows(pooling.row_sum_errors(), 1e-3 if info.dtype == "float32" else 5e-2)  # half precision rounds
         if self.vectors:
-            layers = [vector_pooling.vectors(h) for h in out.hidden_states]
-            vectors = torch.stack(layers, dim=1).cpu().numpy()  # (B, L + 1, k, hidden)
+            pooling.pool_vectors(out.hidden_states)
+        return {id(p): pooled for p, pooled in zip(run, pooling.results())}
 
-        pooled = {}
-        for i, p in enumerate(run):
-            k = int(p.rows.shape[0])
-            att = np.ascontiguousarray(attention[i, ..., :k, :k]) if attention is not None else None
-            kv = int(p.vector_pairs[1].shape[0])
-            vec = np.ascontiguousarray(vectors[i, :, :kv]) if vectors is not None else None
-            pooled[id(p)] = (att, vec)
-        return pooled
-
-
-def _entries(pairs: list[tuple[Alignment, np.ndarray]], offset: int) -> tuple[np.ndarray, ...]:
-    """A batch's pooling entries (snippet, token row, input position, 1/|S_i|) from each
-    snippet's alignment and kept rows; positions shifted past `offset` prefix specials.
-    Truncation keeps only whole tokens, so every pair of a kept row is inside the input."""
-    entries = []
-    for i, (al, rows) in enumerate(pairs):
-        keep = np.zeros(al.n_kept, dtype=bool)
-        keep[rows] = True
-        row_of = np.cumsum(keep) - 1
-        sel = keep[al.pair_token]
-        pos = offset + al.pair_subword[sel]
-        entries.append((np.full(pos.shape[0], i), row_of[al.pair_token[sel]], pos, al.weights[sel]))
-    return tuple(np.concatenate(parts) for parts in zip(*entries))
+    @staticmethod
+    def _check_rows(errors: np.ndarray, tol: float) -> None:
+        """Raise unless every real token's pooled attention row is a softmax row over the real
+        keys in every layer (`row_sum_error` within `tol`)."""
+        worst = int(np.argmax(errors))
+        if not float(errors[worst]) <= tol:
+            raise ModelLoadError(
+                f"attention rows of layer {worst} do not sum to 1 over unpadded keys (max error "
+                f"{float(errors[worst]):.2g}): the model's attention output is not softmax weights"
+            )

@@ -47,10 +47,14 @@ def check_against_oracle(loaded, snippets, results, **oracle_kw):
         np.testing.assert_allclose(r.vectors, o.vectors, rtol=0, atol=ATOL)
 
 
+POOLINGS = ["kernels", "sparse"]  # compiled CPU loops, and torch sparse products (GPUs)
+
+
+@pytest.mark.parametrize("pooling", POOLINGS)
 @pytest.mark.parametrize("kind", ["codebert", "codet5", "gpt2", "llama"])
-def test_matches_oracle_with_padding(kind):
+def test_matches_oracle_with_padding(kind, pooling):
     loaded = tiny_loaded(kind)
-    results = list(Extractor(loaded, batch_size=4).extract(sample()))
+    results = list(Extractor(loaded, batch_size=4, pooling=pooling).extract(sample()))
     info = loaded.info
     k = len(results[1].tokens)
     assert results[1].attention.shape == (info.n_layers, k, k)
@@ -58,23 +62,25 @@ def test_matches_oracle_with_padding(kind):
     check_against_oracle(loaded, sample(), results)
 
 
+@pytest.mark.parametrize("pooling", POOLINGS)
 @pytest.mark.parametrize("kind", ["codebert", "gpt2"])
-def test_per_head_matches_oracle_and_mean(kind):
+def test_per_head_matches_oracle_and_mean(kind, pooling):
     loaded = tiny_loaded(kind)
-    heads = list(Extractor(loaded, batch_size=3, heads="all").extract(sample(4)))
-    mean = list(Extractor(loaded, batch_size=3).extract(sample(4)))
+    heads = list(Extractor(loaded, batch_size=3, heads="all", pooling=pooling).extract(sample(4)))
+    mean = list(Extractor(loaded, batch_size=3, pooling=pooling).extract(sample(4)))
     for h, m in zip(heads, mean):
         assert h.attention.shape[:2] == (loaded.info.n_layers, loaded.info.n_heads)
         np.testing.assert_allclose(h.attention.mean(1), m.attention, atol=ATOL)
     check_against_oracle(loaded, sample(4), heads, per_head=True)
 
 
+@pytest.mark.parametrize("pooling", POOLINGS)
 @pytest.mark.parametrize("kind", ["codebert", "codet5"])
-def test_head_max_matches_oracle(kind):
+def test_head_max_matches_oracle(kind, pooling):
     """CAT-probing's reference `action_per_head="max"`: the maximum over heads of the subword
     attention, then the block mean (not the maximum of the heads' block means)."""
     loaded = tiny_loaded(kind)
-    got = list(Extractor(loaded, batch_size=3, heads="max").extract(sample(4)))
+    got = list(Extractor(loaded, batch_size=3, heads="max", pooling=pooling).extract(sample(4)))
     check_against_oracle(loaded, sample(4), got, head_max=True)
     per_head = list(Extractor(loaded, batch_size=3, heads="all").extract(sample(4)))
     for g, h in zip(got, per_head):
@@ -84,13 +90,14 @@ def test_head_max_matches_oracle(kind):
         assert (g.attention > h.attention.max(1) + ATOL).any()
 
 
-def test_head_max_rows_are_checked():
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_head_max_rows_are_checked(pooling):
     loaded = load_model(str(tiny_loaded("codebert").info.path), device="cpu")
     attn = [m for m in loaded.model.modules() if type(m).__name__ == "RobertaSelfAttention"]
     for m in attn:  # a third of the weights: even the maximum over heads sums below 1
         m.register_forward_hook(lambda mod, args, out: (out[0], out[1] / 3))
     with pytest.raises(ModelLoadError, match="sum to 1"):
-        list(Extractor(loaded, heads="max").extract(sample(1)))
+        list(Extractor(loaded, heads="max", pooling=pooling).extract(sample(1)))
 
 
 def test_joined_tokens_spans():
@@ -210,13 +217,15 @@ def test_extraction_is_lazy():
     assert not torch.is_inference_mode_enabled()
 
 
-def test_attention_rows_are_checked():
+@pytest.mark.parametrize("pooling", POOLINGS)
+@pytest.mark.parametrize("heads", ["mean", "all"])
+def test_attention_rows_are_checked(heads, pooling):
     loaded = load_model(str(tiny_loaded("codebert").info.path), device="cpu")
     attn = [m for m in loaded.model.modules() if type(m).__name__ == "RobertaSelfAttention"]
     for m in attn:  # halve the weights: rows no longer sum to 1
         m.register_forward_hook(lambda mod, args, out: (out[0], out[1] * 0.5))
     with pytest.raises(ModelLoadError, match="sum to 1"):
-        list(Extractor(loaded).extract(sample(1)))
+        list(Extractor(loaded, heads=heads, pooling=pooling).extract(sample(1)))
     assert len(list(Extractor(loaded, check_attention=False).extract(sample(1)))) == 1
 
 
@@ -235,6 +244,7 @@ def test_bfloat16_is_close_to_float32():
         ({"length_policy": "window"}, "window"),
         ({"length_policy": "cut"}, "length_policy"),
         ({"heads": "min"}, "heads"),
+        ({"pooling": "dense"}, "pooling"),
         ({"attention": False, "vectors": False}, "nothing"),
         ({"batch_size": 0}, "batch_size"),
         ({"max_subwords": 2}, "room"),
@@ -265,14 +275,15 @@ def test_length_buckets_change_nothing_but_the_batches():
         np.testing.assert_allclose(a.vectors, b.vectors, atol=1e-5)
 
 
+@pytest.mark.parametrize("pooling", POOLINGS)
 @pytest.mark.parametrize("kind", ["codebert", "codet5"])
-def test_vector_spans_of_their_own_match_the_oracle(kind):
+def test_vector_spans_of_their_own_match_the_oracle(kind, pooling):
     """One forward pass, two token sets: attention over the code tokens, vectors over the
     string-collapsed ones (AST-Probe's), each equal to the oracle on its own spans."""
     loaded = tiny_loaded(kind)
     snippets = [s.with_vector_tokens(parse(s.code, "python").tokens(collapse_strings=True)) for s in sample()]
     assert any(len(s.vector_starts) != len(s.token_starts) for s in snippets)
-    both = list(Extractor(loaded, batch_size=4).extract(snippets))
+    both = list(Extractor(loaded, batch_size=4, pooling=pooling).extract(snippets))
     for s, r in zip(snippets, both):
         att = oracle_extract(loaded, s.code, s.token_starts, s.token_ends)
         vec = oracle_extract(loaded, s.code, s.vector_starts, s.vector_ends)
