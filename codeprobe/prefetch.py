@@ -1,16 +1,20 @@
-"""Overlap CPU preparation with model work: compute the next items of a stream in a background
-thread while the caller works on the current one.
+"""Overlap CPU work: compute the next items of a stream in a background thread while the caller
+works on the current one (`prefetched`), or map a stream over all cores (`threaded_map`).
 
-Parsing (tree-sitter), distance kernels (numba, no GIL), tokenisation (Rust) and torch's forward
-pass all release the GIL for most of their time, so a single worker thread keeps the model fed:
-on a GPU the model no longer waits for the CPU between batches.
+Parsing (tree-sitter), distance kernels (numba, no GIL), tokenisation (Rust), numpy's selection
+and reductions, and torch's forward pass all release the GIL for most of their time, so a single
+worker thread keeps the model fed (on a GPU the model no longer waits for the CPU between
+batches), and threads score samples side by side.
 """
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -57,3 +61,20 @@ def prefetched(items: Iterable[T], fn: Callable[[T], R], depth: int = 1) -> Iter
                 out.get_nowait()
             except queue.Empty:
                 worker.join(timeout=0.01)
+
+
+def threaded_map(fn: Callable[[T], R], items: Iterable[T], workers: int | None = None) -> Iterator[R]:
+    """`map(fn, items)` on `workers` threads (default: one per CPU), results in order.
+
+    `items` is read lazily in the caller's thread, at most 2 x `workers` ahead of the results,
+    so a long stream is never held whole. An exception raised by `fn` is re-raised at its item.
+    """
+    workers = workers or os.cpu_count() or 1
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="codeprobe-map") as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()

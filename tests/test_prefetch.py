@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from codeprobe.prefetch import prefetched
+from codeprobe.prefetch import prefetched, threaded_map
 
 
 def test_results_in_order_computed_in_another_thread():
@@ -38,3 +38,29 @@ def test_closing_early_stops_the_worker():
     next(it)
     it.close()
     assert len(seen) < 10
+
+
+def test_threaded_map_keeps_order_and_reads_lazily():
+    read = []
+
+    def items():
+        for x in range(100):
+            read.append(x)
+            yield x
+
+    out = threaded_map(lambda x: x * x, items(), workers=3)
+    assert next(out) == 0
+    assert len(read) <= 7  # 2 x workers ahead, plus the one being submitted
+    assert [0, *out] == [x * x for x in range(100)]
+
+
+def test_threaded_map_reraises_at_the_failing_item():
+    def fn(x):
+        if x == 5:
+            raise ValueError("bad 5")
+        return x
+
+    out = threaded_map(fn, range(10), workers=2)
+    assert [next(out) for _ in range(5)] == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="bad 5"):
+        next(out)

@@ -18,7 +18,10 @@ padded keys, which `row_sum_error` turns into the extractor's softmax check.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 
 import numba
 import numpy as np
@@ -127,6 +130,13 @@ def _pool_rows(x, positions, offsets, out):  # pragma: no cover - compiled
             out[i, c] = acc[c] * inv
 
 
+@cache
+def _workers() -> ThreadPoolExecutor:
+    """Threads for the kernels (compiled without the GIL): the model waits while a layer's
+    attention is pooled, so every core can pool."""
+    return ThreadPoolExecutor(max_workers=os.cpu_count(), thread_name_prefix="codeprobe-pooling")
+
+
 def _float32_numpy(x: torch.Tensor) -> np.ndarray:
     return x.detach().to(torch.float32).contiguous().numpy()
 
@@ -162,11 +172,14 @@ class KernelPooling:
         if self.heads == "max":
             weights = weights.amax(dim=1, keepdim=True)
         att = _float32_numpy(weights)
-        for b, m in enumerate(self.attention_members):
-            out = self._attention[b][layer]
-            sums = self._sums[b][layer]
-            _pool_attention(att[b], self.lengths[b], m.positions, m.offsets, self.heads != "all",
-                            out.reshape(sums.shape[0], m.n_tokens, m.n_tokens), sums)
+
+        def pool(b: int) -> None:
+            m, sums = self.attention_members[b], self._sums[b][layer]
+            out = self._attention[b][layer].reshape(sums.shape[0], m.n_tokens, m.n_tokens)
+            _pool_attention(att[b], self.lengths[b], m.positions, m.offsets, self.heads != "all", out, sums)
+
+        for _ in _workers().map(pool, range(len(self.attention_members))):  # re-raises a kernel's error
+            pass
 
     def pool_vectors(self, hidden_states: tuple[torch.Tensor, ...]) -> None:
         """hidden_states: n_layers + 1 tensors (B, n, d)."""

@@ -23,10 +23,11 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from codeprobe.errors import InputError
+from codeprobe.prefetch import threaded_map
 from codeprobe.probes.cat.baselines import positional_attention, random_attention
 from codeprobe.probes.cat.results import CATResult, CATSampleScores, CATSummary, sample_rows
-from codeprobe.probes.cat.score import DEFAULT_QUANTILE, cat_scores, check_quantile
-from codeprobe.probes.cat.types import DEFAULT_TOP_K, TypeRateAccumulator, check_strategy, select_types
+from codeprobe.probes.cat.score import DEFAULT_QUANTILE, check_quantile, iou_scores, near_mask
+from codeprobe.probes.cat.types import DEFAULT_TOP_K, TypeRateAccumulator, check_strategy, select_types, token_hits
 
 
 @dataclass(frozen=True)
@@ -91,14 +92,16 @@ def score_sample(
     n_layers = a.shape[0]
     if len(kept_types) != n_layers:
         raise InputError(f"sample {sample.sample_id!r} has {n_layers} layers, got {len(kept_types)} type sets")
-    # Column 0: head mean (the paper's score); columns 1..H: single heads.
-    stack = head_mean(a)[:, None] if a.ndim == 3 else np.concatenate([head_mean(a)[:, None], a], axis=1)
+    # Column 0: head mean (the paper's score); columns 1..H: single heads (scored as stored,
+    # float32, which gives the scores of their float64 copy: see `cat_scores`).
+    mean = head_mean(a)
+    heads = a if a.ndim == 4 else None
     n = len(sample.types)
     dist = np.asarray(sample.distance)
     rand = random_attention(n, random_state, sample.sample_id)
     pos = positional_attention(sample.positions)
 
-    score = np.full(stack.shape[:2], np.nan)
+    score = np.full((n_layers, 1 if heads is None else 1 + heads.shape[1]), np.nan)
     n_tokens = np.zeros(n_layers, np.int32)
     rb, pb = np.full(n_layers, np.nan), np.full(n_layers, np.nan)
     groups: dict[frozenset[str] | None, list[int]] = {}
@@ -109,14 +112,15 @@ def score_sample(
         n_tokens[layers] = idx.size
         if idx.size == 0:
             continue
-        rows, cols = idx[:, None], idx[None, :]
-        # One call for the model's matrices of these layers and both baselines: they share D.
-        mats = np.concatenate(
-            [stack[layers][..., rows, cols].reshape(-1, idx.size, idx.size), rand[rows, cols][None], pos[rows, cols][None]]
-        )
-        s = cat_scores(mats, dist[rows, cols], quantile)
-        score[layers] = s[:-2].reshape(len(layers), -1)
+        rows, cols, m = idx[:, None], idx[None, :], idx.size * idx.size
+        near = near_mask(dist[rows, cols], quantile)  # M_D, shared by the layers' matrices and both baselines
+        means = np.concatenate([mean[layers][:, rows, cols], rand[rows, cols][None], pos[rows, cols][None]])
+        s = iou_scores(means.reshape(-1, m), near, quantile)
+        score[layers, 0] = s[:-2]
         rb[layers], pb[layers] = s[-2], s[-1]
+        if heads is not None:
+            of_layers = heads if len(layers) == n_layers else heads[layers]
+            score[layers, 1:] = iou_scores(of_layers[..., rows, cols].reshape(-1, m), near, quantile).reshape(len(layers), -1)
     return sample_rows(sample.sample_id, n, n_tokens, score, rb, pb)
 
 
@@ -173,39 +177,49 @@ def score_samples(
     check_strategy(types, language)
     rates_acc = TypeRateAccumulator(q)
     spill = _Spill(spill_dir) if types == "topk" else None
-    # Per sample, in order: its rows, why it was skipped, or (topk) None until pass 2 scores it.
-    parts: list[dict[str, np.ndarray] | SkippedSample | None] = []
     shape: tuple[int, ...] | None = None  # (L,) or (L, H): all samples must agree
     kept: list[frozenset[str] | None] | None = None
-    try:
+
+    def checked() -> Iterable[CATSample | SkippedSample]:
+        """The samples in order, after the sequential work (shape check, spill)."""
+        nonlocal shape, kept
         for sample in samples:
-            if isinstance(sample, SkippedSample):
-                parts.append(sample)
-                continue
-            a_shape = np.shape(sample.attention)[:-2]
-            if shape is None:
-                shape = a_shape
-                if types != "topk":
-                    kept = select_types(types, language=language, n_layers=shape[0], top_k=top_k)
-            elif a_shape != shape:
-                raise InputError(f"sample {sample.sample_id!r}: attention is {a_shape} x n x n, others {shape}")
-            rates_acc.update(sample.types, head_mean(sample.attention))
-            if spill is None:
-                parts.append(score_sample(sample, kept, quantile=q, random_state=random_state))
-            else:
-                spill.put(sample)
-                parts.append(None)
+            if not isinstance(sample, SkippedSample):
+                a_shape = np.shape(sample.attention)[:-2]
+                if shape is None:
+                    shape = a_shape
+                    if types != "topk":
+                        kept = select_types(types, language=language, n_layers=shape[0], top_k=top_k)
+                elif a_shape != shape:
+                    raise InputError(f"sample {sample.sample_id!r}: attention is {a_shape} x n x n, others {shape}")
+                if spill is not None:
+                    spill.put(sample)
+            yield sample
+
+    def scored(x: Any) -> Any:  # on a worker thread: numpy releases the GIL while it scores
+        return score_sample(x, kept, quantile=q, random_state=random_state) if isinstance(x, CATSample) else x
+
+    def pass_1(x: CATSample | SkippedSample) -> tuple[Any, np.ndarray | None]:  # on a worker thread
+        if isinstance(x, SkippedSample):
+            return x, None
+        hits = token_hits(head_mean(x.attention), q)
+        return (None if spill is not None else scored(x)), hits
+
+    try:
+        # Per sample, in order: its rows, why it was skipped, or (topk) None until pass 2 scores it.
+        parts: list[dict[str, np.ndarray] | SkippedSample | None] = []
+        for sample, (part, hits) in threaded_map(lambda x: (x, pass_1(x)), checked()):
+            if hits is not None:
+                rates_acc.add(sample.types, hits)
+            parts.append(part)
         if shape is None:
             reasons = sorted({p.reason for p in parts if isinstance(p, SkippedSample)})
             raise InputError(f"no sample could be scored ({'; '.join(reasons) or 'no samples'})")
         rates = rates_acc.result()
         if spill is not None:
             kept = select_types(types, language=language, rates=rates, n_layers=shape[0], top_k=top_k)
-            scored = iter(spill)
-            parts = [
-                score_sample(next(scored), kept, quantile=q, random_state=random_state) if p is None else p
-                for p in parts
-            ]
+            spilled = iter(spill)  # read back in order, in this thread
+            parts = list(threaded_map(scored, (next(spilled) if p is None else p for p in parts)))
     finally:
         if spill is not None:
             spill.close()

@@ -62,14 +62,18 @@ def cat_scores(
     """CAT-scores of every attention matrix in a stack against one distance matrix.
 
     attention: (..., n, n) float token attention over the kept tokens (row = query), e.g.
-        (n_layers, n, n) or (n_layers, n_heads, n, n).
+        (n_layers, n, n) or (n_layers, n_heads, n, n). float32 stays float32: the thresholds
+        are exact float64 interpolations of its cells and every comparison is made in float64,
+        so the scores are those of the float64 copy, without making one.
     distance: (n, n) tree distances (hops) over the same tokens in the same order.
     quantile: q; thresholds are the q-quantile of each A and the (1 - q)-quantile of D.
     Returns float64 of shape attention.shape[:-2]: IoU in [0, 1], NaN where the union is empty
     or n == 0.
     """
     q = check_quantile(quantile)
-    a = np.asarray(attention, dtype=np.float64)
+    a = np.asarray(attention)
+    if a.dtype not in (np.float32, np.float64):
+        a = a.astype(np.float64)
     d = np.asarray(distance)
     n = d.shape[0]
     if d.shape != (n, n) or a.shape[-2:] != (n, n):
@@ -77,11 +81,20 @@ def cat_scores(
     batch = a.shape[:-2]
     if n == 0:
         return np.full(batch, np.nan)
-    flat = a.reshape(-1, n * n)
-    d_flat = d.reshape(1, n * n).astype(np.float64)
-    near = d_flat < linear_quantile(d_flat, 1.0 - q)  # M_D (1, n^2), shared by all matrices
-    strong = flat > linear_quantile(flat, q)[:, None]  # M_A per matrix
+    return iou_scores(a.reshape(-1, n * n), near_mask(d, q), q).reshape(batch)
+
+
+def near_mask(distance: np.ndarray, quantile: float) -> np.ndarray:
+    """M_D: bool (1, n^2), the cells of `distance` (n, n) strictly below its (1 - q)-quantile."""
+    d_flat = np.asarray(distance).reshape(1, -1).astype(np.float64)
+    return d_flat < linear_quantile(d_flat, 1.0 - quantile)
+
+
+def iou_scores(flat: np.ndarray, near: np.ndarray, q: float) -> np.ndarray:
+    """CAT-scores (B,) float64 of attention matrices flattened to `flat` (B, n^2), float32 or
+    float64, against M_D = `near` (1, n^2) from `near_mask`; q as in `cat_scores`."""
+    q = check_quantile(q)
+    strong = flat > linear_quantile(flat, q)[:, None]  # M_A per matrix; float64 comparison
     inter = np.count_nonzero(strong & near, axis=-1)
     union = np.count_nonzero(strong, axis=-1) + np.count_nonzero(near) - inter
-    s = np.where(union > 0, inter / np.maximum(union, 1), np.nan)
-    return s.reshape(batch)
+    return np.where(union > 0, inter / np.maximum(union, 1), np.nan)

@@ -140,6 +140,16 @@ class TypeRates:
         return "\n".join(lines)
 
 
+def token_hits(attention: np.ndarray, quantile: float) -> np.ndarray:
+    """int64 (L, n): per layer, the cells of each token's row plus those of its column that are
+    in M_A (attention (L, n, n) above its q-quantile): the token's contribution to hit(t)."""
+    a = np.asarray(attention)
+    if a.shape[-1] == 0:
+        return np.zeros(a.shape[:2], np.int64)
+    strong = a > attention_thresholds(a, quantile)[:, None, None]  # compared in float64
+    return strong.sum(axis=2) + strong.sum(axis=1)
+
+
 class TypeRateAccumulator:
     """Streams samples into num(t) and hit(t); `result()` gives the `TypeRates` table."""
 
@@ -171,18 +181,23 @@ class TypeRateAccumulator:
         n = len(types)
         if a.ndim != 3 or a.shape[1:] != (n, n):
             raise InputError(f"attention must be (n_layers, {n}, {n}), got {a.shape}")
+        self.add(types, token_hits(a, self.quantile))
+
+    def add(self, types: Sequence[str], hits: np.ndarray) -> None:
+        """Add one sample from its `token_hits` (L, n), e.g. computed on another thread."""
+        n, n_layers = len(types), hits.shape[0]
+        if hits.shape[1] != n:
+            raise InputError(f"hits must be (n_layers, {n}), got {hits.shape}")
         if self._hit is None:
-            self._hit = np.zeros((a.shape[0], self._num.size), np.int64)
-        elif a.shape[0] != self._hit.shape[0]:
-            raise InputError(f"all samples need {self._hit.shape[0]} layers, got {a.shape[0]}")
+            self._hit = np.zeros((n_layers, self._num.size), np.int64)
+        elif n_layers != self._hit.shape[0]:
+            raise InputError(f"all samples need {self._hit.shape[0]} layers, got {n_layers}")
         ids = self.type_ids(types)
-        n_t, n_layers = self._num.size, a.shape[0]
+        n_t = self._num.size
         self._num += 2 * n * np.bincount(ids, minlength=n_t)
         if n:
-            strong = np.asarray(a, np.float64) > attention_thresholds(a, self.quantile)[:, None, None]
-            per_token = strong.sum(axis=2) + strong.sum(axis=1)  # (L, n): row hits + column hits
             flat = (np.arange(n_layers)[:, None] * n_t + ids[None, :]).ravel()
-            self._hit += np.bincount(flat, weights=per_token.ravel(), minlength=n_layers * n_t).reshape(
+            self._hit += np.bincount(flat, weights=hits.ravel(), minlength=n_layers * n_t).reshape(
                 n_layers, n_t
             ).astype(np.int64)
         self._total += n
