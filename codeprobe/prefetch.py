@@ -15,6 +15,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from itertools import chain, islice, repeat, takewhile
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -61,6 +62,13 @@ def prefetched(items: Iterable[T], fn: Callable[[T], R], depth: int = 1) -> Iter
                 out.get_nowait()
             except queue.Empty:
                 worker.join(timeout=0.01)
+
+
+def windows(items: Iterable[T], first: int, size: int) -> Iterator[list[T]]:
+    """`items` in lists of `first` items, then of `size`: a small first window lets the model
+    start after little preparation, while later windows are large enough to bucket by length."""
+    it = iter(items)
+    return takewhile(bool, (list(islice(it, n)) for n in chain([first], repeat(size))))
 
 
 def threaded_map(fn: Callable[[T], R], items: Iterable[T], workers: int | None = None) -> Iterator[R]:

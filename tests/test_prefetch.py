@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from codeprobe.prefetch import prefetched, threaded_map
+from codeprobe.prefetch import prefetched, threaded_map, windows
 
 
 def test_results_in_order_computed_in_another_thread():
@@ -64,3 +64,9 @@ def test_threaded_map_reraises_at_the_failing_item():
     assert [next(out) for _ in range(5)] == [0, 1, 2, 3, 4]
     with pytest.raises(ValueError, match="bad 5"):
         next(out)
+
+
+def test_windows_start_small():
+    assert [len(w) for w in windows(range(50), 4, 16)] == [4, 16, 16, 14]
+    assert list(windows([], 4, 16)) == []
+    assert [x for w in windows(iter(range(7)), 2, 3) for x in w] == list(range(7))

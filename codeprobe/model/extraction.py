@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -35,7 +34,7 @@ from codeprobe.alignment import Alignment, align, token_boundary_cut
 from codeprobe.errors import InputError, ModelLoadError
 from codeprobe.model.loading import LoadedModel, ModelInfo, load_model
 from codeprobe.model.pooling import KernelPooling, Members, SparsePooling
-from codeprobe.prefetch import prefetched
+from codeprobe.prefetch import prefetched, windows
 
 LENGTH_POLICIES = ("truncate", "skip")
 POOLINGS = ("auto", "kernels", "sparse")
@@ -348,10 +347,9 @@ class Extractor:
             AlignmentError: token spans out of range or out of order.
             ModelLoadError: the model returned no usable attention weights.
         """
-        it = iter(snippets)
-        windows = iter(lambda: list(islice(it, self.batch_size * self.bucket_batches)), [])
         # Tokenise and align the next window while the model runs on this one.
-        for prepared in prefetched(windows, self._prepare):
+        chunks = windows(snippets, self.batch_size, self.batch_size * self.bucket_batches)
+        for prepared in prefetched(chunks, self._prepare):
             # Inference mode only around the window: a `with` spanning the `yield` would leak it
             # into the caller's code between items.
             with torch.inference_mode():

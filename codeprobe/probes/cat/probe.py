@@ -22,14 +22,14 @@ from __future__ import annotations
 import importlib.metadata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from itertools import chain, islice
+from itertools import chain
 from typing import Any
 
 import numpy as np
 
 from codeprobe import __version__
 from codeprobe.errors import CodeprobeError, InputError
-from codeprobe.prefetch import prefetched
+from codeprobe.prefetch import prefetched, windows
 from codeprobe.probes.cat.dataset import CATSample, SkippedSample, score_samples
 from codeprobe.probes.cat.results import CATResult
 from codeprobe.probes.cat.score import DEFAULT_QUANTILE, check_quantile
@@ -213,10 +213,10 @@ class CATProbe:
         return self._inputs(_progress(items, snippets), lang, self.extractor(model))
 
     def _inputs(self, items: Iterator[tuple[str, str]], language: str, extractor: Any):
-        # Windows as large as the extractor's length buckets; the next window is parsed and its
-        # distances computed in a background thread while the model runs on this one.
-        window = self.batch_size * getattr(extractor, "bucket_batches", 1)
-        chunks = iter(lambda: list(islice(items, window)), [])
+        # Windows as large as the extractor's length buckets (the first one batch, so the model
+        # starts early); the next window is parsed and its distances computed in a background
+        # thread while the model runs on this one.
+        chunks = windows(items, self.batch_size, self.batch_size * getattr(extractor, "bucket_batches", 1))
         for parsed in prefetched(chunks, lambda chunk: [self._parse(i, c, language) for i, c in chunk]):
             runnable = {k: x for k, x in enumerate(parsed) if not isinstance(x, SkippedSample)}
             results = extractor.extract([self._model_snippet(k, x[1], x[3]) for k, x in runnable.items()])
