@@ -126,6 +126,22 @@ def test_skips_and_summary():
     assert "layer" in summary.format()
 
 
+def test_rows_merged_in_runs_keep_order(monkeypatch):
+    """Scored samples are merged into runs as they stream in; skipped ones break the runs and
+    keep their places."""
+    from codeprobe.probes.cat import dataset
+
+    samples = make_samples(5, count=9)
+    stream = [SkippedSample("first", "parse_error"), *samples[:4], SkippedSample("mid", "too_long"), *samples[4:]]
+    whole = score_samples(stream, language="python", types="paper").samples
+    monkeypatch.setattr(dataset, "_MERGE_ROWS", 2)
+    runs = score_samples(stream, language="python", types="paper").samples
+    for name in ("sample_id", "layer", "head", "n_tokens", "skip_reason"):
+        assert getattr(runs, name).tolist() == getattr(whole, name).tolist()
+    np.testing.assert_array_equal(runs.score, whole.score)
+    assert list(dict.fromkeys(runs.sample_id.tolist())) == [x.sample_id for x in stream]
+
+
 def test_parquet_roundtrip(tmp_path):
     samples = make_samples(4, count=3)
     res = score_samples(samples, language="python", types="all", settings={"model": "m"})

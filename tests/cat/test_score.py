@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -80,7 +80,9 @@ def test_matches_oracle_and_in_unit_interval(data, q):
             assert got == pytest.approx(want, abs=1e-12)
 
 
-@settings(max_examples=150, deadline=None)
+# Small random D often has no cell below its (1 - q)-quantile; those draws are filtered out,
+# sometimes enough to trip hypothesis's filtering health check on an unlucky seed.
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(st.integers(1, 12), st.integers(0, 2**32 - 1), st.sampled_from([0.6, 0.75, 0.9]))
 def test_decreasing_function_of_distance_scores_one(n, seed, q):
     d = np.random.default_rng(seed).integers(0, 7, (n, n))

@@ -154,6 +154,14 @@ class _Spill:
         self._file.close()
 
 
+_MERGE_ROWS = 512  # scored samples per merged part of `score_samples`
+
+
+def _merged(rows: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Consecutive samples' rows (`sample_rows`) as one dict of arrays, in order."""
+    return {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
+
+
 def score_samples(
     samples: Iterable[CATSample | SkippedSample],
     *,
@@ -207,11 +215,22 @@ def score_samples(
 
     try:
         # Per sample, in order: its rows, why it was skipped, or (topk) None until pass 2 scores it.
+        # Runs of scored samples are merged as they come: one dict of arrays per sample would
+        # cost kilobytes each over a long stream.
         parts: list[dict[str, np.ndarray] | SkippedSample | None] = []
+        run: list[dict[str, np.ndarray]] = []
         for sample, (part, hits) in threaded_map(lambda x: (x, pass_1(x)), checked()):
             if hits is not None:
                 rates_acc.add(sample.types, hits)
-            parts.append(part)
+            if isinstance(part, dict):
+                run.append(part)
+            if run and (not isinstance(part, dict) or len(run) == _MERGE_ROWS):
+                parts.append(_merged(run))
+                run = []
+            if not isinstance(part, dict):
+                parts.append(part)
+        if run:
+            parts.append(_merged(run))
         if shape is None:
             reasons = sorted({p.reason for p in parts if isinstance(p, SkippedSample)})
             raise InputError(f"no sample could be scored ({'; '.join(reasons) or 'no samples'})")
