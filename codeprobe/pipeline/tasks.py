@@ -190,7 +190,11 @@ def cat_shard(model: str, language: str, data_dir: str, shard: int, shard_size: 
 
     if is_done(out_path, key):
         return out_path
-    snippets = read_snippets(data_dir)[shard * shard_size : (shard + 1) * shard_size]
+    shard_snippets = read_snippets(data_dir)[shard * shard_size : (shard + 1) * shard_size]
+    # Read shortest first, so that each length bucket of the extractor holds similar lengths
+    # (less padding); the shard keeps the data's order.
+    order = sorted(range(len(shard_snippets)), key=lambda i: len(shard_snippets[i].code))
+    snippets = [shard_snippets[i] for i in order]
     probe = cat_probe(settings)
     inputs = []
 
@@ -207,6 +211,7 @@ def cat_shard(model: str, language: str, data_dir: str, shard: int, shard_size: 
             inputs.extend(probe.inputs(snippets, extractor, language=language))
         else:
             write_store(vector_store_path(out_path), vectors(), extractor.info.as_dict(), key)
+    inputs = [inputs[k] for k in np.argsort(order, kind="stable")]
     samples = [x.sample for x in inputs if not isinstance(x, SkippedSample)]
     samples = write_head_scores(samples, language, settings, out_path)  # per-head rows; shard keeps the mean
     skipped = [x for x in inputs if isinstance(x, SkippedSample)]

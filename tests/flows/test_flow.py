@@ -155,6 +155,23 @@ def test_cat_shard_files_round_trip(tmp_path):
         np.testing.assert_array_equal(got.positions, want.positions)
 
 
+def test_cat_shard_reads_short_snippets_first_and_keeps_the_data_order(tiny_model_dir, tmp_path):  # noqa: F811
+    """The shard runs its snippets shortest first (similar lengths per batch), and writes
+    them, scored or skipped, in the data's order."""
+    from codeprobe.pipeline.config import RunConfig
+    from codeprobe.pipeline.experiment import cat_settings
+
+    settings = cat_settings(RunConfig(batch_size=4), "python")
+    data_dir = tasks.prepare_data("stdlib", "python", 40, 0, str(tmp_path / "data"), key="order")
+    snippets = tasks.read_snippets(data_dir)[:24]
+    assert [len(s.code) for s in snippets] != sorted(len(s.code) for s in snippets)
+    path = tasks.cat_shard(str(tiny_model_dir), "python", data_dir, 0, 24, settings, str(tmp_path / "shard-0000.npz"), "k")
+    with np.load(path) as z:
+        ids, skipped = z["ids"].tolist(), z["skipped_ids"].tolist()
+    assert sorted(ids + skipped) == sorted(s.id for s in snippets)
+    assert ids == [s.id for s in snippets if s.id in set(ids)] and len(ids) > 20
+
+
 def test_deployment_with_cron_schedule_runs_once(tiny_model_dir, python_jsonl, tmp_path):  # noqa: F811
     import asyncio
 
