@@ -272,6 +272,10 @@ class Extractor:
             model's outputs copied there first), "sparse" (torch sparse products on the model's
             device) or "auto" (kernels for a model on the CPU, sparse elsewhere). The results
             agree to float32 rounding.
+        prefetch: tokenise and align the next window in a background thread while the model
+            runs (callers that prepare snippets read `prefetch` to do the same). None: only when
+            the model is not on the CPU; on the CPU torch's threads already use every core, and
+            a busy thread beside them slows the forward pass more than the work it takes over.
     """
 
     def __init__(
@@ -289,6 +293,7 @@ class Extractor:
         check_attention: bool = True,
         bucket_batches: int = 8,
         pooling: str = "auto",
+        prefetch: bool | None = None,
     ):
         if heads not in HEAD_MODES:
             raise InputError(f"heads must be one of {HEAD_MODES}, got {heads!r}")
@@ -326,7 +331,9 @@ class Extractor:
         self.length_policy = length_policy
         self.max_subwords = limit
         self.check_attention = check_attention
-        self._kernels = pooling == "kernels" or (pooling == "auto" and torch.device(self.loaded.device).type == "cpu")
+        on_cpu = torch.device(self.loaded.device).type == "cpu"
+        self._kernels = pooling == "kernels" or (pooling == "auto" and on_cpu)
+        self.prefetch = not on_cpu if prefetch is None else bool(prefetch)
         self._attention_modules = _attention_modules(self.loaded.model) if attention else []
         if attention and len(self._attention_modules) != info.n_layers:
             raise ModelLoadError(
@@ -349,7 +356,7 @@ class Extractor:
         """
         # Tokenise and align the next window while the model runs on this one.
         chunks = windows(snippets, self.batch_size, self.batch_size * self.bucket_batches)
-        for prepared in prefetched(chunks, self._prepare):
+        for prepared in prefetched(chunks, self._prepare) if self.prefetch else map(self._prepare, chunks):
             # Inference mode only around the window: a `with` spanning the `yield` would leak it
             # into the caller's code between items.
             with torch.inference_mode():

@@ -155,6 +155,25 @@ def test_per_head_rows_match_reference():
                 assert rows.score[sel][0] == pytest.approx(cat_oracle.cat_score(a, d), abs=1e-6)
 
 
+def test_gpu_configuration_gives_the_same_inputs():
+    """Where the model is not on the CPU, parsing and tokenising run in a background thread and
+    torch sparse products pool; forced here on the CPU, they give what the CPU defaults give."""
+    from codeprobe.model import Extractor
+
+    tiny_roberta = tiny_model("roberta")
+    snippets = [*SNIPPETS["python"], ("broken", "def f(:\n  return")]
+    probe = CATProbe(types="paper", per_head=True, batch_size=2)
+    assert probe.extractor(tiny_roberta).prefetch is False
+    gpu_like = Extractor(tiny_roberta, batch_size=2, heads="all", prefetch=True, pooling="sparse")
+    plain = list(probe.inputs(snippets, tiny_roberta, "python"))
+    threaded = list(probe.inputs(snippets, gpu_like, "python"))
+    assert [type(x) for x in threaded] == [type(x) for x in plain] and len(plain) == 7
+    for a, b in zip(plain[:-1], threaded[:-1]):
+        assert a.sample.sample_id == b.sample.sample_id and a.sample.types == b.sample.types
+        np.testing.assert_allclose(b.sample.attention, a.sample.attention, rtol=0, atol=1e-6)
+    assert threaded[-1].reason == plain[-1].reason == "parse_error"
+
+
 def test_truncation_and_skips():
     tiny_roberta = tiny_model("roberta")
     long_code = "def f(x):\n" + "".join(f"    y{i} = x + {i}\n" for i in range(40)) + "    return x\n"

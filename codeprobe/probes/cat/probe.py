@@ -214,10 +214,11 @@ class CATProbe:
 
     def _inputs(self, items: Iterator[tuple[str, str]], language: str, extractor: Any):
         # Windows as large as the extractor's length buckets (the first one batch, so the model
-        # starts early); the next window is parsed and its distances computed in a background
-        # thread while the model runs on this one.
+        # starts early); where the extractor prefetches, the next window is parsed and its
+        # distances computed in a background thread while the model runs on this one.
         chunks = windows(items, self.batch_size, self.batch_size * getattr(extractor, "bucket_batches", 1))
-        for parsed in prefetched(chunks, lambda chunk: [self._parse(i, c, language) for i, c in chunk]):
+        parse = lambda chunk: [self._parse(i, c, language) for i, c in chunk]  # noqa: E731
+        for parsed in prefetched(chunks, parse) if getattr(extractor, "prefetch", True) else map(parse, chunks):
             runnable = {k: x for k, x in enumerate(parsed) if not isinstance(x, SkippedSample)}
             results = extractor.extract([self._model_snippet(k, x[1], x[3]) for k, x in runnable.items()])
             by_index = {r.id: r for r in results}
