@@ -12,6 +12,7 @@ import json
 import os
 import threading
 import zipfile
+from collections import deque
 from contextlib import contextmanager
 from dataclasses import asdict, replace
 from functools import lru_cache
@@ -21,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from codeprobe.pipeline.config import DEFAULT_MODEL
-from codeprobe.pipeline.views import write_head_scores
+from codeprobe.pipeline.views import heads_path, write_head_rows
+from codeprobe.prefetch import threaded_map
 
 KEY_FIELD = "_key"  # the step key recorded inside each output (see `is_done`)
 SPLITS_FILE = "splits.json"
@@ -177,16 +179,23 @@ def vector_store_path(shard_path: str | Path) -> Path:
 
 def cat_shard(model: str, language: str, data_dir: str, shard: int, shard_size: int,
               settings: dict[str, Any], out_path: str, key: str) -> str:
-    """Pass 1 of CAT-probing on one shard: parse, one forward pass per batch, distances.
+    """Pass 1 of CAT-probing on one shard: parse, one forward pass per batch, distances and,
+    where the kept types are known up front (`paper`, `all`), the scores.
 
-    Writes an .npz of the shard's samples (flat arrays, no pickle), their skip reasons and
-    `key`; a shard whose file already records `key` is not recomputed. With
-    `settings["vector_tokens"]` the same forward pass also pools AST-Probe's token vectors of
-    every snippet read whole, into a store beside the shard (`vector_store_path`) that the
-    AST-Probe sweep copies from instead of running the model again.
+    Writes an .npz (flat arrays, no pickle) that records `key`; a shard whose file already
+    records `key` is not recomputed. Under `paper` and `all` each sample is scored as the
+    forward pass yields it, so the shard holds one window's attention at a time and its file
+    keeps the rows and the type-rate table (`scored_shard_arrays`; per-head rows go to a file
+    beside it, `heads_path`). Under `topk` the kept types come from the whole dataset's rates,
+    so the file keeps every sample's inputs with head-mean attention (`shard_arrays`) for the
+    reduce. With `settings["vector_tokens"]` the same forward pass also pools AST-Probe's token
+    vectors of every snippet read whole, into a store beside the shard (`vector_store_path`)
+    that the AST-Probe sweep copies from instead of running the model again.
     """
     from codeprobe.probes.astprobe.cache import CacheItem, write_store
-    from codeprobe.probes.cat.dataset import SkippedSample
+    from codeprobe.probes.cat.dataset import SkippedSample, first_pass, head_mean
+    from codeprobe.probes.cat.results import MEAN_HEAD
+    from codeprobe.probes.cat.types import select_types
 
     if is_done(out_path, key):
         return out_path
@@ -196,32 +205,89 @@ def cat_shard(model: str, language: str, data_dir: str, shard: int, shard_size: 
     order = sorted(range(len(shard_snippets)), key=lambda i: len(shard_snippets[i].code))
     snippets = [shard_snippets[i] for i in order]
     probe = cat_probe(settings)
-    inputs = []
+    outcomes: list = []  # per snippet, in reading order: FirstPass, CATSample (topk) or SkippedSample
+    kept = None
 
-    def vectors():  # streamed to the store, so a shard never holds its hidden states
-        for x in probe.inputs(snippets, extractor, language=language):
+    def outcome(x):  # on a worker thread
+        if isinstance(x, SkippedSample):
+            return x
+        if kept is not None:
+            return first_pass(x.sample, kept, quantile=settings["quantile"], random_state=settings["seed"])
+        a = x.sample.attention
+        return replace(x.sample, attention=head_mean(a).astype(np.float32)) if np.ndim(a) == 4 else x.sample
+
+    def vector_entries():  # streamed: a shard never holds its hidden states, nor its attention
+        for x, out in threaded_map(lambda x: (x, outcome(x)), probe.inputs(snippets, extractor, language=language)):
+            outcomes.append(out)
             if getattr(x, "vectors", None) is not None:
                 yield CacheItem(x.sample.sample_id, x.code, *x.vector_spans), x.vectors
-                x = replace(x, vectors=None)
-            inputs.append(x)
 
     with device_lock(settings.get("device")):
         extractor = probe.extractor(settings_model(model, settings))
+        if settings["types"] != "topk":
+            kept = select_types(settings["types"], language=language, n_layers=extractor.info.n_layers)
         if probe.vector_tokens is None:
-            inputs.extend(probe.inputs(snippets, extractor, language=language))
+            deque(vector_entries(), maxlen=0)  # no store to write: run the stream for its outcomes
         else:
-            write_store(vector_store_path(out_path), vectors(), extractor.info.as_dict(), key)
-    inputs = [inputs[k] for k in np.argsort(order, kind="stable")]
-    samples = [x.sample for x in inputs if not isinstance(x, SkippedSample)]
-    samples = write_head_scores(samples, language, settings, out_path)  # per-head rows; shard keeps the mean
-    skipped = [x for x in inputs if isinstance(x, SkippedSample)]
-    arrays = {**shard_arrays(samples, skipped), KEY_FIELD: np.array(key)}
+            write_store(vector_store_path(out_path), vector_entries(), extractor.info.as_dict(), key)
+    outcomes = [outcomes[k] for k in np.argsort(order, kind="stable")]
+    ran = [x for x in outcomes if not isinstance(x, SkippedSample)]
+    if kept is None:
+        arrays = shard_arrays(ran, [x for x in outcomes if isinstance(x, SkippedSample)])
+    else:
+        arrays = scored_shard_arrays(outcomes, extractor.info.n_layers, settings["quantile"])
+    if kept is not None and ran and np.any(ran[0].rows["head"] != MEAN_HEAD):
+        write_head_rows([x.rows for x in ran], out_path)
+    else:  # an earlier run's, with other settings, must not stay beside this shard
+        heads_path(out_path).unlink(missing_ok=True)
     path = Path(out_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, **arrays)
+    np.savez(tmp, **arrays, **{KEY_FIELD: np.array(key)})
     os.replace(tmp, path)
     return str(path)
+
+
+def scored_shard_arrays(outcomes: list, n_layers: int, quantile: float) -> dict[str, np.ndarray]:
+    """A scored shard's head-mean rows (skipped samples included, in order) and type-rate
+    table, as flat arrays for an .npz (no pickle; see `read_scored_shard`)."""
+    from codeprobe.probes.cat.dataset import SkippedSample, skipped_rows
+    from codeprobe.probes.cat.results import MEAN_HEAD, CATSampleScores
+    from codeprobe.probes.cat.types import TypeRateAccumulator
+
+    rates = TypeRateAccumulator(quantile)
+    parts = []
+    for x in outcomes:
+        if isinstance(x, SkippedSample):
+            parts.append(skipped_rows(x, n_layers))
+            continue
+        rates.add(x.types, x.hits)
+        mean = x.rows["head"] == MEAN_HEAD
+        parts.append({k: v[mean] for k, v in x.rows.items()})
+    table = rates.result()
+    rows = {f"row_{k}": v.astype(str) if v.dtype == object else v
+            for k, v in CATSampleScores.concat(parts).columns().items()}
+    return {**rows, "rate_types": np.array(table.types, dtype=str), "rate_num": table.num, "rate_hit": table.hit,
+            "rate_total_tokens": np.array(table.total_tokens), "rate_n_samples": np.array(table.n_samples),
+            "rate_quantile": np.array(table.quantile)}
+
+
+def read_scored_shard(path: str):
+    """(rows, rate table) of a shard that `cat_shard` scored, or None for a shard of inputs
+    (`topk`: see `load_cat_shard`)."""
+    from codeprobe.probes.cat.results import CATSampleScores
+    from codeprobe.probes.cat.types import TypeRates
+
+    with np.load(path, allow_pickle=False) as z:
+        if "rate_types" not in z.files:
+            return None
+        arrays = {name: z[name] for name in z.files}
+    columns = {k[len("row_"):]: v for k, v in arrays.items() if k.startswith("row_")}
+    for name in ("sample_id", "skip_reason"):
+        columns[name] = columns[name].astype(object)
+    rates = TypeRates(tuple(arrays["rate_types"].tolist()), arrays["rate_num"], arrays["rate_hit"],
+                      int(arrays["rate_total_tokens"]), int(arrays["rate_n_samples"]), float(arrays["rate_quantile"]))
+    return CATSampleScores(**columns), rates
 
 
 def shard_arrays(samples: list, skipped: list) -> dict[str, np.ndarray]:
@@ -281,27 +347,39 @@ def cat_reduce(model: str, language: str, shard_paths: list[str], settings: dict
     """
     import pyarrow.parquet as pq
 
-    from codeprobe.probes.cat.dataset import score_samples
+    from codeprobe.errors import InputError
+    from codeprobe.probes.cat.dataset import cat_result, score_samples
+    from codeprobe.probes.cat.results import CATSampleScores
+    from codeprobe.probes.cat.types import DEFAULT_TOP_K, TypeRates, select_types
 
     done = Path(out_dir) / "summary.json"
     if is_done(done, key):
         return str(done)
 
     extractor_info = settings_model(model, settings).info
-    result = score_samples(
-        (sample for path in shard_paths for sample in load_cat_shard(path)),
-        language=language,
-        types=settings["types"],
-        quantile=settings["quantile"],
-        random_state=settings["seed"],
-        settings={
+    common = {
+        "language": language,
+        "types": settings["types"],
+        "quantile": settings["quantile"],
+        "random_state": settings["seed"],
+        "settings": {
             "distance": settings["distance"],
             "max_subwords": settings["max_subwords"],
             "model": extractor_info.as_dict(),
             "grammar": settings["grammar"],
             "versions": settings["versions"],
         },
-    )
+    }
+    if settings["types"] == "topk":  # pass 2 here: the shards kept their inputs
+        result = score_samples((sample for path in shard_paths for sample in load_cat_shard(path)), **common)
+    else:  # the shards scored their samples: their rows and rate tables add up
+        rows, rates = zip(*(read_scored_shard(path) for path in shard_paths))
+        samples, rates = CATSampleScores.concat([r.columns() for r in rows]), TypeRates.merged(rates)
+        if not rates.n_samples:
+            reasons = sorted(set(samples.skip_reason.tolist()))
+            raise InputError(f"no sample could be scored ({'; '.join(reasons) or 'no samples'})")
+        kept = select_types(settings["types"], language=language, n_layers=extractor_info.n_layers)
+        result = cat_result(samples, rates, kept, top_k=DEFAULT_TOP_K, **common)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     meta = result.metadata()

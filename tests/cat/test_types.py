@@ -63,6 +63,33 @@ def test_result_is_a_snapshot():
     assert first.types == ("a", "b") and acc.result().types == ("a", "b", "c")
 
 
+@pytest.mark.parametrize("cuts", [(0, 12), (0, 0, 5, 5, 12), (0, 1, 2, 7, 12)])
+def test_merged_tables_equal_one_accumulator_over_all_samples(cuts):
+    """Runs of samples accumulated apart (a pipeline's shards; empty runs included) merge into
+    the table of one accumulator over all of them in the same order: counts, totals, and the
+    order of first appearance."""
+    from codeprobe.probes.cat.types import TypeRates
+
+    samples = random_samples(3)
+    whole = TypeRateAccumulator(0.75)
+    parts = []
+    for lo, hi in zip(cuts, cuts[1:]):
+        acc = TypeRateAccumulator(0.75)
+        for types, a in samples[lo:hi]:
+            acc.update(types, a)
+            whole.update(types, a)
+        parts.append(acc.result())
+    merged, want = TypeRates.merged(parts), whole.result()
+    assert merged.types == want.types and merged.total_tokens == want.total_tokens
+    assert merged.n_samples == want.n_samples == 12 and merged.quantile == want.quantile
+    np.testing.assert_array_equal(merged.num, want.num)
+    np.testing.assert_array_equal(merged.hit, want.hit)
+    with pytest.raises(InputError):
+        TypeRates.merged([parts[0], TypeRateAccumulator(0.5).result()])
+    with pytest.raises(InputError):
+        TypeRates.merged([])
+
+
 def test_accumulator_checks_shapes():
     acc = TypeRateAccumulator()
     with pytest.raises(InputError):

@@ -166,10 +166,49 @@ def test_cat_shard_reads_short_snippets_first_and_keeps_the_data_order(tiny_mode
     snippets = tasks.read_snippets(data_dir)[:24]
     assert [len(s.code) for s in snippets] != sorted(len(s.code) for s in snippets)
     path = tasks.cat_shard(str(tiny_model_dir), "python", data_dir, 0, 24, settings, str(tmp_path / "shard-0000.npz"), "k")
-    with np.load(path) as z:
-        ids, skipped = z["ids"].tolist(), z["skipped_ids"].tolist()
-    assert sorted(ids + skipped) == sorted(s.id for s in snippets)
-    assert ids == [s.id for s in snippets if s.id in set(ids)] and len(ids) > 20
+    rows, _ = tasks.read_scored_shard(path)
+    assert list(dict.fromkeys(rows.sample_id.tolist())) == [s.id for s in snippets]
+    assert np.count_nonzero(rows.skip_reason == "") > 20 * len(set(rows.layer.tolist()))
+
+
+@pytest.mark.parametrize(("types", "per_head"), [("paper", False), ("all", True), ("topk", False)])
+def test_shards_and_reduce_give_what_one_library_run_gives(tiny_model_dir, tmp_path, types, per_head):  # noqa: F811
+    """Shards scored apart (paper, all) or keeping their inputs (topk), then the reduce: the
+    same rows, rate table and summary as `CATProbe.score` over all the snippets in one go, and
+    the per-head rows beside the shards equal the library's."""
+    from codeprobe.pipeline.config import RunConfig
+    from codeprobe.pipeline.experiment import cat_settings
+    from codeprobe.pipeline.views import heads_path
+
+    settings = cat_settings(RunConfig(batch_size=4, cat_types=types, cat_per_head=per_head), "python")
+    data_dir = tasks.prepare_data("stdlib", "python", 30, 0, str(tmp_path / "data"), key="same")
+    model = str(tiny_model_dir)
+    paths = [tasks.cat_shard(model, "python", data_dir, k, 8, settings, str(tmp_path / "cat" / f"shard-{k:04d}.npz"),
+                             f"k{k}") for k in range(4)]
+    tasks.cat_reduce(model, "python", paths, settings, str(tmp_path / "cat"), "r")
+    assert (tasks.read_scored_shard(paths[0]) is None) == (types == "topk")
+
+    result = tasks.cat_probe(settings).score(tasks.read_snippets(data_dir), tasks.settings_model(model, settings),
+                                             language="python")
+    want = result.samples.columns()
+    got = pq.read_table(tmp_path / "cat" / "samples.parquet").to_pydict()
+    mean = want["head"] == -1
+    for name, column in want.items():
+        np.testing.assert_array_equal(np.asarray(got[name]), column[mean], err_msg=name)
+    layers = pq.read_table(tmp_path / "cat" / "layers.parquet").to_pydict()
+    for name, column in result.summary.columns().items():
+        np.testing.assert_array_equal(np.asarray(layers[name]), column[result.summary.head == -1], err_msg=name)
+    rates = pq.read_table(tmp_path / "cat" / "rates.parquet").to_pydict()
+    for name, column in result.rates.rows().items():
+        np.testing.assert_array_equal(np.asarray(rates[name]), column, err_msg=name)
+
+    heads = [heads_path(p) for p in paths]
+    assert all(h.exists() for h in heads) == per_head
+    if per_head:
+        scored = want["n_aligned"] > 0  # rows of the samples that were not skipped
+        loaded = [np.load(h) for h in heads]
+        for name in ("sample_id", "layer", "head", "score"):
+            np.testing.assert_array_equal(np.concatenate([z[name] for z in loaded]), want[name][scored], err_msg=name)
 
 
 def test_deployment_with_cron_schedule_runs_once(tiny_model_dir, python_jsonl, tmp_path):  # noqa: F811

@@ -4,7 +4,9 @@ Flow. `topk` keeps, per layer, the types with the highest rates over the *whole*
 sample can be scored before every sample has been seen. Pass 1 streams the samples once (each
 sample comes from one forward pass of the model), accumulating the rate table; pass 2 scores.
 For `paper` and `all` the kept types are known up front, so samples are scored in pass 1 and
-nothing is kept.
+nothing is kept. `first_pass` is that step for one sample; a run of samples scored apart (a
+pipeline shard) becomes rows and a rate table that `cat_result` combines with other runs into
+the same result as one `score_samples` over all of them.
 
 For `topk` the per-sample inputs must survive until pass 2: the token types, positions and D
 (small) and the pooled token attention, L x n^2 float32 (L x H x n^2 per head). With n around
@@ -27,7 +29,14 @@ from codeprobe.prefetch import threaded_map
 from codeprobe.probes.cat.baselines import positional_attention, random_attention
 from codeprobe.probes.cat.results import CATResult, CATSampleScores, CATSummary, sample_rows
 from codeprobe.probes.cat.score import DEFAULT_QUANTILE, check_quantile, iou_scores, near_mask
-from codeprobe.probes.cat.types import DEFAULT_TOP_K, TypeRateAccumulator, check_strategy, select_types, token_hits
+from codeprobe.probes.cat.types import (
+    DEFAULT_TOP_K,
+    TypeRateAccumulator,
+    TypeRates,
+    check_strategy,
+    select_types,
+    token_hits,
+)
 
 
 @dataclass(frozen=True)
@@ -88,13 +97,18 @@ def score_sample(
     scored in one vectorised call. The baselines are built over all aligned tokens (random
     seeded by (random_state, sample id)) and cut to the kept tokens of each layer.
     """
+    return _scored_rows(sample, head_mean(sample.attention), kept_types, quantile, random_state)
+
+
+def _scored_rows(sample: CATSample, mean: np.ndarray, kept_types: Sequence[frozenset[str] | None],
+                 quantile: float, random_state: int) -> dict[str, np.ndarray]:
+    """`score_sample`, given the sample's `head_mean` (computed once by callers that need it twice)."""
     a = np.asarray(sample.attention)
     n_layers = a.shape[0]
     if len(kept_types) != n_layers:
         raise InputError(f"sample {sample.sample_id!r} has {n_layers} layers, got {len(kept_types)} type sets")
     # Column 0: head mean (the paper's score); columns 1..H: single heads (scored as stored,
     # float32, which gives the scores of their float64 copy: see `cat_scores`).
-    mean = head_mean(a)
     heads = a if a.ndim == 4 else None
     n = len(sample.types)
     dist = np.asarray(sample.distance)
@@ -122,6 +136,44 @@ def score_sample(
             of_layers = heads if len(layers) == n_layers else heads[layers]
             score[layers, 1:] = iou_scores(of_layers[..., rows, cols].reshape(-1, m), near, quantile).reshape(len(layers), -1)
     return sample_rows(sample.sample_id, n, n_tokens, score, rb, pb)
+
+
+@dataclass(frozen=True)
+class FirstPass:
+    """Pass 1 of one sample: what the rate table needs, and its rows when the kept types are
+    known.
+
+    sample_id, types: the sample's; hits: int64 (L, n), its `token_hits` on the head-mean
+    attention; rows: its `sample_rows` (head mean and, for per-head attention, every head), or
+    None when no kept types were given (`topk`, before the whole dataset is seen).
+    """
+
+    sample_id: str
+    types: tuple[str, ...]
+    hits: np.ndarray
+    rows: dict[str, np.ndarray] | None
+
+
+def first_pass(
+    sample: CATSample,
+    kept_types: Sequence[frozenset[str] | None] | None,
+    *,
+    quantile: float = DEFAULT_QUANTILE,
+    random_state: int = 0,
+) -> FirstPass:
+    """Pass 1 of `score_samples` on one sample (thread-safe; numpy releases the GIL): its token
+    hits and, unless `kept_types` is None, its rows (see `score_sample`)."""
+    mean = head_mean(sample.attention)
+    rows = None if kept_types is None else _scored_rows(sample, mean, kept_types, quantile, random_state)
+    return FirstPass(sample.sample_id, tuple(sample.types), token_hits(mean, quantile), rows)
+
+
+def skipped_rows(sample: SkippedSample, n_layers: int, n_heads: int = 0) -> dict[str, np.ndarray]:
+    """The rows of a skipped sample: NaN scores with its reason, for `n_layers` layers and the
+    head mean (plus `n_heads` heads)."""
+    nan = np.full(n_layers, np.nan)
+    return sample_rows(sample.sample_id, 0, np.zeros(n_layers), np.full((n_layers, 1 + n_heads), np.nan), nan, nan,
+                       np.full(n_layers, sample.reason, dtype=object))
 
 
 class _Spill:
@@ -207,11 +259,10 @@ def score_samples(
     def scored(x: Any) -> Any:  # on a worker thread: numpy releases the GIL while it scores
         return score_sample(x, kept, quantile=q, random_state=random_state) if isinstance(x, CATSample) else x
 
-    def pass_1(x: CATSample | SkippedSample) -> tuple[Any, np.ndarray | None]:  # on a worker thread
+    def pass_1(x: CATSample | SkippedSample) -> FirstPass | SkippedSample:  # on a worker thread
         if isinstance(x, SkippedSample):
-            return x, None
-        hits = token_hits(head_mean(x.attention), q)
-        return (None if spill is not None else scored(x)), hits
+            return x
+        return first_pass(x, None if spill is not None else kept, quantile=q, random_state=random_state)
 
     try:
         # Per sample, in order: its rows, why it was skipped, or (topk) None until pass 2 scores it.
@@ -219,9 +270,11 @@ def score_samples(
         # cost kilobytes each over a long stream.
         parts: list[dict[str, np.ndarray] | SkippedSample | None] = []
         run: list[dict[str, np.ndarray]] = []
-        for sample, (part, hits) in threaded_map(lambda x: (x, pass_1(x)), checked()):
-            if hits is not None:
-                rates_acc.add(sample.types, hits)
+        for out in threaded_map(pass_1, checked()):
+            part = out
+            if isinstance(out, FirstPass):
+                rates_acc.add(out.types, out.hits)
+                part = out.rows
             if isinstance(part, dict):
                 run.append(part)
             if run and (not isinstance(part, dict) or len(run) == _MERGE_ROWS):
@@ -243,27 +296,39 @@ def score_samples(
         if spill is not None:
             spill.close()
 
-    n_layers, n_cols = shape[0], 1 + (shape[1] if len(shape) == 2 else 0)
-    nan = np.full(n_layers, np.nan)
-    rows = CATSampleScores.concat(
-        [
-            p if not isinstance(p, SkippedSample)
-            else sample_rows(p.sample_id, 0, np.zeros(n_layers), np.full((n_layers, n_cols), np.nan), nan, nan,
-                             np.full(n_layers, p.reason, dtype=object))
-            for p in parts
-        ]
-    )
+    n_heads = shape[1] if len(shape) == 2 else 0
+    rows = CATSampleScores.concat([skipped_rows(p, shape[0], n_heads) if isinstance(p, SkippedSample) else p
+                                   for p in parts])
+    return cat_result(rows, rates, kept, language=language, types=types, top_k=top_k, quantile=q,
+                      random_state=random_state, settings=settings)
+
+
+def cat_result(
+    rows: CATSampleScores,
+    rates: TypeRates,
+    kept_types: Sequence[frozenset[str] | None],
+    *,
+    language: str | None,
+    types: str,
+    top_k: int,
+    quantile: float,
+    random_state: int,
+    settings: dict[str, Any] | None,
+) -> CATResult:
+    """The `CATResult` of scored rows (all samples, skipped ones included, in order) and their
+    rate table: the per-layer summary with its bootstrap intervals, and the settings record.
+    `score_samples` ends with it; a pipeline calls it on the rows of all its shards."""
     return CATResult(
         samples=rows,
         summary=CATSummary.from_samples(rows, random_state),
         rates=rates,
-        kept_types=tuple(tuple(sorted(k)) if k is not None else None for k in kept),
+        kept_types=tuple(tuple(sorted(k)) if k is not None else None for k in kept_types),
         settings={
             **(settings or {}),
             "language": language,
             "types": types,
             "top_k": top_k if types == "topk" else None,
-            "quantile": q,
+            "quantile": quantile,
             "random_state": random_state,
             "random_baseline": "uniform[0,1) cells, rows normalised to sum 1",
             "positional_baseline": "exp(-|p_i - p_j|), p = token index in the snippet",

@@ -67,6 +67,33 @@ class TypeRates:
     n_samples: int
     quantile: float
 
+    @classmethod
+    def merged(cls, parts: Sequence["TypeRates"]) -> "TypeRates":
+        """The table of the parts' samples together (counts add up; types in order of first
+        appearance, part after part): what one `TypeRateAccumulator` over all their samples,
+        in the same order, gives.
+
+        Raises:
+            InputError: no parts, or parts of different quantiles or layer counts.
+        """
+        if not parts or len({p.quantile for p in parts}) != 1:
+            raise InputError("rate tables merge only with the same quantile (and at least one)")
+        filled = [p for p in parts if p.n_samples]
+        if len({p.n_layers for p in filled}) > 1:
+            raise InputError(f"rate tables of different layer counts: {sorted({p.n_layers for p in filled})}")
+        index: dict[str, int] = {}
+        for p in filled:
+            for t in p.types:
+                index.setdefault(t, len(index))
+        num = np.zeros(len(index), np.int64)
+        hit = np.zeros((filled[0].n_layers if filled else 0, len(index)), np.int64)
+        for p in filled:
+            ids = np.fromiter((index[t] for t in p.types), np.int64, len(p.types))
+            num[ids] += p.num
+            hit[:, ids] += p.hit
+        return cls(tuple(index), num, hit, sum(p.total_tokens for p in parts), sum(p.n_samples for p in parts),
+                   parts[0].quantile)
+
     @property
     def n_layers(self) -> int:
         return int(self.hit.shape[0])
