@@ -22,7 +22,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from codeprobe.errors import TooLargeError
+from codeprobe.errors import InputError, TooLargeError
 from codeprobe.syntax.languages import type_table
 from codeprobe.syntax.tokens import CodeTokens
 
@@ -50,13 +50,25 @@ def _consecutive_lca(parent, nodes):  # pragma: no cover - compiled
     return out
 
 
-def ast_distance(tokens: CodeTokens) -> np.ndarray:
-    """Tree distance depth(a) + depth(b) - 2 depth(lca(a, b)) between tokens, int32 (n, n)."""
-    n = _checked_size(tokens)
-    if n == 0:
+def ast_distance(tokens: CodeTokens, among: np.ndarray | None = None) -> np.ndarray:
+    """Tree distance depth(a) + depth(b) - 2 depth(lca(a, b)) between tokens, int32 (n, n).
+
+    among: increasing token indices (k,): the distances between those tokens only, int32
+        (k, k), equal to rows and columns `among` of the full matrix (CAT-probing needs only
+        the tokens the model read, often a short prefix of a long file).
+
+    Raises:
+        TooLargeError: more than `MAX_TOKENS` tokens to measure between.
+        InputError: `among` not increasing or out of range.
+    """
+    idx = _among(tokens, among)
+    if idx.size == 0:
         return np.zeros((0, 0), dtype=np.int32)
     between = tokens.tree.depth[consecutive_lca(tokens)]  # (n - 1,) int32
-    return _ast_from_running_min(between, tokens.depth)
+    if among is not None:
+        # depth(lca) of consecutive chosen tokens: the minimum over the gap between them.
+        between = np.minimum.reduceat(np.append(between, between.dtype.type(0)), idx)[:-1]
+    return _ast_from_running_min(between, tokens.depth[idx])
 
 
 @numba.njit(cache=True, nogil=True)
@@ -100,16 +112,24 @@ def uast_edges(tokens: CodeTokens) -> np.ndarray:
     return np.array(pairs, dtype=np.int64).reshape(-1, 2)
 
 
-def uast_distance(tokens: CodeTokens) -> np.ndarray:
+def uast_distance(tokens: CodeTokens, among: np.ndarray | None = None) -> np.ndarray:
     """Shortest-path hop counts between tokens in the U-AST, int32 (n, n).
 
     The U-AST is the undirected tree over all nodes plus the edges of `uast_edges`.
+
+    among: increasing token indices (k,): the distances between those tokens only, int32
+        (k, k), equal to rows and columns `among` of the full matrix (paths still run through
+        the whole U-AST); k searches instead of n.
+
+    Raises:
+        TooLargeError: more than `MAX_TOKENS` tokens to measure between.
+        InputError: `among` not increasing or out of range.
     """
-    n = _checked_size(tokens)
-    if n == 0:
+    idx = _among(tokens, among)
+    if idx.size == 0:
         return np.zeros((0, 0), dtype=np.int32)
     edges = tokens.node[uast_edges(tokens)].astype(np.int64)
-    return _bfs_between(tokens.tree.parent, edges, tokens.node.astype(np.int64))
+    return _bfs_between(tokens.tree.parent, edges, tokens.node[idx].astype(np.int64))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -179,11 +199,15 @@ def _bfs_between(parent, edges, targets):  # pragma: no cover - compiled
     return out
 
 
-def _checked_size(tokens: CodeTokens) -> int:
+def _among(tokens: CodeTokens, among: np.ndarray | None) -> np.ndarray:
+    """The token indices to measure between (all by default), checked."""
     n = len(tokens)
-    if n > MAX_TOKENS:
+    idx = np.arange(n) if among is None else np.asarray(among, dtype=np.int64)
+    if idx.ndim != 1 or (idx.size and (idx[0] < 0 or idx[-1] >= n or (np.diff(idx) <= 0).any())):
+        raise InputError(f"among must be increasing token indices below {n}")
+    if idx.size > MAX_TOKENS:
         raise TooLargeError(
-            f"{n} tokens: an n x n distance matrix over more than {MAX_TOKENS} tokens "
+            f"{idx.size} tokens: an n x n distance matrix over more than {MAX_TOKENS} tokens "
             "would not fit in memory; probe smaller snippets"
         )
-    return n
+    return idx

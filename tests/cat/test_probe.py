@@ -190,6 +190,21 @@ def test_truncation_and_skips():
     np.testing.assert_allclose(got, [oracle[("long", layer)] for layer in range(3)], atol=1e-6)
 
 
+def test_a_file_over_the_distance_limit_is_scored_on_what_the_model_read(monkeypatch):
+    """Distances are measured between the aligned tokens only: a file with more tokens than
+    `MAX_TOKENS`, cut at the model's input limit, is scored, with the full matrix's entries."""
+    from codeprobe.syntax import distances, uast_distance
+
+    tiny_roberta = tiny_model("roberta")
+    code = "def f(x):\n" + "".join(f"    y{i} = x + {i}\n" for i in range(40)) + "    return x\n"
+    full = uast_distance(parse(code, "python").tokens())
+    monkeypatch.setattr(distances, "MAX_TOKENS", 100)
+    assert len(full) > 100
+    (x,) = CATProbe(types="paper", max_subwords=64).inputs([("long", code)], tiny_roberta, "python")
+    assert x.status == "truncated" and len(x.sample.types) < 100
+    np.testing.assert_array_equal(x.sample.distance, full[np.ix_(x.sample.positions, x.sample.positions)])
+
+
 def test_input_errors():
     tiny_roberta = tiny_model("roberta")
     with pytest.raises(InputError):

@@ -81,6 +81,37 @@ def test_too_many_tokens_is_a_clear_error(monkeypatch):
         uast_distance(toks)
 
 
+@pytest.mark.parametrize("language", ["python", "java", "javascript", "go"])
+def test_distances_among_some_tokens_are_the_full_matrix_rows_and_columns(language):
+    """`among`: a prefix (what a model cut at its input limit read), scattered tokens, one
+    token, none; equal to the full matrix cut down, on every handwritten snippet."""
+    from codeprobe.errors import InputError
+
+    for code in SNIPPETS[language]:
+        toks = parse(code, language).tokens()
+        n = len(toks)
+        rng = np.random.default_rng(n)
+        choices = [np.arange(n // 2), np.sort(rng.choice(n, size=n // 3, replace=False)), np.array([n - 1]),
+                   np.zeros(0, np.int64), np.arange(n)]
+        for distance in (ast_distance, uast_distance):
+            full = distance(toks)
+            for idx in choices:
+                np.testing.assert_array_equal(distance(toks, among=idx), full[np.ix_(idx, idx)])
+    with pytest.raises(InputError):
+        uast_distance(toks, among=np.array([2, 1]))
+    with pytest.raises(InputError):
+        ast_distance(toks, among=np.array([0, n]))
+
+
+def test_too_many_tokens_among_few_is_measured(monkeypatch):
+    """The size limit is on the tokens measured between, not on the snippet."""
+    monkeypatch.setattr(distances_module, "MAX_TOKENS", 5)
+    toks = parse("x = y + z * w", "python").tokens()
+    np.testing.assert_array_equal(uast_distance(toks, among=np.arange(4)), [[0, 1, 2, 3], [1, 0, 1, 2],
+                                                                             [2, 1, 0, 1], [3, 2, 1, 0]])
+    assert ast_distance(toks, among=np.array([0, 2])).tolist() == [[0, 3], [3, 0]]
+
+
 def test_single_token():
     toks = parse("x", "python").tokens()
     assert ast_distance(toks).tolist() == [[0]]

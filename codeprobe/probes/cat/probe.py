@@ -214,19 +214,19 @@ class CATProbe:
 
     def _inputs(self, items: Iterator[tuple[str, str]], language: str, extractor: Any):
         # Windows as large as the extractor's length buckets (the first one batch, so the model
-        # starts early); where the extractor prefetches, the next window is parsed and its
-        # distances computed in a background thread while the model runs on this one.
+        # starts early); where the extractor prefetches, the next window is parsed in a
+        # background thread while the model runs on this one.
         chunks = windows(items, self.batch_size, self.batch_size * getattr(extractor, "bucket_batches", 1))
         parse = lambda chunk: [self._parse(i, c, language) for i, c in chunk]  # noqa: E731
         for parsed in prefetched(chunks, parse) if getattr(extractor, "prefetch", True) else map(parse, chunks):
             runnable = {k: x for k, x in enumerate(parsed) if not isinstance(x, SkippedSample)}
-            results = extractor.extract([self._model_snippet(k, x[1], x[3]) for k, x in runnable.items()])
+            results = extractor.extract([self._model_snippet(k, x[1], x[2]) for k, x in runnable.items()])
             by_index = {r.id: r for r in results}
             for k, x in enumerate(parsed):
                 if isinstance(x, SkippedSample):
                     yield x
                     continue
-                ident, tokens, distance, vector_tokens = x
+                ident, tokens, vector_tokens = x
                 r = by_index[k]
                 if r.status == "skipped":
                     yield SkippedSample(ident, SKIP_TOO_LONG)
@@ -235,7 +235,11 @@ class CATProbe:
                     yield SkippedSample(ident, SKIP_NO_ALIGNED_TOKENS)
                     continue
                 kept = r.tokens
-                d = distance[kept[:, None], kept[None, :]]
+                try:  # between the aligned tokens only: a long file cut at the model's input
+                    d = DISTANCES[self.distance](tokens, among=kept)  # limit costs what its prefix costs
+                except CodeprobeError as err:
+                    yield SkippedSample(ident, type(err).__name__)
+                    continue
                 yield SnippetInputs(
                     sample=CATSample(ident, tuple(tokens.types[i] for i in kept), kept, d, r.attention),
                     labels=tuple(tokens.texts[i] for i in kept),
@@ -248,8 +252,7 @@ class CATProbe:
                 )
 
     def _parse(self, ident: str, code: str, language: str):
-        """(id, code tokens, distance matrix over all of them, vector tokens or None), or why
-        the snippet is skipped."""
+        """(id, code tokens, vector tokens or None), or why the snippet is skipped."""
         try:
             tree = parse(code, language)
         except CodeprobeError as err:  # empty, binary, ...: this snippet only
@@ -258,7 +261,7 @@ class CATProbe:
             return SkippedSample(ident, SKIP_PARSE_ERROR)
         tokens = tree.tokens()
         vector_tokens = self.vector_tokens(tree) if self.vector_tokens is not None else None
-        return ident, tokens, DISTANCES[self.distance](tokens), vector_tokens
+        return ident, tokens, vector_tokens
 
     def _model_snippet(self, key: int, tokens: Any, vector_tokens: Any):
         """What the model reads for one snippet, with the tokens' spans in that text."""
