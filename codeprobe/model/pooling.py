@@ -80,6 +80,15 @@ def row_sum_error(real: np.ndarray, padded: np.ndarray, head_max: bool) -> np.nd
     return np.abs(real - 1.0) + np.abs(padded)
 
 
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "nsz", "arcp", "contract"})
+def _sum(x, lo, hi):  # pragma: no cover - compiled
+    """x[lo:hi].sum(), vectorised in any order: the row sums are a softmax check, not a result."""
+    s = 0.0
+    for q in range(lo, hi):
+        s += x[q]
+    return s
+
+
 @numba.njit(cache=True, nogil=True)
 def _pool_attention(att, n_real, positions, offsets, head_mean, out, sums):  # pragma: no cover - compiled
     """att (H, n, n) one snippet's attention (query rows, padded width n, real keys < n_real);
@@ -87,6 +96,12 @@ def _pool_attention(att, n_real, positions, offsets, head_mean, out, sums):  # p
     sums (H_out, k, 2): each pooled query row's sum over the real and the padded keys."""
     n_heads, n = att.shape[0], att.shape[2]
     k = offsets.shape[0] - 1
+    # Most tokens are one subword: their key cell is one read of the pooled row (the one-term
+    # sum, exactly), in a loop without branches; only the others loop over their subwords.
+    sizes = offsets[1:] - offsets[:-1]
+    single = np.flatnonzero(sizes == 1)
+    single_positions = positions[offsets[single]]
+    multi = np.flatnonzero(sizes != 1)
     row = np.empty(n, np.float64)
     for o in range(out.shape[0]):
         h0 = 0 if head_mean else o
@@ -98,20 +113,17 @@ def _pool_attention(att, n_real, positions, offsets, head_mean, out, sums):  # p
                     src = att[h, positions[a]]
                     for q in range(n):
                         row[q] += src[q]
-            row *= 1.0 / ((h1 - h0) * (offsets[i + 1] - offsets[i]))
-            real = 0.0
-            for q in range(n_real):
-                real += row[q]
-            padded = 0.0
-            for q in range(n_real, n):
-                padded += row[q]
-            sums[o, i, 0] = real
-            sums[o, i, 1] = padded
-            for j in range(k):
+            row *= 1.0 / ((h1 - h0) * sizes[i])
+            sums[o, i, 0] = _sum(row, 0, n_real)
+            sums[o, i, 1] = _sum(row, n_real, n)
+            pooled = out[o, i]
+            for t in range(single.shape[0]):
+                pooled[single[t]] = row[single_positions[t]]
+            for j in multi:
                 s = 0.0
                 for b in range(offsets[j], offsets[j + 1]):
                     s += row[positions[b]]
-                out[o, i, j] = s / (offsets[j + 1] - offsets[j])
+                pooled[j] = s / sizes[j]
 
 
 @numba.njit(cache=True, nogil=True)
