@@ -126,6 +126,29 @@ def test_skips_and_summary():
     assert "layer" in summary.format()
 
 
+def test_summary_intervals_are_each_rows_own_seeded_bootstrap():
+    """The (layer, head) rows are summarised on threads; each interval is the one its own
+    seeded stream gives, whatever the order the rows finish in."""
+    from codeprobe.probes.cat.results import MEAN_HEAD
+    from codeprobe.uncertainty import mean_ci, paired_difference
+
+    res = score_samples(make_samples(3, count=12, n_heads=2), language="python", types="all")
+    rows, summary = res.samples, res.summary
+    assert len(summary) == 3 * 3
+    for i in range(len(summary)):
+        layer, head = int(summary.layer[i]), int(summary.head[i])
+        sel = (rows.layer == layer) & (rows.head == head) & ~np.isnan(rows.score)
+        seed = (0, layer, head + 1)
+        score = rows.score[sel]
+        assert tuple(summary.score_ci[i]) == (mean_ci(score, random_state=seed).low,
+                                               mean_ci(score, random_state=seed).high)
+        if head == MEAN_HEAD:
+            diff = paired_difference(score, rows.random_baseline[sel], random_state=seed)
+            assert (summary.minus_random[i], *summary.minus_random_ci[i]) == (diff.mean, diff.low, diff.high)
+        else:
+            assert np.isnan(summary.random_ci[i]).all()
+
+
 def test_rows_merged_in_runs_keep_order(monkeypatch):
     """Scored samples are merged into runs as they stream in; skipped ones break the runs and
     keep their places."""

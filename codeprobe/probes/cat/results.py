@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from codeprobe.prefetch import threaded_map
 from codeprobe.probes.cat.types import TypeRates
 from codeprobe.uncertainty import Interval, mean_ci, paired_difference
 
@@ -171,32 +172,11 @@ class CATSummary:
     def from_samples(cls, rows: CATSampleScores, random_state: int = 0) -> "CATSummary":
         keys = sorted(set(zip(rows.layer.tolist(), rows.head.tolist())), key=lambda k: (k[0], k[1]))
         out: dict[str, list] = {f.name: [] for f in fields(cls)}
-        for layer, head in keys:
-            sel = (rows.layer == layer) & (rows.head == head)
-            used = sel & ~np.isnan(rows.score)
-            reasons = Counter(rows.skip_reason[sel & ~used].tolist())
-            out["layer"].append(layer)
-            out["head"].append(head)
-            out["n_used"].append(int(used.sum()))
-            out["n_skipped"].append(int((sel & ~used).sum()))
-            out["score"].append(_mean(rows.score[used]))
-            out["score_std"].append(float(rows.score[used].std()) if used.any() else np.nan)
-            out["random_baseline"].append(_mean(rows.random_baseline[used]))
-            out["positional_baseline"].append(_mean(rows.positional_baseline[used]))
-            out["skip_reasons"].append("; ".join(f"{r}={c}" for r, c in sorted(reasons.items())))
-            score, rand, pos = rows.score[used], rows.random_baseline[used], rows.positional_baseline[used]
-            seed = (random_state, layer, head + 1)  # per-row stream, independent of row order
-            out["score_ci"].append(_interval(mean_ci(score, random_state=seed)))
-            mean_head = head == MEAN_HEAD
-            nan2 = Interval(np.nan, np.nan, np.nan, 0)
-            diff_pos = paired_difference(score, pos, random_state=seed) if mean_head else nan2
-            diff_rand = paired_difference(score, rand, random_state=seed) if mean_head else nan2
-            out["random_ci"].append(_interval(mean_ci(rand, random_state=seed) if mean_head else nan2))
-            out["positional_ci"].append(_interval(mean_ci(pos, random_state=seed) if mean_head else nan2))
-            out["minus_positional"].append(diff_pos.mean)
-            out["minus_positional_ci"].append(_interval(diff_pos))
-            out["minus_random"].append(diff_rand.mean)
-            out["minus_random_ci"].append(_interval(diff_rand))
+        # One (layer, head) row per task: each interval has its own seeded stream, so threads
+        # give the same numbers as a loop (numpy releases the GIL while it resamples).
+        for row in threaded_map(lambda key: _summary_row(rows, *key, random_state), keys):
+            for name, value in row.items():
+                out[name].append(value)
         dtypes = {"layer": np.int32, "head": np.int32, "n_used": np.int64, "n_skipped": np.int64,
                   "skip_reasons": object}
         arrays = {k: np.asarray(v, dtype=dtypes.get(k, np.float64)) for k, v in out.items()}
@@ -218,6 +198,37 @@ class CATSummary:
                 + (f"  ({self.skip_reasons[i]})" if self.skip_reasons[i] else "")
             )
         return "\n".join(lines)
+
+
+def _summary_row(rows: CATSampleScores, layer: int, head: int, random_state: int) -> dict[str, Any]:
+    """The `CATSummary` fields of one (layer, head)."""
+    sel = (rows.layer == layer) & (rows.head == head)
+    used = sel & ~np.isnan(rows.score)
+    reasons = Counter(rows.skip_reason[sel & ~used].tolist())
+    score, rand, pos = rows.score[used], rows.random_baseline[used], rows.positional_baseline[used]
+    seed = (random_state, layer, head + 1)  # per-row stream, independent of row order
+    mean_head = head == MEAN_HEAD
+    nan2 = Interval(np.nan, np.nan, np.nan, 0)
+    diff_pos = paired_difference(score, pos, random_state=seed) if mean_head else nan2
+    diff_rand = paired_difference(score, rand, random_state=seed) if mean_head else nan2
+    return {
+        "layer": layer,
+        "head": head,
+        "n_used": int(used.sum()),
+        "n_skipped": int((sel & ~used).sum()),
+        "score": _mean(score),
+        "score_std": float(score.std()) if score.size else np.nan,
+        "random_baseline": _mean(rand),
+        "positional_baseline": _mean(pos),
+        "skip_reasons": "; ".join(f"{r}={c}" for r, c in sorted(reasons.items())),
+        "score_ci": _interval(mean_ci(score, random_state=seed)),
+        "random_ci": _interval(mean_ci(rand, random_state=seed) if mean_head else nan2),
+        "positional_ci": _interval(mean_ci(pos, random_state=seed) if mean_head else nan2),
+        "minus_positional": diff_pos.mean,
+        "minus_positional_ci": _interval(diff_pos),
+        "minus_random": diff_rand.mean,
+        "minus_random_ci": _interval(diff_rand),
+    }
 
 
 @dataclass(frozen=True)
