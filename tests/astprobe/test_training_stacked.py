@@ -69,7 +69,9 @@ def _members(snippets, specs, hidden=HIDDEN):
     ]
 
 
-def _assert_same_fit(together, alone):
+def _assert_same_fit(together, alone, atol_of_scale=0.0):
+    """Same epochs, rollbacks and losses; parameters equal to float tolerance, plus
+    `atol_of_scale` times each tensor's largest entry where training amplifies rounding."""
     assert together.epochs == alone.epochs and together.best_epoch == alone.best_epoch
     assert together.rollbacks == alone.rollbacks and together.hit_max_epochs == alone.hit_max_epochs
     assert together.best_valid_loss == pytest.approx(alone.best_valid_loss, rel=1e-5)
@@ -79,7 +81,8 @@ def _assert_same_fit(together, alone):
         assert a.valid_loss == pytest.approx(b.valid_loss, rel=1e-5)
     want = alone.module.state_dict()
     for key, value in together.module.state_dict().items():
-        torch.testing.assert_close(value, want[key], rtol=1e-4, atol=1e-6)
+        atol = max(1e-6, atol_of_scale * float(want[key].abs().max()))
+        torch.testing.assert_close(value, want[key], rtol=1e-4, atol=atol)
 
 
 def test_stacked_loss_matches_each_probe_alone(snippets):
@@ -131,8 +134,11 @@ def test_training_together_equals_training_alone(snippets, config, specs):
     members = _members(snippets, specs)
     together = fit_many([t for t, _ in members], [v for _, v in members], vocabs, 8, config=config, random_state=1)
     alone = [fit(t, v, vocabs, 8, config=config, random_state=1) for t, v in members]
+    # At lr 1.0 Adam's normalised steps amplify the last-bit differences between batched and
+    # single matrix products (they differ by CPU instruction set) to ~1e-4 of a tensor's scale.
+    atol_of_scale = 1e-3 if config.lr >= 1.0 else 0.0
     for a, b in zip(together, alone):
-        _assert_same_fit(a, b)
+        _assert_same_fit(a, b, atol_of_scale)
     if config.orthogonality:
         assert len({r.epochs for r in together}) > 1
     else:
