@@ -15,6 +15,7 @@ that could not be scored) are dropped first, pairwise for differences.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,7 +79,10 @@ def paired_difference(a, b, *, random_state: int | tuple[int, ...] = 0, confiden
                    n_resamples=n_resamples)
 
 
-_BATCH_VALUES = 1 << 22  # per resampling batch: 32 MiB of float64
+# Values per resampling batch: 32 MiB of float64 split among the cores, because callers
+# bootstrap one row per core at once (`CATSummary.from_samples`) and scipy holds a few arrays
+# of a batch's size: the peak stays that of one thread.
+_BATCH_VALUES = max(1 << 16, (1 << 22) // (os.cpu_count() or 1))
 
 
 def _bootstrap(data, statistic, random_state, confidence, n_resamples) -> Interval:
