@@ -1,7 +1,9 @@
 """AST-Probe benchmark, both sides in one process on the same real inputs:
 
-1. epoch: one training epoch on cached token vectors against one that re-encodes every batch
-   with the model (the reference method: the frozen model runs inside the training loop);
+1. epoch: one epoch of `fit` on cached token vectors (the validation loss at initialisation,
+   a training pass, the validation loss after it) against the same epoch re-encoding every
+   batch with the model (the reference method: the frozen model runs inside the training and
+   validation loops), checked to see the same inputs and reach the same losses;
 2. recovery: tree recovery + P/R/F1 of every snippet, the flat-array path against the
    reference's networkx graphs (codeprobe.reference.astprobe), checked to agree;
 3. stack: a probe on every hidden state of the model, trained layer by layer (`fit` per layer)
@@ -26,9 +28,10 @@ import torch
 
 from codeprobe.datasets import SkipCounter, load_dataset, parses_cleanly, sample
 from codeprobe.model import Extractor, Snippet, load_model
-from codeprobe.probes.astprobe import LabelVocab, TrainConfig, fit, predict, prepare_split, score
-from codeprobe.probes.astprobe.probe import ProbeModule
-from codeprobe.probes.astprobe.training import _epoch_batches, _Targets, fit_many, train_epoch, train_step
+from codeprobe.probes.astprobe import LabelVocab, TrainConfig, fit, fit_many, predict, prepare_split, score
+from codeprobe.probes.astprobe.evaluation import mean_loss
+from codeprobe.probes.astprobe.probe import LossParts, ProbeModule, orthogonality, stacked_loss
+from codeprobe.probes.astprobe.targets import Batch, Targets, epoch_batches, eval_batches
 from codeprobe.reference.astprobe import oracle_score
 
 PARTS = ("epoch", "recovery", "stack")
@@ -65,7 +68,7 @@ def main() -> None:
               f"cache built once in {build:.1f} s")
         module = None
         if "epoch" in args.only or "recovery" in args.only:
-            module, epoch_lines = _epoch(args, split, vocabs, extractor)
+            module, epoch_lines = _epoch(args, split, valid, vocabs, extractor)
             lines += epoch_lines if "epoch" in args.only else []
         if "recovery" in args.only:
             lines += _recovery(args, split, vocabs, module)
@@ -74,43 +77,77 @@ def main() -> None:
     print("\n".join(lines))
 
 
-def _epoch(args, split, vocabs, extractor) -> tuple[ProbeModule, list[str]]:
-    data = split.data(args.layer)
-    config = TrainConfig()
-
-    def new_probe():
-        module = ProbeModule(split.cache.hidden, args.rank, {"python": (len(vocabs[0]), len(vocabs[1]))},
-                             torch.Generator().manual_seed(args.seed))
-        return module, torch.optim.Adam(module.parameters(), lr=config.lr)
-
-    targets = _Targets.of(data, *vocabs)
-    # The batches `train_epoch` draws from the same seed.
-    batches = [ids for _, ids in _epoch_batches([len(data)], config.batch_size, np.random.default_rng(args.seed))]
+def _epoch(args, split, valid, vocabs, extractor) -> tuple[ProbeModule, list[str]]:
+    """One epoch of `fit` on the cached vectors, and the same epoch re-encoding every batch."""
+    data, valid_data = split.data(args.layer), valid.data(args.layer)
+    config = TrainConfig(max_epochs=1, patience=1)
 
     # Cached: the library's epoch, gathering each batch's rows from the float16 memory map.
-    module, opt = new_probe()
     start = time.perf_counter()
-    train_epoch(module, opt, data, {"python": vocabs}, config=config, rng=np.random.default_rng(args.seed))
+    cached_fit = fit(data, valid_data, {"python": vocabs}, args.rank, config=config, random_state=args.seed)
     cached = time.perf_counter() - start
 
-    # Reference: run the frozen model on each batch, pool subwords, then the same step.
-    ref_module, ref_opt = new_probe()
+    # Reference: run the frozen model on each batch, pool subwords, then the same loss and step,
+    # with the same initialisation and the batches `fit` draws from the same seed.
+    module = ProbeModule(split.cache.hidden, args.rank, {"python": (len(vocabs[0]), len(vocabs[1]))},
+                         torch.Generator().manual_seed(args.seed), config.init)
+    opt = torch.optim.Adam(module.parameters(), lr=config.lr)
+    targets, valid_targets = Targets.of(data, *vocabs), Targets.of(valid_data, *vocabs)
     start = time.perf_counter()
-    for k, ids in enumerate(batches):
-        items = [Snippet(split.ids[i], split.codes[i], split.tuples[i].tokens.start_char,
-                         split.tuples[i].tokens.end_char) for i in ids]
-        h = torch.from_numpy(np.concatenate([r.vectors[args.layer] for r in extractor.extract(items)]))
+    _reference_valid_loss(module, valid, valid_targets, extractor, args.layer)
+    module.train()
+    losses = []
+    for k, (_, ids) in enumerate(epoch_batches([len(data)], config.batch_size, np.random.default_rng(args.seed))):
         batch = targets.batch(ids, "cpu")
+        h = _encode(split, ids, extractor, args.layer)
         if k == 0:  # same inputs on both sides, up to the cache's float16
             cached_h = torch.from_numpy(np.asarray(data.vectors[batch.tok])).float()
             torch.testing.assert_close(h, cached_h, atol=2e-2, rtol=2e-3)
-        train_step(ref_module, ref_opt, h, batch.targets, "python")
+        loss = _reference_loss(module, h, batch) + config.orthogonality * orthogonality(module.proj[None])[0]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    valid_loss = _reference_valid_loss(module, valid, valid_targets, extractor, args.layer)
     reencoded = time.perf_counter() - start
-    return module, [
-        f"training epoch, layer {args.layer}, re-encoding every batch (reference): {reencoded:8.3f} s",
-        f"training epoch, layer {args.layer}, cached vectors:                       {cached:8.3f} s",
+    # The same epoch, up to the cache's float16 rounding.
+    record = cached_fit.history[0]
+    np.testing.assert_allclose([np.mean(losses), valid_loss], [record.train_loss, record.valid_loss], rtol=1e-2)
+    return cached_fit.module, [
+        f"one epoch of fit, layer {args.layer}, re-encoding every batch (reference): {reencoded:8.3f} s",
+        f"one epoch of fit, layer {args.layer}, cached vectors:                       {cached:8.3f} s; "
+        f"same losses (validation {record.valid_loss:.4f} against {valid_loss:.4f})",
         f"epoch speed-up (re-encoding / cached): {reencoded / cached:.1f}x",
     ]
+
+
+def _encode(split, ids, extractor, layer: int) -> torch.Tensor:
+    """Token vectors of snippets `ids` of `split` at `layer`, computed by the model now."""
+    items = [Snippet(split.ids[i], split.codes[i], split.tuples[i].tokens.start_char,
+                     split.tuples[i].tokens.end_char) for i in ids]
+    return torch.from_numpy(np.concatenate([r.vectors[layer] for r in extractor.extract(items)]))
+
+
+def _reference_loss(module: ProbeModule, h: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """The probe's loss L_d + L_c + L_u (no penalty) on one batch of vectors h (n, hidden)."""
+    lang = batch.language
+    parts = stacked_loss(h[None], module.proj[None], module.vectors_c[lang][None], module.vectors_u[lang][None],
+                         batch.targets)
+    return parts.total()[0]
+
+
+def _reference_valid_loss(module: ProbeModule, valid, targets: Targets, extractor, layer: int) -> float:
+    """The validation loss (sums over all batches / counts), re-encoding every batch."""
+    module.eval()
+    parts = []
+    with torch.no_grad():
+        for ids in eval_batches(len(targets)):
+            batch = targets.batch(ids, "cpu")
+            lang = batch.language
+            p = stacked_loss(_encode(valid, ids, extractor, layer)[None], module.proj[None],
+                             module.vectors_c[lang][None], module.vectors_u[lang][None], batch.targets)
+            parts.append(LossParts(p.d_sum[0], p.d_count, p.c_sum[0], p.c_count, p.u_sum[0], p.u_count))
+    return mean_loss(parts)
 
 
 def _recovery(args, split, vocabs, module: ProbeModule) -> list[str]:

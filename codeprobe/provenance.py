@@ -28,16 +28,11 @@ _LIBRARIES = ("codeprobe", "torch", "transformers", "tokenizers", "safetensors",
               "scipy", "numba", "prefect")
 
 
-def grammar_packages() -> tuple[str, ...]:
-    """The pinned grammar wheels of every registered language."""
-    from codeprobe.syntax.languages import grammar_info, known_languages
-
-    return tuple(sorted({grammar_info(lang).package for lang in known_languages()}))
-
-
 def versions() -> dict[str, str]:
     """Versions of everything that shapes the numbers (the interpreter included), recorded with
     every run."""
+    from codeprobe.syntax import grammar_packages
+
     out = {"python": platform.python_version()}
     for name in (*_LIBRARIES, *grammar_packages()):
         try:

@@ -469,7 +469,7 @@ def astprobe_sweep(model: str, language: str, data_dir: str, points: list[tuple[
 
 def train_config(settings: dict[str, Any]):
     """The probes' optimisation settings of a run."""
-    from codeprobe.probes.astprobe.training import TrainConfig
+    from codeprobe.probes.astprobe.train_config import TrainConfig
 
     return TrainConfig(**settings["train"])
 

@@ -6,17 +6,18 @@ from __future__ import annotations
 import torch
 
 from codeprobe.probes.astprobe.probe import ProbeModule
-from codeprobe.probes.astprobe.training import TrainConfig, _Run
+from codeprobe.probes.astprobe.probe_run import ProbeRun
+from codeprobe.probes.astprobe.train_config import TrainConfig
 
 
-def _run(config: TrainConfig) -> _Run:
+def _run(config: TrainConfig) -> ProbeRun:
     module = ProbeModule(8, 2, {"python": (3, 3)}, torch.Generator().manual_seed(0))
-    run = _Run(module, [], [], config)
+    run = ProbeRun(module, [], [], config)
     run.begin(10.0)
     return run
 
 
-def _feed(run: _Run, losses) -> int:
+def _feed(run: ProbeRun, losses) -> int:
     for epoch, loss in enumerate(losses, start=1):
         run.end_epoch(epoch, loss, loss)
         if run.done:

@@ -28,7 +28,8 @@ from codeprobe.probes.astprobe import (
 )
 from codeprobe.probes.astprobe.probe import ProbeModule, loss_parts, orthogonality, stacked_loss
 from codeprobe.probes.astprobe.sweeps import table
-from codeprobe.probes.astprobe.training import DEFAULT_MAX_EPOCHS, PAPER_MAX_EPOCHS, _Targets
+from codeprobe.probes.astprobe.targets import Targets
+from codeprobe.probes.astprobe.train_config import DEFAULT_MAX_EPOCHS, PAPER_TRAINING
 from tiny_model import one_thread, tiny_model, tiny_model_dir  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -92,7 +93,7 @@ def test_stacked_loss_matches_each_probe_alone(snippets):
     data = [ProbeData(_vectors(train, k, noise=0.5), gold, "python") for k in range(3)]
     sizes = {"python": tuple(len(v) for v in vocabs["python"])}
     modules = [ProbeModule(HIDDEN, 5, sizes, torch.Generator().manual_seed(k)) for k in range(3)]
-    targets = _Targets.of(data[0], *vocabs["python"])
+    targets = Targets.of(data[0], *vocabs["python"])
     ids = np.array([3, 17, 45, 60, 52, 69, 8])
     batch = targets.batch(ids, "cpu")
     tok, lay, d, c, u = targets.reference_batch(ids, "cpu")
@@ -216,13 +217,35 @@ def test_improvements_smaller_than_the_threshold_do_not_reset_patience(snippets)
 
 def test_train_config_presets():
     default, paper = TrainConfig(), TrainConfig.paper()
-    assert paper.max_epochs == PAPER_MAX_EPOCHS == 20 and default.max_epochs == DEFAULT_MAX_EPOCHS > 20
+    assert paper == PAPER_TRAINING and default.max_epochs == DEFAULT_MAX_EPOCHS > 20
+    # The paper's budget, arXiv 2206.11719, spelled out once (train_config.PAPER_TRAINING).
+    assert paper.settings() == {"max_epochs": 20, "patience": 5, "min_improvement": 0.0, "lr": 1e-3,
+                                "batch_size": 32, "orthogonality": 5.0, "lr_factor": 0.1, "init": "uniform"}
     assert paper.settings() == {**default.settings(), "max_epochs": 20, "min_improvement": 0.0}
     assert set(default.settings()) == {"lr", "batch_size", "orthogonality", "max_epochs", "patience",
                                        "min_improvement", "lr_factor", "init"}
-    assert TrainConfig.paper(lr=0.5).lr == 0.5
-    with pytest.raises(InputError):
-        TrainConfig(patience=0)
+    assert TrainConfig.paper(lr=0.5).lr == 0.5 and PAPER_TRAINING.lr == 1e-3
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        PAPER_TRAINING.lr = 0.5
+
+
+@pytest.mark.parametrize("field, value", [
+    ("max_epochs", 0), ("max_epochs", 2.5), ("batch_size", 0), ("batch_size", True), ("patience", 0),
+    ("patience", -1), ("lr", -1e-3), ("lr", float("nan")), ("lr", "0.001"), ("min_improvement", 1.0),
+    ("min_improvement", -0.1), ("orthogonality", -1.0), ("orthogonality", float("inf")), ("lr_factor", 0.0),
+    ("lr_factor", 1.0), ("threads", 0), ("device", ""), ("init", "zeros"),
+])
+def test_train_config_rejects_a_bad_field_by_name(field, value):
+    with pytest.raises(InputError, match=rf"TrainConfig\.{field} must be"):
+        TrainConfig(**{field: value})
+    with pytest.raises(InputError, match=rf"TrainConfig\.{field} must be"):
+        TrainConfig.paper(**{field: value})
+
+
+def test_train_config_accepts_the_edges():
+    edge = TrainConfig(lr=0, max_epochs=1, patience=1, batch_size=np.int64(1), min_improvement=0,
+                       orthogonality=0, lr_factor=0.5, threads=1, init="orthogonal")
+    assert edge.lr == 0 and edge.batch_size == 1
 
 
 @pytest.fixture(scope="module")

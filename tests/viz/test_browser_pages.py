@@ -89,7 +89,7 @@ def test_cat_snippet_page(tmp_path):
 
 def test_recover_trees_page(tmp_path):
     from codeprobe.probes.astprobe.estimator import ASTProbe
-    from codeprobe.probes.astprobe.training import TrainConfig
+    from codeprobe.probes.astprobe.train_config import TrainConfig
 
     model = str(tiny_roberta_dir())
     probe = ASTProbe(rank=8, layer=2, model=model, language="python", cache_dir=tmp_path / "cache",

@@ -2,18 +2,25 @@
 states through a linear projection (see docs/astprobe-results.md for numbers).
 
     preprocess    the reference's docstring removal
-    tuples        (d, c, u) from a tree          recovery  trees from (d, c, u), P / R / F1, recall per label
-    probe         the torch module and loss      training  fit / predict / evaluate on vectors
-    cache / data  token vectors, once per model  estimator ASTProbe: fit, score, predict, save
+    tuples        (d, c, u) from a tree          recovery    trees from (d, c, u), P / R / F1, recall per label
+    probe         the torch module and loss      probe_data  a split's token vectors and gold (ProbeData)
+    train_config  TrainConfig, PAPER_TRAINING    targets     gold as the loss reads it, batches
+    probe_run     one probe's schedule, early    fitting     fit / fit_many on vectors
+                  stopping, guard, FitResult     evaluation  predict / evaluate on vectors
+    cache / data  token vectors, once per model  estimator   ASTProbe: fit, score, predict, save
     sweeps        layer / rank sweeps, baselines multilingual  shared subspace, transfer
 """
 
 from codeprobe.probes.astprobe.cache import VectorCache, cached_vectors
 from codeprobe.probes.astprobe.data import ProbeSplit, prepare_split
 from codeprobe.probes.astprobe.estimator import ASTProbe, RecoveredTree
+from codeprobe.probes.astprobe.evaluation import ProbeScores, evaluate, predict
+from codeprobe.probes.astprobe.fitting import fit, fit_many
 from codeprobe.probes.astprobe.multilingual import LanguageProbe, fit_languages, transfer, transfer_matrix
 from codeprobe.probes.astprobe.preprocess import remove_docstrings
 from codeprobe.probes.astprobe.probe import ProbeModule
+from codeprobe.probes.astprobe.probe_data import ProbeData
+from codeprobe.probes.astprobe.probe_run import FitResult, ProbeDivergedError
 from codeprobe.probes.astprobe.recovery import (
     BAD_ROOT,
     Constituents,
@@ -35,23 +42,14 @@ from codeprobe.probes.astprobe.sweeps import (
     select_on_validation,
     sweep,
 )
-from codeprobe.probes.astprobe.training import (
-    FitResult,
-    ProbeData,
-    ProbeDivergedError,
-    ProbeScores,
-    TrainConfig,
-    evaluate,
-    fit,
-    fit_many,
-    predict,
-)
+from codeprobe.probes.astprobe.train_config import PAPER_TRAINING, TrainConfig
 from codeprobe.probes.astprobe.tuples import EMPTY, SEP, ASTTuple, code_tuple, tree_tuple
 from codeprobe.probes.astprobe.vocab import UNKNOWN, LabelVocab
 
 __all__ = [
     "BAD_ROOT",
     "EMPTY",
+    "PAPER_TRAINING",
     "SEP",
     "UNKNOWN",
     "ASTProbe",

@@ -25,7 +25,7 @@ from codeprobe.errors import InputError
 from codeprobe.model import Extractor, Snippet
 from codeprobe.probes.astprobe.cache import CacheItem, VectorCache, cached_vectors
 from codeprobe.probes.astprobe.recovery import TupleBatch
-from codeprobe.probes.astprobe.training import ProbeData
+from codeprobe.probes.astprobe.probe_data import ProbeData
 from codeprobe.probes.astprobe.preprocess import remove_docstrings as strip_docstrings
 from codeprobe.probes.astprobe.tuples import ASTTuple, tree_tuple, tuple_tokens
 from codeprobe.syntax import parse

@@ -25,14 +25,10 @@ from codeprobe.model import Extractor, LoadedModel, load_model
 from codeprobe.probes.astprobe.data import ProbeSplit, as_pairs, ensure_nonempty, prepare_split
 from codeprobe.probes.astprobe.probe import ProbeModule
 from codeprobe.probes.astprobe.recovery import LabelRecall, constituents, recall_by_label, score
-from codeprobe.probes.astprobe.training import (
-    FitResult,
-    ProbeScores,
-    TrainConfig,
-    evaluate,
-    fit,
-    predict,
-)
+from codeprobe.probes.astprobe.evaluation import ProbeScores, evaluate, predict
+from codeprobe.probes.astprobe.fitting import fit
+from codeprobe.probes.astprobe.probe_run import FitResult
+from codeprobe.probes.astprobe.train_config import TrainConfig
 from codeprobe.probes.astprobe.vocab import LabelVocab
 from codeprobe.syntax import grammar_info
 from codeprobe.syntax.languages import canonical_language

@@ -8,7 +8,7 @@ would inflate for the whole batch.
 
 `stacked_loss` is the training path: the same loss for a stack of S probes of one shape, each
 reading its own token vectors of the same snippets (one layer each, say), with batched matrix
-products and the batch's index work done once for all S (see `training.fit_many`). It projects
+products and the batch's index work done once for all S (see `fitting.fit_many`). It projects
 the differences of all consecutive tokens, straddling ones included, and ignores those by
 target, so that no (S, n, rank) tensor is gathered by index. `ProbeModule.forward` with
 `loss_parts` is the plain single-probe form (prediction uses it; tests compare the two).

@@ -28,14 +28,10 @@ from codeprobe.errors import InputError
 from codeprobe.model import LoadedModel
 from codeprobe.probes.astprobe.data import ProbeSplit, ensure_nonempty
 from codeprobe.probes.astprobe.estimator import ASTProbe
-from codeprobe.probes.astprobe.training import (
-    FitResult,
-    ProbeDivergedError,
-    ProbeScores,
-    TrainConfig,
-    evaluate,
-    fit_many,
-)
+from codeprobe.probes.astprobe.evaluation import ProbeScores, evaluate
+from codeprobe.probes.astprobe.fitting import fit_many
+from codeprobe.probes.astprobe.probe_run import FitResult, ProbeDivergedError
+from codeprobe.probes.astprobe.train_config import TrainConfig
 from codeprobe.probes.astprobe.vocab import LabelVocab
 
 log = logging.getLogger("codeprobe.astprobe")
