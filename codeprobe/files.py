@@ -2,8 +2,8 @@
 
 Every file codeprobe writes goes through `write_atomic` (a temporary file beside the target and a
 rename), so a reader, or a run resumed after a kill, never sees half a file. JSON is written by
-`write_json`, which turns numpy scalars and arrays into JSON values and NaN (which JSON lacks)
-into null, and read by `read_json`.
+`write_json`, which turns numpy scalars and arrays into JSON values and NaN and infinities (which
+JSON lacks) into null, and read by `read_json`.
 """
 
 from __future__ import annotations
@@ -50,13 +50,13 @@ def write_atomic(path: str | os.PathLike, data: bytes | str | Callable[[Path], N
 
 def json_value(value: Any) -> Any:
     """`value` as plain JSON values: numpy scalars and arrays to numbers and lists, tuples to
-    lists, NaN to None (JSON has no NaN), recursively through dicts and lists."""
+    lists, NaN and infinities to None (JSON has neither), recursively through dicts and lists."""
     if isinstance(value, np.ndarray):
         value = value.tolist()
     elif isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float):
-        return None if math.isnan(value) else value
+        return value if math.isfinite(value) else None
     if isinstance(value, dict):
         return {str(k): json_value(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -67,7 +67,7 @@ def json_value(value: Any) -> Any:
 
 
 def write_json(path: str | os.PathLike, obj: Any, *, sort_keys: bool = True) -> Path:
-    """Write `obj` as indented JSON, atomically; NaN becomes null (see `json_value`)."""
+    """Write `obj` as indented JSON, atomically; NaN and infinities become null (`json_value`)."""
     return write_atomic(path, json.dumps(json_value(obj), indent=1, sort_keys=sort_keys, allow_nan=False))
 
 

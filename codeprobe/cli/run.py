@@ -18,17 +18,16 @@ import click
 def run_command(out_dir: str, config_path: str | None, models: tuple[str, ...]) -> None:
     """Run the main job: CAT-probing and AST-Probe of the packaged default model (a text model,
     all-MiniLM-L6-v2) on Python standard-library functions, with baselines and a report."""
+    from codeprobe.pipeline.config import RunConfig
     from codeprobe.pipeline.server import check_prefect_server
 
+    # A bad config is one line and exit 2 (ConfigError), before the server or any work starts.
+    config = RunConfig.read(config_path) if config_path else RunConfig()
+    if models:
+        config = config.with_changes(models=models)
     check_prefect_server()  # before the heavy imports: a server that cannot start fails in seconds
-    from codeprobe.pipeline.config import RunConfig
     from codeprobe.pipeline.flow import main_job
 
-    from dataclasses import replace
-
-    config = RunConfig.read(config_path) if config_path else None
-    if models:
-        config = replace(config or RunConfig(), models=models)
     report = main_job(out_dir, config)
     click.echo(f"report: {report}")
     click.echo(f"interactive report: {Path(report).with_suffix('.html')}")
@@ -41,8 +40,7 @@ def run_command(out_dir: str, config_path: str | None, models: tuple[str, ...]) 
 def report_command(runs: tuple[str, ...], out_path: str | None) -> None:
     """Render the report of a finished run, or compare several (one curve per model and run):
     Markdown with PNG plots, and the interactive HTML page beside it (same name, .html)."""
-    from codeprobe.pipeline.report import render_report
-    from codeprobe.pipeline.views import write_report_html
+    from codeprobe.pipeline.report import render_report, write_report_html
 
     paths = [Path(r) for r in runs]
     default = paths[0] / "report.md" if len(paths) == 1 else Path("comparison.md")

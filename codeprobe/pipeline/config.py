@@ -1,131 +1,318 @@
-"""One config describes one experiment (a run): what to probe, on what, and how.
+"""One typed config describes one experiment (a run): what to probe, on what, and how.
 
-It is written to `RUN_DIR/config.json` and read back by `codeprobe report`, so a run folder says
-how it was made.
+It is composed of the methods' own parameter objects: `cat` holds `CATProbe`'s arguments,
+`astprobe` AST-Probe's, `training` is the probes' `TrainConfig`, and `data` and `extraction` say
+what is read and how the model runs. It is validated by type when it is read (pydantic): an
+unknown key, a wrong type, an out-of-range value, an empty list of models or malformed JSON is a
+`ConfigError` naming the key (or the file and position) and what is allowed, before any work.
+
+It is written to `RUN/config.json` and read back by `codeprobe report`, so a run folder says how
+it was made. The flat keys of configs written before the sections existed (`cat_types`,
+`max_epochs`, `probe_batch_size`, `layers`, ...) are read into their sections with the same
+meaning (`LEGACY_KEYS`).
 """
 
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from codeprobe.errors import InputError
+from codeprobe.probes.astprobe.train_config import TrainConfig
 
 DEFAULT_MODEL = "default"  # the packaged all-MiniLM-L6-v2 (a text model, not a code model)
 
-# The paper's training budget (AST-Probe, arXiv:2206.11719): at most 20 epochs. Pass it to
-# `RunConfig(**PAPER_TRAINING)` to reproduce the paper's settings; the default trains to convergence.
-PAPER_TRAINING: dict[str, Any] = {"max_epochs": 20, "patience": 5, "min_improvement": 0.0, "lr": 1e-3,
-                                  "probe_batch_size": 32,
-                                  "orthogonality": 5.0, "lr_factor": 0.1}
+
+class ConfigError(InputError):
+    """A run config that cannot be used: names the key (or the file and position) and what is
+    allowed."""
 
 
-@dataclass(frozen=True)
-class RunConfig:
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Section):
+    """What is read.
+
+    Attributes:
+        n_snippets: snippets sampled per (language, dataset), before the train/valid/test split.
+    """
+
+    n_snippets: int = Field(1400, ge=3)
+
+
+class ExtractionConfig(_Section):
+    """How the model runs.
+
+    Attributes:
+        batch_size: snippets per forward pass.
+        device: "cpu", "cuda", "cuda:N", or None (automatic); the probes train there too.
+        dtype: the model's weights: "float32", "bfloat16" or "float16" (on a GPU: half the memory
+            and the time; AST-Probe's hidden-state cache is float16 either way).
+        shard_size: snippets per shard of CAT work (the unit of caching and resuming).
+    """
+
+    batch_size: int = Field(16, ge=1)
+    device: str | None = None
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    shard_size: int = Field(250, ge=1)
+
+
+class CATConfig(_Section):
+    """CAT-probing's arguments (`codeprobe.probes.cat.CATProbe`) as a run sets them; the run
+    adds `random_state` (the run's seed) and `batch_size` (extraction's).
+
+    Attributes:
+        types: "paper" | "topk" | "all" | "auto" (a run's own: paper where the spec has a list
+            for the language, else all).
+        distance: "uast" (the paper's) or "ast".
+        quantile: the CAT quantile q.
+        top_k: k of types "topk".
+        max_subwords: the model input limit, special tokens included (the paper's 256).
+        model_input: "source" (default) or "code_tokens" (docs/paper-switches.md).
+        head_pooling: "mean" (default) or "max" over a layer's heads.
+        per_head: also score every attention head (the report's layer x head map; only with
+            head_pooling "mean" and types "paper"/"all").
+        allow_parse_errors: score snippets whose tree has ERROR/MISSING nodes.
+    """
+
+    types: Literal["auto", "paper", "topk", "all"] = "auto"
+    distance: Literal["uast", "ast"] = "uast"
+    quantile: float = Field(0.75, gt=0.0, lt=1.0)
+    top_k: int = Field(8, ge=1)
+    max_subwords: int = Field(256, ge=8)
+    model_input: Literal["source", "code_tokens"] = "source"
+    head_pooling: Literal["mean", "max"] = "mean"
+    per_head: bool = True
+    allow_parse_errors: bool = False
+
+
+class ASTProbeConfig(_Section):
+    """AST-Probe's settings (arXiv:2206.11719).
+
+    Attributes:
+        rank: probe rank of the sweep over hidden states.
+        ranks: the rank sweep at the hidden state with the best validation F1 (empty: none).
+        hidden_states: hidden-state indices to probe (0 = embeddings; empty: all). The
+            embeddings are always probed too, as the embedding baseline.
+        random_baseline: also probe the same architecture with random weights.
+        probe_seeds: train every probe with this many seeds (seed, seed + 1, ...); the report
+            gives the mean over seeds and their spread.
+        model_input: "source" (default) or "code_tokens".
+        remove_docstrings, drop_line_continuations: AST-Probe's original preprocessing.
+    """
+
+    rank: int = Field(128, ge=1)
+    ranks: tuple[int, ...] = (8, 32, 128)
+    hidden_states: tuple[int, ...] = ()
+    random_baseline: bool = True
+    probe_seeds: int = Field(1, ge=1)
+    model_input: Literal["source", "code_tokens"] = "source"
+    remove_docstrings: bool = False
+    drop_line_continuations: bool = False
+
+    @field_validator("ranks", "hidden_states")
+    @classmethod
+    def _non_negative(cls, values: tuple[int, ...], info) -> tuple[int, ...]:
+        low = 1 if info.field_name == "ranks" else 0
+        if any(v < low for v in values):
+            raise ValueError(f"every entry must be >= {low}")
+        return values
+
+
+# Flat keys of configs written before the sections, by (section, field); a section of None is a
+# top-level key. `cat`/`astprobe` true or false (run the method or not) are read as before.
+LEGACY_KEYS: dict[str, tuple[str, str]] = {
+    "n_snippets": ("data", "n_snippets"),
+    "shard_size": ("extraction", "shard_size"),
+    "batch_size": ("extraction", "batch_size"),
+    "device": ("extraction", "device"),
+    "dtype": ("extraction", "dtype"),
+    "cat_types": ("cat", "types"),
+    "cat_distance": ("cat", "distance"),
+    "quantile": ("cat", "quantile"),
+    "cat_max_subwords": ("cat", "max_subwords"),
+    "cat_model_input": ("cat", "model_input"),
+    "cat_head_pooling": ("cat", "head_pooling"),
+    "cat_per_head": ("cat", "per_head"),
+    "rank": ("astprobe", "rank"),
+    "ranks": ("astprobe", "ranks"),
+    "layers": ("astprobe", "hidden_states"),
+    "random_baseline": ("astprobe", "random_baseline"),
+    "probe_seeds": ("astprobe", "probe_seeds"),
+    "astprobe_model_input": ("astprobe", "model_input"),
+    "remove_docstrings": ("astprobe", "remove_docstrings"),
+    "drop_line_continuations": ("astprobe", "drop_line_continuations"),
+    "max_epochs": ("training", "max_epochs"),
+    "patience": ("training", "patience"),
+    "min_improvement": ("training", "min_improvement"),
+    "lr": ("training", "lr"),
+    "probe_batch_size": ("training", "batch_size"),
+    "orthogonality": ("training", "orthogonality"),
+    "lr_factor": ("training", "lr_factor"),
+    "probe_init": ("training", "init"),
+}
+_METHODS = ("cat", "astprobe")
+
+
+class RunConfig(BaseModel):
     """A probing run over every (model, language, dataset) combination.
 
     Attributes:
-        models: model names: "default" (the packaged text model), a local directory, or a
-            Hugging Face id present in the local cache.
+        models: "default" (the packaged text model), a local model folder, a folder or glob of
+            training checkpoints, or a Hugging Face id present in the local cache.
         languages: languages to probe (each dataset is read in each language it has).
         datasets: dataset specs the loaders accept: "stdlib", a .jsonl/.json/.txt file, a
             directory of source files.
-        n_snippets: snippets sampled per (language, dataset), before the train/valid/test split.
         seed: seeds sampling, splitting, baselines and probe initialisation.
-        shard_size: snippets per shard of CAT work (the unit of caching and resuming).
-        cat: run CAT-probing; cat_types: "paper" | "topk" | "all" | "auto" (paper where the
-            spec has a list for the language, else all); cat_distance: "uast" | "ast";
-            quantile: the CAT quantile; cat_max_subwords: model input limit (the paper's 256);
-            cat_per_head: also score every attention head (for the report's layer x head map;
-            not with cat_types "topk").
-        astprobe: run AST-Probe; rank: probe rank of the layer sweep; ranks: rank sweep at the
-            layer with the best validation F1 (empty: none); layers: hidden-state indices
-            (empty: all); random_baseline: also probe the same architecture with random weights.
-        max_epochs / patience: the probes' training budget. By default a probe trains until its
-            validation loss stops improving (patience epochs without a new best), under a
-            maximum that is rarely reached; the paper's budget is max_epochs=20 (see
-            `PAPER_TRAINING`). min_improvement: the relative margin by which a validation loss
-            must beat the best to count as an improvement (1e-4; 0 in PAPER_TRAINING, the spec's
-            strict improvement). lr, probe_batch_size, orthogonality, lr_factor: the spec's
-            optimisation settings (Adam 1e-3, 32 snippets, 5, ReduceLROnPlateau factor 0.1);
-            probe_init: "uniform" (the spec's) or "orthogonal" (see `TrainConfig.init`).
-        Paper-faithful switches (docs/paper-switches.md): cat_model_input "source" (default) or
-            "code_tokens" (the code tokens joined by spaces, as CAT-probing's code fed them);
-            cat_head_pooling "mean" (default) or "max" over a layer's heads; remove_docstrings
-            and drop_line_continuations (AST-Probe's original preprocessing); astprobe_model_input
-            as cat_model_input, for AST-Probe.
-        probe_seeds: train every probe with this many seeds (seed, seed + 1, ...); the report
-            gives the mean over seeds and their spread.
-        batch_size: snippets per forward pass; device: "cpu", "cuda", or None (automatic);
-            dtype: the model's weights, "float32" (default), "bfloat16" or "float16" (on a GPU:
-            half the memory and the time; AST-Probe's vector cache is float16 either way).
+        data, extraction: see `DataConfig`, `ExtractionConfig`.
+        cat, astprobe: each method's settings, or None not to run it (JSON: null or false;
+            true: the defaults).
+        training: the probes' optimisation (`TrainConfig`; the paper's budget is
+            `TrainConfig.paper()`; its `device` follows `extraction.device`).
         explorer_snippets: test snippets sampled for the report's snippet explorer (0: none).
     """
 
-    models: tuple[str, ...] = (DEFAULT_MODEL,)
-    languages: tuple[str, ...] = ("python",)
-    datasets: tuple[str, ...] = ("stdlib",)
-    n_snippets: int = 1400
-    seed: int = 0
-    shard_size: int = 250
-    cat: bool = True
-    cat_types: str = "auto"
-    cat_distance: str = "uast"
-    quantile: float = 0.75
-    cat_max_subwords: int = 256
-    cat_model_input: str = "source"
-    cat_head_pooling: str = "mean"
-    cat_per_head: bool = True
-    astprobe: bool = True
-    rank: int = 128
-    ranks: tuple[int, ...] = (8, 32, 128)
-    layers: tuple[int, ...] = ()
-    max_epochs: int = 200
-    patience: int = 5
-    min_improvement: float = 1e-4
-    lr: float = 1e-3
-    probe_batch_size: int = 32
-    orthogonality: float = 5.0
-    lr_factor: float = 0.1
-    probe_init: str = "uniform"
-    probe_seeds: int = 1
-    random_baseline: bool = True
-    remove_docstrings: bool = False
-    drop_line_continuations: bool = False
-    astprobe_model_input: str = "source"
-    batch_size: int = 16
-    device: str | None = None
-    dtype: str = "float32"
-    explorer_snippets: int = 20
-    extra: dict[str, Any] = field(default_factory=dict)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    def train_settings(self) -> dict[str, Any]:
-        """The probes' `TrainConfig` fields, as recorded with every result."""
-        return {"lr": self.lr, "batch_size": self.probe_batch_size, "max_epochs": self.max_epochs,
-                "patience": self.patience, "min_improvement": self.min_improvement,
-                "orthogonality": self.orthogonality, "lr_factor": self.lr_factor, "init": self.probe_init,
-                "device": self.device or "cpu"}
+    models: tuple[str, ...] = Field((DEFAULT_MODEL,), min_length=1)
+    languages: tuple[str, ...] = Field(("python",), min_length=1)
+    datasets: tuple[str, ...] = Field(("stdlib",), min_length=1)
+    seed: int = 0
+    data: DataConfig = DataConfig()
+    extraction: ExtractionConfig = ExtractionConfig()
+    cat: CATConfig | None = CATConfig()
+    astprobe: ASTProbeConfig | None = ASTProbeConfig()
+    training: TrainConfig = TrainConfig()
+    explorer_snippets: int = Field(20, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sections(cls, data: Any) -> Any:
+        """Legacy flat keys into their sections; `cat`/`astprobe` true/false to a section/None;
+        the probes' device is the run's (`extraction.device`)."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        sections: dict[str, dict[str, Any]] = {}
+        for old, (section, name) in LEGACY_KEYS.items():
+            if old in data:
+                sections.setdefault(section, {})[name] = data.pop(old)
+        for method in _METHODS:
+            if data.get(method) is True:
+                data[method] = {}
+            elif data.get(method) is False:
+                data[method] = None
+        for section, values in sections.items():
+            current = data.get(section)
+            if current is None and section in _METHODS and section in data:
+                continue  # the method is off: its settings are moot, as before
+            current = {} if current is None else current
+            if isinstance(current, BaseModel):
+                current = current.model_dump()
+            elif not isinstance(current, dict):
+                current = _dataclass_dict(current)
+            both = sorted(set(values) & set(current))
+            if both:
+                raise ValueError(f"{section}.{both[0]} is given twice (as a flat key and in {section!r})")
+            data[section] = {**current, **values}
+        training = data.get("training")
+        if isinstance(training, dict) and {"device", "threads"} & set(training):
+            raise ValueError("training.device and training.threads are the run's: set extraction.device")
+        return data
+
+    def train_config(self) -> TrainConfig:
+        """The probes' `TrainConfig`, on the run's device."""
+        from dataclasses import replace
+
+        return replace(self.training, device=self.extraction.device or "cpu")
+
+    def with_changes(self, **changes: Any) -> RunConfig:
+        """A copy with `changes` (top-level or legacy flat keys), validated."""
+        return parse_config({**self.to_dict(), **changes})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as JSON values (sections as dicts, tuples as lists)."""
+        out = self.model_dump(mode="json")
+        out["training"].pop("device", None)
+        out["training"].pop("threads", None)
+        return out
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1, sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        """Build from a JSON-like dict; lists become tuples; unknown keys are an error."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown run config keys: {', '.join(unknown)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        return json.dumps(self.to_dict(), indent=1, sort_keys=True)
 
     @classmethod
     def read(cls, path: str | Path) -> RunConfig:
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        """Read and validate a config JSON file.
+
+        Raises:
+            ConfigError: the file cannot be read, is not JSON (names the line and column), or
+                holds a config that does not validate (names the key).
+        """
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(f"cannot read config {path}: {err}") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{path}:{err.lineno}:{err.colno}: not valid JSON: {err.msg}") from None
+        return parse_config(data, source=str(path))
 
 
-def slug(text: str) -> str:
-    """A file-name-safe key for a model or dataset spec ("stdlib", "cosqa-dev", ...)."""
-    name = Path(text).name if ("/" in text or "\\" in text) else text
-    name = re.sub(r"\.(jsonl\.gz|jsonl|json|txt|tsv)$", "", name)
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "x"
+def parse_config(data: Any, source: str = "run config") -> RunConfig:
+    """Validate `data` (a dict as in config.json, legacy flat keys included) as a RunConfig.
+
+    Raises:
+        ConfigError: one message naming each bad key and what is allowed.
+    """
+    if isinstance(data, RunConfig):
+        return data
+    if data is None:
+        return RunConfig()
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a config is a JSON object of settings, not {type(data).__name__}")
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"{source}: " + "; ".join(_describe(e) for e in err.errors())) from None
+
+
+def _describe(error: dict[str, Any]) -> str:
+    """One pydantic error as "key: what is wrong (got VALUE)"."""
+    loc = ".".join(str(part) for part in error["loc"] if not isinstance(part, int)) or "config"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+        return f"unknown key {loc!r} (allowed: {', '.join(_allowed(error['loc'][:-1]))})"
+    got = error.get("input")
+    shown = "" if isinstance(got, (dict, BaseModel)) or got is None and error["type"] == "missing" else f" (got {got!r})"
+    return f"{loc}: {message}{shown}"
+
+
+def _allowed(section: tuple) -> list[str]:
+    """The keys allowed at `section` (a location in the config)."""
+    from dataclasses import fields, is_dataclass
+    from typing import get_args
+
+    model: Any = RunConfig
+    for part in section:
+        annotation = model.model_fields[part].annotation
+        model = next((a for a in (annotation, *get_args(annotation)) if isinstance(a, type)), None)
+    if model is RunConfig:
+        return [*RunConfig.model_fields, "or the flat keys of older configs (LEGACY_KEYS)"]
+    if is_dataclass(model):
+        return [f.name for f in fields(model) if f.name not in ("device", "threads")]
+    return list(model.model_fields)
+
+
+def _dataclass_dict(value: Any) -> dict[str, Any]:
+    from dataclasses import asdict, is_dataclass
+
+    if is_dataclass(value):
+        return asdict(value)
+    raise ValueError(f"expected an object of settings, not {type(value).__name__}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,37 +20,40 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from codeprobe.pipeline.config import RunConfig
-from codeprobe.pipeline.experiment import STEPS, run_experiment
+from codeprobe.files import read_json
+from codeprobe.pipeline.config import RunConfig, parse_config
+from codeprobe.pipeline.experiment import run_experiment
 from codeprobe.pipeline.server import check_prefect_server
-from codeprobe.pipeline.tasks import read_json
 from codeprobe.progress import outer_only
-
-_TASKS = {name: task(fn, name=name, cache_policy=NO_CACHE, persist_result=False, retries=0)
-          for name, fn in STEPS.items()}
 
 
 class PrefectSteps:
-    """Run each step as a Prefect task on the flow's task runner."""
+    """Run each step as a Prefect task on the flow's task runner (one task per step name)."""
 
-    def submit(self, name: str, *args: Any):
-        return _TASKS[name].submit(*args)
+    def __init__(self) -> None:
+        self._tasks: dict[str, Any] = {}
+
+    def submit(self, name: str, fn: Callable[..., str], *args: Any):
+        if name not in self._tasks:
+            self._tasks[name] = task(fn, name=name, cache_policy=NO_CACHE, persist_result=False, retries=0)
+        return self._tasks[name].submit(*args)
 
 
-@flow(name="codeprobe-probing", task_runner=ThreadPoolTaskRunner(max_workers=4), validate_parameters=False)
+@flow(name="codeprobe-probing", task_runner=ThreadPoolTaskRunner(max_workers=4))
 @outer_only()  # the run's own bars only: tasks' threads would draw over each other
 def probing_flow(config: dict[str, Any] | None = None, out_dir: str = "runs/main") -> str:
     """Run CAT-probing and AST-Probe over every (model, language, dataset) of `config`.
 
     Args:
-        config: a RunConfig as a dict (JSON-able, so deployments can pass it); None = defaults.
+        config: a RunConfig as a dict (JSON-able, so deployments can pass it; validated:
+            `codeprobe.pipeline.config.parse_config`); None = defaults.
         out_dir: the run folder; strftime fields (e.g. "runs/%Y%m%d") are filled in at start,
             so a scheduled deployment can write each run to its own folder.
     Returns:
         The path of the run's report.md.
     """
     log = get_run_logger()
-    cfg = RunConfig.from_dict(config or {})
+    cfg = parse_config(config)
     run = Path(time.strftime(out_dir)).resolve()
     report = run_experiment(cfg, run, PrefectSteps(), log)
     create_markdown_artifact(markdown=report.read_text(encoding="utf-8"), key="codeprobe-report",
@@ -81,4 +84,4 @@ def main_job(out_dir: str = "runs/main", config: RunConfig | None = None) -> str
     cfg = config or RunConfig()
     logging.getLogger("codeprobe").setLevel(logging.INFO)
     check_prefect_server()
-    return probing_flow(config=asdict(cfg), out_dir=out_dir)
+    return probing_flow(config=cfg.to_dict(), out_dir=out_dir)

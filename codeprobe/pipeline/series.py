@@ -4,20 +4,20 @@ checkpoint series (`codeprobe.model.checkpoints`), one model per finished checkp
 A checkpoint's outputs live in their own folder, `<series>/step-<step>` under the run's
 `cat/` and `astprobe/` folders, so a series that grows between runs of the same run folder (a
 scheduled run on a training folder) adds folders and never touches the finished ones; each
-step's work is keyed on the checkpoint's weights fingerprint, so a checkpoint replaced in place
-is probed again.
+step's work is keyed on the checkpoint's `ModelInfo.fingerprint` (over all its files), so a
+checkpoint replaced in place is probed again.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from codeprobe.errors import InputError, ModelLoadError
-from codeprobe.model.checkpoints import find_checkpoints, is_checkpoint_series, series_name, weights_fingerprint
-from codeprobe.pipeline.config import slug
+from codeprobe.model.checkpoints import find_checkpoints, is_checkpoint_series, series_name
+from codeprobe.pipeline.registry import methods
+from codeprobe.pipeline.runfolder import RunFolder, slug
 
 STEP_FOLDER = re.compile(r"step-(\d+)")
 
@@ -39,11 +39,9 @@ class ProbedModel:
     step: int | None = None
 
     def key_fields(self) -> dict[str, Any]:
-        """What identifies a checkpoint in its steps' keys beyond ModelInfo: its step and the
-        fingerprint of all its weight files (ModelInfo hashes a single file up to 1 GiB only)."""
-        if self.step is None:
-            return {}
-        return {"step": self.step, "weights_fingerprint": weights_fingerprint(self.name)}
+        """What identifies a checkpoint in its steps' keys beyond ModelInfo (whose fingerprint
+        covers all its files): its training step."""
+        return {} if self.step is None else {"step": self.step}
 
 
 def probed_models(spec: str) -> list[ProbedModel]:
@@ -59,7 +57,7 @@ def probed_models(spec: str) -> list[ProbedModel]:
             for c in series.checkpoints]
 
 
-def recorded_models(run: Path, spec: str) -> list[ProbedModel]:
+def recorded_models(run: RunFolder, spec: str) -> list[ProbedModel]:
     """The models of `spec` that have outputs in `run`: for a series, every `step-<N>` folder,
     including checkpoints since deleted (Trainer's `save_total_limit` rotates them), by step."""
     if not is_checkpoint_series(spec):
@@ -70,9 +68,9 @@ def recorded_models(run: Path, spec: str) -> list[ProbedModel]:
     except (ModelLoadError, InputError):  # none left, or none finished: the recorded ones remain
         current = {}
     steps = set(current)
-    for method in ("cat", "astprobe"):
-        for folder in (run / method / series).glob("step-*"):
+    for method in methods():
+        for folder in run.model_folders(method.name, series):
             match = STEP_FOLDER.fullmatch(folder.name)
-            if match and folder.is_dir():
+            if match:
                 steps.add(int(match.group(1)))
     return [current.get(step) or ProbedModel(spec, "", f"{series}/step-{step}", step) for step in sorted(steps)]

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import html
 import json
-import math
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from codeprobe.files import json_value, write_atomic
 
 _CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
         "img-src data: blob:; connect-src 'none'; base-uri 'none'; form-action 'none'")
@@ -28,20 +29,9 @@ def _asset(name: str) -> str:
     return resources.files("codeprobe.viz").joinpath("static", name).read_text(encoding="utf-8")
 
 
-def _clean(value: Any) -> Any:
-    """JSON has no NaN or infinity: write null instead."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
-
-
 def page(data: dict[str, Any]) -> str:
     """One HTML document showing `data` (see `report_html` and `explorer_html` for its keys)."""
-    payload = json.dumps(_clean(data), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    payload = json.dumps(json_value(data), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     # Inside <script>, "</script>" or "<!--" in a code snippet would end the element early.
     payload = payload.replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
     title = html.escape(str(data.get("title", "codeprobe")))
@@ -83,7 +73,4 @@ def explorer_html(payload: dict[str, Any], *, title: str, lines: list[str] = (),
 
 def write_html(text: str, path: str | Path) -> Path:
     """Write a page (UTF-8) and return its path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
+    return write_atomic(path, text)

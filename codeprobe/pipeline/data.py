@@ -1,0 +1,56 @@
+"""The data step: load, filter, sample and split one dataset in one language, into
+`RUN/data/<language>-<dataset>/` (snippets.jsonl, report.json with the skips by reason, and,
+last, splits.json recording the step key)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from codeprobe.files import read_json, write_atomic, write_json
+from codeprobe.pipeline.runfolder import is_done, write_step_json
+
+SNIPPETS_FILE = "snippets.jsonl"
+SPLITS_FILE = "splits.json"
+SPLITS = ("train", "valid", "test")
+
+
+def prepare_data(dataset: str, language: str, n_snippets: int, seed: int, out_dir: str, key: str) -> str:
+    """Load, filter (parse errors, duplicates, size), sample and split one dataset in one
+    language; write snippets.jsonl, report.json (the skip counts) and, last, splits.json
+    (which records `key`) to `out_dir`.
+
+    Returns:
+        `out_dir`.
+    """
+    from codeprobe.datasets import load_splits
+
+    out = Path(out_dir)
+    if is_done(out / SPLITS_FILE, key):
+        return str(out)
+    parts, report = load_splits(dataset, language, n_snippets=n_snippets, seed=seed)
+    chosen = [snippet for name in SPLITS for snippet in getattr(parts, name)]
+    write_atomic(out / SNIPPETS_FILE, "".join(json.dumps(asdict(s)) + "\n" for s in chosen))
+    write_json(out / "report.json", report.to_dict())
+    write_step_json(out / SPLITS_FILE, {name: [s.id for s in getattr(parts, name)] for name in SPLITS}, key)
+    return str(out)
+
+
+def read_snippets(data_dir: str | Path) -> list:
+    """The snippets `prepare_data` wrote, in its order (train, valid, test)."""
+    from codeprobe.datasets import Snippet
+
+    lines = Path(data_dir, SNIPPETS_FILE).read_text(encoding="utf-8").splitlines()
+    return [Snippet(**json.loads(line)) for line in lines]
+
+
+def count_snippets(data_dir: str | Path) -> int:
+    with open(Path(data_dir, SNIPPETS_FILE), encoding="utf-8") as f:
+        return sum(1 for _ in f)
+
+
+def read_splits(data_dir: str | Path) -> dict[str, list[str]]:
+    """The snippet ids of each split: {"train": [...], "valid": [...], "test": [...]}."""
+    splits = read_json(Path(data_dir, SPLITS_FILE))
+    return {name: splits[name] for name in SPLITS}

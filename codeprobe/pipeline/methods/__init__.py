@@ -1,0 +1,1 @@
+"""Each probing method's registration: its steps, summary section, report views and series curve."""

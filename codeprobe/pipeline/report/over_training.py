@@ -1,0 +1,76 @@
+"""The report's "Over training" section: for each checkpoint series and each method with a
+series curve, a step x layer heat map and the best layer's score over the steps with its
+baselines, and a table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from codeprobe.model.checkpoints import series_name
+from codeprobe.pipeline.registry import SeriesCurve, methods
+from codeprobe.pipeline.report.plots import series_figure
+from codeprobe.pipeline.runfolder import model_display_name, slug
+from codeprobe.pipeline.summary import UNCERTAINTY_NOTE
+
+
+def series_groups(summaries: list[dict], label_run: bool = False) -> list[tuple[str, list[dict]]]:
+    """(label, results by step) per checkpoint series of each run."""
+    groups: dict[str, list[dict]] = {}
+    for s in summaries:
+        for r in s["results"]:
+            if r.get("step") is not None:
+                label = (f"{model_display_name(series_name(r['model']))}"
+                         + (f" ({Path(s['run']).name})" if label_run else "") + f", {r['language']}, {r['dataset']}")
+                groups.setdefault(label, []).append({**r, "_run": Path(s["run"]).name})
+    return [(label, sorted(rs, key=lambda r: r["step"])) for label, rs in groups.items()]
+
+
+def series_matrix(results: list[dict], section: str, curve: SeriesCurve) -> tuple[list[int], list[int], np.ndarray]:
+    """(steps, layers, scores): scores[i, j] is the score of layer layers[j] at steps[i], NaN
+    where missing. Shape (n_steps, n_layers)."""
+    steps = [r["step"] for r in results]
+    layers = sorted({row[curve.index] for r in results for row in curve.rows(r[section])})
+    scores = np.full((len(steps), len(layers)), np.nan)
+    for i, r in enumerate(results):
+        for row in curve.rows(r[section]):
+            if row.get(curve.score) is not None:
+                scores[i, layers.index(row[curve.index])] = row[curve.score]
+    return steps, layers, scores
+
+
+def series_lines(summaries: list[dict], plots: Path, label_run: bool) -> list[str]:
+    """The section's Markdown (plots written into `plots`); empty without a series."""
+    groups = series_groups(summaries, label_run)
+    if not groups:
+        return []
+    lines = ["## Over training (checkpoint series)", "",
+             "Each checkpoint of a series is probed like a model of its own; the per-layer sections "
+             "above show each series' last checkpoint. Heat maps: score per (training step, layer); "
+             "curves: the best layer at each step (AST-Probe: chosen on validation; CAT: highest "
+             f"CAT-score), with its baselines. Brackets and bands: {UNCERTAINTY_NOTE}.", ""]
+    for label, results in groups:
+        first = results[0]
+        name = "-".join([slug(series_name(first["model"])), first["language"], slug(first["dataset"]),
+                         *([slug(first["_run"])] if label_run else [])])
+        lines += [f"### {label}", ""]
+        for m in methods():
+            done = [r for r in results if r.get(m.name)]
+            if not done or m.series is None:
+                continue
+            curve = m.series
+            path = plots / f"series-{name}-{m.name}.png"
+            points: list[tuple[int, Any, dict]] = []
+            table = []
+            for r in done:
+                best = curve.best(r[m.name])
+                values = curve.values(r[m.name], best) if best else {}
+                if best:
+                    points.append((r["step"], best[curve.index], values))
+                table.append(curve.table_row(r["step"], best, values))
+            steps, layers, scores = series_matrix(done, m.name, curve)
+            series_figure(path, label, curve.title, curve.layer_axis, steps, layers, scores, points, list(curve.curves))
+            lines += [f"![{curve.title} over training]({plots.name}/{path.name})", "", *curve.table_header, *table, ""]
+    return lines

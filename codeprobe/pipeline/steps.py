@@ -1,0 +1,78 @@
+"""How a run's steps execute, and what they share within one process.
+
+A step is a function of small keys and paths that writes its output under the run folder,
+atomically, records its key in it and returns its path (`codeprobe.pipeline.runfolder`). The
+runner starts steps through a `Steps`: `LocalSteps` runs each at once in this process (the
+library and the CLI); the Prefect flow runs each as a task (`codeprobe.pipeline.flow`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+from codeprobe.pipeline.config import DEFAULT_MODEL
+
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+class Handle(Protocol):
+    def result(self) -> str: ...
+
+
+class Steps(Protocol):
+    """How steps run: `submit(name, fn, *args)` starts step `fn` (registered as `name`) and
+    returns a handle whose `result()` is the step's output path."""
+
+    def submit(self, name: str, fn: Callable[..., str], *args: Any) -> Handle: ...
+
+
+class _Done:
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def result(self) -> str:
+        return self._value
+
+
+class LocalSteps:
+    """Run each step at once, in this process."""
+
+    def submit(self, name: str, fn: Callable[..., str], *args: Any) -> Handle:
+        return _Done(fn(*args))
+
+
+def model_arg(model: str) -> str | None:
+    """The model layer's name for a config model name (None = the packaged default)."""
+    return None if model == DEFAULT_MODEL else model
+
+
+def loaded_model(model: str, device: str | None, dtype: str = "float32"):
+    """One LoadedModel per (model, device, dtype) per process, loaded again when the model's
+    files change (`codeprobe.model.shared_model`): steps reuse it instead of reloading."""
+    from codeprobe.model import shared_model
+
+    return shared_model(model_arg(model), device=device, dtype=dtype)
+
+
+@contextmanager
+def device_lock(device: str | None) -> Iterator[None]:
+    """Serialise model work per device: one forward pass or probe fit at a time per device.
+
+    Inside a Dask worker the lock is a cluster-wide `distributed.Lock`; otherwise a process lock
+    (the thread task runner).
+    """
+    name = f"codeprobe-device-{device or 'auto'}"
+    try:
+        from distributed import Lock, get_worker
+
+        get_worker()
+        lock = Lock(name)
+    except (ImportError, ValueError):
+        with _LOCKS_GUARD:
+            lock = _LOCKS.setdefault(name, threading.Lock())
+    with lock:
+        yield

@@ -1,0 +1,134 @@
+"""`RUN/summary.json`: every (model, language, dataset) result of a run, each method's section
+from its registration (`codeprobe.pipeline.registry`), with the run's config, timings and
+versions.
+
+The file carries `schema_version` (`SCHEMA_VERSION`); `read_summary` reads the current version
+and every earlier one (upgrading it in memory, and saying which version it read).
+
+Schema 2 (this codeprobe): each result has `model` (the config's spec), `model_name` (its one
+display name), `language`, `dataset`, `folder`, for a checkpoint `step` and `checkpoint`,
+`data` (sample counts and skips by reason), `model_info`, and one section per method that ran
+(`cat`, `astprobe`: see each method's `summarize`). Schema 1 (no `schema_version`): the same
+without `model_name`, AST-Probe's `hidden_states_reused` called `vectors_reused`, and a flat
+config.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from codeprobe.files import read_json, write_json
+from codeprobe.pipeline.config import RunConfig
+from codeprobe.pipeline.registry import methods
+from codeprobe.pipeline.runfolder import RunFolder, model_display_name
+from codeprobe.pipeline.series import ProbedModel, recorded_models
+from codeprobe.uncertainty import N_RESAMPLES
+
+SCHEMA_VERSION = 2
+
+UNCERTAINTY_NOTE = (f"95% percentile bootstrap intervals over snippets ({N_RESAMPLES} resamples, seeded); "
+                    "differences are paired (the same snippets scored both ways)")
+
+TEXT_MODEL_NOTE = (
+    "The packaged default model is sentence-transformers/all-MiniLM-L6-v2, a *text* sentence "
+    "encoder (not a code model): its numbers are not CodeBERT's or any code model's."
+)
+
+
+def summarize_run(run: RunFolder, *, seconds: float | None = None, versions: dict[str, str] | None = None,
+                  stages: dict[str, float] | None = None) -> dict[str, Any]:
+    """Collect every result of a run folder into RUN/summary.json (written atomically) and
+    return it. Intervals are 95% percentile bootstraps over snippets, seeded."""
+    cfg = RunConfig.read(run.config)
+    results = [_result(run, cfg, probed, language, dataset)
+               for spec in cfg.models for probed in recorded_models(run, spec)
+               for language in cfg.languages for dataset in cfg.datasets]
+    summary = {"schema_version": SCHEMA_VERSION, "run": str(run.root), "config": cfg.to_dict(),
+               "seconds": seconds, "stages": stages or {}, "versions": versions or {},
+               "uncertainty": UNCERTAINTY_NOTE, "results": results}
+    write_json(run.summary, summary, sort_keys=False)
+    return read_json(run.summary)  # as JSON holds it (NaN as null)
+
+
+def _result(run: RunFolder, cfg: RunConfig, probed: ProbedModel, language: str, dataset: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"model": probed.spec, "language": language, "dataset": dataset, "folder": probed.folder}
+    if probed.step is not None:
+        out["step"] = probed.step
+        out["checkpoint"] = probed.name or None  # None: deleted since it was probed
+    report = run.data(language, dataset) / "report.json"
+    if report.exists():
+        out["data"] = read_json(report)
+    info = None
+    for m in methods():
+        folder = run.results(m.name, probed.folder, language, dataset)
+        section = m.summarize(folder, cfg) if folder.path.is_dir() else None
+        if section is not None:
+            out[m.name] = section
+            info = info or m.model_info(folder)
+    if info is not None:
+        out["model_info"] = info
+    out["model_name"] = model_display_name((info or {}).get("name") or probed.spec)
+    return out
+
+
+def read_summary(run: RunFolder) -> dict[str, Any]:
+    """A finished run's summary in the current schema (`schema_read` says the version on disk).
+
+    Raises:
+        FileNotFoundError: the folder holds no finished run.
+        ValueError: a schema newer than this codeprobe reads.
+    """
+    summary = run.read_summary()
+    version = summary.get("schema_version", 1)
+    if version > SCHEMA_VERSION:
+        raise ValueError(f"{run.summary} has summary schema {version}; this codeprobe reads up to "
+                         f"{SCHEMA_VERSION}: upgrade codeprobe")
+    if version == 1:
+        summary["config"] = RunConfig.model_validate(summary.get("config") or {}).to_dict()
+        for r in summary.get("results", []):
+            info = r.get("model_info") or {}
+            r["model_name"] = model_display_name(info.get("name") or r["model"])
+            if r.get("astprobe") and "vectors_reused" in r["astprobe"]:
+                r["astprobe"]["hidden_states_reused"] = r["astprobe"].pop("vectors_reused")
+    summary["schema_read"] = version
+    summary["schema_version"] = SCHEMA_VERSION
+    return summary
+
+
+def is_text_model(result: dict[str, Any]) -> bool:
+    return (result.get("model_info") or {}).get("is_code_model") is False
+
+
+def is_last_step(summary: dict[str, Any], result: dict[str, Any]) -> bool:
+    """True for a result that is not a checkpoint, or is its series' last checkpoint in the run."""
+    if result.get("step") is None:
+        return True
+    same = [r["step"] for r in summary["results"] if r.get("step") is not None
+            and (r["model"], r["language"], r["dataset"]) == (result["model"], result["language"], result["dataset"])]
+    return result["step"] == max(same)
+
+
+def run_line(summary: dict[str, Any], *, code: bool = True) -> str:
+    """One sentence on what a run probed: models, languages, datasets, sizes, time."""
+    cfg = summary["config"]
+    names = ", ".join(model_display_name(m) for m in cfg["models"])
+    run = f"`{summary['run']}`" if code else summary["run"]
+    stages = summary.get("stages") or {}
+    return (f"Run {run}: models {names}; languages {', '.join(cfg['languages'])}; datasets "
+            f"{', '.join(cfg['datasets'])}; {cfg['data']['n_snippets']} snippets each, seed {cfg['seed']}"
+            + (f"; {summary['seconds']:.0f} s" if summary.get("seconds") else "")
+            + (" (" + ", ".join(f"{k} {v:.0f} s" for k, v in stages.items()) + ")" if stages and code else "")
+            + "." + ("" if summary.get("schema_read", SCHEMA_VERSION) == SCHEMA_VERSION
+                     else f" (Read from summary schema {summary['schema_read']}.)"))
+
+
+def data_lines(summary: dict[str, Any]) -> list[str]:
+    """One line per dataset: rows read, kept, and skipped by reason."""
+    lines = []
+    for r in summary["results"]:
+        data = r.get("data") or {}
+        if data and is_last_step(summary, r):
+            skipped = ", ".join(f"{k} {v}" for k, v in sorted((data.get("skipped") or {}).items())) or "none"
+            lines.append(f"Data {r['language']} / {r['dataset']}: read {data.get('read')}, kept {data.get('kept')}; "
+                         f"skipped: {skipped}.")
+    return list(dict.fromkeys(lines))
