@@ -102,10 +102,10 @@ def astprobe_part(args, loaded) -> None:
     with tempfile.TemporaryDirectory() as cache:
         for name, opts in probes.items():
             start = time.perf_counter()
-            probe = ASTProbe(rank=args.rank, layer=args.layer, model=loaded, cache_dir=cache, config=config,
+            probe = ASTProbe(rank=args.rank, layer=args.layer, cache_dir=cache, config=config,
                              random_state=args.seed, **opts)
-            train, valid, test = (probe.prepare(p) for p in (parts.train, parts.valid, parts.test))
-            probe.fit_splits(train, valid)
+            train, valid, test = (probe.prepare(p, model=loaded) for p in (parts.train, parts.valid, parts.test))
+            probe.fit_splits(train, valid, model=loaded)
             s = probe.evaluate_split(test)
             tokens = np.mean([t.n_tokens for t in test.tuples])
             print(f"| {name} | {len(test)} | {tokens:.1f} | {s.precision:.4f} | {s.recall:.4f} | {s.f1:.4f} "

@@ -54,18 +54,20 @@ def train_command(dataset, language, model, layers, rank, ranks, out_dir, n_snip
     """Train a probe per layer (the same experiment runner and run folder as `codeprobe run`,
     AST-Probe only); write OUT/summary.json, OUT/report.md, plots and the probes."""
     import json
+    from dataclasses import replace
 
-    from codeprobe.pipeline.config import DEFAULT_MODEL, PAPER_TRAINING, RunConfig
+    from codeprobe.pipeline.config import DEFAULT_MODEL, RunConfig
     from codeprobe.pipeline.experiment import run_experiment
+    from codeprobe.probes.astprobe.train_config import PAPER_TRAINING, TrainConfig
 
-    training = dict(PAPER_TRAINING) if paper_training else {}
+    training = replace(PAPER_TRAINING if paper_training else TrainConfig(), init=probe_init)
     if epochs is not None:
-        training["max_epochs"] = epochs
+        training = replace(training, max_epochs=epochs)
     cfg = RunConfig(
         models=(model or DEFAULT_MODEL,), languages=(language,), datasets=(str(dataset),),
         n_snippets=n_snippets or 0, seed=seed, cat=False, astprobe=True, rank=rank,
         ranks=tuple(_int_list(ranks)), layers=tuple(_int_list(layers)), random_baseline=not no_baselines,
-        probe_seeds=seeds, probe_init=probe_init, batch_size=batch_size, device=device, **training,
+        probe_seeds=seeds, batch_size=batch_size, device=device, training=training,
     )
     report = run_experiment(cfg, out_dir)
     summary = json.loads((Path(out_dir) / "summary.json").read_text(encoding="utf-8"))
@@ -101,8 +103,8 @@ def recover_command(file, probe_dir, language, model, cache_dir, as_json, html_p
 
     extra = {"cache_dir": cache_dir} if cache_dir else {}
     probe = ASTProbe.load(probe_dir, model=model, **extra)
-    if language is not None and canonical_language(language) != probe.language:
-        raise InputError(f"this probe is for {probe.language}, not {language}")
+    if language is not None and canonical_language(language) != probe.language_:
+        raise InputError(f"this probe is for {probe.language_}, not {language}")
     try:
         code = read_source(file).decode("utf-8")
     except UnicodeDecodeError:
@@ -116,10 +118,12 @@ def recover_command(file, probe_dir, language, model, cache_dir, as_json, html_p
         from codeprobe.viz import explorer_html, explorer_payload, write_html
 
         name = Path(file).name if file != "-" else "<stdin>"
-        payload = explorer_payload([(tree.id, code)], language=probe.language, cat=False, probe=probe, trees=trees,
-                                   max_snippets=None)
-        write_html(explorer_html(payload, title=f"{name}: AST-Probe trees (hidden state {probe.layer}, rank {probe.rank})",
-                                 lines=[f"probe {probe_dir}; model {(probe.model_info_ or {}).get('name', probe.model)}"]),
+        payload = explorer_payload([(tree.id, code)], language=probe.language_, cat=False, probe=probe,
+                                   trees=trees, max_snippets=None)
+        title = f"{name}: AST-Probe trees (hidden state {probe.layer}, rank {probe.rank})"
+        write_html(explorer_html(payload, title=title,
+                                 lines=[f"probe {probe_dir}; "
+                                        f"model {(probe.model_info_ or {}).get('name', probe.model_)}"]),
                    html_path)
     if as_json:
         echo_json({

@@ -1,5 +1,6 @@
-"""The vector cache, the estimator (fit / score / predict / save / load), sweeps, baselines and
-the multilingual analyses, on a tiny random-weight model and a few real functions."""
+"""The vector cache, the estimator (fit / score / predict / save / load, scikit-learn's
+contract), sweeps, baselines and the multilingual analyses, on a tiny random-weight model and a
+few real functions."""
 
 from __future__ import annotations
 
@@ -9,24 +10,27 @@ import numpy as np
 import pytest
 import torch
 from shared_data import cosqa_functions, java_methods
+from sklearn.base import clone
+from sklearn.utils.validation import check_is_fitted
+from tiny_model import one_thread, tiny_model, tiny_model_dir  # noqa: F401  (fixtures)
 
-from codeprobe.errors import InputError
+from codeprobe.errors import InputError, UnknownLanguageError
 from codeprobe.model import Extractor, Snippet
 from codeprobe.probes.astprobe import (
     ASTProbe,
+    LabelVocab,
+    LanguageProbe,
+    ProbeModule,
     TrainConfig,
     code_tuple,
     fit_languages,
-    layer_sweep,
     prepare_split,
     random_weights,
-    rank_sweep,
+    sweep,
     transfer,
     transfer_matrix,
 )
 from codeprobe.probes.astprobe import cache as cache_module
-from codeprobe.probes.astprobe.sweeps import plot, table
-from tiny_model import one_thread, tiny_model, tiny_model_dir  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -80,10 +84,11 @@ def test_snippets_that_do_not_fit_are_dropped_and_counted(tiny_model, tmp_path):
 
 def test_estimator_fit_score_predict_save_load(tiny_model, python_splits, tmp_path):
     (train, valid, test), root = python_splits
-    probe = ASTProbe(rank=8, layer=1, model=tiny_model, cache_dir=root, config=QUICK)
+    probe = ASTProbe(rank=8, layer=1, cache_dir=root, config=QUICK)
     with pytest.raises(InputError):
         probe.score(cosqa_functions()[75:90])
-    probe.fit_splits(train, valid)
+    probe.fit_splits(train, valid, model=tiny_model)
+    assert probe.model_ is tiny_model and probe.language_ == "python"
     scores = probe.evaluate_split(test)
     assert 0.0 <= scores.f1 <= 1.0 and 0.0 <= scores.d_pairs <= 1.0
     # The public route over the same snippets gives the same numbers (from the same cache).
@@ -101,32 +106,123 @@ def test_estimator_fit_score_predict_save_load(tiny_model, python_splits, tmp_pa
     assert settings["layer"] == 1 and settings["rank"] == 8 and settings["language"] == "python"
     assert settings["grammars"]["python"]["package"] == "tree-sitter-python"
     assert settings["vocabularies"]["python"]["c"][0] == "<unk>"
+    assert settings["training"]["best_epoch"] == probe.fit_result_.best_epoch
+    assert sorted(p.name for p in saved.iterdir()) == ["probe.json", "probe.safetensors"]  # no temporary left
     loaded = ASTProbe.load(saved, model=tiny_model, cache_dir=root)
     assert torch.equal(loaded.module_.proj, probe.module_.proj)
+    assert loaded.model_ is tiny_model and loaded.get_params() == probe.get_params()
     again = loaded.evaluate_split(test)
     assert again.f1 == scores.f1 and again.acc_c == scores.acc_c
+    # The model the probe reads new snippets with is the fitted one, after load as after fit.
+    assert loaded.score(cosqa_functions()[75:90]) == pytest.approx(scores.f1)
 
 
-def test_fit_holds_out_validation_and_checks_the_layer(tiny_model, python_splits):
+def test_estimator_follows_scikit_learns_contract(tiny_model, python_splits):
+    (train, valid, test), root = python_splits
+    probe = ASTProbe(rank=8, layer=1, language="Python", cache_dir=str(root), config=QUICK)
+    # __init__ stores its arguments untouched; get_params gives them back.
+    assert probe.language == "Python" and probe.cache_dir == str(root)
+    assert probe.get_params() == {
+        "rank": 8, "layer": 1, "language": "Python", "random_state": 0, "config": QUICK,
+        "validation_fraction": 0.1, "cache_dir": str(root), "device": None, "extraction_batch_size": 16,
+        "remove_docstrings": False, "drop_line_continuations": False, "model_input": "source",
+    }
+    # ... and checks nothing: bad settings fail when the probe runs, with typed errors.
+    for bad, error in (({"rank": 0}, InputError), ({"layer": -1}, InputError), ({"layer": 7}, InputError),
+                       ({"language": "klingon"}, UnknownLanguageError), ({"model_input": "tokens"}, InputError),
+                       ({"validation_fraction": 1.0}, InputError), ({"config": {"lr": 1e-2}}, InputError)):
+        with pytest.raises(error):
+            clone(probe).set_params(**bad).fit_splits(train, valid, model=tiny_model)
+    with pytest.raises(InputError, match="not fitted"):
+        probe.predict_split(test)
+
+    probe.fit_splits(train, valid, model=tiny_model)
+    check_is_fitted(probe)
+    assert probe.language_ == "python" and probe.model_ is tiny_model
+    # clone: the same settings, unfitted, and no model to copy (the model is fit's, not a parameter).
+    copy = clone(probe)
+    assert copy.get_params() == probe.get_params() and copy.config is not probe.config
+    assert not hasattr(copy, "module_") and not hasattr(copy, "model_")
+    copy.set_params(layer=2, rank=4).fit_splits(train, valid, model=tiny_model)
+    assert copy.module_.rank == 4 and probe.module_.rank == 8 and probe.layer == 1
+    # A clone with the same settings trains the same probe.
+    twin = clone(probe).fit_splits(train, valid, model=tiny_model)
+    assert torch.equal(twin.module_.proj, probe.module_.proj)
+    assert twin.evaluate_split(test).f1 == probe.evaluate_split(test).f1
+    # A split of another language, or prepared with other switches, is refused.
+    with pytest.raises(InputError, match="switch|remove_docstrings"):
+        clone(probe).set_params(remove_docstrings=True).fit_splits(train, valid, model=tiny_model)
+
+
+def test_grid_search_clones_the_probe_and_shares_the_model(tiny_model, python_splits):
+    """scikit-learn's model selection runs on the probe as on any estimator: it clones the probe
+    per candidate and fold, and the model, a `fit` argument, reaches every clone uncopied."""
+    from sklearn.model_selection import GridSearchCV
+
     _, root = python_splits
-    probe = ASTProbe(rank=4, layer=0, model=tiny_model, cache_dir=root, config=TrainConfig(max_epochs=1))
-    probe.fit([code for _, code in cosqa_functions()[:20]])
-    assert probe.fit_result_.best_epoch == 1
+    search = GridSearchCV(ASTProbe(rank=4, layer=1, cache_dir=root, config=QUICK), {"layer": [0, 2]}, cv=2)
+    search.fit([code for _, code in cosqa_functions()[:30]], model=tiny_model)
+    assert search.best_params_["layer"] in (0, 2) and search.best_estimator_.model_ is tiny_model
+    assert np.all((search.cv_results_["mean_test_score"] >= 0) & (search.cv_results_["mean_test_score"] <= 1))
+    assert search.best_estimator_.layer == search.best_params_["layer"]
+
+
+def test_fit_holds_out_validation_and_checks_the_layer(tiny_model, python_splits, monkeypatch):
+    _, root = python_splits
+    items = cosqa_functions()[:20]
+    seen = []
+    fit_splits = ASTProbe.fit_splits
+
+    def spy(self, train, valid, **kwargs):
+        seen.append((train, valid))
+        return fit_splits(self, train, valid, **kwargs)
+
+    monkeypatch.setattr(ASTProbe, "fit_splits", spy)
+    config = TrainConfig(max_epochs=4, lr=1e-2)
+    probe = ASTProbe(rank=4, layer=0, cache_dir=root, config=config, validation_fraction=0.25)
+    probe.fit([code for _, code in items], model=tiny_model)
+    ASTProbe(rank=4, layer=0, cache_dir=root, config=config, validation_fraction=0.25, random_state=1).fit(
+        [code for _, code in items], model=tiny_model)
+    (train, valid), (_, other_valid) = seen
+    # A quarter of the snippets (ids "0".."19": plain strings) is held out, the rest trains.
+    assert len(train) + sum(train.dropped.values()) == 15 and len(valid) + sum(valid.dropped.values()) == 5
+    assert set(train.ids).isdisjoint(valid.ids)
+    used = set(train.ids) | set(valid.ids) | set(train.cache.skipped) | set(valid.cache.skipped)
+    assert used <= {str(k) for k in range(20)}
+    assert set(valid.ids) != set(other_valid.ids)  # the share depends on random_state
+    # Early stopping read the held-out share: the kept checkpoint's loss on it is the best one.
+    assert probe.fit_result_.epochs == 4
+    assert probe.evaluate_split(valid).loss == pytest.approx(probe.fit_result_.best_valid_loss, rel=1e-5)
+    best = min(r.valid_loss for r in probe.fit_result_.history)
+    assert probe.fit_result_.best_valid_loss == pytest.approx(best, rel=1e-9)
+    with pytest.raises(InputError, match="layer 7"):
+        ASTProbe(layer=7, cache_dir=root).fit(cosqa_functions()[:20], model=tiny_model)
+
+
+def test_sweep_returns_fitted_probes(tiny_model, python_splits, tmp_path):
+    (train, valid, test), root = python_splits
+    points = sweep(train, valid, test, [(0, 8), (2, 8), (1, 4)], config=QUICK, save_dir=tmp_path / "p",
+                   model=str(tiny_model.info.name))
+    assert [(p.layer, p.rank) for p in points] == [(0, 8), (2, 8), (1, 4)]
+    for point in points:
+        probe = point.probe
+        assert isinstance(probe, ASTProbe) and (probe.layer, probe.rank) == (point.layer, point.rank)
+        check_is_fitted(probe)
+        assert probe.fit_result_.best_epoch == point.best_epoch and probe.language_ == "python"
+        assert probe.evaluate_split(test).f1 == point.scores.f1
+        assert probe.evaluate_split(valid).f1 == point.valid_scores.f1
+    saved = ASTProbe.load(tmp_path / "p" / "layer_02_rank_008", model=tiny_model, cache_dir=root)
+    assert torch.equal(saved.module_.proj.cpu(), points[1].probe.module_.proj.cpu())
+    assert saved.evaluate_split(test).f1 == points[1].scores.f1
+    row = points[0].as_dict()
+    assert {"layer", "precision", "recall", "f1"} <= set(row) and "probe" not in row
+    # A training result and the split it did not train on (or another rank) do not make a probe.
+    result = points[0].probe.fit_result_
+    with pytest.raises(InputError, match="rank"):
+        ASTProbe.from_fit_result(result, train, rank=4, layer=0)
+    java = prepare_split(java_methods(12), "java", _extractor(tiny_model), tmp_path / "java")
     with pytest.raises(InputError):
-        ASTProbe(layer=7, model=tiny_model, cache_dir=root).fit(cosqa_functions()[:20])
-
-
-def test_sweeps_tables_and_plots(python_splits, tmp_path):
-    (train, valid, test), _ = python_splits
-    layers = layer_sweep(train, valid, test, [0, 2], rank=8, config=QUICK, save_dir=tmp_path / "p")
-    assert [p.layer for p in layers] == [0, 2] and all(p.scores is not None for p in layers)
-    assert (tmp_path / "p" / "layer_02_rank_008" / "probe.safetensors").exists()
-    ranks = rank_sweep(train, valid, test, 1, ranks=(2, 4, 64), config=QUICK)
-    assert [p.rank for p in ranks] == [2, 4]  # 64 > hidden size 32
-    assert table(layers).count("\n") == 3
-    assert plot({"tiny": layers}, "layer", tmp_path / "f1.png", reference={"emb": 0.1}).stat().st_size > 0
-    row = layers[0].as_dict()
-    assert {"layer", "precision", "recall", "f1"} <= set(row)
+        ASTProbe.from_fit_result(result, java, rank=8, layer=0)
 
 
 def test_random_weights_baseline(tiny_model):
@@ -146,7 +242,8 @@ def test_shared_projection_and_direct_transfer(tiny_model, python_splits, tmp_pa
     (py_train, py_valid, py_test), _ = python_splits
     ex = _extractor(tiny_model)
     java = java_methods(60)
-    j_train, j_valid, j_test = (prepare_split(java[a:b], "java", ex, tmp_path) for a, b in ((0, 40), (40, 50), (50, 60)))
+    j_train, j_valid, j_test = (prepare_split(java[a:b], "java", ex, tmp_path)
+                                for a, b in ((0, 40), (40, 50), (50, 60)))
     shared = fit_languages({"python": py_train, "java": j_train}, {"python": py_valid, "java": j_valid},
                            layer=1, rank=8, config=QUICK)
     assert set(shared.module.vectors_c) == {"python", "java"}
@@ -159,13 +256,42 @@ def test_shared_projection_and_direct_transfer(tiny_model, python_splits, tmp_pa
     }
     moved = transfer(mono["python"], mono["java"], "java")
     assert torch.equal(moved.module.proj, mono["python"].module.proj)
-    b_s, b_t = mono["python"].module.proj, mono["java"].module.proj
-    want = b_s.T @ b_t @ mono["java"].module.vectors_c["java"]
-    torch.testing.assert_close(moved.module.vectors_c["java"], want.detach())
-    # Transferring a probe onto itself changes nothing but the label vectors' basis.
+    assert moved.vocabs == {"java": mono["java"].vocabs["java"]}
+    # out[source][target]: Python's projection with Java's label vectors, scored on Java's test split.
     matrix = transfer_matrix(mono, {"python": py_test, "java": j_test})
     assert set(matrix) == {"python", "java"} and set(matrix["python"]) == {"python", "java"}
-    assert matrix["java"]["java"] == pytest.approx(mono["java"].evaluate({"java": j_test})["java"].f1)
+    assert matrix["python"]["java"] == pytest.approx(moved.evaluate({"java": j_test})["java"].f1)
+    assert all(0.0 <= f1 <= 1.0 for row in matrix.values() for f1 in row.values())
+
+
+def _language_probe(proj, vectors_c, vectors_u, language="java"):
+    c = LabelVocab(("<unk>", *(f"c{k}" for k in range(1, len(vectors_c[0])))))
+    u = LabelVocab(("<unk>", *(f"u{k}" for k in range(1, len(vectors_u[0])))))
+    module = ProbeModule(len(proj), len(proj[0]), {language: (len(c), len(u))})
+    with torch.no_grad():
+        module.proj.copy_(torch.tensor(proj, dtype=torch.float32))
+        module.vectors_c[language].copy_(torch.tensor(vectors_c, dtype=torch.float32))
+        module.vectors_u[language].copy_(torch.tensor(vectors_u, dtype=torch.float32))
+    return LanguageProbe(module, {language: (c, u)}, layer=1)
+
+
+def test_direct_transfer_hand_worked_example():
+    """Hidden size 3, rank 2. The source projects hidden dims (0, 1); the target projects
+    (1, 0), twice as long, so a target label direction in hidden space, B_T v, is v's entries
+    swapped and doubled; seen through the source's projection, that is V' = B_S^T B_T V_T,
+    worked out by hand below. Hidden dim 2 is invisible to both."""
+    source = _language_probe([[1, 0], [0, 1], [0, 0]], [[0, 0], [0, 0]], [[0], [0]])
+    target = _language_probe([[0, 2], [2, 0], [0, 0]], [[1, 2, 3], [4, 5, 6]], [[7, 0], [0, 8]])
+    moved = transfer(source, target, "java").module
+    torch.testing.assert_close(moved.proj, source.module.proj)
+    torch.testing.assert_close(moved.vectors_c["java"], torch.tensor([[8.0, 10, 12], [2, 4, 6]]))
+    torch.testing.assert_close(moved.vectors_u["java"], torch.tensor([[0.0, 16], [14, 0]]))
+    # The label scores of a hidden state are the target's: h B_S V' = h B_T V_T for h in span(e0, e1).
+    h = torch.tensor([[0.5, -1.5, 0.0]])
+    torch.testing.assert_close(h @ moved.proj @ moved.vectors_c["java"],
+                               h @ target.module.proj @ target.module.vectors_c["java"])
+    with pytest.raises(InputError):
+        transfer(source, _language_probe([[1], [0], [0]], [[1, 2]], [[1, 2]]), "java")
 
 
 def test_cache_format_is_checked(tmp_path):

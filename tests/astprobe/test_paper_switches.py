@@ -177,10 +177,10 @@ def test_split_switches(tiny_model, tmp_path):
 
 
 def test_estimator_carries_the_switches(tiny_model, tmp_path):
-    probe = ASTProbe(rank=4, layer=1, model=tiny_model, cache_dir=tmp_path, config=TrainConfig(max_epochs=1),
+    probe = ASTProbe(rank=4, layer=1, cache_dir=tmp_path, config=TrainConfig(max_epochs=1),
                      remove_docstrings=True, drop_line_continuations=True, model_input="code_tokens")
     assert probe.remove_docstrings and probe.model_input == "code_tokens"
-    probe.fit(cosqa_functions()[:20])
+    probe.fit(cosqa_functions()[:20], model=tiny_model)
     split = probe.prepare(cosqa_functions()[20:26])
     assert split.options["remove_docstrings"] and split.options["model_input"] == "code_tokens"
     saved = probe.save(tmp_path / "p")

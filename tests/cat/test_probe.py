@@ -3,13 +3,17 @@ raw model attention, block means in loops, networkx all-pairs BFS, loop scores."
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 from cat_models import tiny_model
 from shared_data import cosqa_functions, java_methods
 
+from sklearn.base import clone
 from codeprobe.errors import InputError
 from codeprobe.probes.cat import MEAN_HEAD, PAPER_TYPES
+from codeprobe.probes.astprobe.tuples import tuple_tokens
 from codeprobe.probes.cat.probe import CATProbe
 from codeprobe.reference import cat as cat_oracle
 from codeprobe.syntax import parse
@@ -177,7 +181,8 @@ def test_gpu_configuration_gives_the_same_inputs():
 def test_truncation_and_skips():
     tiny_roberta = tiny_model("roberta")
     long_code = "def f(x):\n" + "".join(f"    y{i} = x + {i}\n" for i in range(40)) + "    return x\n"
-    snippets = [("long", long_code), ("broken", "def f(:\n  return"), ("empty", "   \n"), ("ok", "def g(a):\n    return a\n")]
+    snippets = [("long", long_code), ("broken", "def f(:\n  return"), ("empty", "   \n"),
+                ("ok", "def g(a):\n    return a\n")]
     probe = CATProbe(types="paper", max_subwords=64)
     inputs = list(probe.inputs(snippets, tiny_roberta, "python"))
     assert inputs[0].status == "truncated" and len(inputs[0].sample.types) < 40
@@ -209,15 +214,46 @@ def test_input_errors():
     tiny_roberta = tiny_model("roberta")
     with pytest.raises(InputError):
         CATProbe(types="paper").score(["x = 1"], tiny_roberta, "ruby")
-    with pytest.raises(InputError):
-        CATProbe(distance="euclid")
-    with pytest.raises(InputError, match="model_input"):
-        CATProbe(model_input="tokens")
-    with pytest.raises(InputError, match="head_pooling"):
-        CATProbe(head_pooling="min")
-    with pytest.raises(InputError, match="per_head"):
-        CATProbe(per_head=True, head_pooling="max")
+    # Settings are checked when the probe runs (scikit-learn's contract), not by __init__.
+    bad = [({"types": "some"}, "type strategy"), ({"distance": "euclid"}, "distance"),
+           ({"quantile": 1.0}, "quantile"), ({"top_k": 0}, "top_k"), ({"batch_size": 2.5}, "batch_size"),
+           ({"model_input": "tokens"}, "model_input"), ({"head_pooling": "min"}, "head_pooling"),
+           ({"per_head": True, "head_pooling": "max"}, "per_head"),
+           ({"model_input": "code_tokens", "vector_tokens": tuple_tokens}, "vector_tokens")]
+    for params, message in bad:
+        probe = CATProbe(**params)
+        assert all(getattr(probe, k) is v for k, v in params.items())
+        with pytest.raises(InputError, match=message):
+            probe.score(["x = 1"], tiny_roberta, "python")
+        with pytest.raises(InputError, match=message):
+            list(probe.inputs(["x = 1"], tiny_roberta, "python"))
+        with pytest.raises(InputError, match=message):
+            probe.extractor(tiny_roberta)
     with pytest.raises(InputError):
         CATProbe().score(["x = 1"], tiny_roberta)  # no language
     with pytest.raises(InputError):
         CATProbe().score([], tiny_roberta, "python")
+
+
+def test_probe_follows_scikit_learns_contract():
+    tiny_roberta = tiny_model("roberta")
+    snippets = SNIPPETS["java"]
+    shared = partial(tuple_tokens, drop_line_continuations=True)
+    probe = CATProbe(types="topk", quantile=0.7, top_k=4, per_head=True, vector_tokens=shared)
+    params = probe.get_params()
+    assert params["quantile"] == 0.7 and params["vector_tokens"] is shared and params["top_k"] == 4
+    assert set(params) == {"types", "distance", "quantile", "random_state", "per_head", "model_input",
+                           "head_pooling", "top_k", "max_subwords", "batch_size", "allow_parse_errors",
+                           "spill_dir", "vector_tokens"}
+    copy = clone(probe)
+    assert copy is not probe and copy.get_params().keys() == params.keys()
+    assert all(copy.get_params()[k] == v for k, v in params.items() if k != "vector_tokens")
+    want, got = probe.score(snippets, tiny_roberta, "java"), copy.score(snippets, tiny_roberta, "java")
+    np.testing.assert_array_equal(got.samples.score, want.samples.score)
+    assert got.kept_types == want.kept_types
+    # set_params changes what score computes, as a new probe with those settings would.
+    copy.set_params(quantile=0.6, per_head=False)
+    moved = copy.score(snippets, tiny_roberta, "java").samples.score
+    fresh = CATProbe(types="topk", quantile=0.6, top_k=4).score(snippets, tiny_roberta, "java").samples.score
+    np.testing.assert_array_equal(moved, fresh)
+    assert probe.quantile == 0.7 and probe.per_head

@@ -92,8 +92,8 @@ def test_recover_trees_page(tmp_path):
     from codeprobe.probes.astprobe.train_config import TrainConfig
 
     model = str(tiny_roberta_dir())
-    probe = ASTProbe(rank=8, layer=2, model=model, language="python", cache_dir=tmp_path / "cache",
-                     config=TrainConfig(max_epochs=2)).fit(cosqa_functions()[:40])
+    probe = ASTProbe(rank=8, layer=2, language="python", cache_dir=tmp_path / "cache",
+                     config=TrainConfig(max_epochs=2)).fit(cosqa_functions()[:40], model=model)
     probe.save(tmp_path / "probe")
     snippet = tmp_path / "maximum.py"
     snippet.write_text("def maximum(a, b):\n    if a > b:\n        return a\n    return b\n")

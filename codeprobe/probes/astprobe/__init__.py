@@ -8,7 +8,7 @@ states through a linear projection (see docs/astprobe-results.md for numbers).
     probe_run     one probe's schedule, early    fitting     fit / fit_many on vectors
                   stopping, guard, FitResult     evaluation  predict / evaluate on vectors
     cache / data  token vectors, once per model  estimator   ASTProbe: fit, score, predict, save
-    sweeps        layer / rank sweeps, baselines multilingual  shared subspace, transfer
+    sweeps        fitted probe sweeps, baselines multilingual  shared subspace, transfer
 """
 
 from codeprobe.probes.astprobe.cache import VectorCache, cached_vectors
@@ -36,9 +36,7 @@ from codeprobe.probes.astprobe.recovery import (
 )
 from codeprobe.probes.astprobe.sweeps import (
     SweepPoint,
-    layer_sweep,
     random_weights,
-    rank_sweep,
     select_on_validation,
     sweep,
 )
@@ -78,11 +76,9 @@ __all__ = [
     "fit",
     "fit_languages",
     "fit_many",
-    "layer_sweep",
     "predict",
     "prepare_split",
     "random_weights",
-    "rank_sweep",
     "recall_by_label",
     "remove_docstrings",
     "render_tree",

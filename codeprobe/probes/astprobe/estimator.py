@@ -1,33 +1,49 @@
-"""`ASTProbe`: a small estimator in the scikit-learn style (fit, predict, score, save, load).
+"""`ASTProbe`: AST-Probe as a scikit-learn estimator (fit, predict, score; save, load).
 
-    probe = ASTProbe(rank=128, layer=3, language="python").fit(train_codes)
+    probe = ASTProbe(rank=128, layer=3, language="python").fit(train_codes, model="path/to/model")
     probe.score(test_codes)            # mean F1 of the recovered trees
     trees = probe.predict(["def f(a): return a"])
     probe.save("runs/probe"); ASTProbe.load("runs/probe")
+    sklearn.base.clone(probe)          # the same settings, unfitted
 
 Inputs are code strings, (id, code) pairs or `codeprobe.datasets.Snippet`s. The model runs once
 per snippet; its token vectors are cached on disk (see `cache`), so refitting at another layer or
 rank, or scoring the same snippets again, never re-runs it.
+
+The contract is scikit-learn's (`sklearn.base.BaseEstimator`), as `CATProbe`'s: `__init__`
+stores its arguments as given, under the same names, and checks nothing; `fit` checks them;
+`get_params`, `set_params` and `clone` work; what `fit` learns ends in `_` (`module_`, `vocabs_`,
+`language_`, `model_`, `model_info_`, `fit_result_`).
+
+The model is not a constructor argument but `fit`'s `model=` (as it is `CATProbe.score`'s), kept
+as the fitted `model_` that `predict` and `score` read new snippets with. Why: `clone` deep-copies
+every constructor argument, and a transformer is hundreds of megabytes to copy for each clone of
+a grid search; and the probe's weights are learned from that one model's hidden states, so which
+model it reads is part of what `fit` learns, not a setting to vary. `load(path, model=...)` gives
+the fitted model back (default: the one `save` recorded).
 """
 
 from __future__ import annotations
 
 import json
+import numbers
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from safetensors.torch import load_file, save_file
+from sklearn.base import BaseEstimator
 
 from codeprobe.errors import InputError, ModelLoadError
+from codeprobe.files import write_atomic, write_json
 from codeprobe.model import Extractor, LoadedModel, load_model
-from codeprobe.probes.astprobe.data import ProbeSplit, as_pairs, ensure_nonempty, prepare_split
-from codeprobe.probes.astprobe.probe import ProbeModule
-from codeprobe.probes.astprobe.recovery import LabelRecall, constituents, recall_by_label, score
+from codeprobe.probes.astprobe.data import MODEL_INPUTS, ProbeSplit, as_pairs, ensure_nonempty, prepare_split
 from codeprobe.probes.astprobe.evaluation import ProbeScores, evaluate, predict
 from codeprobe.probes.astprobe.fitting import fit
+from codeprobe.probes.astprobe.probe import ProbeModule
 from codeprobe.probes.astprobe.probe_run import FitResult
+from codeprobe.probes.astprobe.recovery import LabelRecall, constituents, recall_by_label, score
 from codeprobe.probes.astprobe.train_config import TrainConfig
 from codeprobe.probes.astprobe.vocab import LabelVocab
 from codeprobe.syntax import grammar_info
@@ -68,19 +84,23 @@ class RecoveredTree:
     f1: float
 
 
-class ASTProbe:
-    """AST-Probe on one model layer.
+def split_vocabs(split: ProbeSplit) -> tuple[LabelVocab, LabelVocab]:
+    """The (c, u) label vocabularies a probe trained on `split` has (`LabelVocab.build`)."""
+    return LabelVocab.build(t.c for t in split.tuples), LabelVocab.build(t.u for t in split.tuples)
+
+
+class ASTProbe(BaseEstimator):
+    """AST-Probe on one model layer, a scikit-learn estimator (see the module doc).
 
     Args:
         rank: dimension of the syntactic subspace (the paper: 128; sweeps 8..512).
         layer: hidden-states index (0 = embeddings, l = output of transformer layer l).
-        language: the snippets' language.
-        model: a model name or directory, a `LoadedModel`, or None for the packaged default.
+        language: the snippets' language (any name `canonical_language` knows).
         random_state: seeds initialisation, batch order and the validation split.
         config: optimisation settings (default: the spec's).
         validation_fraction: share of `fit`'s snippets held out for early stopping when no
             `X_valid` is given.
-        cache_dir: root of the token-vector caches (default: `default_cache_dir()`).
+        cache_dir: root of the token-vector caches (None: `default_cache_dir()`).
         device: where the model runs (None: CUDA if available); the probe trains on
             `config.device`.
         extraction_batch_size: snippets per forward pass of the model.
@@ -92,6 +112,19 @@ class ASTProbe:
             out of the tuples, as the reference's preprocessing does.
         model_input: "source" (the snippet's text, default) or "code_tokens" (the tuple's
             tokens joined by single spaces, as the reference fed its models).
+
+    The arguments are stored as given and checked when the probe runs (`fit`, `prepare`,
+    `score`, ...): a bad one raises `InputError` there.
+
+    Attributes (after `fit`, `fit_splits`, `from_fit_result` or `load`):
+        module_: the trained `ProbeModule` (B, V_c, V_u).
+        vocabs_: the (c, u) label vocabularies of the training split.
+        language_: the canonical language name.
+        model_: the model `fit` was given (a name or directory, a `LoadedModel`, or None for
+            the packaged default); `predict`, `score`, `evaluate` and `recall_by_label` read new
+            snippets with it.
+        model_info_: provenance of the model whose cached vectors trained the probe.
+        fit_result_: how the training went (`FitResult`); None after `load`.
     """
 
     def __init__(
@@ -100,7 +133,6 @@ class ASTProbe:
         layer: int = 3,
         *,
         language: str = "python",
-        model: str | LoadedModel | None = None,
         random_state: int = 0,
         config: TrainConfig = TrainConfig(),
         validation_fraction: float = 0.1,
@@ -113,27 +145,28 @@ class ASTProbe:
     ) -> None:
         self.rank = rank
         self.layer = layer
-        self.language = canonical_language(language)
-        self.model = model
+        self.language = language
         self.random_state = random_state
         self.config = config
         self.validation_fraction = validation_fraction
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.cache_dir = cache_dir
         self.device = device
         self.extraction_batch_size = extraction_batch_size
         self.remove_docstrings = remove_docstrings
         self.drop_line_continuations = drop_line_continuations
         self.model_input = model_input
-        self._extractor: Extractor | None = None
-        self.module_: ProbeModule | None = None
-        self.vocabs_: tuple[LabelVocab, LabelVocab] | None = None
-        self.fit_result_: FitResult | None = None
-        self.model_info_: dict | None = None
 
-    # -- scikit-learn style API -------------------------------------------------------------
+    # -- scikit-learn API -------------------------------------------------------------------
 
-    def fit(self, X, X_valid=None) -> ASTProbe:
-        """Train on snippets `X`; early stopping on `X_valid` (default: a held-out share of X)."""
+    def fit(self, X, X_valid=None, *, model: str | LoadedModel | None = None) -> ASTProbe:
+        """Train on snippets `X`; early stopping on `X_valid` (default: a held-out share of X).
+
+        Args:
+            X, X_valid: code strings, (id, code) pairs or Snippets.
+            model: the model whose hidden states are probed: a name or directory, a
+                `LoadedModel`, or None for the packaged default; kept as `model_`.
+        """
+        self._check_params()
         pairs = as_pairs(X)
         if X_valid is None:
             rng = np.random.default_rng(self.random_state + VALIDATION_SEED_SALT)
@@ -145,57 +178,105 @@ class ASTProbe:
             pairs = [pairs[i] for i in sorted(order[n_valid:])]
         else:
             valid_pairs = as_pairs(X_valid)
-        return self.fit_splits(self.prepare(pairs), self.prepare(valid_pairs))
+        extractor = self._extractor_for(model)
+        train, valid = self.prepare(pairs, extractor=extractor), self.prepare(valid_pairs, extractor=extractor)
+        return self.fit_splits(train, valid, model=model)
 
-    def fit_splits(self, train: ProbeSplit, valid: ProbeSplit) -> ASTProbe:
-        """Train on prepared splits (see `prepare`): no model run if their vectors are cached."""
+    def fit_splits(self, train: ProbeSplit, valid: ProbeSplit, *, model: str | LoadedModel | None = None) -> ASTProbe:
+        """Train on prepared splits (see `prepare`): no model run if their vectors are cached.
+
+        model: the model the splits' vectors came from (see `fit`), kept as `model_` to read
+            new snippets with.
+        """
+        language = self._check_params()
         ensure_nonempty([train, valid], ["training", "validation"])
-        self._check_layer(train)
-        vocabs = (LabelVocab.build(t.c for t in train.tuples), LabelVocab.build(t.u for t in train.tuples))
+        self._check_split(train, language)
+        self._check_split(valid, language)
+        vocabs = split_vocabs(train)
         result = fit(
             train.data(self.layer),
             valid.data(self.layer),
-            {self.language: vocabs},
+            {language: vocabs},
             self.rank,
             config=self.config,
             random_state=self.random_state,
         )
-        self.module_, self.vocabs_, self.fit_result_ = result.module, vocabs, result
-        self.model_info_ = train.cache.model
-        return self
+        return self._set_fitted(result.module, vocabs, language=language, model=model,
+                                model_info=train.cache.model, fit_result=result)
+
+    @classmethod
+    def from_fit_result(cls, result: FitResult, train: ProbeSplit, *, model: str | LoadedModel | None = None,
+                        **params) -> ASTProbe:
+        """The fitted probe that `fit_splits(train, ...)` gives, from a training already run on
+        `train` elsewhere (e.g. `sweeps.sweep`'s joint `fit_many`, with `split_vocabs(train)`).
+
+        Args:
+            result: the training's outcome.
+            train: the split it trained on; the probe takes its language and preprocessing
+                switches (`ProbeSplit.options`), its label vocabularies and model provenance.
+            model: see `fit_splits`.
+            params: the other constructor arguments (`rank`, `layer`, `random_state`,
+                `config`, ...); `rank` must be the trained projection's.
+
+        Raises:
+            InputError: settings that `fit_splits` would reject, or a `result` that does not
+                match them (rank, label vocabularies).
+        """
+        probe = cls(**{"language": train.language, **train.options, **params})
+        language = probe._check_params()
+        ensure_nonempty([train], ["training"])
+        probe._check_split(train, language)
+        vocabs = split_vocabs(train)
+        module = result.module
+        if module.rank != probe.rank:
+            raise InputError(f"the trained projection has rank {module.rank}, not {probe.rank}")
+        sizes = tuple(int(v[language].shape[1]) if language in v else None
+                      for v in (module.vectors_c, module.vectors_u))
+        if sizes != (len(vocabs[0]), len(vocabs[1])):
+            raise InputError(f"the trained label vectors ({sizes}) do not match the split's vocabularies "
+                             f"({len(vocabs[0])}, {len(vocabs[1])}): it was not trained on this split")
+        return probe._set_fitted(module, vocabs, language=language, model=model, model_info=train.cache.model,
+                                 fit_result=result)
 
     def evaluate(self, X) -> ProbeScores:
         """P, R, F1 (means over snippets), label accuracies and d-pair accuracy on `X`."""
+        self._fitted()
         return self.evaluate_split(self.prepare(as_pairs(X)))
 
     def evaluate_split(self, split: ProbeSplit) -> ProbeScores:
         module, vocabs = self._fitted()
         ensure_nonempty([split], ["evaluation"])
+        self._check_split(split, self.language_)
         return evaluate(module, split.data(self.layer), vocabs, self.config.device)
 
-    def score(self, X) -> float:
-        """Mean F1 of the recovered trees (higher is better, as scikit-learn expects)."""
+    def score(self, X, y=None) -> float:
+        """Mean F1 of the recovered trees (higher is better, as scikit-learn expects); `y` is
+        ignored (the gold trees come from parsing `X`), there for scikit-learn's signature."""
         return self.evaluate(X).f1
 
     def recall_by_label(self, X) -> LabelRecall:
         """Recall of the gold constituents per non-terminal label on `X`: the reference code's
         table (see `recovery.LabelRecall`)."""
+        self._fitted()
         return self.recall_by_label_split(self.prepare(as_pairs(X)))
 
     def recall_by_label_split(self, split: ProbeSplit) -> LabelRecall:
         module, vocabs = self._fitted()
         ensure_nonempty([split], ["evaluation"])
+        self._check_split(split, self.language_)
         pred = predict(module, split.data(self.layer), vocabs, self.config.device).tuples
         return recall_by_label(pred, split.gold)
 
     def predict(self, X) -> list[RecoveredTree]:
         """The recovered tree of every usable snippet of `X` (see `ProbeSplit.dropped`)."""
+        self._fitted()
         return self.predict_split(self.prepare(as_pairs(X)))
 
     def predict_split(self, split: ProbeSplit) -> list[RecoveredTree]:
         module, vocabs = self._fitted()
         if len(split) == 0:
             return []
+        self._check_split(split, self.language_)
         pred = predict(module, split.data(self.layer), vocabs, self.config.device).tuples
         per = score(pred, split.gold)
         pred_cons, gold_cons = constituents(pred), constituents(split.gold)
@@ -223,54 +304,75 @@ class ASTProbe:
 
     # -- data -------------------------------------------------------------------------------
 
-    def prepare(self, X, *, extractor: Extractor | None = None, model_label: str | None = None) -> ProbeSplit:
-        """Parse `X`, extract gold tuples and cache every layer's token vectors."""
+    def prepare(self, X, *, model: str | LoadedModel | None = None, extractor: Extractor | None = None,
+                model_label: str | None = None) -> ProbeSplit:
+        """Parse `X`, extract gold tuples and cache every layer's token vectors.
+
+        The model that reads `X`: `extractor` if given, else `model` (see `extractor`).
+        """
+        language = self._check_params()
         return prepare_split(
             as_pairs(X),
-            self.language,
-            extractor or self.extractor(),
-            self.cache_dir,
+            language,
+            extractor or self.extractor(model),
+            self._cache_root(),
             model_label=model_label,
             remove_docstrings=self.remove_docstrings,
             drop_line_continuations=self.drop_line_continuations,
             model_input=self.model_input,
         )
 
-    def extractor(self) -> Extractor:
-        """The model's vector extractor (loaded on first use)."""
-        if self._extractor is None:
-            loaded = self.model if isinstance(self.model, LoadedModel) else load_model(self.model, device=self.device)
-            self._extractor = Extractor(
-                loaded,
-                batch_size=self.extraction_batch_size,
-                attention=False,
-                vectors=True,
-                length_policy="skip",
-            )
-        return self._extractor
+    def extractor(self, model: str | LoadedModel | None = None) -> Extractor:
+        """The vector extractor of `model` (None: the fitted `model_`; before fitting, the
+        packaged default), loaded on first use and kept."""
+        if model is None:
+            model = getattr(self, "model_", None)
+        return self._extractor_for(model)
+
+    def _extractor_for(self, model: str | LoadedModel | None) -> Extractor:
+        """`model`'s extractor (None: the packaged default); the last one is kept, so that
+        `fit` and then `predict` with the same model load it once."""
+        self._check_params()
+        settings = (self.device, self.extraction_batch_size)
+        kept = getattr(self, "_extractor", None)
+        if kept is not None and kept[1] == settings and (
+            kept[0] is model or (isinstance(model, (str, os.PathLike)) and kept[0] == model)
+        ):
+            return kept[2]
+        loaded = model if isinstance(model, LoadedModel) else load_model(model, device=self.device)
+        extractor = Extractor(
+            loaded,
+            batch_size=self.extraction_batch_size,
+            attention=False,
+            vectors=True,
+            length_policy="skip",
+        )
+        self._extractor = (model, settings, extractor)
+        return extractor
 
     # -- persistence ------------------------------------------------------------------------
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write `probe.safetensors` (B, V_c, V_u) and `probe.json` (settings, vocabularies,
-        model and grammar provenance, training history) to directory `path`."""
+        model and grammar provenance, training history) to directory `path`, each atomically
+        (a reader never sees half a file)."""
         module, (c_vocab, u_vocab) = self._fitted()
         path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-        save_file(tensors, str(path / WEIGHTS_FILE))
-        grammar = grammar_info(self.language)
+        write_atomic(path / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp)))
+        language = self.language_
+        grammar = grammar_info(language)
         result = self.fit_result_
         settings = {
             "format": 1,
-            "model": None if isinstance(self.model, LoadedModel) else self.model,
+            "model": None if isinstance(self.model_, LoadedModel) else self.model_,
             "model_info": self.model_info_,
             "layer": self.layer,
             "rank": self.rank,
-            "language": self.language,
+            "language": language,
             "languages": list(module.vectors_c),
-            "vocabularies": {self.language: {"c": list(c_vocab.labels), "u": list(u_vocab.labels)}},
-            "grammars": {self.language: {"package": grammar.package, "version": grammar.package_version}},
+            "vocabularies": {language: {"c": list(c_vocab.labels), "u": list(u_vocab.labels)}},
+            "grammars": {language: {"package": grammar.package, "version": grammar.package_version}},
             "random_state": self.random_state,
             "remove_docstrings": self.remove_docstrings,
             "drop_line_continuations": self.drop_line_continuations,
@@ -284,13 +386,14 @@ class ASTProbe:
                 "history": [asdict(r) for r in result.history],
             },
         }
-        (path / SETTINGS_FILE).write_text(json.dumps(settings, indent=1), encoding="utf-8")
+        write_json(path / SETTINGS_FILE, settings, sort_keys=False)
         return path
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, model: str | LoadedModel | None = None, **kwargs) -> ASTProbe:
-        """A probe saved by `save`. The model is the saved one unless `model` is given;
-        `kwargs` override constructor settings (e.g. `cache_dir`, `device`)."""
+        """A fitted probe saved by `save`. Its `model_` is the saved model name unless `model`
+        is given (e.g. a `LoadedModel` already in memory); `kwargs` override constructor
+        settings (e.g. `cache_dir`, `device`)."""
         path = Path(path)
         try:
             settings = json.loads((path / SETTINGS_FILE).read_text(encoding="utf-8"))
@@ -310,7 +413,6 @@ class ASTProbe:
             rank=settings["rank"],
             layer=settings["layer"],
             language=language,
-            model=model if model is not None else settings["model"],
             random_state=settings["random_state"],
             config=kwargs.pop("config", config),
             # Probes saved before these switches existed used the defaults.
@@ -321,30 +423,69 @@ class ASTProbe:
             model_input=kwargs.pop("model_input", settings.get("model_input", "source")),
             **kwargs,
         )
+        language = probe._check_params()
         vocab = settings["vocabularies"][language]
-        probe.vocabs_ = (LabelVocab(tuple(vocab["c"])), LabelVocab(tuple(vocab["u"])))
         sizes = {}
         for lang in settings["languages"]:
             sizes[lang] = (tensors[f"vectors_c.{lang}"].shape[1], tensors[f"vectors_u.{lang}"].shape[1])
         module = ProbeModule(tensors["proj"].shape[0], tensors["proj"].shape[1], sizes)
         module.load_state_dict(tensors)  # names: proj, vectors_c.<language>, vectors_u.<language>
-        probe.module_ = module.to(probe.config.device).eval()
-        probe.model_info_ = settings.get("model_info")
-        return probe
+        return probe._set_fitted(
+            module.to(probe.config.device).eval(),
+            (LabelVocab(tuple(vocab["c"])), LabelVocab(tuple(vocab["u"]))),
+            language=language,
+            model=model if model is not None else settings["model"],
+            model_info=settings.get("model_info"),
+            fit_result=None,
+        )
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def _fitted(self) -> tuple[ProbeModule, tuple[LabelVocab, LabelVocab]]:
-        if self.module_ is None or self.vocabs_ is None:
-            raise InputError("this ASTProbe is not fitted yet: call fit first")
-        return self.module_, self.vocabs_
+    def _check_params(self) -> str:
+        """Check the constructor's arguments (scikit-learn checks them when the estimator runs,
+        not in `__init__`); return the canonical language name."""
+        language = canonical_language(self.language)
+        for name, least in (("rank", 1), ("layer", 0), ("extraction_batch_size", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < least:
+                raise InputError(f"{name} must be an integer >= {least}, got {value!r}")
+        if not isinstance(self.random_state, numbers.Integral) or isinstance(self.random_state, bool):
+            raise InputError(f"random_state must be an integer, got {self.random_state!r}")
+        if not isinstance(self.validation_fraction, numbers.Real) or not 0 <= self.validation_fraction < 1:
+            raise InputError(f"validation_fraction must lie in [0, 1), got {self.validation_fraction!r}")
+        if not isinstance(self.config, TrainConfig):
+            raise InputError(f"config must be a TrainConfig, got {type(self.config).__name__}")
+        if self.model_input not in MODEL_INPUTS:
+            raise InputError(f"model_input must be one of {', '.join(MODEL_INPUTS)}, got {self.model_input!r}")
+        return language
 
-    def _check_layer(self, split: ProbeSplit) -> None:
+    def _check_split(self, split: ProbeSplit, language: str) -> None:
+        """`split` is in this probe's language, made with its switches, and holds its layer."""
+        if split.language != language:
+            raise InputError(f"this probe is for {language}, the split is {split.language}")
+        options = {"remove_docstrings": self.remove_docstrings, "drop_line_continuations":
+                   self.drop_line_continuations, "model_input": self.model_input}
+        differ = sorted(k for k, v in split.options.items() if k in options and options[k] != v)
+        if differ:
+            raise InputError(f"the split was prepared with other {', '.join(differ)} than this probe's: "
+                             "prepare it with the probe's `prepare`")
         if not 0 <= self.layer < split.cache.n_states:
             raise InputError(
                 f"layer {self.layer} does not exist: the model has hidden states 0..{split.cache.n_states - 1}"
             )
 
-    def __repr__(self) -> str:
-        return f"ASTProbe(rank={self.rank}, layer={self.layer}, language={self.language!r})"
+    def _cache_root(self) -> Path:
+        return Path(self.cache_dir) if self.cache_dir is not None else default_cache_dir()
 
+    def _set_fitted(self, module: ProbeModule, vocabs: tuple[LabelVocab, LabelVocab], *, language: str,
+                    model: str | LoadedModel | None, model_info: dict | None,
+                    fit_result: FitResult | None) -> ASTProbe:
+        """The one place that sets the fitted state (`fit_splits`, `from_fit_result`, `load`)."""
+        self.module_, self.vocabs_, self.fit_result_ = module, vocabs, fit_result
+        self.language_, self.model_, self.model_info_ = language, model, model_info
+        return self
+
+    def _fitted(self) -> tuple[ProbeModule, tuple[LabelVocab, LabelVocab]]:
+        if getattr(self, "module_", None) is None or getattr(self, "vocabs_", None) is None:
+            raise InputError("this ASTProbe is not fitted yet: call fit first")
+        return self.module_, self.vocabs_

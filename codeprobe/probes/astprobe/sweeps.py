@@ -1,10 +1,11 @@
-"""Layer and rank sweeps, the two baselines, and their tables and plots.
+"""Sweeps of fitted probes over (layer, rank) points, and the random-weights baseline.
 
 A sweep fits one probe per (layer, rank) point on cached vectors (the model never re-runs) and
 scores it on the validation split (for selection: `select_on_validation`) and the test split
-(for reporting). All points of a sweep train together (`training.fit_many`): one
-pass over the batches per epoch, the layers' probes stacked, each with its own schedule, early
-stopping and checkpoint; every point gets the probe it would get trained alone. Baselines, as in
+(for reporting); each point carries its fitted `ASTProbe` (`ASTProbe.from_fit_result`). All
+points of a sweep train together (`fit_many`): one pass over the batches per epoch, the layers'
+probes stacked, each with its own schedule, early stopping and checkpoint; every point gets the
+probe it would get trained alone. Baselines, as in
 the paper (arXiv 2206.11719):
 - embedding: the real model's layer 0 (the embeddings alone);
 - random: the same architecture with random weights (seeded), the pretrained embeddings
@@ -27,12 +28,11 @@ import torch
 from codeprobe.errors import InputError
 from codeprobe.model import LoadedModel
 from codeprobe.probes.astprobe.data import ProbeSplit, ensure_nonempty
-from codeprobe.probes.astprobe.estimator import ASTProbe
-from codeprobe.probes.astprobe.evaluation import ProbeScores, evaluate
+from codeprobe.probes.astprobe.estimator import ASTProbe, split_vocabs
+from codeprobe.probes.astprobe.evaluation import ProbeScores
 from codeprobe.probes.astprobe.fitting import fit_many
-from codeprobe.probes.astprobe.probe_run import FitResult, ProbeDivergedError
+from codeprobe.probes.astprobe.probe_run import ProbeDivergedError
 from codeprobe.probes.astprobe.train_config import TrainConfig
-from codeprobe.probes.astprobe.vocab import LabelVocab
 
 log = logging.getLogger("codeprobe.astprobe")
 
@@ -62,6 +62,7 @@ class SweepPoint:
         hit_max_epochs: the epoch budget ended the training, not early stopping (see
             `FitResult.hit_max_epochs`): the probe may not have converged.
         error: why there are no scores.
+        probe: the fitted `ASTProbe` (None if it diverged).
 
     `never_improved` (best epoch 1 of several) marks a failed fit: no epoch after the first
     lowered the validation loss, so the kept probe has seen one epoch (see `TrainConfig.init`).
@@ -84,6 +85,7 @@ class SweepPoint:
     seed: int = 0
     valid_scores: ProbeScores | None = None
     test_f1: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    probe: ASTProbe | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict:
         """JSON-ready: layer, rank, seed; test scores under their plain names (precision,
@@ -127,11 +129,12 @@ def sweep(
         seeds: probe seeds (default: `random_state` alone); several give mean and spread.
         save_dir: if given, each probe is saved in `save_dir/layer_LL_rank_RRR` (for the first
             seed; `..._seed_S` for the others).
-        model: recorded in saved probes (the name the caches' vectors came from).
+        model: the model the caches' vectors came from, the probes' `model_` (recorded in
+            saved probes).
 
     Returns:
-        One point per (layer, rank, seed), seeds innermost; a probe that diverged has no scores
-        and says why.
+        One point per (layer, rank, seed), seeds innermost, with its fitted probe; a probe that
+        diverged has no scores and says why.
 
     Raises:
         InputError: an empty split, or a layer the caches do not hold.
@@ -145,7 +148,7 @@ def sweep(
     bad = sorted({layer for layer, _ in points if not 0 <= layer < n_states})
     if bad:
         raise InputError(f"layers {bad} do not exist: the model has hidden states 0..{n_states - 1}")
-    vocabs = (LabelVocab.build(t.c for t in train.tuples), LabelVocab.build(t.u for t in train.tuples))
+    vocabs = split_vocabs(train)
     # One ProbeData per layer, shared by its ranks, so that a batch reads a layer's rows once.
     layers = sorted({layer for layer, _ in points})
     train_data = {layer: train.data(layer) for layer in layers}
@@ -167,28 +170,29 @@ def sweep(
     for k, (layer, rank) in enumerate(points):
         for j, seed in enumerate(seeds):
             result, share = by_seed[seed][0][k], by_seed[seed][1]
-            out.append(_scored(result, layer, rank, seed, share, train, valid, test, vocabs, config,
+            out.append(_scored(result, layer, rank, seed, share, train, valid, test, config,
                                save_dir, model, suffix=f"_seed_{seed}" if j else ""))
     return out
 
 
-def _scored(result, layer, rank, seed, share, train, valid, test, vocabs, config, save_dir, model,
+def _scored(result, layer, rank, seed, share, train, valid, test, config, save_dir, model,
             suffix: str) -> SweepPoint:
     start = time.perf_counter()
     if isinstance(result, ProbeDivergedError):
         log.warning("layer %d, rank %d, seed %d: %s", layer, rank, seed, result)
         return SweepPoint(layer, rank, None, 0, (), share, config, error=str(result), seed=seed)
-    valid_scores = evaluate(result.module, valid.data(layer), vocabs, config.device)
-    scores = evaluate(result.module, test.data(layer), vocabs, config.device)
+    probe = ASTProbe.from_fit_result(result, train, model=model, rank=rank, layer=layer, random_state=seed,
+                                     config=config)
+    valid_scores = probe.evaluate_split(valid)
+    scores = probe.evaluate_split(test)
     if save_dir is not None:
-        probe = _fitted_probe(result, vocabs, train, layer, rank, config, seed, model)
         probe.save(Path(save_dir) / f"layer_{layer:02d}_rank_{rank:03d}{suffix}")
     log.info("layer %d, rank %d, seed %d: valid F1 %.4f, test F1 %.4f (epoch %d of %d%s)", layer, rank, seed,
              valid_scores.f1, scores.f1, result.best_epoch, result.epochs,
              ", budget reached" if result.hit_max_epochs else "")
     return SweepPoint(layer, rank, scores, result.best_epoch, result.rollbacks,
                       share + time.perf_counter() - start, config, result.epochs, result.hit_max_epochs,
-                      seed=seed, valid_scores=valid_scores, test_f1=scores.per_snippet.f1)
+                      seed=seed, valid_scores=valid_scores, test_f1=scores.per_snippet.f1, probe=probe)
 
 
 def select_on_validation(points: Sequence[dict], by: str, among: Iterable[int] | None = None) -> int | None:
@@ -203,29 +207,6 @@ def select_on_validation(points: Sequence[dict], by: str, among: Iterable[int] |
     if not means:
         return None
     return max(sorted(means), key=lambda v: sum(means[v]) / len(means[v]))
-
-
-def _fitted_probe(result: FitResult, vocabs: tuple[LabelVocab, LabelVocab], train: ProbeSplit, layer: int,
-                  rank: int, config: TrainConfig, random_state: int, model) -> ASTProbe:
-    """The `ASTProbe` that `fit_splits` would have produced from this fit (for `save`)."""
-    probe = ASTProbe(rank=rank, layer=layer, language=train.language, model=model,
-                     random_state=random_state, config=config, **train.options)
-    probe.module_, probe.vocabs_, probe.fit_result_ = result.module, vocabs, result
-    probe.model_info_ = train.cache.model
-    return probe
-
-
-def layer_sweep(train, valid, test, layers: Sequence[int], rank: int = 128, **kwargs) -> list[SweepPoint]:
-    """Every layer of `layers` at one rank (the paper's rank 128), trained together."""
-    return sweep(train, valid, test, [(layer, rank) for layer in layers], **kwargs)
-
-
-def rank_sweep(train, valid, test, layer: int, ranks: Sequence[int] = (8, 16, 32, 64, 128, 256, 512),
-               **kwargs) -> list[SweepPoint]:
-    """Every rank of `ranks` at one layer, trained together; ranks above the hidden size are
-    skipped."""
-    hidden = train.cache.hidden
-    return sweep(train, valid, test, [(layer, r) for r in ranks if r <= hidden], **kwargs)
 
 
 def random_weights(loaded: LoadedModel, seed: int = 0) -> LoadedModel:
@@ -245,62 +226,7 @@ def random_weights(loaded: LoadedModel, seed: int = 0) -> LoadedModel:
     info = dataclasses.replace(
         loaded.info,
         name=f"{loaded.info.name} [{RANDOM_LABEL.format(seed=seed)}]",
-        weights_sha256=None,
         note=RANDOM_LABEL.format(seed=seed),
     )
     return dataclasses.replace(loaded, model=model, info=info)
 
-
-def table(points: Sequence[SweepPoint], by: str = "layer") -> str:
-    """A markdown table of a sweep (one row per point)."""
-    head = ["layer", "rank", "precision", "recall", "F1", "acc c", "acc u", "d pairs", "epoch", "note"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for p in sorted(points, key=lambda p: (getattr(p, by), p.layer, p.rank)):
-        if p.scores is None:
-            cells = ["-"] * 6 + [str(p.best_epoch), "diverged"]
-        else:
-            s = p.scores
-            notes = [f"rolled back {list(p.rollbacks)}"] if p.rollbacks else []
-            notes += [f"hit max epochs ({p.epochs})"] if p.hit_max_epochs else []
-            cells = [f"{s.precision:.4f}", f"{s.recall:.4f}", f"{s.f1:.4f}", f"{s.acc_c:.4f}",
-                     f"{s.acc_u:.4f}", f"{s.d_pairs:.4f}", str(p.best_epoch), "; ".join(notes)]
-        lines.append("| " + " | ".join([str(p.layer), str(p.rank), *cells]) + " |")
-    return "\n".join(lines)
-
-
-def plot(
-    series: dict[str, Sequence[SweepPoint]],
-    by: str,
-    path: str | Path,
-    *,
-    reference: dict[str, float] | None = None,
-    title: str = "",
-) -> Path:
-    """Save a plot of F1 against `by` ("layer" or "rank"), one line per series, and horizontal
-    lines for `reference` values (e.g. the embedding baseline)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, points in series.items():
-        pts = sorted((getattr(p, by), p.scores.f1) for p in points if p.scores is not None)
-        if pts:
-            ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=name)
-    for name, value in (reference or {}).items():
-        ax.axhline(value, linestyle="--", linewidth=1, color="grey")
-        ax.annotate(name, (ax.get_xlim()[0], value), fontsize=8, va="bottom")
-    if by == "rank":
-        ax.set_xscale("log", base=2)
-    ax.set_xlabel(by)
-    ax.set_ylabel("F1 (mean over snippets)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path

@@ -15,17 +15,27 @@ Two switches follow the reference code (arXiv 2210.04633) where it differs from 
 token collapsed), as the reference fed CodeSearchNet's `code_tokens`, instead of the source text;
 `head_pooling="max"` takes the maximum over heads of the subword attention instead of the mean.
 Either way subwords are aligned to tokens by character offsets in the text the model saw.
+
+`CATProbe` follows scikit-learn's estimator contract (`sklearn.base.BaseEstimator`), as
+`ASTProbe` does: `__init__` stores its arguments as given and checks nothing, `score` (and
+`inputs`, `extractor`, `score_inputs`) check them, `get_params`, `set_params` and
+`sklearn.base.clone` work. The model is `score`'s argument, not a constructor parameter (as it is
+`ASTProbe.fit`'s): `clone` deep-copies constructor parameters, and a transformer is hundreds of
+megabytes to copy; and the same settings apply to any model: the model is what the probe
+measures, not one of its settings.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import numbers
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from codeprobe import __version__
 from codeprobe.errors import CodeprobeError, InputError
@@ -113,8 +123,9 @@ def _progress(items: Iterator[tuple[str, str]], snippets: Iterable[Any]) -> Iter
     return progress(items, total=total, desc="CAT-probing", unit="snippet")
 
 
-class CATProbe:
-    """CAT-probing with the paper's semantics (see shared/specs/cat-probing.md).
+class CATProbe(BaseEstimator):
+    """CAT-probing with the paper's semantics (see shared/specs/cat-probing.md), a scikit-learn
+    estimator (see the module doc).
 
     Args:
         types: frequent-type strategy: "paper" (the per-language lists), "topk" (top_k
@@ -137,6 +148,9 @@ class CATProbe:
         vector_tokens: tree -> tokens (e.g. AST-Probe's `tuple_tokens`): the same forward pass
             also pools every layer's hidden states over these tokens (`SnippetInputs.vectors`),
             so that one pass serves a vector probe too. Needs model_input="source".
+
+    The arguments are stored as given and checked when the probe runs: a bad one raises
+    `InputError` there.
     """
 
     def __init__(
@@ -156,39 +170,49 @@ class CATProbe:
         spill_dir: str | None = None,
         vector_tokens: Callable[[Any], Any] | None = None,
     ):
-        if types not in STRATEGIES:  # whether `paper` has a list for the language: in score()
-            raise InputError(f"unknown type strategy {types!r}; choose one of {', '.join(STRATEGIES)}")
-        if distance not in DISTANCES:
-            raise InputError(f"distance must be one of {', '.join(DISTANCES)}, got {distance!r}")
-        if top_k < 1:
-            raise InputError(f"top_k must be >= 1, got {top_k}")
-        if model_input not in MODEL_INPUTS:
-            raise InputError(f"model_input must be one of {', '.join(MODEL_INPUTS)}, got {model_input!r}")
-        if head_pooling not in HEAD_POOLINGS:
-            raise InputError(f"head_pooling must be one of {', '.join(HEAD_POOLINGS)}, got {head_pooling!r}")
-        if vector_tokens is not None and model_input != "source":
-            raise InputError("vector_tokens pools the hidden states of the source text; it needs model_input='source'")
-        if per_head and head_pooling != "mean":
-            raise InputError("per_head scores every head beside the head mean; head_pooling='max' needs per_head=False")
         self.types = types
         self.distance = distance
-        self.quantile = check_quantile(quantile)
-        self.random_state = int(random_state)
-        self.per_head = bool(per_head)
+        self.quantile = quantile
+        self.random_state = random_state
+        self.per_head = per_head
         self.model_input = model_input
         self.head_pooling = head_pooling
-        self.top_k = int(top_k)
-        self.max_subwords = int(max_subwords)
-        self.batch_size = int(batch_size)
-        self.allow_parse_errors = bool(allow_parse_errors)
+        self.top_k = top_k
+        self.max_subwords = max_subwords
+        self.batch_size = batch_size
+        self.allow_parse_errors = allow_parse_errors
         self.spill_dir = spill_dir
         self.vector_tokens = vector_tokens
+
+    def _check_params(self) -> None:
+        """Check the settings (scikit-learn checks them when the estimator runs, not in
+        `__init__`); whether `paper` has a list for the language: in `score`."""
+        if self.types not in STRATEGIES:
+            raise InputError(f"unknown type strategy {self.types!r}; choose one of {', '.join(STRATEGIES)}")
+        if self.distance not in DISTANCES:
+            raise InputError(f"distance must be one of {', '.join(DISTANCES)}, got {self.distance!r}")
+        check_quantile(self.quantile)
+        for name in ("random_state", "top_k", "max_subwords", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+                raise InputError(f"{name} must be an integer, got {value!r}")
+        if self.top_k < 1:
+            raise InputError(f"top_k must be >= 1, got {self.top_k}")
+        if self.model_input not in MODEL_INPUTS:
+            raise InputError(f"model_input must be one of {', '.join(MODEL_INPUTS)}, got {self.model_input!r}")
+        if self.head_pooling not in HEAD_POOLINGS:
+            raise InputError(f"head_pooling must be one of {', '.join(HEAD_POOLINGS)}, got {self.head_pooling!r}")
+        if self.vector_tokens is not None and self.model_input != "source":
+            raise InputError("vector_tokens pools the hidden states of the source text; it needs model_input='source'")
+        if self.per_head and self.head_pooling != "mean":
+            raise InputError("per_head scores every head beside the head mean; head_pooling='max' needs per_head=False")
 
     def extractor(self, model: Any = None):
         """A codeprobe.model.Extractor for `model` (a LoadedModel, a name or path, or None for
         the packaged default) with this probe's settings; an Extractor is used as given."""
         from codeprobe.model import Extractor
 
+        self._check_params()
         if isinstance(model, Extractor):
             return model
         return Extractor(
@@ -209,6 +233,7 @@ class CATProbe:
             all in one language (`language`, default: the first snippet's).
         model: see `extractor`. One forward pass per batch gives all layers.
         """
+        self._check_params()
         lang, items = _items(snippets, language)
         return self._inputs(_progress(items, snippets), lang, self.extractor(model))
 
@@ -289,8 +314,9 @@ class CATProbe:
         model: a LoadedModel, a model directory or cached hub id, None (packaged default), or
             an Extractor.
         Raises InputError on mixed languages, a language without a `paper` list under
-        types="paper", or when no snippet can be scored.
+        types="paper", when no snippet can be scored, or on a bad setting.
         """
+        self._check_params()
         lang, items = _items(snippets, language)
         check_strategy(self.types, lang)
         extractor = self.extractor(model)
@@ -300,13 +326,14 @@ class CATProbe:
         self, inputs: Iterable[SnippetInputs | SkippedSample], language: str, extractor: Any
     ) -> CATResult:
         """Score what `inputs` produced (streamed once; `topk` spills it for a second pass)."""
+        self._check_params()
         return score_samples(
             (x if isinstance(x, SkippedSample) else x.sample for x in inputs),
             language=language,
             types=self.types,
-            quantile=self.quantile,
-            top_k=self.top_k,
-            random_state=self.random_state,
+            quantile=check_quantile(self.quantile),
+            top_k=int(self.top_k),
+            random_state=int(self.random_state),
             settings=self.settings(extractor, language),
             spill_dir=self.spill_dir,
         )
@@ -317,12 +344,12 @@ class CATProbe:
         grammar = grammar_info(language)
         return {
             "distance": self.distance,
-            "per_head": self.per_head,
+            "per_head": bool(self.per_head),
             "model_input": self.model_input,
             # An Extractor given as the model brings its own head pooling.
             "head_pooling": {"all": "mean"}.get(extractor.heads, extractor.heads),
             "max_subwords": extractor.max_subwords,
-            "allow_parse_errors": self.allow_parse_errors,
+            "allow_parse_errors": bool(self.allow_parse_errors),
             "model": extractor.info.as_dict(),
             "grammar": {"package": grammar.package, "version": grammar.package_version},
             "versions": {
