@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from cat_models import tiny_model
 from shared_data import cosqa_functions, java_methods
-
 from sklearn.base import clone
+
 from codeprobe.errors import InputError
-from codeprobe.probes.cat import MEAN_HEAD, PAPER_TYPES
 from codeprobe.probes.astprobe.tuples import tuple_tokens
+from codeprobe.probes.cat import MEAN_HEAD, PAPER_TYPES
 from codeprobe.probes.cat.probe import CATProbe
 from codeprobe.reference import cat as cat_oracle
 from codeprobe.syntax import parse
