@@ -14,7 +14,7 @@ import threading
 import zipfile
 from collections import deque
 from contextlib import contextmanager
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -182,20 +182,21 @@ def cat_shard(model: str, language: str, data_dir: str, shard: int, shard_size: 
     """Pass 1 of CAT-probing on one shard: parse, one forward pass per batch, distances and,
     where the kept types are known up front (`paper`, `all`), the scores.
 
-    Writes an .npz (flat arrays, no pickle) that records `key`; a shard whose file already
-    records `key` is not recomputed. Under `paper` and `all` each sample is scored as the
-    forward pass yields it, so the shard holds one window's attention at a time and its file
-    keeps the rows and the type-rate table (`scored_shard_arrays`; per-head rows go to a file
-    beside it, `heads_path`). Under `topk` the kept types come from the whole dataset's rates,
-    so the file keeps every sample's inputs with head-mean attention (`shard_arrays`) for the
-    reduce. With `settings["vector_tokens"]` the same forward pass also pools AST-Probe's token
-    vectors of every snippet read whole, into a store beside the shard (`vector_store_path`)
-    that the AST-Probe sweep copies from instead of running the model again.
+    Adds the shard's samples, in the data's order, to a `CATAccumulator` and saves it (flat
+    arrays, no pickle) with `key` (`KEY_FIELD`); a shard whose file already records `key` is not
+    recomputed. Under `paper` and `all` each sample is scored as the forward pass yields it, so
+    the shard holds one window's attention at a time and its file keeps the head-mean rows and
+    the type-rate table (per-head rows go to a file beside it, `heads_path`). Under `topk` the
+    kept types come from the whole dataset's rates, so the file keeps every sample's inputs with
+    head-mean attention for the reduce. With `settings["vector_tokens"]` the same forward pass
+    also pools AST-Probe's token vectors of every snippet read whole, into a store beside the
+    shard (`vector_store_path`) that the AST-Probe sweep copies from instead of running the
+    model again.
     """
     from codeprobe.probes.astprobe.cache import CacheItem, write_store
-    from codeprobe.probes.cat.dataset import SkippedSample, first_pass, head_mean
+    from codeprobe.probes.cat.dataset import SkippedSample
     from codeprobe.probes.cat.results import MEAN_HEAD
-    from codeprobe.probes.cat.types import select_types
+    from codeprobe.probes.cat.scorer import CATAccumulator
 
     if is_done(out_path, key):
         return out_path
@@ -205,16 +206,12 @@ def cat_shard(model: str, language: str, data_dir: str, shard: int, shard_size: 
     order = sorted(range(len(shard_snippets)), key=lambda i: len(shard_snippets[i].code))
     snippets = [shard_snippets[i] for i in order]
     probe = cat_probe(settings)
-    outcomes: list = []  # per snippet, in reading order: FirstPass, CATSample (topk) or SkippedSample
-    kept = None
+    scorer = CATAccumulator(language=language, types=settings["types"], quantile=settings["quantile"],
+                            random_state=settings["seed"], head_rows=False)
+    outcomes: list = []  # per snippet, in reading order: its first pass, or why it was skipped
 
     def outcome(x):  # on a worker thread
-        if isinstance(x, SkippedSample):
-            return x
-        if kept is not None:
-            return first_pass(x.sample, kept, quantile=settings["quantile"], random_state=settings["seed"])
-        a = x.sample.attention
-        return replace(x.sample, attention=head_mean(a).astype(np.float32)) if np.ndim(a) == 4 else x.sample
+        return scorer.first_pass(x if isinstance(x, SkippedSample) else x.sample)
 
     def vector_entries():  # streamed: a shard never holds its hidden states, nor its attention
         for x, out in threaded_map(lambda x: (x, outcome(x)), probe.inputs(snippets, extractor, language=language)):
@@ -224,116 +221,20 @@ def cat_shard(model: str, language: str, data_dir: str, shard: int, shard_size: 
 
     with device_lock(settings.get("device")):
         extractor = probe.extractor(settings_model(model, settings))
-        if settings["types"] != "topk":
-            kept = select_types(settings["types"], language=language, n_layers=extractor.info.n_layers)
         if probe.vector_tokens is None:
             deque(vector_entries(), maxlen=0)  # no store to write: run the stream for its outcomes
         else:
             write_store(vector_store_path(out_path), vector_entries(), extractor.info.as_dict(), key)
     outcomes = [outcomes[k] for k in np.argsort(order, kind="stable")]
-    ran = [x for x in outcomes if not isinstance(x, SkippedSample)]
-    if kept is None:
-        arrays = shard_arrays(ran, [x for x in outcomes if isinstance(x, SkippedSample)])
-    else:
-        arrays = scored_shard_arrays(outcomes, extractor.info.n_layers, settings["quantile"])
-    if kept is not None and ran and np.any(ran[0].rows["head"] != MEAN_HEAD):
-        write_head_rows([x.rows for x in ran], out_path)
+    for x in outcomes:
+        scorer.add(x)
+    rows = [x.rows for x in outcomes if getattr(x, "rows", None) is not None]  # scored up front, every head
+    del outcomes  # under topk, the attention: the scorer keeps its own copy
+    if rows and np.any(rows[0]["head"] != MEAN_HEAD):
+        write_head_rows(rows, out_path)
     else:  # an earlier run's, with other settings, must not stay beside this shard
         heads_path(out_path).unlink(missing_ok=True)
-    path = Path(out_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, **arrays, **{KEY_FIELD: np.array(key)})
-    os.replace(tmp, path)
-    return str(path)
-
-
-def scored_shard_arrays(outcomes: list, n_layers: int, quantile: float) -> dict[str, np.ndarray]:
-    """A scored shard's head-mean rows (skipped samples included, in order) and type-rate
-    table, as flat arrays for an .npz (no pickle; see `read_scored_shard`)."""
-    from codeprobe.probes.cat.dataset import SkippedSample, skipped_rows
-    from codeprobe.probes.cat.results import MEAN_HEAD, CATSampleScores
-    from codeprobe.probes.cat.types import TypeRateAccumulator
-
-    rates = TypeRateAccumulator(quantile)
-    parts = []
-    for x in outcomes:
-        if isinstance(x, SkippedSample):
-            parts.append(skipped_rows(x, n_layers))
-            continue
-        rates.add(x.types, x.hits)
-        mean = x.rows["head"] == MEAN_HEAD
-        parts.append({k: v[mean] for k, v in x.rows.items()})
-    table = rates.result()
-    rows = {f"row_{k}": v.astype(str) if v.dtype == object else v
-            for k, v in CATSampleScores.concat(parts).columns().items()}
-    return {**rows, "rate_types": np.array(table.types, dtype=str), "rate_num": table.num, "rate_hit": table.hit,
-            "rate_total_tokens": np.array(table.total_tokens), "rate_n_samples": np.array(table.n_samples),
-            "rate_quantile": np.array(table.quantile)}
-
-
-def read_scored_shard(path: str):
-    """(rows, rate table) of a shard that `cat_shard` scored, or None for a shard of inputs
-    (`topk`: see `load_cat_shard`)."""
-    from codeprobe.probes.cat.results import CATSampleScores
-    from codeprobe.probes.cat.types import TypeRates
-
-    with np.load(path, allow_pickle=False) as z:
-        if "rate_types" not in z.files:
-            return None
-        arrays = {name: z[name] for name in z.files}
-    columns = {k[len("row_"):]: v for k, v in arrays.items() if k.startswith("row_")}
-    for name in ("sample_id", "skip_reason"):
-        columns[name] = columns[name].astype(object)
-    rates = TypeRates(tuple(arrays["rate_types"].tolist()), arrays["rate_num"], arrays["rate_hit"],
-                      int(arrays["rate_total_tokens"]), int(arrays["rate_n_samples"]), float(arrays["rate_quantile"]))
-    return CATSampleScores(**columns), rates
-
-
-def shard_arrays(samples: list, skipped: list) -> dict[str, np.ndarray]:
-    """CAT samples as flat arrays for an .npz (no pickle): per-sample sizes index the
-    concatenated types, positions, distances and attentions."""
-    def flat(arrays, dtype):
-        return np.concatenate([np.asarray(a, dtype).ravel() for a in arrays]) if arrays else np.zeros(0, dtype)
-
-    return {
-        "ids": np.array([s.sample_id for s in samples], dtype=str),
-        "sizes": np.array([len(s.types) for s in samples], dtype=np.int64),
-        "types": np.array([t for s in samples for t in s.types], dtype=str),
-        "positions": flat([s.positions for s in samples], np.int64),
-        "distance": flat([s.distance for s in samples], np.int32),
-        "attention": flat([s.attention for s in samples], np.float32),
-        "attention_shape": np.array(samples[0].attention.shape[:-2] if samples else (), dtype=np.int64),
-        "skipped_ids": np.array([s.sample_id for s in skipped], dtype=str),
-        "skipped_reasons": np.array([s.reason for s in skipped], dtype=str),
-    }
-
-
-def load_cat_shard(path: str):
-    """The samples (and skipped samples) a `cat_shard` task wrote, in their original order."""
-    from codeprobe.probes.cat.dataset import CATSample, SkippedSample
-
-    # Each access to an .npz member reads (and checksums) it again: read every array once.
-    with np.load(path, allow_pickle=False) as z:
-        arrays = {name: z[name] for name in z.files}
-    lead = tuple(int(x) for x in arrays["attention_shape"])
-    types, positions = arrays["types"].tolist(), arrays["positions"]
-    distance, attention = arrays["distance"], arrays["attention"]
-    a_off = d_off = t_off = 0
-    for sample_id, n in zip(arrays["ids"].tolist(), arrays["sizes"].tolist()):
-        a_size = int(np.prod(lead)) * n * n
-        yield CATSample(
-            sample_id,
-            tuple(types[t_off : t_off + n]),
-            positions[t_off : t_off + n],
-            distance[d_off : d_off + n * n].reshape(n, n),
-            attention[a_off : a_off + a_size].reshape(*lead, n, n),
-        )
-        t_off += n
-        d_off += n * n
-        a_off += a_size
-    for sample_id, reason in zip(arrays["skipped_ids"].tolist(), arrays["skipped_reasons"].tolist()):
-        yield SkippedSample(sample_id, reason)
+    return str(scorer.save(out_path, **{KEY_FIELD: np.array(key)}))
 
 
 def cat_reduce(model: str, language: str, shard_paths: list[str], settings: dict[str, Any], out_dir: str,
@@ -347,39 +248,27 @@ def cat_reduce(model: str, language: str, shard_paths: list[str], settings: dict
     """
     import pyarrow.parquet as pq
 
-    from codeprobe.errors import InputError
-    from codeprobe.probes.cat.dataset import cat_result, score_samples
-    from codeprobe.probes.cat.results import CATSampleScores
-    from codeprobe.probes.cat.types import DEFAULT_TOP_K, TypeRates, select_types
+    from codeprobe.probes.cat.scorer import CATAccumulator
 
     done = Path(out_dir) / "summary.json"
     if is_done(done, key):
         return str(done)
 
     extractor_info = settings_model(model, settings).info
-    common = {
-        "language": language,
-        "types": settings["types"],
-        "quantile": settings["quantile"],
-        "random_state": settings["seed"],
-        "settings": {
+    # The shards' accumulators, merged in shard order: under `paper` and `all` their rows and
+    # rate tables add up; under `topk` their inputs are scored here, with the merged rates.
+    scorer = CATAccumulator(language=language, types=settings["types"], quantile=settings["quantile"],
+                            random_state=settings["seed"], head_rows=False)
+    with scorer:
+        for path in shard_paths:
+            scorer.merge(CATAccumulator.load(path))
+        result = scorer.result({
             "distance": settings["distance"],
             "max_subwords": settings["max_subwords"],
             "model": extractor_info.as_dict(),
             "grammar": settings["grammar"],
             "versions": settings["versions"],
-        },
-    }
-    if settings["types"] == "topk":  # pass 2 here: the shards kept their inputs
-        result = score_samples((sample for path in shard_paths for sample in load_cat_shard(path)), **common)
-    else:  # the shards scored their samples: their rows and rate tables add up
-        rows, rates = zip(*(read_scored_shard(path) for path in shard_paths))
-        samples, rates = CATSampleScores.concat([r.columns() for r in rows]), TypeRates.merged(rates)
-        if not rates.n_samples:
-            reasons = sorted(set(samples.skip_reason.tolist()))
-            raise InputError(f"no sample could be scored ({'; '.join(reasons) or 'no samples'})")
-        kept = select_types(settings["types"], language=language, n_layers=extractor_info.n_layers)
-        result = cat_result(samples, rates, kept, top_k=DEFAULT_TOP_K, **common)
+        })
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     meta = result.metadata()

@@ -11,7 +11,8 @@ snippet's tree beside the gold one. The payload is JSON, kept small for an HTML 
 - masks: the exact M_A of every (layer, head) over the layer's kept tokens, one bit per cell,
   so the page shows the pairs the CAT-score counted, not a re-thresholded approximation;
 - distance: uint8 (uint16 if needed) tree distances over the aligned tokens, exact;
-- scores: the CAT-scores of `codeprobe.probes.cat.score_sample`, rounded to 6 decimals.
+- scores: the CAT-scores of the snippets' rows (`codeprobe.probes.cat.scorer.CATAccumulator`, the
+  library's scorer), rounded to 6 decimals.
 Binary arrays are zlib-compressed and base64-encoded (a page decodes them with the browser's
 DecompressionStream).
 
@@ -31,9 +32,10 @@ from typing import Any
 import numpy as np
 
 from codeprobe.errors import CodeprobeError, InputError
-from codeprobe.probes.cat.dataset import SkippedSample, head_mean, score_sample
+from codeprobe.probes.cat.dataset import SkippedSample, head_mean
 from codeprobe.probes.cat.probe import DEFAULT_MAX_SUBWORDS, CATProbe, SnippetInputs, _items
 from codeprobe.probes.cat.score import DEFAULT_QUANTILE, attention_thresholds, linear_quantile
+from codeprobe.probes.cat.scorer import CATAccumulator
 from codeprobe.probes.cat.types import default_strategy
 from codeprobe.syntax import parse
 
@@ -161,32 +163,35 @@ def _add_cat(out, items, lang, model, types, distance, quantile, random_state, m
                      per_head=True, max_subwords=max_subwords, batch_size=batch_size)
     loaded = model if isinstance(model, LoadedModel) else load_model(model)
     extractor = probe.extractor(loaded)
+    if kept_types is not None and len(kept_types) != extractor.info.n_layers:
+        raise InputError(f"kept_types has {len(kept_types)} layers, the model {extractor.info.n_layers}")
     inputs = list(probe.inputs(items, extractor, lang))
-    if kept_types is None:
-        if all(isinstance(x, SkippedSample) for x in inputs):
-            reasons = sorted({x.reason for x in inputs})
-            raise InputError(f"no snippet could be scored ({'; '.join(reasons)})")
-        kept = list(probe.score_inputs(inputs, lang, extractor).kept_types)
-    else:
-        kept = [None if k is None else tuple(sorted(k)) for k in kept_types]
-        if len(kept) != extractor.info.n_layers:
-            raise InputError(f"kept_types has {len(kept)} layers, the model {extractor.info.n_layers}")
-    sets = [None if k is None else frozenset(k) for k in kept]
+    # The library's scorer gives every snippet's rows and, unless given, the kept types.
+    scorer = CATAccumulator(language=lang, types=types, quantile=probe.quantile, top_k=probe.top_k,
+                            random_state=random_state, kept_types=kept_types, spill_dir=probe.spill_dir)
+    with scorer:
+        scorer.extend(x if isinstance(x, SkippedSample) else x.sample for x in inputs)
+        kept = scorer.kept_types()  # raises InputError when no snippet could be scored and none are given
+        scored = any(not isinstance(x, SkippedSample) for x in inputs)
+        rows = scorer.samples().columns() if scored else {}
     out["model"] = _model_info(extractor.info)
     out["settings"] = {"types": types if kept_types is None else "given", "distance": distance,
                        "quantile": probe.quantile, "random_state": random_state,
                        "max_subwords": extractor.max_subwords}
-    out["kept_types"] = [None if k is None else list(k) for k in kept]
-    for entry, x in zip(out["snippets"], inputs):
+    out["kept_types"] = [None if k is None else sorted(k) for k in kept]
+    per_snippet = len(rows["layer"]) // len(inputs) if rows else 0  # every snippet has L x (1 + H) rows
+    for k, (entry, x) in enumerate(zip(out["snippets"], inputs)):
         if isinstance(x, SkippedSample):
             entry["cat_skipped"] = x.reason
         else:
-            entry["cat"] = snippet_cat(x, entry["code"], sets, lang, quantile=probe.quantile, random_state=random_state)
+            own = {name: column[k * per_snippet : (k + 1) * per_snippet] for name, column in rows.items()}
+            entry["cat"] = snippet_cat(x, entry["code"], kept, lang, quantile=probe.quantile, rows=own)
 
 
 def snippet_cat(inputs: SnippetInputs, code: str, kept: Sequence[frozenset[str] | None], language: str, *,
-                quantile: float, random_state: int) -> dict[str, Any]:
-    """One snippet's CAT view (`inputs` made from `code`): aligned tokens, packed attention (L, 1 + H, n, n), exact masks
+                quantile: float, rows: dict[str, np.ndarray]) -> dict[str, Any]:
+    """One snippet's CAT view (`inputs` made from `code`, `rows` its scored rows, per layer the
+    head mean and every head): aligned tokens, packed attention (L, 1 + H, n, n), exact masks
     and thresholds over each layer's kept tokens, distances and scores (L, 1 + H)."""
     sample = inputs.sample
     a = np.asarray(sample.attention, dtype=np.float64)
@@ -194,7 +199,6 @@ def snippet_cat(inputs: SnippetInputs, code: str, kept: Sequence[frozenset[str] 
         raise InputError("the explorer needs per-head attention (L, H, n, n)")
     n_layers, n_heads, n = a.shape[0], a.shape[1], len(sample.types)
     stack = np.concatenate([head_mean(a)[:, None], a], axis=1)  # (L, 1 + H, n, n)
-    rows = score_sample(sample, list(kept), quantile=quantile, random_state=random_state)
     scores = rows["score"].reshape(n_layers, 1 + n_heads)
     scale = stack.max(axis=(-2, -1))
     quant = np.rint(stack / np.where(scale > 0, scale, 1.0)[..., None, None] * 255).astype(np.uint8)

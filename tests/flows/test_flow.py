@@ -20,6 +20,7 @@ from flow_configs import small_config
 from codeprobe.errors import DatasetError, ModelLoadError
 from codeprobe.pipeline import tasks
 from codeprobe.pipeline.flow import probing_flow
+from codeprobe.probes.cat.scorer import CATAccumulator
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -135,26 +136,6 @@ def test_missing_model_or_dataset_fails_before_any_work(tiny_model_dir, python_j
     assert time.monotonic() - started < 120
 
 
-def test_cat_shard_files_round_trip(tmp_path):
-    from codeprobe.probes.cat.dataset import CATSample
-
-    rng = np.random.default_rng(0)
-    samples = []
-    for k, n in enumerate([3, 1, 5]):
-        d = rng.integers(0, 9, (n, n)).astype(np.int32)
-        a = rng.random((2, 4, n, n)).astype(np.float32)
-        samples.append(CATSample(f"s{k}", tuple(f"t{i}" for i in range(n)), np.arange(n), d, a))
-    path = tmp_path / "shard.npz"
-    np.savez(path, **tasks.shard_arrays(samples, []))
-    loaded = list(tasks.load_cat_shard(str(path)))
-    assert [s.sample_id for s in loaded] == ["s0", "s1", "s2"]
-    for got, want in zip(loaded, samples):
-        assert got.types == want.types
-        np.testing.assert_array_equal(got.distance, want.distance)
-        np.testing.assert_array_equal(got.attention, want.attention)
-        np.testing.assert_array_equal(got.positions, want.positions)
-
-
 def test_cat_shard_reads_short_snippets_first_and_keeps_the_data_order(tiny_model_dir, tmp_path):  # noqa: F811
     """The shard runs its snippets shortest first (similar lengths per batch), and writes
     them, scored or skipped, in the data's order."""
@@ -166,7 +147,7 @@ def test_cat_shard_reads_short_snippets_first_and_keeps_the_data_order(tiny_mode
     snippets = tasks.read_snippets(data_dir)[:24]
     assert [len(s.code) for s in snippets] != sorted(len(s.code) for s in snippets)
     path = tasks.cat_shard(str(tiny_model_dir), "python", data_dir, 0, 24, settings, str(tmp_path / "shard-0000.npz"), "k")
-    rows, _ = tasks.read_scored_shard(path)
+    rows = CATAccumulator.load(path).samples()
     assert list(dict.fromkeys(rows.sample_id.tolist())) == [s.id for s in snippets]
     assert np.count_nonzero(rows.skip_reason == "") > 20 * len(set(rows.layer.tolist()))
 
@@ -186,7 +167,8 @@ def test_shards_and_reduce_give_what_one_library_run_gives(tiny_model_dir, tmp_p
     paths = [tasks.cat_shard(model, "python", data_dir, k, 8, settings, str(tmp_path / "cat" / f"shard-{k:04d}.npz"),
                              f"k{k}") for k in range(4)]
     tasks.cat_reduce(model, "python", paths, settings, str(tmp_path / "cat"), "r")
-    assert (tasks.read_scored_shard(paths[0]) is None) == (types == "topk")
+    with np.load(paths[0]) as shard:  # scored rows, or (topk) the samples' inputs
+        assert ("row_score" in shard.files, "input_attention" in shard.files) == (types != "topk", types == "topk")
 
     result = tasks.cat_probe(settings).score(tasks.read_snippets(data_dir), tasks.settings_model(model, settings),
                                              language="python")

@@ -9,6 +9,7 @@ from codeprobe.probes.cat.dataset import CATSample, SkippedSample, score_sample,
 from codeprobe.probes.cat.probe import CATProbe, SnippetInputs
 from codeprobe.probes.cat.results import MEAN_HEAD, CATResult, CATSampleScores, CATSummary
 from codeprobe.probes.cat.score import DEFAULT_QUANTILE, attention_thresholds, cat_scores, linear_quantile
+from codeprobe.probes.cat.scorer import CATAccumulator
 from codeprobe.probes.cat.types import (
     DEFAULT_TOP_K,
     PAPER_TYPES,
@@ -25,6 +26,7 @@ __all__ = [
     "MEAN_HEAD",
     "PAPER_TYPES",
     "STRATEGIES",
+    "CATAccumulator",
     "CATProbe",
     "CATResult",
     "CATSample",

@@ -230,6 +230,25 @@ class TypeRateAccumulator:
         self._total += n
         self._count += 1
 
+    @classmethod
+    def from_table(cls, table: TypeRates) -> "TypeRateAccumulator":
+        """An accumulator holding `table`'s counts, as the one that made it did: further samples
+        and merges go on from there."""
+        acc = cls(table.quantile)
+        acc._index = {t: i for i, t in enumerate(table.types)}
+        acc._num = np.array(table.num, dtype=np.int64)
+        acc._hit = np.array(table.hit, dtype=np.int64) if table.n_samples else None
+        acc._total, acc._count = int(table.total_tokens), int(table.n_samples)
+        return acc
+
+    def merge(self, other: "TypeRateAccumulator") -> "TypeRateAccumulator":
+        """Add `other`'s samples after this one's (`TypeRates.merged`: the same table as one
+        accumulator over both, in that order); `other` is left as it was. Returns self."""
+        merged = type(self).from_table(TypeRates.merged([self.result(), other.result()]))
+        self._index, self._num, self._hit = merged._index, merged._num, merged._hit
+        self._total, self._count = merged._total, merged._count
+        return self
+
     def result(self) -> TypeRates:
         """The table so far (a snapshot; further updates do not change it)."""
         hit = self._hit if self._hit is not None else np.zeros((0, self._num.size), np.int64)
