@@ -20,8 +20,10 @@ Usage: python benchmarks/bench_astprobe.py [--n 256] [--layer 3] [--rank 128] [-
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,7 +34,9 @@ from codeprobe.probes.astprobe import LabelVocab, TrainConfig, fit, fit_many, pr
 from codeprobe.probes.astprobe.evaluation import mean_loss
 from codeprobe.probes.astprobe.probe import LossParts, ProbeModule, orthogonality, stacked_loss
 from codeprobe.probes.astprobe.targets import Batch, Targets, epoch_batches, eval_batches
-from codeprobe.reference.astprobe import oracle_score
+
+sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))  # the test oracles: tests/oracles/
+from oracles.astprobe import oracle_score  # noqa: E402
 
 PARTS = ("epoch", "recovery", "stack")
 

@@ -8,7 +8,7 @@ the type-rate counts and the CAT-scores of all layers (`paper` types):
 - fast: head mean (a float64 reduction), block-mean pooling by gather and segment sums, U-AST
   distances (syntax core), TypeRateAccumulator.update and score_sample (model score plus both
   baselines, all layers in one call), after one untimed warm-up call (numba kernels compile);
-- oracle (codeprobe.reference.cat, shaped like the reference code): per layer, head mean and
+- oracle (tests/oracles/cat.py, shaped like the reference code): per layer, head mean and
   block mean in Python loops for the rate counts, then again block mean, networkx all-pairs BFS
   over every node, and the loop score.
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -33,8 +34,10 @@ import numpy as np
 from codeprobe.model import Extractor, load_model
 from codeprobe.probes.cat import PAPER_TYPES, CATSample, TypeRateAccumulator, score_sample
 from codeprobe.probes.cat.probe import DEFAULT_MAX_SUBWORDS, CATProbe
-from codeprobe.reference import cat as oracle
 from codeprobe.syntax import parse, uast_distance
+
+sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))  # the test oracles: tests/oracles/
+from oracles import cat as oracle  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -13,14 +13,17 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import sys
 import time
 from pathlib import Path
 
 import networkx as nx
 import numpy as np
 
-from codeprobe.reference.syntax import oracle_graphs
 from codeprobe.syntax import ast_distance, parse, uast_distance
+
+sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))  # the test oracles: tests/oracles/
+from oracles.syntax import oracle_graphs  # noqa: E402
 
 BLOCK = 50
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

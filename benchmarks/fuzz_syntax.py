@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -32,10 +33,12 @@ from pathlib import Path
 import numpy as np
 
 from codeprobe.errors import CodeprobeError
-from codeprobe.reference.syntax import leaf_distances, oracle_graphs
 from codeprobe.syntax import ast_distance, known_languages, language_for_path, parse, uast_distance
 from codeprobe.syntax.languages import wrappers
 from codeprobe.syntax.tree import _CLEAN, _parse_with
+
+sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))  # the test oracles: tests/oracles/
+from oracles.syntax import leaf_distances, oracle_graphs  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = (REPO / "data", REPO / "tests" / "syntax" / "real")

@@ -6,8 +6,8 @@ A cached result is stale when anything that made it changed. The key of every pi
   package (not only in the task function, which is all Prefect's TASK_SOURCE sees) recomputes;
 - the Python version and the versions of the libraries that shape the numbers (torch,
   transformers, tokenizers, tree-sitter and every grammar wheel, numpy, scipy);
-- the dataset's content (`dataset_fingerprint`) and the model's weights fingerprint, which the
-  steps pass in as inputs.
+- the dataset's content (`dataset_fingerprint`) and the model's fingerprint (over all its
+  files: `codeprobe.model.fingerprint`), which the steps pass in as inputs.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
-import os
 import platform
 import sys
 from functools import lru_cache
@@ -84,11 +83,3 @@ def step_key(step: str, inputs: dict[str, Any]) -> str:
     blob = json.dumps({"step": step, "inputs": inputs, "environment": environment()},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

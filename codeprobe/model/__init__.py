@@ -2,7 +2,15 @@
 and token vectors aligned to code tokens."""
 
 from codeprobe.model.extraction import Extractor, Snippet, SnippetResult
-from codeprobe.model.loading import DEFAULT_MODEL, LoadedModel, ModelInfo, default_model_dir, load_model
+from codeprobe.model.loading import (
+    DEFAULT_MODEL,
+    LoadedModel,
+    ModelInfo,
+    default_model_dir,
+    load_model,
+    model_fingerprint,
+    shared_model,
+)
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -13,4 +21,6 @@ __all__ = [
     "SnippetResult",
     "default_model_dir",
     "load_model",
+    "model_fingerprint",
+    "shared_model",
 ]

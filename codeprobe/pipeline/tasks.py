@@ -76,13 +76,12 @@ def model_arg(model: str) -> str | None:
     return None if model == DEFAULT_MODEL else model
 
 
-@lru_cache(maxsize=4)
 def loaded_model(model: str, device: str | None, dtype: str = "float32"):
-    """One LoadedModel per (model, device, dtype) per process: shards reuse it instead of
-    reloading."""
-    from codeprobe.model import load_model
+    """One LoadedModel per (model, device, dtype) per process, loaded again when the model's
+    files change (`codeprobe.model.shared_model`): shards reuse it instead of reloading."""
+    from codeprobe.model import shared_model
 
-    return load_model(model_arg(model), device=device, dtype=dtype)
+    return shared_model(model_arg(model), device=device, dtype=dtype)
 
 
 def settings_model(model: str, settings: dict[str, Any]):
@@ -363,8 +362,14 @@ def train_config(settings: dict[str, Any]):
     return TrainConfig(**settings["train"])
 
 
-@lru_cache(maxsize=2)
 def _random_model(model: str, device: str | None, dtype: str, seed: int):
+    return _random_copy(loaded_model(model, device, dtype), seed)
+
+
+@lru_cache(maxsize=2)
+def _random_copy(loaded, seed: int):
+    """The random-weights copy of a LoadedModel (by identity: a model loaded again after its
+    files changed gets a new copy, its embeddings from the new weights)."""
     from codeprobe.probes.astprobe.sweeps import random_weights
 
-    return random_weights(loaded_model(model, device, dtype), seed)
+    return random_weights(loaded, seed)

@@ -15,7 +15,7 @@ from codeprobe.errors import InputError
 from codeprobe.model import Extractor
 from codeprobe.probes.astprobe import ASTProbe, TrainConfig, code_tuple, prepare_split, tree_tuple
 from codeprobe.probes.astprobe.preprocess import remove_docstrings
-from codeprobe.reference.astprobe import oracle_tuple
+from oracles.astprobe import oracle_tuple
 from codeprobe.syntax import parse
 from tiny_model import one_thread, tiny_model, tiny_model_dir  # noqa: F401  (fixtures)
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from codeprobe.errors import InputError
 from codeprobe.probes.astprobe import BAD_ROOT, EMPTY, TupleBatch, code_tuple, constituents, score, split_spans
 from codeprobe.probes.astprobe.recovery import recall_by_label
-from codeprobe.reference.astprobe import multiset, oracle_recall_table, oracle_score, rebuild
+from oracles.astprobe import multiset, oracle_recall_table, oracle_score, rebuild
 
 LABELS = [EMPTY, "a", "b", "a<sep>b", "b<sep>a<sep>c", "a<sep>a"]
 

@@ -66,7 +66,7 @@ def test_a_store_of_another_model_is_not_used(tiny_model, tmp_path):  # noqa: F8
     probe = CATProbe(types="all", batch_size=8, vector_tokens=partial(tuple_tokens, drop_line_continuations=True))
     whole = [x for x in probe.inputs(snippets, tiny_model, language="python")
              if isinstance(x, SnippetInputs) and x.vectors is not None]
-    other = {**tiny_model.info.as_dict(), "weights_sha256": "0" * 64}
+    other = {**tiny_model.info.as_dict(), "fingerprint": "0" * 64}
     write_store(tmp_path / "store", ((CacheItem(x.sample.sample_id, x.code, *x.vector_spans), x.vectors)
                                      for x in whole), other, "a key")
     from codeprobe.probes.astprobe.cache import VectorCache

@@ -12,7 +12,7 @@ from syntax.snippets import SNIPPETS
 
 from codeprobe.errors import EmptyCodeError
 from codeprobe.probes.astprobe import EMPTY, TupleBatch, code_tuple, constituents, score, tree_tuple
-from codeprobe.reference.astprobe import oracle_tuple
+from oracles.astprobe import oracle_tuple
 from codeprobe.syntax import parse
 
 MAXIMUM = "def maximum(a, b):\n    if a > b:\n        return a\n    return b\n"

@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from codeprobe.reference import cat as cat_oracle
+from oracles import cat as cat_oracle
 from codeprobe.errors import InputError
 from codeprobe.probes.cat import (
     MEAN_HEAD,

@@ -15,7 +15,7 @@ from codeprobe.errors import InputError
 from codeprobe.probes.astprobe.tuples import tuple_tokens
 from codeprobe.probes.cat import MEAN_HEAD, PAPER_TYPES
 from codeprobe.probes.cat.probe import CATProbe
-from codeprobe.reference import cat as cat_oracle
+from oracles import cat as cat_oracle
 from codeprobe.syntax import parse
 
 SNIPPETS = {"python": cosqa_functions()[:6], "java": java_methods(6)}

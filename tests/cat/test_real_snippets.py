@@ -9,7 +9,7 @@ import pytest
 from shared_data import cosqa_functions, java_methods
 
 from codeprobe.probes.cat import PAPER_TYPES, cat_scores
-from codeprobe.reference import cat as cat_oracle
+from oracles import cat as cat_oracle
 from codeprobe.syntax import ast_distance, parse, uast_distance
 
 

@@ -18,7 +18,7 @@ import pytest
 from flow_configs import small_config
 from tiny_checkpoints import series_copy, tiny_training  # noqa: F401  (session fixture)
 
-from codeprobe.pipeline.config import RunConfig
+from codeprobe.pipeline.config import RunConfig, parse_config
 from codeprobe.pipeline.experiment import run_experiment
 from codeprobe.pipeline.report import astprobe_best_layer, cat_best_layer, series_matrix
 
@@ -38,7 +38,7 @@ def of_step(outputs: dict[str, int], step: int) -> dict[str, int]:
 def test_a_series_is_probed_per_checkpoint_and_only_where_new(tiny_training, python_jsonl, tmp_path):  # noqa: F811
     series = series_copy(tiny_training, tmp_path / "mlm", steps=(1, 2))
     run = tmp_path / "run"
-    cfg = RunConfig.from_dict(small_config(series, python_jsonl, ranks=()))
+    cfg = parse_config(small_config(series, python_jsonl, ranks=()))
     report = run_experiment(cfg, run)
 
     summary = json.loads((run / "summary.json").read_text())
@@ -49,7 +49,7 @@ def test_a_series_is_probed_per_checkpoint_and_only_where_new(tiny_training, pyt
     for step in (1, 2):
         assert (run / "cat" / "mlm" / f"step-{step}" / DATA / "summary.json").is_file()
         assert (run / "astprobe" / "mlm" / f"step-{step}" / DATA / "layers.json").is_file()
-    assert results[0]["model_info"]["weights_sha256"] != results[1]["model_info"]["weights_sha256"]
+    assert results[0]["model_info"]["fingerprint"] != results[1]["model_info"]["fingerprint"]
 
     # The report: per-layer sections for the last checkpoint only, then the series section.
     text = report.read_text()
@@ -101,7 +101,7 @@ def test_scheduled_runs_probe_checkpoints_as_they_land(tiny_training, python_jso
 
     series = series_copy(tiny_training, tmp_path / "mlm", steps=(1, 2))
     run = tmp_path / "run"  # no strftime fields: every scheduled run resumes this folder
-    config = RunConfig.from_dict(small_config(series, python_jsonl, astprobe=False))
+    config = parse_config(small_config(series, python_jsonl, astprobe=False))
     deployment(name="test-checkpoints", cron="*/30 * * * *", config=config, out_dir=str(run)).apply()
 
     def scheduled_run() -> None:

@@ -1,6 +1,6 @@
 """Checkpoint series: the training example's checkpoints load offline by themselves; discovery
 finds finished checkpoints by step (Trainer folders and globs), skips ones still being written,
-and refuses what it cannot order; weight fingerprints follow the weights."""
+and refuses what it cannot order; model fingerprints follow the weights."""
 
 from __future__ import annotations
 
@@ -12,12 +12,8 @@ from tiny_checkpoints import example, series_copy, tiny_training, train_tiny  # 
 
 from codeprobe.errors import InputError, ModelLoadError
 from codeprobe.model import load_model
-from codeprobe.model.checkpoints import (
-    find_checkpoints,
-    is_checkpoint_series,
-    series_name,
-    weights_fingerprint,
-)
+from codeprobe.model.checkpoints import find_checkpoints, is_checkpoint_series, series_name
+from codeprobe.model.fingerprint import folder_fingerprint
 
 
 def test_training_example_saves_self_contained_safetensors_checkpoints(tiny_training):  # noqa: F811
@@ -40,9 +36,9 @@ def test_training_example_saves_self_contained_safetensors_checkpoints(tiny_trai
 
 def test_training_is_seeded(tiny_training, tmp_path):  # noqa: F811
     again = train_tiny(tmp_path / "again", save_steps=(2,))
-    assert weights_fingerprint(again / "checkpoint-2") == weights_fingerprint(tiny_training / "checkpoint-2")
+    assert folder_fingerprint(again / "checkpoint-2") == folder_fingerprint(tiny_training / "checkpoint-2")
     other = train_tiny(tmp_path / "other", save_steps=(2,), seed=1)
-    assert weights_fingerprint(other / "checkpoint-2") != weights_fingerprint(again / "checkpoint-2")
+    assert folder_fingerprint(other / "checkpoint-2") != folder_fingerprint(again / "checkpoint-2")
     with pytest.raises(InputError, match="already holds checkpoints"):
         train_tiny(tmp_path / "again")
 
@@ -117,12 +113,12 @@ def test_series_that_cannot_be_read_fail_clearly(tiny_training, tmp_path):  # no
         find_checkpoints(str(nameless / "*"))
 
 
-def test_weights_fingerprint_follows_the_weights(tiny_training, tmp_path):  # noqa: F811
+def test_fingerprint_follows_the_weights(tiny_training, tmp_path):  # noqa: F811
     one, two = tiny_training / "checkpoint-1", tiny_training / "checkpoint-2"
-    assert weights_fingerprint(one) != weights_fingerprint(two)
+    assert folder_fingerprint(one) != folder_fingerprint(two)
     copy = shutil.copytree(one, tmp_path / "copy")
-    assert weights_fingerprint(copy) == weights_fingerprint(one)
+    assert folder_fingerprint(copy) == folder_fingerprint(one)
     shutil.copy(two / "model.safetensors", copy / "model.safetensors")  # replaced in place
-    assert weights_fingerprint(copy) == weights_fingerprint(two)
+    assert folder_fingerprint(copy) == folder_fingerprint(two)
     with pytest.raises(ModelLoadError, match="no weights"):
-        weights_fingerprint(tmp_path)
+        folder_fingerprint(tmp_path)

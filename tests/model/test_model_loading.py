@@ -15,8 +15,8 @@ import torch
 from tiny_models import tiny_model
 
 from codeprobe.errors import ModelLoadError
-from codeprobe.model import DEFAULT_MODEL, default_model_dir, load_model
-from codeprobe.model import loading
+from codeprobe.model import DEFAULT_MODEL, default_model_dir, load_model, loading, model_fingerprint
+from codeprobe.model.fingerprint import file_sha256, folder_fingerprint
 
 DEFAULT_SHA = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 
@@ -46,7 +46,9 @@ def test_provenance_of_each_family(kind, architecture, family, max_subwords, tem
     assert (info.n_layers, info.n_heads, info.hidden_size) == (2, 4, 64)
     assert info.source == "directory" and info.revision is None and info.path == str(folder)
     assert info.weights_file == "model.safetensors"
-    assert info.weights_sha256 == hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+    assert info.fingerprint == folder_fingerprint(folder) == model_fingerprint(str(folder))
+    weights = (folder / "model.safetensors").read_bytes()
+    assert file_sha256(folder / "model.safetensors") == hashlib.sha256(weights).hexdigest()
     assert info.dtype == "float32" and info.device == "cpu" and info.missing_weights in ((), ("pooler.dense.bias", "pooler.dense.weight"))
     assert info.transformers_version and info.torch_version
     assert loaded.model.config._attn_implementation == "eager" and not loaded.model.training
@@ -96,7 +98,8 @@ def test_code_model_is_judged_by_name(tmp_path):
 def test_packaged_default_is_verified_and_labelled_a_text_model():
     info = load_model().info
     assert info.name == DEFAULT_MODEL and info.source == "packaged"
-    assert info.weights_sha256 == DEFAULT_SHA
+    assert info.fingerprint == model_fingerprint() == folder_fingerprint(default_model_dir())
+    assert file_sha256(default_model_dir() / "model.safetensors") == DEFAULT_SHA
     assert info.is_code_model is False and "text model" in info.note
     assert (info.architecture, info.n_layers, info.n_heads, info.hidden_size) == ("BertModel", 6, 12, 384)
     assert info.max_subwords == 512 and info.input_template == "[CLS] {code} [SEP]"
@@ -144,7 +147,15 @@ def test_hub_cache_id_resolves_offline_with_revision(tmp_path):
         os.symlink(f"../../blobs/{digest}", snap / f.name)
     info = load_model("acme/tiny-codebert", cache_dir=str(tmp_path)).info
     assert info.source == "hub-cache" and info.revision == commit and info.name == "acme/tiny-codebert"
-    assert info.weights_sha256 == hashlib.sha256((snap / "model.safetensors").read_bytes()).hexdigest()
+    assert info.fingerprint == folder_fingerprint(snap)
+    assert info.fingerprint == model_fingerprint("acme/tiny-codebert", cache_dir=str(tmp_path))
+    # the weights' sha256 is the hub blob's name, taken without reading the blob
+    weights = hashlib.sha256((snap / "model.safetensors").read_bytes()).hexdigest()
+    (repo / "blobs" / weights).chmod(0)
+    try:
+        assert file_sha256(snap / "model.safetensors") == weights
+    finally:
+        (repo / "blobs" / weights).chmod(0o644)
 
 
 def test_remote_code_is_never_run_unless_asked(tmp_path):

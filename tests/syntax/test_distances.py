@@ -8,7 +8,7 @@ from shared_data import cosqa_functions, java_methods
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from snippets import SNIPPETS
-from codeprobe.reference.syntax import leaf_distances, oracle_graphs
+from oracles.syntax import leaf_distances, oracle_graphs
 
 from codeprobe.errors import TooLargeError
 from codeprobe.syntax import ast_distance, parse, uast_distance, uast_edges

@@ -29,13 +29,11 @@ def plot_snippet(
     labels: (n,) token texts; attention: (n, n) token attention of `layer` (row = query);
     distance: (n, n) hops; scores, random_baseline, positional_baseline: (L,) per layer.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display: files only
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # its own canvas: no pyplot, the backend is left alone
 
     n = len(labels)
-    fig, axes = plt.subplots(1, 3, figsize=(19, 6.5), gridspec_kw={"width_ratios": [1, 1, 0.9]})
+    fig = Figure(figsize=(19, 6.5))
+    axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1, 0.9]})
     step = max(1, -(-n // _MAX_LABELS))
     ticks = np.arange(0, n, step)
     shown = [repr(labels[i])[1:-1][:12] for i in ticks]
@@ -64,4 +62,3 @@ def plot_snippet(
         fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(str(path), dpi=120)
-    plt.close(fig)

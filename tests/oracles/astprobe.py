@@ -1,10 +1,15 @@
 """Reference AST-Probe on networkx graphs, the way the original code (martin-wey/ast-probe,
 src/data/binary_tree.py) does it: recursive binarization and read-off, recursive argmax rebuild,
 graph rewrites for post-processing, and list-membership scoring. Tests check
-codeprobe.probes.astprobe against it; benchmarks/bench_astprobe.py times both."""
+codeprobe.probes.astprobe against it; benchmarks/bench_astprobe.py times both.
+
+Its recursion goes as deep as a tree: the functions that recurse raise the interpreter's
+recursion limit to `DEPTH` while they run and put it back when they return (`deep`); importing
+the module changes nothing."""
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import networkx as nx
@@ -14,8 +19,24 @@ from codeprobe.syntax import SyntaxTree
 
 EMPTY = "<empty>"
 SEP = "<sep>"
+DEPTH = 20_000
 
-sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))
+
+def deep(fn):
+    """`fn` run with a recursion limit of at least `DEPTH`, the caller's limit restored after."""
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        before = sys.getrecursionlimit()
+        if before >= DEPTH:
+            return fn(*args, **kwargs)
+        sys.setrecursionlimit(DEPTH)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            sys.setrecursionlimit(before)
+
+    return run
 
 
 def pruned_ast(tree: SyntaxTree) -> tuple[nx.DiGraph, int]:
@@ -54,6 +75,7 @@ def tokens_in_order(g: nx.DiGraph) -> list[int]:
     return sorted((n for n in g if g.nodes[n]["terminal"]), key=lambda n: g.nodes[n]["start"])
 
 
+@deep
 def binarize(g: nx.DiGraph, root: int) -> nx.DiGraph:
     """Reference ast2binary: merge unary chains, right-branch with <empty> helpers."""
     b = nx.DiGraph()
@@ -114,18 +136,24 @@ def _leftmost(t, n):
     return min(t.nodes[x]["start"] for x in _leaves(t, n))
 
 
+@deep
 def read_tuple(b: nx.DiGraph, node: int = 0):
     """Reference tree_to_distance: (d, c, height, u) by recursion."""
+    return _read_tuple(b, node)
+
+
+def _read_tuple(b: nx.DiGraph, node: int):
     if b.out_degree(node) == 0:
         return [], [], 0, [b.nodes[node].get("unary", EMPTY)]
     x, y = [m for _, m in b.out_edges(node)]
     left, right = (x, y) if _leftmost(b, x) < _leftmost(b, y) else (y, x)
-    dl, cl, hl, ul = read_tuple(b, left)
-    dr, cr, hr, ur = read_tuple(b, right)
+    dl, cl, hl, ul = _read_tuple(b, left)
+    dr, cr, hr, ur = _read_tuple(b, right)
     h = max(hl, hr) + 1
     return dl + [h] + dr, cl + [b.nodes[node]["type"]] + cr, h, ul + ur
 
 
+@deep
 def oracle_tuple(tree: SyntaxTree):
     """(d, c, u) by the reference's recursive route."""
     g, root = pruned_ast(tree)
@@ -145,6 +173,7 @@ def ast_constituents(tree: SyntaxTree) -> list[str]:
     return out
 
 
+@deep
 def rebuild(d, c, u) -> nx.DiGraph:
     """Reference distance_to_tree + remove_empty_nodes + add_unary + extend_complex_nodes."""
     g = nx.DiGraph()
@@ -211,6 +240,7 @@ def rebuild(d, c, u) -> nx.DiGraph:
     return g
 
 
+@deep
 def multiset(g: nx.DiGraph, only: str | None = None) -> list[str]:
     """Every non-terminal as `label-i-j-...` (its leaves' starts); with `only`, those labelled so."""
     out = []
@@ -231,11 +261,13 @@ def prf(gold: list[str], pred: list[str]) -> tuple[float, float, float]:
     return p, r, 2 * p * r / (p + r)
 
 
+@deep
 def oracle_score(gold_dcu, pred_dcu) -> tuple[float, float, float]:
     return prf(multiset(rebuild(*gold_dcu)), multiset(rebuild(*pred_dcu)))
 
 
 
+@deep
 def recall_non_terminal(gold_dcu, pred_dcu) -> dict[str, float]:
     """Reference get_recall_non_terminal: for each label of the gold tree's non-terminals, the
     predicted constituents (with repeats) found among the gold ones of that label, over their
@@ -249,6 +281,7 @@ def recall_non_terminal(gold_dcu, pred_dcu) -> dict[str, float]:
     return out
 
 
+@deep
 def oracle_recall_table(pairs) -> dict[str, float]:
     """Reference run_probing_eval_recall_non_terminal: per label, the mean over snippets of
     `recall_non_terminal`; `pairs` are (gold (d, c, u), predicted (d, c, u)) per snippet."""
