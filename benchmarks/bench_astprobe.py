@@ -5,7 +5,7 @@
    batch with the model (the reference method: the frozen model runs inside the training and
    validation loops), checked to see the same inputs and reach the same losses;
 2. recovery: tree recovery + P/R/F1 of every snippet, the flat-array path against the
-   reference's networkx graphs (codeprobe.reference.astprobe), checked to agree;
+   reference's networkx graphs (tests/oracles/astprobe.py), checked to agree;
 3. stack: a probe on every hidden state of the model, trained layer by layer (`fit` per layer)
    against all layers together (`fit_many`), the same fixed number of epochs on both sides
    (early stopping cannot fire), checked to give the same probes. Each side runs `--repeat`
