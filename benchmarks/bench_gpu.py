@@ -7,9 +7,9 @@ Both sides read the same standard-library functions, with the same batch size, t
 256-subword input cut and the same dtype (bf16 by default), in batches sorted by length:
 - bare: `model(..., output_attentions=True, output_hidden_states=True)` per batch, tokenisation
   done beforehand (not timed), synchronised at the end;
-- pipeline: `tasks.cat_shard` shard by shard (parsing, distances, tokenisation, alignment, the
+- pipeline: `methods.cat.cat_shard` shard by shard (parsing, distances, tokenisation, alignment, the
   forward pass with attention pooled in hooks, the token vectors AST-Probe reuses, shard files),
-  then `tasks.cat_reduce` (scores, baselines, bootstrap intervals, tables).
+  then `methods.cat.cat_reduce` (scores, baselines, bootstrap intervals, tables).
 A warm-up batch runs first on each side. Prints snippets per second of each and the ratio
 pipeline / bare throughput last (goal: >= 0.8).
 
@@ -79,32 +79,34 @@ def main() -> None:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         sys.exit("no CUDA device: this benchmark has not run (it measures the GPU path)")
 
-    from codeprobe.pipeline import tasks
     from codeprobe.pipeline.config import RunConfig
-    from codeprobe.pipeline.experiment import cat_settings
+    from codeprobe.pipeline.data import prepare_data, read_snippets
+    from codeprobe.pipeline.methods.cat import cat_reduce, cat_shard, step_settings
+    from codeprobe.pipeline.steps import loaded_model
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         model_dir = codebert_size_model(out / "codebert-size-random", args.seed)
-        data_dir = tasks.prepare_data("stdlib", "python", args.n, args.seed, str(out / "data"), key="gpu")
-        snippets = tasks.read_snippets(data_dir)
+        data_dir = prepare_data("stdlib", "python", args.n, args.seed, str(out / "data"), key="gpu")
+        snippets = read_snippets(data_dir)
         cfg = RunConfig(batch_size=args.batch_size, device=args.device, dtype=args.dtype, models=(str(model_dir),))
-        settings = cat_settings(cfg, "python")
-        loaded = tasks.loaded_model(str(model_dir), args.device, args.dtype)  # the one the pipeline's steps use
+        settings = step_settings(cfg, "python")
+        loaded = loaded_model(str(model_dir), args.device, args.dtype)  # the one the pipeline's steps use
+        max_subwords, shard_size = cfg.cat.max_subwords, cfg.extraction.shard_size
         info = loaded.info
         print(f"model: RobertaModel, CodeBERT's config with random weights ({info.n_layers} layers, "
               f"{info.hidden_size} wide), {args.dtype} on "
               f"{torch.cuda.get_device_name() if args.device.startswith('cuda') else args.device}; "
-              f"{len(snippets)} stdlib functions, batch {args.batch_size}, cut at {cfg.cat_max_subwords} subwords")
+              f"{len(snippets)} stdlib functions, batch {args.batch_size}, cut at {max_subwords} subwords")
 
-        bare = bare_throughput(loaded, [s.code for s in snippets], args.batch_size, cfg.cat_max_subwords)
-        n_shards = -(-len(snippets) // cfg.shard_size)
-        tasks.cat_shard(str(model_dir), "python", data_dir, 0, 16, settings, str(out / "warm.npz"), "warm")
+        bare = bare_throughput(loaded, [s.code for s in snippets], args.batch_size, max_subwords)
+        n_shards = -(-len(snippets) // shard_size)
+        cat_shard(str(model_dir), "python", data_dir, 0, 16, settings, str(out / "warm.npz"), "warm")
         synchronize(args.device)
         t0 = time.perf_counter()
-        paths = [tasks.cat_shard(str(model_dir), "python", data_dir, k, cfg.shard_size, settings,
-                                 str(out / "cat" / f"shard-{k:04d}.npz"), f"gpu-{k}") for k in range(n_shards)]
-        tasks.cat_reduce(str(model_dir), "python", paths, settings, str(out / "cat"), "gpu-reduce")
+        paths = [cat_shard(str(model_dir), "python", data_dir, k, shard_size, settings,
+                           str(out / "cat" / f"shard-{k:04d}.npz"), f"gpu-{k}") for k in range(n_shards)]
+        cat_reduce(str(model_dir), "python", paths, settings, str(out / "cat"), "gpu-reduce")
         synchronize(args.device)
         pipeline = len(snippets) / (time.perf_counter() - t0)
         print(f"bare forward (attentions + hidden states): {bare:8.1f} snippets/s")

@@ -37,10 +37,10 @@ import torch
 
 def load(n: int, out: Path):
     """n standard-library functions prepared as the pipeline prepares them (not timed)."""
-    from codeprobe.pipeline import tasks
+    from codeprobe.pipeline.data import prepare_data, read_snippets
 
-    data_dir = tasks.prepare_data("stdlib", "python", n, 0, str(out / "data"), key=f"bench-{n}")
-    return data_dir, tasks.read_snippets(data_dir)
+    data_dir = prepare_data("stdlib", "python", n, 0, str(out / "data"), key=f"bench-{n}")
+    return data_dir, read_snippets(data_dir)
 
 
 def bare_batches(loaded, codes: list[str], batch_size: int, max_subwords: int):
@@ -77,37 +77,38 @@ def bare_forward(loaded, codes: list[str], batch_size: int, max_subwords: int) -
 
 
 def cat_speed(args) -> None:
-    from codeprobe.pipeline import tasks
     from codeprobe.pipeline.config import RunConfig
-    from codeprobe.pipeline.experiment import cat_settings
+    from codeprobe.pipeline.methods.cat import cat_reduce, cat_shard, step_settings
+    from codeprobe.pipeline.steps import loaded_model
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         data_dir, snippets = load(args.n, out)
         cfg = RunConfig(batch_size=args.batch_size)
-        shared = cat_settings(cfg, "python")  # the default run: CAT's pass stores AST-Probe's vectors
-        sides = {"CAT only": {**shared, "vector_tokens": None}, "shared pass": shared}
-        loaded = tasks.loaded_model("default", None)
+        shared = step_settings(cfg, "python")  # the default run: CAT's pass stores AST-Probe's hidden states
+        sides = {"CAT only": step_settings(cfg.with_changes(astprobe=None), "python"), "shared pass": shared}
+        loaded = loaded_model("default", None)
+        max_subwords, shard_size = cfg.cat.max_subwords, cfg.extraction.shard_size
         print(f"model: {loaded.info.name} ({loaded.info.n_layers} layers), {len(snippets)} stdlib functions, "
-              f"batch {args.batch_size}, input cut at {cfg.cat_max_subwords} subwords, per-head scores "
-              f"{'on' if shared['per_head'] else 'off'}, torch threads {torch.get_num_threads()}, "
+              f"batch {args.batch_size}, input cut at {max_subwords} subwords, per-head scores "
+              f"{'on' if shared['cat']['per_head'] else 'off'}, torch threads {torch.get_num_threads()}, "
               f"load average {os.getloadavg()[0]:.1f}")
-        n_shards = -(-len(snippets) // cfg.shard_size)
+        n_shards = -(-len(snippets) // shard_size)
         bare = 0.0
         seconds = dict.fromkeys(sides, 0.0)
         reduce_seconds = dict.fromkeys(sides, 0.0)
         paths: dict[str, list[str]] = {name: [] for name in sides}
         for k in range(n_shards):
-            shard = snippets[k * cfg.shard_size : (k + 1) * cfg.shard_size]
-            bare += bare_forward(loaded, [s.code for s in shard], args.batch_size, cfg.cat_max_subwords)
+            shard = snippets[k * shard_size : (k + 1) * shard_size]
+            bare += bare_forward(loaded, [s.code for s in shard], args.batch_size, max_subwords)
             for name, settings in sides.items():
                 t0 = time.perf_counter()
-                paths[name].append(tasks.cat_shard("default", "python", data_dir, k, cfg.shard_size, settings,
-                                                   str(out / name / f"shard-{k:04d}.npz"), f"bench-{k}"))
+                paths[name].append(cat_shard("default", "python", data_dir, k, shard_size, settings,
+                                             str(out / name / f"shard-{k:04d}.npz"), f"bench-{k}"))
                 seconds[name] += time.perf_counter() - t0
         for name, settings in sides.items():
             t0 = time.perf_counter()
-            tasks.cat_reduce("default", "python", paths[name], settings, str(out / name), "bench-reduce")
+            cat_reduce("default", "python", paths[name], settings, str(out / name), "bench-reduce")
             reduce_seconds[name] = time.perf_counter() - t0
             seconds[name] += reduce_seconds[name]
         print(f"load average after: {os.getloadavg()[0]:.1f}")

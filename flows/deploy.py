@@ -10,8 +10,6 @@ a run folder with no fields is resumed by every run, recomputing only what chang
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict, replace
-
 from codeprobe.allocator import limit_heap_growth
 from codeprobe.pipeline.config import RunConfig
 from codeprobe.pipeline.flow import probing_flow
@@ -27,7 +25,7 @@ def deployment(name: str = DEFAULT_NAME, cron: str = DEFAULT_CRON, config: RunCo
     return probing_flow.to_deployment(
         name=name,
         cron=cron,
-        parameters={"config": asdict(config or RunConfig()), "out_dir": out_dir},
+        parameters={"config": (config or RunConfig()).to_dict(), "out_dir": out_dir},
         description="codeprobe: CAT-probing and AST-Probe over models x languages x datasets",
         tags=["codeprobe"],
     )
@@ -46,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     config = RunConfig.read(args.config) if args.config else None
     if args.model:
-        config = replace(config or RunConfig(), models=tuple(args.model))
+        config = (config or RunConfig()).with_changes(models=tuple(args.model))
     limit_heap_growth()  # scheduled runs in this process: memory flat in the number of snippets
     serve(deployment(args.name, args.cron, config, args.out))
 

@@ -53,24 +53,26 @@ def train_command(dataset, language, model, layers, rank, ranks, out_dir, n_snip
                   epochs, paper_training, seeds, probe_init, seed, device, batch_size):
     """Train a probe per layer (the same experiment runner and run folder as `codeprobe run`,
     AST-Probe only); write OUT/summary.json, OUT/report.md, plots and the probes."""
-    import json
     from dataclasses import replace
 
     from codeprobe.pipeline.config import DEFAULT_MODEL, RunConfig
     from codeprobe.pipeline.experiment import run_experiment
+    from codeprobe.pipeline.runfolder import RunFolder
+    from codeprobe.pipeline.summary import read_summary
     from codeprobe.probes.astprobe.train_config import PAPER_TRAINING, TrainConfig
 
     training = replace(PAPER_TRAINING if paper_training else TrainConfig(), init=probe_init)
     if epochs is not None:
         training = replace(training, max_epochs=epochs)
     cfg = RunConfig(
-        models=(model or DEFAULT_MODEL,), languages=(language,), datasets=(str(dataset),),
-        n_snippets=n_snippets or 0, seed=seed, cat=False, astprobe=True, rank=rank,
-        ranks=tuple(_int_list(ranks)), layers=tuple(_int_list(layers)), random_baseline=not no_baselines,
-        probe_seeds=seeds, batch_size=batch_size, device=device, training=training,
+        models=(model or DEFAULT_MODEL,), languages=(language,), datasets=(str(dataset),), seed=seed,
+        data={"n_snippets": n_snippets or 0}, cat=None, training=training,
+        astprobe={"rank": rank, "ranks": _int_list(ranks), "hidden_states": _int_list(layers),
+                  "random_baseline": not no_baselines, "probe_seeds": seeds},
+        extraction={"batch_size": batch_size, "device": device},
     )
     report = run_experiment(cfg, out_dir)
-    summary = json.loads((Path(out_dir) / "summary.json").read_text(encoding="utf-8"))
+    summary = read_summary(RunFolder(Path(out_dir)))
     ast = summary["results"][0]["astprobe"]
     for row in ast["layers"]:
         if row["f1"] is None:

@@ -39,10 +39,11 @@ class DataConfig(_Section):
     """What is read.
 
     Attributes:
-        n_snippets: snippets sampled per (language, dataset), before the train/valid/test split.
+        n_snippets: snippets sampled per (language, dataset), before the train/valid/test split
+            (0: every usable snippet).
     """
 
-    n_snippets: int = Field(1400, ge=3)
+    n_snippets: int = Field(1400, ge=0)
 
 
 class ExtractionConfig(_Section):

@@ -8,6 +8,7 @@ from functools import partial
 import numpy as np
 import pytest
 from cat_models import tiny_model
+from oracles import cat as cat_oracle
 from shared_data import cosqa_functions, java_methods
 from sklearn.base import clone
 
@@ -15,7 +16,6 @@ from codeprobe.errors import InputError
 from codeprobe.probes.astprobe.tuples import tuple_tokens
 from codeprobe.probes.cat import MEAN_HEAD, PAPER_TYPES
 from codeprobe.probes.cat.probe import CATProbe
-from oracles import cat as cat_oracle
 from codeprobe.syntax import parse
 
 SNIPPETS = {"python": cosqa_functions()[:6], "java": java_methods(6)}

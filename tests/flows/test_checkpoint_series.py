@@ -20,7 +20,8 @@ from tiny_checkpoints import series_copy, tiny_training  # noqa: F401  (session 
 
 from codeprobe.pipeline.config import RunConfig, parse_config
 from codeprobe.pipeline.experiment import run_experiment
-from codeprobe.pipeline.report import astprobe_best_layer, cat_best_layer, series_matrix
+from codeprobe.pipeline.registry import method
+from codeprobe.pipeline.report.over_training import series_matrix
 
 DATA = "python-python_small"  # <language>-<dataset> of the python_jsonl fixture
 
@@ -57,17 +58,17 @@ def test_a_series_is_probed_per_checkpoint_and_only_where_new(tiny_training, pyt
     plots = sorted(p.name for p in (run / "plots").glob("series-*.png"))
     assert plots == ["series-mlm-python-python_small-astprobe.png", "series-mlm-python-python_small-cat.png"]
     assert text.count("checkpoint-2, python") >= 2 and "checkpoint-1, python" not in text
-    steps, layers, scores = series_matrix(results, "astprobe")
+    steps, layers, scores = series_matrix(results, "astprobe", method("astprobe").series)
     assert steps == [1, 2] and layers == [0, 1, 2] and scores.shape == (2, 3)
     assert scores[1, 2] == next(p["f1"] for p in results[1]["astprobe"]["layers"] if p["layer"] == 2)
     for r in results:
-        best = astprobe_best_layer(r["astprobe"])
+        best = method("astprobe").series.best(r["astprobe"])
         assert best["layer"] == r["astprobe"]["best_layer"]
         assert f"| {r['step']} | {best['layer']} | {best['f1']:.3f} [" in text
-        cat = cat_best_layer(r["cat"])
+        cat = method("cat").series.best(r["cat"])
         assert cat["score"] == max(row["score"] for row in r["cat"]["layers"])
         assert f"| {r['step']} | {cat['layer']} | {cat['score']:.3f} [" in text
-    steps, layers, scores = series_matrix(results, "cat")
+    steps, layers, scores = series_matrix(results, "cat", method("cat").series)
     assert layers == [0, 1] and np.isfinite(scores).all()
 
     # Rerun: nothing recomputed. A new checkpoint: only it is probed.

@@ -31,5 +31,5 @@ def test_model_option_replaces_the_configs_models(monkeypatch, tmp_path):
     assert result.exit_code == 0, result.output
     expected = RunConfig.read(config)
     assert seen["config"].models == ("ckpts/a", "ckpts/b")
-    assert seen["config"].datasets == expected.datasets and seen["config"].n_snippets == expected.n_snippets
+    assert seen["config"].datasets == expected.datasets and seen["config"].data == expected.data
     assert seen["out_dir"] == str(tmp_path / "r")

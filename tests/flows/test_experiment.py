@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from flow_configs import small_config
 
 from codeprobe import provenance
-from codeprobe.pipeline.config import RunConfig
+from codeprobe.pipeline.config import RunConfig, parse_config
 from codeprobe.pipeline.experiment import run_experiment
 
 
@@ -30,7 +30,7 @@ def outputs(run: Path) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def finished_run(tiny_model_dir, python_jsonl, tmp_path_factory):  # noqa: F811
     run = tmp_path_factory.mktemp("experiment") / "run"
-    cfg = RunConfig.from_dict(small_config(tiny_model_dir, python_jsonl, probe_seeds=2))
+    cfg = parse_config(small_config(tiny_model_dir, python_jsonl, probe_seeds=2))
     run_experiment(cfg, run)
     return run, cfg
 
@@ -85,7 +85,7 @@ def test_a_dataset_edited_in_place_is_read_again(tiny_model_dir, python_jsonl, t
     data = tmp_path / "data.jsonl"
     data.write_bytes(python_jsonl.read_bytes())
     run = tmp_path / "run"
-    cfg = RunConfig.from_dict(small_config(tiny_model_dir, data, astprobe=False))
+    cfg = parse_config(small_config(tiny_model_dir, data, astprobe=False))
     run_experiment(cfg, run)
     rows = data.read_text().splitlines()
     data.write_text("\n".join(rows[5:]) + "\n")  # five functions fewer
@@ -174,8 +174,8 @@ def test_astprobe_reuses_the_cat_forward_pass(finished_run):
     stored = {i for p in stores for i in VectorCache.open(p).ids}
     n_probed = sum(json.loads(layers.read_text())["splits"].values())
     # every snippet but the one over CAT-probing's 256-subword cut (AST-Probe reads it whole)
-    assert json.loads(layers.read_text())["vectors_reused"] == len(stored) == n_probed - 1
-    assert json.loads(random.read_text())["vectors_reused"] == 0
+    assert json.loads(layers.read_text())["hidden_states_reused"] == len(stored) == n_probed - 1
+    assert json.loads(random.read_text())["hidden_states_reused"] == 0
 
 
 def test_model_dtype_is_a_run_setting(tiny_model_dir, python_jsonl, tmp_path):  # noqa: F811
@@ -183,11 +183,11 @@ def test_model_dtype_is_a_run_setting(tiny_model_dir, python_jsonl, tmp_path):  
     unknown one fails before any work."""
     from codeprobe.errors import InputError
 
-    with pytest.raises(InputError, match="dtype"):
-        run_experiment(RunConfig.from_dict(small_config(tiny_model_dir, python_jsonl, dtype="float64")),
+    with pytest.raises(InputError, match="extraction.dtype"):  # a ConfigError, read before any work
+        run_experiment(parse_config(small_config(tiny_model_dir, python_jsonl, dtype="float64")),
                        tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
-    cfg = RunConfig.from_dict(small_config(tiny_model_dir, python_jsonl, dtype="bfloat16", astprobe=False,
+    cfg = parse_config(small_config(tiny_model_dir, python_jsonl, dtype="bfloat16", astprobe=False,
                                            n_snippets=8, explorer_snippets=0))
     run_experiment(cfg, tmp_path / "bf16")
     (summary,) = (tmp_path / "bf16").glob("cat/*/*/summary.json")

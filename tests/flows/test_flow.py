@@ -18,7 +18,8 @@ from astprobe.tiny_model import tiny_model_dir  # noqa: F401  (session fixture)
 from flow_configs import small_config
 
 from codeprobe.errors import DatasetError, ModelLoadError
-from codeprobe.pipeline import tasks
+from codeprobe.pipeline import data
+from codeprobe.pipeline.methods import cat
 from codeprobe.pipeline.flow import probing_flow
 from codeprobe.probes.cat.scorer import CATAccumulator
 
@@ -140,13 +141,12 @@ def test_cat_shard_reads_short_snippets_first_and_keeps_the_data_order(tiny_mode
     """The shard runs its snippets shortest first (similar lengths per batch), and writes
     them, scored or skipped, in the data's order."""
     from codeprobe.pipeline.config import RunConfig
-    from codeprobe.pipeline.experiment import cat_settings
 
-    settings = cat_settings(RunConfig(batch_size=4), "python")
-    data_dir = tasks.prepare_data("stdlib", "python", 40, 0, str(tmp_path / "data"), key="order")
-    snippets = tasks.read_snippets(data_dir)[:24]
+    settings = cat.step_settings(RunConfig(batch_size=4), "python")
+    data_dir = data.prepare_data("stdlib", "python", 40, 0, str(tmp_path / "data"), key="order")
+    snippets = data.read_snippets(data_dir)[:24]
     assert [len(s.code) for s in snippets] != sorted(len(s.code) for s in snippets)
-    path = tasks.cat_shard(str(tiny_model_dir), "python", data_dir, 0, 24, settings, str(tmp_path / "shard-0000.npz"), "k")
+    path = cat.cat_shard(str(tiny_model_dir), "python", data_dir, 0, 24, settings, str(tmp_path / "shard-0000.npz"), "k")
     rows = CATAccumulator.load(path).samples()
     assert list(dict.fromkeys(rows.sample_id.tolist())) == [s.id for s in snippets]
     assert np.count_nonzero(rows.skip_reason == "") > 20 * len(set(rows.layer.tolist()))
@@ -158,20 +158,19 @@ def test_shards_and_reduce_give_what_one_library_run_gives(tiny_model_dir, tmp_p
     same rows, rate table and summary as `CATProbe.score` over all the snippets in one go, and
     the per-head rows beside the shards equal the library's."""
     from codeprobe.pipeline.config import RunConfig
-    from codeprobe.pipeline.experiment import cat_settings
-    from codeprobe.pipeline.views import heads_path
+    from codeprobe.pipeline.steps import loaded_model
 
-    settings = cat_settings(RunConfig(batch_size=4, cat_types=types, cat_per_head=per_head), "python")
-    data_dir = tasks.prepare_data("stdlib", "python", 30, 0, str(tmp_path / "data"), key="same")
+    settings = cat.step_settings(RunConfig(batch_size=4, cat_types=types, cat_per_head=per_head), "python")
+    data_dir = data.prepare_data("stdlib", "python", 30, 0, str(tmp_path / "data"), key="same")
     model = str(tiny_model_dir)
-    paths = [tasks.cat_shard(model, "python", data_dir, k, 8, settings, str(tmp_path / "cat" / f"shard-{k:04d}.npz"),
+    paths = [cat.cat_shard(model, "python", data_dir, k, 8, settings, str(tmp_path / "cat" / f"shard-{k:04d}.npz"),
                              f"k{k}") for k in range(4)]
-    tasks.cat_reduce(model, "python", paths, settings, str(tmp_path / "cat"), "r")
+    cat.cat_reduce(model, "python", paths, settings, str(tmp_path / "cat"), "r")
     with np.load(paths[0]) as shard:  # scored rows, or (topk) the samples' inputs
         assert ("row_score" in shard.files, "input_attention" in shard.files) == (types != "topk", types == "topk")
 
-    result = tasks.cat_probe(settings).score(tasks.read_snippets(data_dir), tasks.settings_model(model, settings),
-                                             language="python")
+    result = cat.cat_probe(settings).score(data.read_snippets(data_dir), loaded_model(model, None),
+                                           language="python")
     want = result.samples.columns()
     got = pq.read_table(tmp_path / "cat" / "samples.parquet").to_pydict()
     mean = want["head"] == -1
@@ -184,7 +183,7 @@ def test_shards_and_reduce_give_what_one_library_run_gives(tiny_model_dir, tmp_p
     for name, column in result.rates.rows().items():
         np.testing.assert_array_equal(np.asarray(rates[name]), column, err_msg=name)
 
-    heads = [heads_path(p) for p in paths]
+    heads = [cat.heads_path(p) for p in paths]
     assert all(h.exists() for h in heads) == per_head
     if per_head:
         scored = want["n_aligned"] > 0  # rows of the samples that were not skipped
@@ -199,10 +198,10 @@ def test_deployment_with_cron_schedule_runs_once(tiny_model_dir, python_jsonl, t
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL
 
-    from codeprobe.pipeline.config import RunConfig
+    from codeprobe.pipeline.config import parse_config
     from flows.deploy import deployment
 
-    config = RunConfig.from_dict(small_config(tiny_model_dir, python_jsonl, astprobe=False))
+    config = parse_config(small_config(tiny_model_dir, python_jsonl, astprobe=False))
     dep = deployment(name="test-nightly", cron="0 3 * * *", config=config, out_dir=str(tmp_path / "run-%Y"))
     dep_id = dep.apply()
     stored = asyncio.run(_read(lambda client: client.read_deployment(dep_id)))

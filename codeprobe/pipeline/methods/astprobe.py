@@ -108,11 +108,17 @@ def sweep_step(model: str, language: str, data_dir: str, points: list[tuple[int,
     }, key)
 
 
-@lru_cache(maxsize=2)
 def _random_model(model: str, device: str | None, dtype: str, seed: int):
+    return _random_copy(loaded_model(model, device, dtype), seed)
+
+
+@lru_cache(maxsize=2)
+def _random_copy(loaded, seed: int):
+    """The random-weights copy of a LoadedModel (by identity: a model loaded again after its
+    files changed gets a new copy, its embeddings from the new weights)."""
     from codeprobe.probes.astprobe.sweeps import random_weights
 
-    return random_weights(loaded_model(model, device, dtype), seed)
+    return random_weights(loaded, seed)
 
 
 def run(cfg: RunConfig, steps: Steps, target: Target, log) -> None:
@@ -187,7 +193,7 @@ def summarize(folder: ResultFolder, cfg: RunConfig) -> dict[str, Any] | None:
         "ranks": None,
         "splits": real.get("splits"),
         "dropped": real.get("dropped"),
-        "hidden_states_reused": real.get("hidden_states_reused", real.get("vectors_reused", 0)),
+        "hidden_states_reused": real.get("hidden_states_reused", 0),
         "training": {**cfg.train_config().settings(), "seeds": cfg.astprobe.probe_seeds if cfg.astprobe else 1},
     }
     if ranks is not None and best is not None:

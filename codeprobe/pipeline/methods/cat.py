@@ -12,16 +12,20 @@ shards; its summary section, report section, checkpoint-series curve and HTML vi
 
 from __future__ import annotations
 
+from collections import deque
 from pathlib import Path
 from typing import Any
 
-from codeprobe.files import read_json
+import numpy as np
+
+from codeprobe.files import read_json, write_atomic
 from codeprobe.pipeline.config import RunConfig
+from codeprobe.pipeline.data import read_snippets
 from codeprobe.pipeline.registry import Method, SeriesCurve, Target, methods
 from codeprobe.pipeline.report.format import difference, excludes_zero, with_ci
 from codeprobe.pipeline.report.plots import axes, curve
-from codeprobe.pipeline.runfolder import ResultFolder
-from codeprobe.pipeline.steps import Steps
+from codeprobe.pipeline.runfolder import KEY_FIELD, ResultFolder, is_done, write_step_json
+from codeprobe.pipeline.steps import Steps, device_lock, loaded_model
 from codeprobe.progress import progress
 from codeprobe.provenance import step_key, versions
 
@@ -49,6 +53,7 @@ def step_settings(cfg: RunConfig, language: str) -> dict[str, Any]:
     cat = cfg.cat.model_dump(mode="json")
     if cat["types"] == "auto":
         cat["types"] = default_strategy(language)
+    cat["per_head"] = cat["per_head"] and cat["head_pooling"] == "mean"  # max pools the heads away
     return {"cat": cat, "seed": cfg.seed, "extraction": cfg.extraction.model_dump(mode="json"),
             "hidden_state_tokens": shared_tokens(cfg),
             "grammar": {"package": grammar.package, "version": grammar.package_version},
@@ -89,7 +94,146 @@ def heads_path(shard_path: str | Path) -> Path:
     return p.with_name("heads-" + p.name.removeprefix("shard-"))
 
 
-# ---------------------------------------------------------------- steps (moved below)
+# ---------------------------------------------------------------- steps
+
+
+def cat_probe(settings: dict[str, Any]):
+    """The CATProbe a step's settings describe (the config's CAT section is its arguments)."""
+    from functools import partial
+
+    from codeprobe.probes.astprobe.tuples import tuple_tokens
+    from codeprobe.probes.cat.probe import CATProbe
+
+    tokens = settings["hidden_state_tokens"]
+    return CATProbe(**settings["cat"], random_state=settings["seed"],
+                    batch_size=settings["extraction"]["batch_size"],
+                    vector_tokens=None if tokens is None else partial(tuple_tokens, **tokens))
+
+
+def _scorer(settings: dict[str, Any], language: str):
+    from codeprobe.probes.cat.scorer import CATAccumulator
+
+    cat = settings["cat"]
+    return CATAccumulator(language=language, types=cat["types"], quantile=cat["quantile"], top_k=cat["top_k"],
+                          random_state=settings["seed"], head_rows=False)
+
+
+def cat_shard(model: str, language: str, data_dir: str, shard: int, shard_size: int,
+              settings: dict[str, Any], out_path: str, key: str) -> str:
+    """Pass 1 of CAT-probing on one shard: parse, one forward pass per batch, distances and,
+    where the kept types are known up front (`paper`, `all`), the scores.
+
+    Adds the shard's samples, in the data's order, to the streaming scorer
+    (`codeprobe.probes.cat.scorer.CATAccumulator`) and saves its state (flat arrays, no pickle)
+    recording `key`; a shard whose file already records `key` is not recomputed. Under `paper`
+    and `all` each sample is scored as the forward pass yields it, so the shard holds one
+    window's attention at a time and its file keeps the head-mean rows and the type-rate table
+    (per-head rows go beside it, `heads_path`). Under `topk` the kept types come from the whole
+    dataset's rates, so the file keeps every sample's inputs with head-mean attention for the
+    reduce. With `settings["hidden_state_tokens"]` the same forward pass also pools a later
+    method's hidden states of every snippet read whole into a store beside the shard
+    (`hidden_state_store`), which that method copies instead of running the model again.
+
+    Returns:
+        `out_path`.
+    """
+    from codeprobe.prefetch import threaded_map
+    from codeprobe.probes.astprobe.cache import CacheItem, write_store
+    from codeprobe.probes.cat.dataset import SkippedSample
+    from codeprobe.probes.cat.results import MEAN_HEAD as MEAN_HEAD_ROW
+
+    if is_done(out_path, key):
+        return out_path
+    shard_snippets = read_snippets(data_dir)[shard * shard_size : (shard + 1) * shard_size]
+    # Read shortest first, so that each length bucket of the extractor holds similar lengths
+    # (less padding); the shard keeps the data's order.
+    order = sorted(range(len(shard_snippets)), key=lambda i: len(shard_snippets[i].code))
+    snippets = [shard_snippets[i] for i in order]
+    probe = cat_probe(settings)
+    scorer = _scorer(settings, language)
+    outcomes: list = []  # per snippet, in reading order: its first pass, or why it was skipped
+
+    def outcome(x):  # on a worker thread
+        return scorer.first_pass(x if isinstance(x, SkippedSample) else x.sample)
+
+    def pooled():  # streamed: a shard never holds its hidden states, nor its attention
+        for x, out in threaded_map(lambda x: (x, outcome(x)), probe.inputs(snippets, extractor, language=language)):
+            outcomes.append(out)
+            if getattr(x, "vectors", None) is not None:
+                yield CacheItem(x.sample.sample_id, x.code, *x.vector_spans), x.vectors
+
+    extraction = settings["extraction"]
+    with device_lock(extraction["device"]):
+        extractor = probe.extractor(loaded_model(model, extraction["device"], extraction["dtype"]))
+        if probe.vector_tokens is None:
+            deque(pooled(), maxlen=0)  # no store to write: run the stream for its outcomes
+        else:
+            write_store(hidden_state_store(out_path), pooled(), extractor.info.as_dict(), key)
+    outcomes = [outcomes[k] for k in np.argsort(order, kind="stable")]
+    for x in outcomes:
+        scorer.add(x)
+    rows = [x.rows for x in outcomes if getattr(x, "rows", None) is not None]  # scored up front, every head
+    outcomes.clear()  # under topk, the attention: the scorer keeps its own copy
+    if rows and np.any(rows[0]["head"] != MEAN_HEAD_ROW):
+        write_head_rows(rows, out_path)
+    else:  # an earlier run's, with other settings, must not stay beside this shard
+        heads_path(out_path).unlink(missing_ok=True)
+    return str(scorer.save(out_path, **{KEY_FIELD: np.array(key)}))
+
+
+def write_head_rows(rows: list[dict[str, np.ndarray]], shard_path: str) -> Path:
+    """Write the per-head rows of a shard's scored samples (the head mean and every head)
+    beside the shard, for `head_table`. Only `paper` and `all` have them: `topk`'s kept types
+    come from dataset-wide rates."""
+    arrays = {k: np.concatenate([r[k] for r in rows]) for k in ("layer", "head", "score")}
+    arrays["sample_id"] = np.concatenate([r["sample_id"] for r in rows]).astype(str)
+    return write_atomic(heads_path(shard_path), lambda tmp: _savez(tmp, arrays))
+
+
+def _savez(tmp: Path, arrays: dict[str, np.ndarray]) -> None:
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def cat_reduce(model: str, language: str, shard_paths: list[str], settings: dict[str, Any], out_dir: str,
+               key: str) -> str:
+    """Pass 2 of CAT-probing over all shards: the shards' scorers merged in shard order (under
+    `paper` and `all` their rows and rate tables add up; under `topk` their inputs are scored
+    here, with the merged rates), then scores, baselines and their bootstrap intervals.
+
+    Writes samples.parquet (per sample and layer), layers.parquet (per-layer summary),
+    rates.parquet (the frequent-type table) and, last, summary.json (recording `key`; head-mean
+    rows have `head` "mean"); returns the summary's path.
+    """
+    import pyarrow.parquet as pq
+
+    from codeprobe.probes.cat.scorer import CATAccumulator
+
+    out = Path(out_dir)
+    done = out / "summary.json"
+    if is_done(done, key):
+        return str(done)
+    extraction = settings["extraction"]
+    info = loaded_model(model, extraction["device"], extraction["dtype"]).info
+    with _scorer(settings, language) as scorer:
+        for path in shard_paths:
+            scorer.merge(CATAccumulator.load(path))
+        result = scorer.result({"distance": settings["cat"]["distance"],
+                                "max_subwords": settings["cat"]["max_subwords"], "model": info.as_dict(),
+                                "grammar": settings["grammar"], "versions": settings["versions"]})
+    meta = result.metadata()
+    write_atomic(out / "samples.parquet", lambda tmp: result.samples.to_parquet(tmp, meta))
+    write_atomic(out / "layers.parquet", lambda tmp: pq.write_table(result.summary.to_arrow(meta), tmp))
+    write_atomic(out / "rates.parquet", lambda tmp: pq.write_table(result.rates.to_arrow(), tmp))
+    summary = result.summary
+    names = ("layer", "head", "n_used", "n_skipped", "score", "score_std", "random_baseline", "positional_baseline",
+             "skip_reasons", "minus_positional", "minus_random", "score_ci", "random_ci", "positional_ci",
+             "minus_positional_ci", "minus_random_ci")
+    layers = [{name: getattr(summary, name)[i] for name in names} for i in range(len(summary))]
+    for row in layers:
+        row["head"] = MEAN_HEAD if row["head"] < 0 else int(row["head"])
+    return write_step_json(done, {"method": "CAT-probing", "language": language, "model": info.as_dict(),
+                                  "layers": layers, "settings": meta}, key)
 
 
 # ---------------------------------------------------------------- summary
@@ -168,6 +312,27 @@ def html_view(folder: ResultFolder, section: dict[str, Any]) -> dict[str, Any]:
         n_samples = max((row.get("n_used") or 0 for row in out["layers"]), default=0)
         out["rates"] = _rates(pq.read_table(rates).to_pydict(), len(out["layers"]), n_samples)
     return out
+
+
+def head_table(folder: ResultFolder) -> dict[str, Any] | None:
+    """Dataset CAT-score of every (layer, head): the mean over samples with a score, from the
+    shards' per-head rows. {"n_heads": H, "scores": L x H} or None without per-head rows."""
+    files = folder.shards(prefix="heads")
+    if not files:
+        return None
+    layer, head, score = [], [], []
+    for f in files:
+        with np.load(f, allow_pickle=False) as z:
+            layer.append(z["layer"]), head.append(z["head"]), score.append(z["score"])
+    layer, head, score = np.concatenate(layer), np.concatenate(head), np.concatenate(score)
+    sel = (head >= 0) & ~np.isnan(score)
+    n_layers, n_heads = int(layer.max()) + 1, int(head.max()) + 1
+    total = np.zeros((n_layers, n_heads))
+    count = np.zeros((n_layers, n_heads))
+    np.add.at(total, (layer[sel], head[sel]), score[sel])
+    np.add.at(count, (layer[sel], head[sel]), 1)
+    mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    return {"n_heads": n_heads, "scores": [[None if np.isnan(v) else round(float(v), 6) for v in row] for row in mean]}
 
 
 def _rates(table: dict[str, list], n_layers: int, n_samples: int) -> dict[str, Any]:
