@@ -55,8 +55,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     counter = SkipCounter()
-    snippets = sample(parses_cleanly(load_dataset("stdlib", "python", counter=counter), counter),
-                      args.n, seed=args.seed, counter=counter)
+    snippets = sample(
+        parses_cleanly(load_dataset("stdlib", "python", counter=counter), counter),
+        args.n,
+        seed=args.seed,
+        counter=counter,
+    )
     n_valid = max(1, len(snippets) // 10)
     loaded = load_model(None, device="cpu")
     extractor = Extractor(loaded, batch_size=16, attention=False, vectors=True, length_policy="skip")
@@ -67,9 +71,11 @@ def main() -> None:
         valid = prepare_split(snippets[:n_valid], "python", extractor, cache_root)
         build = time.perf_counter() - start
         vocabs = (LabelVocab.build(t.c for t in split.tuples), LabelVocab.build(t.u for t in split.tuples))
-        print(f"{len(split)} + {len(valid)} stdlib functions ({split.cache.n_tokens} + {valid.cache.n_tokens} "
-              f"tokens), {loaded.info.name}, rank {args.rank}, {args.threads} torch thread(s); "
-              f"cache built once in {build:.1f} s")
+        print(
+            f"{len(split)} + {len(valid)} stdlib functions ({split.cache.n_tokens} + {valid.cache.n_tokens} "
+            f"tokens), {loaded.info.name}, rank {args.rank}, {args.threads} torch thread(s); "
+            f"cache built once in {build:.1f} s"
+        )
         module = None
         if "epoch" in args.only or "recovery" in args.only:
             module, epoch_lines = _epoch(args, split, valid, vocabs, extractor)
@@ -93,8 +99,13 @@ def _epoch(args, split, valid, vocabs, extractor) -> tuple[ProbeModule, list[str
 
     # Reference: run the frozen model on each batch, pool subwords, then the same loss and step,
     # with the same initialisation and the batches `fit` draws from the same seed.
-    module = ProbeModule(split.cache.hidden, args.rank, {"python": (len(vocabs[0]), len(vocabs[1]))},
-                         torch.Generator().manual_seed(args.seed), config.init)
+    module = ProbeModule(
+        split.cache.hidden,
+        args.rank,
+        {"python": (len(vocabs[0]), len(vocabs[1]))},
+        torch.Generator().manual_seed(args.seed),
+        config.init,
+    )
     opt = torch.optim.Adam(module.parameters(), lr=config.lr)
     targets, valid_targets = Targets.of(data, *vocabs), Targets.of(valid_data, *vocabs)
     start = time.perf_counter()
@@ -127,16 +138,19 @@ def _epoch(args, split, valid, vocabs, extractor) -> tuple[ProbeModule, list[str
 
 def _encode(split, ids, extractor, layer: int) -> torch.Tensor:
     """Token vectors of snippets `ids` of `split` at `layer`, computed by the model now."""
-    items = [Snippet(split.ids[i], split.codes[i], split.tuples[i].tokens.start_char,
-                     split.tuples[i].tokens.end_char) for i in ids]
+    items = [
+        Snippet(split.ids[i], split.codes[i], split.tuples[i].tokens.start_char, split.tuples[i].tokens.end_char)
+        for i in ids
+    ]
     return torch.from_numpy(np.concatenate([r.vectors[layer] for r in extractor.extract(items)]))
 
 
 def _reference_loss(module: ProbeModule, h: torch.Tensor, batch: Batch) -> torch.Tensor:
     """The probe's loss L_d + L_c + L_u (no penalty) on one batch of vectors h (n, hidden)."""
     lang = batch.language
-    parts = stacked_loss(h[None], module.proj[None], module.vectors_c[lang][None], module.vectors_u[lang][None],
-                         batch.targets)
+    parts = stacked_loss(
+        h[None], module.proj[None], module.vectors_c[lang][None], module.vectors_u[lang][None], batch.targets
+    )
     return parts.total()[0]
 
 
@@ -148,8 +162,13 @@ def _reference_valid_loss(module: ProbeModule, valid, targets: Targets, extracto
         for ids in eval_batches(len(targets)):
             batch = targets.batch(ids, "cpu")
             lang = batch.language
-            p = stacked_loss(_encode(valid, ids, extractor, layer)[None], module.proj[None],
-                             module.vectors_c[lang][None], module.vectors_u[lang][None], batch.targets)
+            p = stacked_loss(
+                _encode(valid, ids, extractor, layer)[None],
+                module.proj[None],
+                module.vectors_c[lang][None],
+                module.vectors_u[lang][None],
+                batch.targets,
+            )
             parts.append(LossParts(p.d_sum[0], p.d_count, p.c_sum[0], p.c_count, p.u_sum[0], p.u_count))
     return mean_loss(parts)
 
@@ -167,12 +186,16 @@ def _recovery(args, split, vocabs, module: ProbeModule) -> list[str]:
     start = time.perf_counter()
     slow = []
     for i in range(len(pred)):
-        g = (gold.d[pairs[i]:pairs[i + 1]].tolist(),
-             [gold.c_names[k] for k in gold.c[pairs[i]:pairs[i + 1]]],
-             [gold.u_names[k] for k in gold.u[tok[i]:tok[i + 1]]])
-        p = (pred.d[pairs[i]:pairs[i + 1]].tolist(),
-             [pred.c_names[k] for k in pred.c[pairs[i]:pairs[i + 1]]],
-             [pred.u_names[k] for k in pred.u[tok[i]:tok[i + 1]]])
+        g = (
+            gold.d[pairs[i] : pairs[i + 1]].tolist(),
+            [gold.c_names[k] for k in gold.c[pairs[i] : pairs[i + 1]]],
+            [gold.u_names[k] for k in gold.u[tok[i] : tok[i + 1]]],
+        )
+        p = (
+            pred.d[pairs[i] : pairs[i + 1]].tolist(),
+            [pred.c_names[k] for k in pred.c[pairs[i] : pairs[i + 1]]],
+            [pred.u_names[k] for k in pred.u[tok[i] : tok[i + 1]]],
+        )
         slow.append(oracle_score(g, p))
     nx_s = time.perf_counter() - start
     np.testing.assert_allclose(np.array(slow), np.stack([fast.precision, fast.recall, fast.f1], 1), atol=1e-12)

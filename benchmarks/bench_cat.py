@@ -109,16 +109,20 @@ def main() -> None:
     prepared = []
     for ident, code in snippets:  # the inputs of both sides, not timed
         tree = parse(code, args.language)
-        spans = [(int(tree.char_offsets[tree.start_byte[v]]), int(tree.char_offsets[tree.end_byte[v]]))
-                 for v in oracle.leaves(tree)]
+        spans = [
+            (int(tree.char_offsets[tree.start_byte[v]]), int(tree.char_offsets[tree.end_byte[v]]))
+            for v in oracle.leaves(tree)
+        ]
         kept, members, attention = oracle.subword_attention(loaded, code, spans, DEFAULT_MAX_SUBWORDS)
         prepared.append((ident, tree, kept, members, attention))
     n_tokens = [len(p[2]) for p in prepared]
     n_sub = [p[4].shape[-1] for p in prepared]
-    print(f"{len(prepared)} {args.language} snippets, {loaded.info.name} ({n_layers} layers, {loaded.info.n_heads} "
-          f"heads), input cut at {DEFAULT_MAX_SUBWORDS} subwords; per snippet: aligned tokens median "
-          f"{statistics.median(n_tokens):.0f} (max {max(n_tokens)}), subwords median {statistics.median(n_sub):.0f} "
-          f"(max {max(n_sub)})")
+    print(
+        f"{len(prepared)} {args.language} snippets, {loaded.info.name} ({n_layers} layers, {loaded.info.n_heads} "
+        f"heads), input cut at {DEFAULT_MAX_SUBWORDS} subwords; per snippet: aligned tokens median "
+        f"{statistics.median(n_tokens):.0f} (max {max(n_tokens)}), subwords median {statistics.median(n_sub):.0f} "
+        f"(max {max(n_sub)})"
+    )
 
     fast(*prepared[0], kept_types, TypeRateAccumulator())  # warm-up: the syntax core's numba kernels compile
     rates = TypeRateAccumulator()
@@ -153,20 +157,29 @@ def main() -> None:
 
     print(f"CAT-scores ({args.language}, paper types) by CATProbe.score:")
     print(library.summary.format())
-    print(f"max |fast - oracle| over {len(prepared)} x {n_layers} scores: {worst:.1e} (must be <= 1e-6); "
-          f"rate counts equal: {rates_equal}; max |CATProbe.score - fast|: {lib_worst:.1e}")
+    print(
+        f"max |fast - oracle| over {len(prepared)} x {n_layers} scores: {worst:.1e} (must be <= 1e-6); "
+        f"rate counts equal: {rates_equal}; max |CATProbe.score - fast|: {lib_worst:.1e}"
+    )
     assert worst <= 1e-6 and rates_equal, "fast path and oracle disagree"
     med = statistics.median
     f_med, o_med = med(fast_times), med(oracle_times)
     print("(CPU time counts every thread of this process; wall time also counts waiting for a shared CPU)")
-    print(f"fast   per snippet, all {n_layers} layers: wall median {f_med * 1e3:9.2f} ms, mean "
-          f"{statistics.fmean(fast_times) * 1e3:9.2f} ms; CPU median {med(fast_cpu) * 1e3:9.2f} ms")
-    print(f"oracle per snippet, all {n_layers} layers: wall median {o_med * 1e3:9.2f} ms, mean "
-          f"{statistics.fmean(oracle_times) * 1e3:9.2f} ms; CPU median {med(oracle_cpu) * 1e3:9.2f} ms "
-          f"({o_med / n_layers * 1e3:.0f} ms per layer; the spec measured 730 ms per layer for the reference)")
-    print(f"ratio oracle / fast: wall median {o_med / f_med:.0f}x, wall total {sum(oracle_times) / sum(fast_times):.0f}x, "
-          f"CPU median {med(oracle_cpu) / med(fast_cpu):.0f}x; spec reference (730 ms x {n_layers} layers) / fast "
-          f"wall median: {0.73 * n_layers / f_med:.0f}x")
+    print(
+        f"fast   per snippet, all {n_layers} layers: wall median {f_med * 1e3:9.2f} ms, mean "
+        f"{statistics.fmean(fast_times) * 1e3:9.2f} ms; CPU median {med(fast_cpu) * 1e3:9.2f} ms"
+    )
+    print(
+        f"oracle per snippet, all {n_layers} layers: wall median {o_med * 1e3:9.2f} ms, mean "
+        f"{statistics.fmean(oracle_times) * 1e3:9.2f} ms; CPU median {med(oracle_cpu) * 1e3:9.2f} ms "
+        f"({o_med / n_layers * 1e3:.0f} ms per layer; the spec measured 730 ms per layer for the reference)"
+    )
+    print(
+        f"ratio oracle / fast: wall median {o_med / f_med:.0f}x, wall total {sum(oracle_times) / sum(fast_times):.0f}x, "
+        f"CPU median {med(oracle_cpu) / med(fast_cpu):.0f}x; spec reference (730 ms x {n_layers} layers) / fast "
+        f"wall median: {0.73 * n_layers / f_med:.0f}x"
+    )
+
 
 if __name__ == "__main__":
     main()

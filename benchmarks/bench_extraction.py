@@ -57,18 +57,22 @@ def speed(args) -> None:
 
     loaded = load_model(args.model)
     info = loaded.info
-    print(f"model: {info.name} ({info.architecture}, {info.n_layers} layers, {info.n_heads} heads, "
-          f"{info.note}); device {info.device}; torch threads {torch.get_num_threads()}")
+    print(
+        f"model: {info.name} ({info.architecture}, {info.n_layers} layers, {info.n_heads} heads, "
+        f"{info.note}); device {info.device}; torch threads {torch.get_num_threads()}"
+    )
     data = snippets(args.n)
     extractor = Extractor(loaded, batch_size=args.batch_size)
     tok, model = loaded.tokenizer, loaded.model
     chunks = [data[i : i + args.batch_size] for i in range(0, len(data), args.batch_size)]
     batches = []
     for chunk in chunks:
-        enc = tok([s.code for s in chunk], truncation=True, max_length=info.max_subwords, padding=True,
-                  return_tensors="pt")
-        batches.append({"input_ids": enc["input_ids"].to(loaded.device),
-                        "attention_mask": enc["attention_mask"].to(loaded.device)})
+        enc = tok(
+            [s.code for s in chunk], truncation=True, max_length=info.max_subwords, padding=True, return_tensors="pt"
+        )
+        batches.append(
+            {"input_ids": enc["input_ids"].to(loaded.device), "attention_mask": enc["attention_mask"].to(loaded.device)}
+        )
     n_sub = sum(int(b["attention_mask"].sum()) for b in batches)
     print(f"{len(data)} snippets, {len(chunks)} batches of {args.batch_size}, {n_sub} subwords")
 
@@ -135,11 +139,20 @@ def memory_child(args) -> None:
         return
     tok, model = loaded.tokenizer, loaded.model
     for i in range(0, total, args.batch_size):
-        enc = tok([s.code for s in cycled[i : i + args.batch_size]], truncation=True,
-                  max_length=loaded.info.max_subwords, padding=True, return_tensors="pt")
+        enc = tok(
+            [s.code for s in cycled[i : i + args.batch_size]],
+            truncation=True,
+            max_length=loaded.info.max_subwords,
+            padding=True,
+            return_tensors="pt",
+        )
         with torch.inference_mode():
-            out = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                        output_attentions=True, output_hidden_states=True)
+            out = model(
+                input_ids=enc["input_ids"],
+                attention_mask=enc["attention_mask"],
+                output_attentions=True,
+                output_hidden_states=True,
+            )
         del out
         done(i + args.batch_size)
 
@@ -158,8 +171,18 @@ MEMORY_RUNS = (
 def memory(args) -> None:
     """Peak RSS of fresh processes after each count of snippets."""
     for label, side, env in MEMORY_RUNS:
-        cmd = [sys.executable, __file__, "--memory-child", side, "--batch-size", str(args.batch_size),
-               "--n", str(args.n), "--memory-counts", *map(str, args.memory_counts)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--memory-child",
+            side,
+            "--batch-size",
+            str(args.batch_size),
+            "--n",
+            str(args.n),
+            "--memory-counts",
+            *map(str, args.memory_counts),
+        ]
         if args.model:
             cmd += ["--model", args.model]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, **env}).stdout
@@ -167,8 +190,10 @@ def memory(args) -> None:
         peaks = {row["n"]: row["peak_rss_mib"] for row in rows}
         lo, hi = min(peaks), max(peaks)
         curve = ", ".join(f"{n}: {p:.0f}" for n, p in peaks.items())
-        print(f"peak RSS MiB, {label}: {curve} ({rows[-1]['s']:.0f} s); "
-              f"{hi} / {lo} snippets: {peaks[hi] / peaks[lo]:.3f} (target <= 1.10)")
+        print(
+            f"peak RSS MiB, {label}: {curve} ({rows[-1]['s']:.0f} s); "
+            f"{hi} / {lo} snippets: {peaks[hi] / peaks[lo]:.3f} (target <= 1.10)"
+        )
 
 
 def main() -> None:

@@ -58,8 +58,13 @@ def bare_throughput(loaded, codes: list[str], batch_size: int, max_subwords: int
     def run(selected):
         with torch.inference_mode():
             for input_ids, mask in selected:
-                loaded.model(input_ids=input_ids.to(loaded.device), attention_mask=mask.to(loaded.device),
-                             output_attentions=True, output_hidden_states=True, return_dict=True)
+                loaded.model(
+                    input_ids=input_ids.to(loaded.device),
+                    attention_mask=mask.to(loaded.device),
+                    output_attentions=True,
+                    output_hidden_states=True,
+                    return_dict=True,
+                )
         synchronize(str(loaded.device))
 
     run(batches[-1:])  # warm-up
@@ -94,18 +99,31 @@ def main() -> None:
         loaded = loaded_model(str(model_dir), args.device, args.dtype)  # the one the pipeline's steps use
         max_subwords, shard_size = cfg.cat.max_subwords, cfg.extraction.shard_size
         info = loaded.info
-        print(f"model: RobertaModel, CodeBERT's config with random weights ({info.n_layers} layers, "
-              f"{info.hidden_size} wide), {args.dtype} on "
-              f"{torch.cuda.get_device_name() if args.device.startswith('cuda') else args.device}; "
-              f"{len(snippets)} stdlib functions, batch {args.batch_size}, cut at {max_subwords} subwords")
+        print(
+            f"model: RobertaModel, CodeBERT's config with random weights ({info.n_layers} layers, "
+            f"{info.hidden_size} wide), {args.dtype} on "
+            f"{torch.cuda.get_device_name() if args.device.startswith('cuda') else args.device}; "
+            f"{len(snippets)} stdlib functions, batch {args.batch_size}, cut at {max_subwords} subwords"
+        )
 
         bare = bare_throughput(loaded, [s.code for s in snippets], args.batch_size, max_subwords)
         n_shards = -(-len(snippets) // shard_size)
         cat_shard(str(model_dir), "python", data_dir, 0, 16, settings, str(out / "warm.npz"), "warm")
         synchronize(args.device)
         t0 = time.perf_counter()
-        paths = [cat_shard(str(model_dir), "python", data_dir, k, shard_size, settings,
-                           str(out / "cat" / f"shard-{k:04d}.npz"), f"gpu-{k}") for k in range(n_shards)]
+        paths = [
+            cat_shard(
+                str(model_dir),
+                "python",
+                data_dir,
+                k,
+                shard_size,
+                settings,
+                str(out / "cat" / f"shard-{k:04d}.npz"),
+                f"gpu-{k}",
+            )
+            for k in range(n_shards)
+        ]
         cat_reduce(str(model_dir), "python", paths, settings, str(out / "cat"), "gpu-reduce")
         synchronize(args.device)
         pipeline = len(snippets) / (time.perf_counter() - t0)

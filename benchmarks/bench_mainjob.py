@@ -48,8 +48,13 @@ def bare_batches(loaded, codes: list[str], batch_size: int, max_subwords: int):
     included), sorted by length: the bare forward pass's inputs (built before any timing)."""
     tok = loaded.tokenizer
     budget = max_subwords - len(loaded.prefix_ids) - len(loaded.suffix_ids)
-    ids = sorted((list(loaded.prefix_ids) + x[:budget] + list(loaded.suffix_ids)
-                  for x in tok(codes, add_special_tokens=False)["input_ids"]), key=len)
+    ids = sorted(
+        (
+            list(loaded.prefix_ids) + x[:budget] + list(loaded.suffix_ids)
+            for x in tok(codes, add_special_tokens=False)["input_ids"]
+        ),
+        key=len,
+    )
     batches = []
     for start in range(0, len(ids), batch_size):
         batch = ids[start : start + batch_size]
@@ -70,8 +75,13 @@ def bare_forward(loaded, codes: list[str], batch_size: int, max_subwords: int) -
     for input_ids, mask in bare_batches(loaded, codes, batch_size, max_subwords):
         t0 = time.perf_counter()
         with torch.inference_mode():
-            loaded.model(input_ids=input_ids.to(loaded.device), attention_mask=mask.to(loaded.device),
-                         output_attentions=True, output_hidden_states=True, return_dict=True)
+            loaded.model(
+                input_ids=input_ids.to(loaded.device),
+                attention_mask=mask.to(loaded.device),
+                output_attentions=True,
+                output_hidden_states=True,
+                return_dict=True,
+            )
         seconds += time.perf_counter() - t0
     return seconds
 
@@ -89,10 +99,12 @@ def cat_speed(args) -> None:
         sides = {"CAT only": step_settings(cfg.with_changes(astprobe=None), "python"), "shared pass": shared}
         loaded = loaded_model("default", None)
         max_subwords, shard_size = cfg.cat.max_subwords, cfg.extraction.shard_size
-        print(f"model: {loaded.info.name} ({loaded.info.n_layers} layers), {len(snippets)} stdlib functions, "
-              f"batch {args.batch_size}, input cut at {max_subwords} subwords, per-head scores "
-              f"{'on' if shared['cat']['per_head'] else 'off'}, torch threads {torch.get_num_threads()}, "
-              f"load average {os.getloadavg()[0]:.1f}")
+        print(
+            f"model: {loaded.info.name} ({loaded.info.n_layers} layers), {len(snippets)} stdlib functions, "
+            f"batch {args.batch_size}, input cut at {max_subwords} subwords, per-head scores "
+            f"{'on' if shared['cat']['per_head'] else 'off'}, torch threads {torch.get_num_threads()}, "
+            f"load average {os.getloadavg()[0]:.1f}"
+        )
         n_shards = -(-len(snippets) // shard_size)
         bare = 0.0
         seconds = dict.fromkeys(sides, 0.0)
@@ -103,8 +115,18 @@ def cat_speed(args) -> None:
             bare += bare_forward(loaded, [s.code for s in shard], args.batch_size, max_subwords)
             for name, settings in sides.items():
                 t0 = time.perf_counter()
-                paths[name].append(cat_shard("default", "python", data_dir, k, shard_size, settings,
-                                             str(out / name / f"shard-{k:04d}.npz"), f"bench-{k}"))
+                paths[name].append(
+                    cat_shard(
+                        "default",
+                        "python",
+                        data_dir,
+                        k,
+                        shard_size,
+                        settings,
+                        str(out / name / f"shard-{k:04d}.npz"),
+                        f"bench-{k}",
+                    )
+                )
                 seconds[name] += time.perf_counter() - t0
         for name, settings in sides.items():
             t0 = time.perf_counter()
@@ -113,10 +135,14 @@ def cat_speed(args) -> None:
             seconds[name] += reduce_seconds[name]
         print(f"load average after: {os.getloadavg()[0]:.1f}")
         print(f"bare forward (attentions + hidden states):            {bare:8.2f} s")
-        print(f"pipeline, shared pass (AST-Probe's vectors stored too): {seconds['shared pass']:8.2f} s "
-              f"(reduce {reduce_seconds['shared pass']:.2f} s): {seconds['shared pass'] / bare:.2f}x bare")
-        print(f"codeprobe CAT-probing pipeline (astprobe off):        {seconds['CAT only']:8.2f} s "
-              f"(reduce {reduce_seconds['CAT only']:.2f} s)")
+        print(
+            f"pipeline, shared pass (AST-Probe's vectors stored too): {seconds['shared pass']:8.2f} s "
+            f"(reduce {reduce_seconds['shared pass']:.2f} s): {seconds['shared pass'] / bare:.2f}x bare"
+        )
+        print(
+            f"codeprobe CAT-probing pipeline (astprobe off):        {seconds['CAT only']:8.2f} s "
+            f"(reduce {reduce_seconds['CAT only']:.2f} s)"
+        )
         print(f"ratio CAT-probing / bare: {seconds['CAT only'] / bare:.2f}x (target <= 1.2x)")
 
 
@@ -171,8 +197,11 @@ def main() -> None:
     parser.add_argument("--main-job", action="store_true")
     parser.add_argument("--memory", type=int, nargs="*", default=[])
     parser.add_argument("--skip-cat", action="store_true")
-    parser.add_argument("--limit-heap", action="store_true",
-                        help="--memory children call codeprobe.allocator.limit_heap_growth first, as the CLI does")
+    parser.add_argument(
+        "--limit-heap",
+        action="store_true",
+        help="--memory children call codeprobe.allocator.limit_heap_growth first, as the CLI does",
+    )
     args = parser.parse_args()
     if args.memory:
         memory(args)

@@ -84,12 +84,12 @@ def main() -> None:
         t_fast += t1 - t0
         t_slow += t3 - t2
 
-    identical = all(
-        np.array_equal(f[0], s[0]) and np.array_equal(f[1], s[1]) for f, s in zip(fast, slow)
-    )
+    identical = all(np.array_equal(f[0], s[0]) and np.array_equal(f[1], s[1]) for f, s in zip(fast, slow))
     n = len(snippets)
     sizes = [f[0].shape[0] for f in fast]
-    print(f"snippets: {n} ({args.python} Python, {args.java} Java), tokens median {int(np.median(sizes))}, max {max(sizes)}")
+    print(
+        f"snippets: {n} ({args.python} Python, {args.java} Java), tokens median {int(np.median(sizes))}, max {max(sizes)}"
+    )
     print(f"reference (networkx all-pairs over all nodes): {t_slow:.2f} s total, {1e3 * t_slow / n:.2f} ms/snippet")
     print(f"codeprobe (parse + AST + U-AST matrices):      {t_fast:.2f} s total, {1e3 * t_fast / n:.2f} ms/snippet")
     print(f"matrices identical: {identical}")

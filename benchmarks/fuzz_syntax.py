@@ -217,7 +217,10 @@ def check(case: Case, rng: random.Random, time_bound: float) -> tuple[str, list[
         problems += _distance_problems(ast, uast)
         if len(toks) <= MAX_ORACLE_TOKENS and rng.random() < ORACLE_SHARE:
             graph, ugraph, leaves = oracle_graphs(tree.code, tree.language, tree.wrapper)
-            if not (np.array_equal(ast, leaf_distances(graph, leaves)) and np.array_equal(uast, leaf_distances(ugraph, leaves))):
+            if not (
+                np.array_equal(ast, leaf_distances(graph, leaves))
+                and np.array_equal(uast, leaf_distances(ugraph, leaves))
+            ):
                 problems.append("distances differ from the networkx reference")
     wrapper_problems, notes = _wrapper_problems(tree)
     return outcome, problems + wrapper_problems, notes
@@ -240,7 +243,9 @@ def _tree_problems(tree, toks) -> list[str]:
         out.append("depth is not parent depth + 1")
     if not (np.all(tree.subtree_end > idx) and np.all(tree.subtree_end <= n)):
         out.append("bad subtree_end")
-    if n > 1 and not (np.all(tree.start_byte[1:] >= tree.start_byte[p[1:]]) and np.all(tree.end_byte[1:] <= tree.end_byte[p[1:]])):
+    if n > 1 and not (
+        np.all(tree.start_byte[1:] >= tree.start_byte[p[1:]]) and np.all(tree.end_byte[1:] <= tree.end_byte[p[1:]])
+    ):
         out.append("child span outside its parent's")
     if tree.end_byte.max(initial=0) > len(source) or tree.start_byte.min(initial=0) < 0:
         out.append("span outside the input")
@@ -248,7 +253,9 @@ def _tree_problems(tree, toks) -> list[str]:
     if len(toks) and not (np.all(e > s) and np.all(s[1:] >= e[:-1])):
         out.append("tokens empty or overlapping")
     code = tree.code
-    for text, sb, eb, sc, ec in zip(toks.texts, s.tolist(), e.tolist(), toks.start_char.tolist(), toks.end_char.tolist()):
+    for text, sb, eb, sc, ec in zip(
+        toks.texts, s.tolist(), e.tolist(), toks.start_char.tolist(), toks.end_char.tolist()
+    ):
         if source[sb:eb].decode("utf-8") != text or code[sc:ec] != text:
             out.append(f"token offsets do not slice the input to {text[:40]!r}")
             break

@@ -81,7 +81,9 @@ def astprobe_part(args, loaded) -> None:
     print("| setting | kept | tokens / snippet | right-branching F1 | random F1 |")
     print("|---|---|---|---|---|")
     for name, opts in PREPROCESSING.items():
-        tuples, _ = tuples_of(snippets, opts.get("remove_docstrings", False), opts.get("drop_line_continuations", False))
+        tuples, _ = tuples_of(
+            snippets, opts.get("remove_docstrings", False), opts.get("drop_line_continuations", False)
+        )
         right, rand = baselines(tuples, args.seed)
         tokens = np.mean([t.n_tokens for t in tuples])
         print(f"| {name} | {len(tuples)} | {tokens:.1f} | {right:.3f} | {rand:.3f} |")
@@ -92,24 +94,32 @@ def astprobe_part(args, loaded) -> None:
         "default (source text)": {},
         "reference preprocessing": {"remove_docstrings": True, "drop_line_continuations": True},
         "reference preprocessing + code_tokens input": {
-            "remove_docstrings": True, "drop_line_continuations": True, "model_input": "code_tokens"},
+            "remove_docstrings": True,
+            "drop_line_continuations": True,
+            "model_input": "code_tokens",
+        },
     }
-    print(f"\nProbe, layer {args.layer}, rank {args.rank}; train/valid/test {parts.sizes} functions "
-          f"before each setting's own drops\n")
+    print(
+        f"\nProbe, layer {args.layer}, rank {args.rank}; train/valid/test {parts.sizes} functions "
+        f"before each setting's own drops\n"
+    )
     print("| setting | test snippets | tokens / snippet | P | R | F1 | seconds |")
     print("|---|---|---|---|---|---|---|")
     table = None
     with tempfile.TemporaryDirectory() as cache:
         for name, opts in probes.items():
             start = time.perf_counter()
-            probe = ASTProbe(rank=args.rank, layer=args.layer, cache_dir=cache, config=config,
-                             random_state=args.seed, **opts)
+            probe = ASTProbe(
+                rank=args.rank, layer=args.layer, cache_dir=cache, config=config, random_state=args.seed, **opts
+            )
             train, valid, test = (probe.prepare(p, model=loaded) for p in (parts.train, parts.valid, parts.test))
             probe.fit_splits(train, valid, model=loaded)
             s = probe.evaluate_split(test)
             tokens = np.mean([t.n_tokens for t in test.tuples])
-            print(f"| {name} | {len(test)} | {tokens:.1f} | {s.precision:.4f} | {s.recall:.4f} | {s.f1:.4f} "
-                  f"| {time.perf_counter() - start:.0f} |")
+            print(
+                f"| {name} | {len(test)} | {tokens:.1f} | {s.precision:.4f} | {s.recall:.4f} | {s.f1:.4f} "
+                f"| {time.perf_counter() - start:.0f} |"
+            )
             if opts.get("model_input") is None and opts:
                 table = probe.recall_by_label_split(test)
     if table is not None:
@@ -125,17 +135,25 @@ def cat_part(args, loaded) -> None:
     snippets = stdlib(args.n_cat, args.seed + 1, args.max_chars)
     tok = loaded.tokenizer
     source_sub = [len(tok(s.code, add_special_tokens=False)["input_ids"]) for s in snippets]
-    joined_sub = [len(tok(Snippet.joined(s.id, parse(s.code, "python").tokens().texts, collapse_whitespace=True).code,
-                          add_special_tokens=False)["input_ids"]) for s in snippets]
+    joined_sub = [
+        len(
+            tok(
+                Snippet.joined(s.id, parse(s.code, "python").tokens().texts, collapse_whitespace=True).code,
+                add_special_tokens=False,
+            )["input_ids"]
+        )
+        for s in snippets
+    ]
     print(f"\n## CAT-probing: {len(snippets)} stdlib functions of <= {args.max_chars} characters, types paper\n")
-    print(f"Subwords per snippet (specials excluded): source {np.mean(source_sub):.1f}, "
-          f"space-joined code tokens {np.mean(joined_sub):.1f}\n")
+    print(
+        f"Subwords per snippet (specials excluded): source {np.mean(source_sub):.1f}, "
+        f"space-joined code tokens {np.mean(joined_sub):.1f}\n"
+    )
     results = {}
     for model_input in ("source", "code_tokens"):
         for head_pooling in ("mean", "max"):
             start = time.perf_counter()
-            probe = CATProbe(types="paper", model_input=model_input, head_pooling=head_pooling,
-                             random_state=args.seed)
+            probe = CATProbe(types="paper", model_input=model_input, head_pooling=head_pooling, random_state=args.seed)
             r = probe.score(snippets, loaded, "python")
             results[(model_input, head_pooling)] = r.summary
             print(f"({model_input}, {head_pooling}) scored in {time.perf_counter() - start:.0f} s")
@@ -149,8 +167,11 @@ def cat_part(args, loaded) -> None:
             row = np.flatnonzero((summary.layer == layer) & (summary.head == -1))[0]
             cells.append(f"{summary.score[row]:.4f}")
         row = np.flatnonzero((first.layer == layer) & (first.head == -1))[0]
-        print(f"| {layer} | " + " | ".join(cells)
-              + f" | {first.random_baseline[row]:.4f} | {first.positional_baseline[row]:.4f} |")
+        print(
+            f"| {layer} | "
+            + " | ".join(cells)
+            + f" | {first.random_baseline[row]:.4f} | {first.positional_baseline[row]:.4f} |"
+        )
 
 
 def main() -> None:

@@ -49,8 +49,11 @@ def progress(
 
     if total is None and hasattr(iterable, "__len__"):
         total = len(iterable)  # type: ignore[arg-type]
-    return iter(tqdm(iterable, total=total, desc=desc, unit=unit, file=stream, leave=not inner,
-                     dynamic_ncols=True, disable=None))
+    return iter(
+        tqdm(
+            iterable, total=total, desc=desc, unit=unit, file=stream, leave=not inner, dynamic_ncols=True, disable=None
+        )
+    )
 
 
 class outer_only(ContextDecorator):

@@ -23,8 +23,18 @@ from typing import Any
 
 import codeprobe
 
-_LIBRARIES = ("codeprobe", "torch", "transformers", "tokenizers", "safetensors", "tree-sitter", "numpy",
-              "scipy", "numba", "prefect")
+_LIBRARIES = (
+    "codeprobe",
+    "torch",
+    "transformers",
+    "tokenizers",
+    "safetensors",
+    "tree-sitter",
+    "numpy",
+    "scipy",
+    "numba",
+    "prefect",
+)
 
 
 def versions() -> dict[str, str]:
@@ -80,6 +90,5 @@ def dataset_fingerprint(dataset: str, language: str) -> str:
 
 def step_key(step: str, inputs: dict[str, Any]) -> str:
     """The cache key of one pipeline step: its name, its inputs and the `environment()`."""
-    blob = json.dumps({"step": step, "inputs": inputs, "environment": environment()},
-                      sort_keys=True, default=str)
+    blob = json.dumps({"step": step, "inputs": inputs, "environment": environment()}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()

@@ -51,20 +51,21 @@ class Interval:
         return [_num(self.low), _num(self.high)]
 
     def as_dict(self) -> dict:
-        return {"mean": _num(self.mean), "ci": self.as_list(), "n": self.n,
-                "distinguishable": self.excludes_zero}
+        return {"mean": _num(self.mean), "ci": self.as_list(), "n": self.n, "distinguishable": self.excludes_zero}
 
 
-def mean_ci(values, *, random_state: int | tuple[int, ...] = 0, confidence: float = CONFIDENCE,
-            n_resamples: int = N_RESAMPLES) -> Interval:
+def mean_ci(
+    values, *, random_state: int | tuple[int, ...] = 0, confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPLES
+) -> Interval:
     """Percentile bootstrap interval of the mean of `values` (1-d; NaN dropped)."""
     x = np.asarray(values, dtype=np.float64).ravel()
     x = x[np.isfinite(x)]
     return _bootstrap((x,), lambda a, axis: a.mean(axis=axis), random_state, confidence, n_resamples)
 
 
-def paired_difference(a, b, *, random_state: int | tuple[int, ...] = 0, confidence: float = CONFIDENCE,
-                      n_resamples: int = N_RESAMPLES) -> Interval:
+def paired_difference(
+    a, b, *, random_state: int | tuple[int, ...] = 0, confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPLES
+) -> Interval:
     """Mean of a_i - b_i over snippets scored both ways, with a paired percentile interval.
 
     Raises:
@@ -75,8 +76,7 @@ def paired_difference(a, b, *, random_state: int | tuple[int, ...] = 0, confiden
     if a.shape != b.shape:
         raise ValueError(f"paired samples need equal lengths, got {a.size} and {b.size}")
     keep = np.isfinite(a) & np.isfinite(b)
-    return mean_ci(a[keep] - b[keep], random_state=random_state, confidence=confidence,
-                   n_resamples=n_resamples)
+    return mean_ci(a[keep] - b[keep], random_state=random_state, confidence=confidence, n_resamples=n_resamples)
 
 
 # Values per resampling batch: 32 MiB of float64 split among the cores, because callers
@@ -96,9 +96,16 @@ def _bootstrap(data, statistic, random_state, confidence, n_resamples) -> Interv
         return Interval(point, low, high, n)
     # Resamples in batches of at most _BATCH_VALUES values: memory stays flat in n, and the
     # random draws, hence the interval, are the same as in one batch.
-    res = stats.bootstrap(data, statistic, n_resamples=n_resamples, confidence_level=confidence,
-                          method="percentile", vectorized=True, batch=max(1, _BATCH_VALUES // n),
-                          rng=np.random.default_rng(random_state))
+    res = stats.bootstrap(
+        data,
+        statistic,
+        n_resamples=n_resamples,
+        confidence_level=confidence,
+        method="percentile",
+        vectorized=True,
+        batch=max(1, _BATCH_VALUES // n),
+        rng=np.random.default_rng(random_state),
+    )
     return Interval(point, float(res.confidence_interval.low), float(res.confidence_interval.high), n)
 
 

@@ -112,8 +112,9 @@ def read_sources(source: str, languages: tuple[str, ...], max_files: int = 0) ->
         texts.append((rel, text))
     if not texts:
         raise InputError(f"no {', '.join(languages)} source files under {root}")
-    log.info("read %d files (%.1f MB) under %s; %d left out", len(texts),
-             sum(len(t) for _, t in texts) / 1e6, root, skipped)
+    log.info(
+        "read %d files (%.1f MB) under %s; %d left out", len(texts), sum(len(t) for _, t in texts) / 1e6, root, skipped
+    )
     return texts
 
 
@@ -126,15 +127,26 @@ def train_tokenizer(texts: list[str], vocab_size: int, max_length: int):
     tk = Tokenizer(models.BPE())
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tk.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=2, show_progress=False,
-                                  special_tokens=list(SPECIAL_TOKENS),
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=2,
+        show_progress=False,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tk.train_from_iterator(texts, trainer)
-    tk.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0), trim_offsets=True,
-                                                     add_prefix_space=False)
-    return PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-                                   pad_token="<pad>", mask_token="<mask>", cls_token="<s>", sep_token="</s>",
-                                   model_max_length=max_length)
+    tk.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0), trim_offsets=True, add_prefix_space=False)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tk,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+        cls_token="<s>",
+        sep_token="</s>",
+        model_max_length=max_length,
+    )
 
 
 class Blocks(torch.utils.data.Dataset):
@@ -164,11 +176,17 @@ def build_model(settings: TrainSettings, tokenizer):
     from transformers import RobertaConfig, RobertaForMaskedLM
 
     config = RobertaConfig(
-        vocab_size=len(tokenizer), hidden_size=settings.hidden, num_hidden_layers=settings.layers,
-        num_attention_heads=settings.heads, intermediate_size=settings.intermediate,
+        vocab_size=len(tokenizer),
+        hidden_size=settings.hidden,
+        num_hidden_layers=settings.layers,
+        num_attention_heads=settings.heads,
+        intermediate_size=settings.intermediate,
         max_position_embeddings=settings.max_length + 2,  # RoBERTa positions start after pad (id 1)
-        type_vocab_size=1, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id)
+        type_vocab_size=1,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     return RobertaForMaskedLM(config)
 
 
@@ -203,8 +221,13 @@ def train(settings: TrainSettings, out: str | Path) -> Path:
     set_seed(settings.seed)
     model = build_model(settings, tokenizer)
     n_params = sum(p.numel() for p in model.roberta.parameters())
-    log.info("%d files, %d tokens, %d blocks; RoBERTa encoder with %.2fM parameters (MLM head excluded)",
-             len(files), data.n_tokens, len(data), n_params / 1e6)
+    log.info(
+        "%d files, %d tokens, %d blocks; RoBERTa encoder with %.2fM parameters (MLM head excluded)",
+        len(files),
+        data.n_tokens,
+        len(data),
+        n_params / 1e6,
+    )
     save_at = set(settings.checkpoint_steps())
 
     class SaveAtSteps(TrainerCallback):
@@ -217,24 +240,47 @@ def train(settings: TrainSettings, out: str | Path) -> Path:
             (out / f"checkpoint-{state.global_step}" / "training_args.bin").unlink(missing_ok=True)
 
     args = TrainingArguments(
-        output_dir=str(out), max_steps=settings.max_steps, per_device_train_batch_size=settings.batch_size,
-        learning_rate=settings.lr, warmup_steps=int(settings.warmup_ratio * settings.max_steps),
-        weight_decay=settings.weight_decay, lr_scheduler_type="linear",
-        save_strategy="no", save_only_model=True, logging_steps=max(1, min(50, settings.max_steps // 20)),
-        seed=settings.seed, data_seed=settings.seed, report_to="none", disable_tqdm=True,
-        dataloader_num_workers=0, dataloader_pin_memory=torch.cuda.is_available())
-    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=settings.mlm_probability,
-                                               seed=settings.seed)
-    trainer = Trainer(model=model, args=args, train_dataset=data, data_collator=collator,
-                      processing_class=tokenizer, callbacks=[SaveAtSteps()])
+        output_dir=str(out),
+        max_steps=settings.max_steps,
+        per_device_train_batch_size=settings.batch_size,
+        learning_rate=settings.lr,
+        warmup_steps=int(settings.warmup_ratio * settings.max_steps),
+        weight_decay=settings.weight_decay,
+        lr_scheduler_type="linear",
+        save_strategy="no",
+        save_only_model=True,
+        logging_steps=max(1, min(50, settings.max_steps // 20)),
+        seed=settings.seed,
+        data_seed=settings.seed,
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+    )
+    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=settings.mlm_probability, seed=settings.seed)
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=data,
+        data_collator=collator,
+        processing_class=tokenizer,
+        callbacks=[SaveAtSteps()],
+    )
     out.mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(out / "tokenizer")
     result = trainer.train()
-    record = {"settings": asdict(settings), "files": len(files), "tokens": data.n_tokens, "blocks": len(data),
-              "encoder_parameters": n_params, "checkpoints": sorted(save_at),
-              "train_loss": result.training_loss, "seconds": round(time.perf_counter() - started, 1),
-              "torch_threads": torch.get_num_threads(),
-              "log": [e for e in trainer.state.log_history if "loss" in e]}
+    record = {
+        "settings": asdict(settings),
+        "files": len(files),
+        "tokens": data.n_tokens,
+        "blocks": len(data),
+        "encoder_parameters": n_params,
+        "checkpoints": sorted(save_at),
+        "train_loss": result.training_loss,
+        "seconds": round(time.perf_counter() - started, 1),
+        "torch_threads": torch.get_num_threads(),
+        "log": [e for e in trainer.state.log_history if "loss" in e],
+    }
     (out / "train_settings.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
     log.info("done in %.0f s: %s", record["seconds"], out)
     return out
@@ -242,17 +288,33 @@ def train(settings: TrainSettings, out: str | Path) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     defaults = TrainSettings()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", required=True, help="output folder (outside the repository: weights are large)")
     parser.add_argument("--source", default=defaults.source, help="'stdlib' (default), a directory or a git checkout")
     parser.add_argument("--languages", nargs="+", default=list(defaults.languages))
-    for name in ("vocab_size", "layers", "hidden", "heads", "intermediate", "max_length", "batch_size",
-                 "max_steps", "max_files", "seed"):
+    for name in (
+        "vocab_size",
+        "layers",
+        "hidden",
+        "heads",
+        "intermediate",
+        "max_length",
+        "batch_size",
+        "max_steps",
+        "max_files",
+        "seed",
+    ):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
     parser.add_argument("--lr", type=float, default=defaults.lr)
-    parser.add_argument("--save-steps", type=int, nargs="*", default=[],
-                        help="steps to save (default: 10, 20, 50, 100, ... and the last)")
+    parser.add_argument(
+        "--save-steps",
+        type=int,
+        nargs="*",
+        default=[],
+        help="steps to save (default: 10, 20, 50, 100, ... and the last)",
+    )
     args = vars(parser.parse_args(argv))
     out = args.pop("out")
     args["languages"] = tuple(args["languages"])

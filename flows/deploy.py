@@ -10,6 +10,7 @@ a run folder with no fields is resumed by every run, recomputing only what chang
 from __future__ import annotations
 
 import argparse
+
 from codeprobe.allocator import limit_heap_growth
 from codeprobe.pipeline.config import RunConfig
 from codeprobe.pipeline.flow import probing_flow
@@ -19,8 +20,9 @@ DEFAULT_CRON = "0 3 * * 0"  # Sundays, 03:00
 DEFAULT_OUT = "runs/scheduled-%Y%m%d-%H%M"
 
 
-def deployment(name: str = DEFAULT_NAME, cron: str = DEFAULT_CRON, config: RunConfig | None = None,
-               out_dir: str = DEFAULT_OUT):
+def deployment(
+    name: str = DEFAULT_NAME, cron: str = DEFAULT_CRON, config: RunConfig | None = None, out_dir: str = DEFAULT_OUT
+):
     """The probing flow as a deployment with a cron schedule (not yet applied or served)."""
     return probing_flow.to_deployment(
         name=name,
@@ -39,8 +41,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cron", default=DEFAULT_CRON, help=f"cron schedule (default {DEFAULT_CRON!r})")
     parser.add_argument("--config", help="RunConfig JSON file (default: the main job's settings)")
     parser.add_argument("--out", default=DEFAULT_OUT, help="run folder; strftime fields allowed")
-    parser.add_argument("--model", action="append", default=[],
-                        help="probe this model (or checkpoint folder) instead of the config's; repeatable")
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        help="probe this model (or checkpoint folder) instead of the config's; repeatable",
+    )
     args = parser.parse_args(argv)
     config = RunConfig.read(args.config) if args.config else None
     if args.model:

@@ -21,8 +21,15 @@ def sharded_bert(folder: Path, seed: int = 0) -> Path:
 
     src = default_model_dir()
     config = transformers.BertConfig.from_pretrained(src)
-    config.update({"num_hidden_layers": 2, "hidden_size": 32, "num_attention_heads": 2,
-                   "intermediate_size": 64, "_name_or_path": "tiny-sharded-bert"})
+    config.update(
+        {
+            "num_hidden_layers": 2,
+            "hidden_size": 32,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+            "_name_or_path": "tiny-sharded-bert",
+        }
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = transformers.BertModel(config)

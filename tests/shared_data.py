@@ -4,7 +4,7 @@ conftest: several conftest modules exist, and they share one module name)."""
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -20,14 +20,14 @@ def shared_path(*parts: str) -> Path:
     return path
 
 
-@lru_cache(maxsize=None)
+@cache
 def cosqa_functions() -> tuple[tuple[str, str], ...]:
     """(id, code) of the 604 real Python functions in cosqa-dev.json."""
     rows = json.loads(shared_path("data", "cosqa-dev.json").read_text(encoding="utf-8"))
     return tuple((row["idx"], row["code"]) for row in rows)
 
 
-@lru_cache(maxsize=None)
+@cache
 def java_methods(limit: int = 5000) -> tuple[tuple[str, str], ...]:
     """(id, code) of the space-tokenized Java methods (layout lost)."""
     out = []

@@ -19,8 +19,9 @@ def run_child(env_extra: dict[str, str]) -> str:
 
     env = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"}
     env.update(env_extra)
-    return subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, env=env,
-                          check=True).stdout.strip()
+    return subprocess.run(
+        [sys.executable, "-c", CHILD], capture_output=True, text=True, env=env, check=True
+    ).stdout.strip()
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt is Linux-only")

@@ -54,8 +54,15 @@ CHECK = textwrap.dedent("""
 
 def test_importing_codeprobe_leaves_the_interpreter_alone(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MPLBACKEND"))}
-    out = subprocess.run([sys.executable, "-c", CHECK, str(tmp_path / "figure.png")], env=env, cwd=tmp_path,
-                         capture_output=True, text=True, timeout=600, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CHECK, str(tmp_path / "figure.png")],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
     state = json.loads(out.stdout.strip().splitlines()[-1])
     assert state["after_pipeline"] == [True, state["limit"][0]]
     assert state["env_changed"] == []
@@ -80,17 +87,21 @@ PREFECT_CHECK = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("order, user_timeout, expected", [
-    ("codeprobe-first", None, ["180", "180", "False"]),
-    ("prefect-first", "77", ["77", "77", "False"]),  # the user's own setting wins
-])
+@pytest.mark.parametrize(
+    "order, user_timeout, expected",
+    [
+        ("codeprobe-first", None, ["180", "180", "False"]),
+        ("prefect-first", "77", ["77", "77", "False"]),  # the user's own setting wins
+    ],
+)
 def test_prefect_defaults_are_set_where_a_run_starts(tmp_path, order, user_timeout, expected):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env["PREFECT_HOME"] = str(tmp_path / "prefect")
     if user_timeout:
         env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = user_timeout
-    out = subprocess.run([sys.executable, "-c", PREFECT_CHECK, order], env=env, cwd=tmp_path,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", PREFECT_CHECK, order], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.split() == expected
 

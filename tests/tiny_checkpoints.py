@@ -13,8 +13,19 @@ from pathlib import Path
 import pytest
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "train_code_mlm.py"
-TINY = dict(max_files=12, vocab_size=400, layers=2, hidden=32, heads=2, intermediate=64, max_length=256,
-            batch_size=4, max_steps=3, save_steps=(1, 2, 3), seed=0)
+TINY = dict(
+    max_files=12,
+    vocab_size=400,
+    layers=2,
+    hidden=32,
+    heads=2,
+    intermediate=64,
+    max_length=256,
+    batch_size=4,
+    max_steps=3,
+    save_steps=(1, 2, 3),
+    seed=0,
+)
 
 
 @lru_cache(maxsize=1)

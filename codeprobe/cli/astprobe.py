@@ -28,29 +28,62 @@ def astprobe_group() -> None:
 
 
 @astprobe_group.command("train")
-@click.option("--dataset", required=True, help="A dataset the loaders accept: .jsonl/.json with a "
-              "code field, id<TAB>tokens .txt, a source directory or file, or 'stdlib'.")
+@click.option(
+    "--dataset",
+    required=True,
+    help="A dataset the loaders accept: .jsonl/.json with a "
+    "code field, id<TAB>tokens .txt, a source directory or file, or 'stdlib'.",
+)
 @click.option("--lang", "language", required=True, help="Language of the snippets.")
 @click.option("--model", default=None, help="Model directory or cached hub id (default: packaged MiniLM).")
 @click.option("--layers", default="", help="Hidden-states layers, e.g. '0,3,6' (default: all; 0 = embeddings).")
 @click.option("--rank", default=128, show_default=True, help="Probe rank for the layer sweep.")
-@click.option("--ranks", default="", help="Also sweep these ranks at the best layer (chosen on validation), "
-              "e.g. '8,16,32,64,128,256'.")
+@click.option(
+    "--ranks",
+    default="",
+    help="Also sweep these ranks at the best layer (chosen on validation), e.g. '8,16,32,64,128,256'.",
+)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run folder.")
 @click.option("--n-snippets", type=int, default=None, help="Sample this many snippets (default: all).")
 @click.option("--no-baselines", is_flag=True, help="Skip the random-weights baseline.")
-@click.option("--epochs", type=int, default=None,
-              help="Most training epochs (default: train to convergence under a high cap; the paper: 20).")
+@click.option(
+    "--epochs",
+    type=int,
+    default=None,
+    help="Most training epochs (default: train to convergence under a high cap; the paper: 20).",
+)
 @click.option("--paper-training", is_flag=True, help="The paper's training budget (at most 20 epochs).")
 @click.option("--seeds", type=int, default=1, show_default=True, help="Train every probe with this many seeds.")
-@click.option("--init", "probe_init", type=click.Choice(["uniform", "orthogonal"]), default="uniform",
-              show_default=True, help="The projection's initialisation: the spec's uniform(-0.05, 0.05), or "
-              "orthonormal columns (for a rank that is a large share of the model's width).")
+@click.option(
+    "--init",
+    "probe_init",
+    type=click.Choice(["uniform", "orthogonal"]),
+    default="uniform",
+    show_default=True,
+    help="The projection's initialisation: the spec's uniform(-0.05, 0.05), or "
+    "orthonormal columns (for a rank that is a large share of the model's width).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default=None, help="Where the model runs (default: CUDA if available).")
 @click.option("--batch-size", type=int, default=16, show_default=True, help="Snippets per model forward pass.")
-def train_command(dataset, language, model, layers, rank, ranks, out_dir, n_snippets, no_baselines,
-                  epochs, paper_training, seeds, probe_init, seed, device, batch_size):
+def train_command(
+    dataset,
+    language,
+    model,
+    layers,
+    rank,
+    ranks,
+    out_dir,
+    n_snippets,
+    no_baselines,
+    epochs,
+    paper_training,
+    seeds,
+    probe_init,
+    seed,
+    device,
+    batch_size,
+):
     """Train a probe per layer (the same experiment runner and run folder as `codeprobe run`,
     AST-Probe only); write OUT/summary.json, OUT/report.md, plots and the probes."""
     from dataclasses import replace
@@ -65,23 +98,35 @@ def train_command(dataset, language, model, layers, rank, ranks, out_dir, n_snip
     if epochs is not None:
         training = replace(training, max_epochs=epochs)
     cfg = RunConfig(
-        models=(model or DEFAULT_MODEL,), languages=(language,), datasets=(str(dataset),), seed=seed,
-        data={"n_snippets": n_snippets or 0}, cat=None, training=training,
-        astprobe={"rank": rank, "ranks": _int_list(ranks), "hidden_states": _int_list(layers),
-                  "random_baseline": not no_baselines, "probe_seeds": seeds},
+        models=(model or DEFAULT_MODEL,),
+        languages=(language,),
+        datasets=(str(dataset),),
+        seed=seed,
+        data={"n_snippets": n_snippets or 0},
+        cat=None,
+        training=training,
+        astprobe={
+            "rank": rank,
+            "ranks": _int_list(ranks),
+            "hidden_states": _int_list(layers),
+            "random_baseline": not no_baselines,
+            "probe_seeds": seeds,
+        },
         extraction={"batch_size": batch_size, "device": device},
     )
     report = run_experiment(cfg, out_dir)
     summary = read_summary(RunFolder(Path(out_dir)))
     ast = summary["results"][0]["astprobe"]
-    for row in ast["layers"]:
+    for row in ast["hidden_states"]:
         if row["f1"] is None:
-            click.echo(f"layer {row['layer']:>2}: diverged")
+            click.echo(f"hidden state {row['hidden_state']:>2}: diverged")
             continue
         lo, hi = row["f1_ci"]
-        best = "  <- best on validation" if row["layer"] == ast["best_layer"] else ""
-        click.echo(f"layer {row['layer']:>2}: valid F1 {row['valid_f1']:.4f}, test F1 {row['f1']:.4f} "
-                   f"[{lo:.4f}, {hi:.4f}]{best}")
+        best = "  <- best on validation" if row["hidden_state"] == ast["best_hidden_state"] else ""
+        click.echo(
+            f"hidden state {row['hidden_state']:>2}: valid F1 {row['valid_f1']:.4f}, test F1 {row['f1']:.4f} "
+            f"[{lo:.4f}, {hi:.4f}]{best}"
+        )
     random = [r["f1"] for r in ast["baselines"]["random"] if r["f1"] is not None]
     if random:
         click.echo(f"random weights: best test F1 {max(random):.4f}")
@@ -90,14 +135,24 @@ def train_command(dataset, language, model, layers, rank, ranks, out_dir, n_snip
 
 @astprobe_group.command("recover")
 @file_argument
-@click.option("--probe", "probe_dir", required=True, type=click.Path(exists=True, file_okay=False),
-              help="A saved probe directory (e.g. OUT/probes/layer_03_rank_128).")
+@click.option(
+    "--probe",
+    "probe_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="A saved probe directory (e.g. OUT/probes/layer_03_rank_128).",
+)
 @lang_option
 @click.option("--model", default=None, help="Override the model the probe was trained on.")
 @click.option("--cache-dir", default=None, help="Token-vector cache root.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of the drawing.")
-@click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
-              help="Also write an interactive page with the two trees side by side to this file.")
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write an interactive page with the two trees side by side to this file.",
+)
 def recover_command(file, probe_dir, language, model, cache_dir, as_json, html_path):
     """Print FILE's gold tree and the tree the probe recovers, side by side, with P, R, F1."""
     from codeprobe.probes.astprobe.estimator import ASTProbe
@@ -113,27 +168,43 @@ def recover_command(file, probe_dir, language, model, cache_dir, as_json, html_p
         raise InputError(f"{file} is not UTF-8 text") from None
     trees = probe.predict([("snippet", code)])
     if not trees:
-        raise InputError(f"{file}: no tree to recover (it does not parse cleanly, has fewer than 2 "
-                         "tokens, or does not fit the model)")
+        raise InputError(
+            f"{file}: no tree to recover (it does not parse cleanly, has fewer than 2 "
+            "tokens, or does not fit the model)"
+        )
     tree = trees[0]
     if html_path:
         from codeprobe.viz import explorer_html, explorer_payload, write_html
 
         name = Path(file).name if file != "-" else "<stdin>"
-        payload = explorer_payload([(tree.id, code)], language=probe.language_, cat=False, probe=probe,
-                                   trees=trees, max_snippets=None)
+        payload = explorer_payload(
+            [(tree.id, code)], language=probe.language_, cat=False, probe=probe, trees=trees, max_snippets=None
+        )
         title = f"{name}: AST-Probe trees (hidden state {probe.layer}, rank {probe.rank})"
-        write_html(explorer_html(payload, title=title,
-                                 lines=[f"probe {probe_dir}; "
-                                        f"model {(probe.model_info_ or {}).get('name', probe.model_)}"]),
-                   html_path)
+        write_html(
+            explorer_html(
+                payload,
+                title=title,
+                lines=[f"probe {probe_dir}; model {(probe.model_info_ or {}).get('name', probe.model_)}"],
+            ),
+            html_path,
+        )
     if as_json:
-        echo_json({
-            "tokens": list(tree.tokens), "d": tree.d.tolist(), "c": list(tree.c), "u": list(tree.u),
-            "gold": [list(x) for x in tree.gold], "predicted": [list(x) for x in tree.predicted],
-            "precision": tree.precision, "recall": tree.recall, "f1": tree.f1,
-            "layer": probe.layer, "rank": probe.rank,
-        })
+        echo_json(
+            {
+                "tokens": list(tree.tokens),
+                "d": tree.d.tolist(),
+                "c": list(tree.c),
+                "u": list(tree.u),
+                "gold": [list(x) for x in tree.gold],
+                "predicted": [list(x) for x in tree.predicted],
+                "precision": tree.precision,
+                "recall": tree.recall,
+                "f1": tree.f1,
+                "layer": probe.layer,
+                "rank": probe.rank,
+            }
+        )
         return
     gold = render_tree(tree.gold, tree.tokens)
     pred = render_tree(tree.predicted, tree.tokens)

@@ -35,32 +35,91 @@ def _num(x: float) -> float | None:
 @file_argument
 @click.option("--model", default=None, help="Model directory or cached Hugging Face id; default: the packaged model.")
 @lang_option
-@click.option("--types", type=click.Choice(STRATEGIES), default=None,
-              help="Frequent-type strategy; default: paper where the paper has a list for the language, else all.")
-@click.option("--distance", type=click.Choice(sorted(DISTANCES)), default="uast", show_default=True,
-              help="U-AST (the paper's) or plain AST distance.")
-@click.option("--quantile", type=float, default=DEFAULT_QUANTILE, show_default=True,
-              help="q: thresholds are the q-quantile of attention and the (1 - q)-quantile of distance.")
+@click.option(
+    "--types",
+    type=click.Choice(STRATEGIES),
+    default=None,
+    help="Frequent-type strategy; default: paper where the paper has a list for the language, else all.",
+)
+@click.option(
+    "--distance",
+    type=click.Choice(sorted(DISTANCES)),
+    default="uast",
+    show_default=True,
+    help="U-AST (the paper's) or plain AST distance.",
+)
+@click.option(
+    "--quantile",
+    type=float,
+    default=DEFAULT_QUANTILE,
+    show_default=True,
+    help="q: thresholds are the q-quantile of attention and the (1 - q)-quantile of distance.",
+)
 @click.option("--top-k", type=int, default=DEFAULT_TOP_K, show_default=True, help="k of --types topk.")
-@click.option("--max-subwords", type=int, default=DEFAULT_MAX_SUBWORDS, show_default=True,
-              help="Model input limit, special tokens included (cut at a code-token boundary).")
-@click.option("--model-input", type=click.Choice(MODEL_INPUTS), default="source", show_default=True,
-              help="What the model reads: the source text, or the code tokens joined by spaces (the reference's).")
-@click.option("--head-pooling", type=click.Choice(HEAD_POOLINGS), default="mean", show_default=True,
-              help="Mean or maximum over a layer's heads, before the block mean over subwords.")
+@click.option(
+    "--max-subwords",
+    type=int,
+    default=DEFAULT_MAX_SUBWORDS,
+    show_default=True,
+    help="Model input limit, special tokens included (cut at a code-token boundary).",
+)
+@click.option(
+    "--model-input",
+    type=click.Choice(MODEL_INPUTS),
+    default="source",
+    show_default=True,
+    help="What the model reads: the source text, or the code tokens joined by spaces (the reference's).",
+)
+@click.option(
+    "--head-pooling",
+    type=click.Choice(HEAD_POOLINGS),
+    default="mean",
+    show_default=True,
+    help="Mean or maximum over a layer's heads, before the block mean over subwords.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random-attention baseline.")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1, ...; default: CUDA when available.")
 @click.option("--allow-parse-errors", is_flag=True, help="Score code with syntax errors instead of failing.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (logs go to standard error).")
-@click.option("--plot", type=click.Path(dir_okay=False), default=None,
-              help="Draw attention and distance of one layer, and the per-layer curve, to this PNG.")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Draw attention and distance of one layer, and the per-layer curve, to this PNG.",
+)
 @click.option("--layer", type=int, default=None, help="Layer drawn by --plot (0-based; default: the last).")
-@click.option("--per-head", is_flag=True, help="Also score every attention head (printed as a layer x head grid; "
-              "JSON rows with head >= 0).")
-@click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
-              help="Write an interactive page (every layer and head, the CAT-score's pairs) to this file.")
-def cat_command(file, model, language, types, distance, quantile, top_k, max_subwords, model_input, head_pooling,
-                seed, device, allow_parse_errors, as_json, plot, layer, per_head, html_path):
+@click.option(
+    "--per-head",
+    is_flag=True,
+    help="Also score every attention head (printed as a layer x head grid; JSON rows with head >= 0).",
+)
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write an interactive page (every layer and head, the CAT-score's pairs) to this file.",
+)
+def cat_command(
+    file,
+    model,
+    language,
+    types,
+    distance,
+    quantile,
+    top_k,
+    max_subwords,
+    model_input,
+    head_pooling,
+    seed,
+    device,
+    allow_parse_errors,
+    as_json,
+    plot,
+    layer,
+    per_head,
+    html_path,
+):
     """CAT-scores of FILE ('-' for standard input) per layer of a model, with a random and a
     positional attention baseline on the same tokens."""
     from codeprobe.model import load_model
@@ -76,9 +135,16 @@ def cat_command(file, model, language, types, distance, quantile, top_k, max_sub
         )
     lang = tree.language
     probe = CATProbe(
-        types=types or default_strategy(lang), distance=distance, quantile=quantile, random_state=seed,
-        top_k=top_k, max_subwords=max_subwords, batch_size=1, allow_parse_errors=allow_parse_errors,
-        model_input=model_input, head_pooling=head_pooling,
+        types=types or default_strategy(lang),
+        distance=distance,
+        quantile=quantile,
+        random_state=seed,
+        top_k=top_k,
+        max_subwords=max_subwords,
+        batch_size=1,
+        allow_parse_errors=allow_parse_errors,
+        model_input=model_input,
+        head_pooling=head_pooling,
         per_head=per_head,
     )
     extractor = probe.extractor(load_model(model, device=device))
@@ -127,16 +193,30 @@ def cat_command(file, model, language, types, distance, quantile, top_k, max_sub
         from codeprobe.viz import explorer_html, explorer_payload, write_html
 
         payload = explorer_payload(
-            [(name, tree.code)], language=lang, model=extractor.loaded, types=probe.types, distance=distance,
-            quantile=probe.quantile, random_state=seed, max_subwords=max_subwords, kept_types=result.kept_types,
+            [(name, tree.code)],
+            language=lang,
+            model=extractor.loaded,
+            types=probe.types,
+            distance=distance,
+            quantile=probe.quantile,
+            random_state=seed,
+            max_subwords=max_subwords,
+            kept_types=result.kept_types,
             max_snippets=None,
         )
-        write_html(explorer_html(payload, title=f"{name}: CAT-probing of {info.name}",
-                                 lines=[f"{lang}, types {probe.types}, {distance} distance, q={probe.quantile}; "
-                                        f"{len(snippet.sample.types)} of {len(tree.tokens())} code tokens aligned "
-                                        f"({snippet.status})"],
-                                 warnings=[f"{info.name} is a {info.note}"] if info.is_code_model is False else []),
-                   html_path)
+        write_html(
+            explorer_html(
+                payload,
+                title=f"{name}: CAT-probing of {info.name}",
+                lines=[
+                    f"{lang}, types {probe.types}, {distance} distance, q={probe.quantile}; "
+                    f"{len(snippet.sample.types)} of {len(tree.tokens())} code tokens aligned "
+                    f"({snippet.status})"
+                ],
+                warnings=[f"{info.name} is a {info.note}"] if info.is_code_model is False else [],
+            ),
+            html_path,
+        )
         log.info("wrote %s", html_path)
 
     if as_json:

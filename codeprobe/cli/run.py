@@ -8,13 +8,27 @@ import click
 
 
 @click.command("run")
-@click.option("--out", "out_dir", default="runs/main", show_default=True, type=click.Path(file_okay=False),
-              help="Run folder (rerunning into the same folder resumes and reuses finished work).")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True),
-              help="A RunConfig JSON file (default: the main job's settings).")
-@click.option("--model", "models", multiple=True,
-              help="Probe this model instead of the config's (repeatable): a model folder, a folder of "
-                   "training checkpoints (checkpoint-<step>/), or a glob of checkpoints.")
+@click.option(
+    "--out",
+    "out_dir",
+    default="runs/main",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Run folder (rerunning into the same folder resumes and reuses finished work).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, exists=True),
+    help="A RunConfig JSON file (default: the main job's settings).",
+)
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    help="Probe this model instead of the config's (repeatable): a model folder, a folder of "
+    "training checkpoints (checkpoint-<step>/), or a glob of checkpoints.",
+)
 def run_command(out_dir: str, config_path: str | None, models: tuple[str, ...]) -> None:
     """Run the main job: CAT-probing and AST-Probe of the packaged default model (a text model,
     all-MiniLM-L6-v2) on Python standard-library functions, with baselines and a report."""
@@ -35,8 +49,12 @@ def run_command(out_dir: str, config_path: str | None, models: tuple[str, ...]) 
 
 @click.command("report")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True))
-@click.option("--out", "out_path", type=click.Path(dir_okay=False),
-              help="Where to write the report (default: RUN/report.md for one run, ./comparison.md for several).")
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False),
+    help="Where to write the report (default: RUN/report.md for one run, ./comparison.md for several).",
+)
 def report_command(runs: tuple[str, ...], out_path: str | None) -> None:
     """Render the report of a finished run, or compare several (one curve per model and run):
     Markdown with PNG plots, and the interactive HTML page beside it (same name, .html)."""

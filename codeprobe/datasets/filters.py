@@ -15,8 +15,8 @@ from __future__ import annotations
 import hashlib
 import heapq
 import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -106,7 +106,7 @@ def dedupe(snippets: Iterable[Snippet], counter: SkipCounter) -> Iterator[Snippe
     first: dict[bytes, str] = {}
     for snippet in snippets:
         normal = " ".join(snippet.code.split())
-        key = f"{snippet.language}\0{normal}".encode("utf-8")
+        key = f"{snippet.language}\0{normal}".encode()
         digest = hashlib.blake2b(key, digest_size=16).digest()
         kept = first.get(digest)
         if kept is not None:
@@ -116,9 +116,7 @@ def dedupe(snippets: Iterable[Snippet], counter: SkipCounter) -> Iterator[Snippe
         yield snippet
 
 
-def sample(
-    snippets: Iterable[Snippet], n: int, *, seed: int = 0, counter: SkipCounter
-) -> list[Snippet]:
+def sample(snippets: Iterable[Snippet], n: int, *, seed: int = 0, counter: SkipCounter) -> list[Snippet]:
     """A deterministic sample of `n` snippets (all of them if there are fewer), in stream order.
 
     The sample is the `n` snippets with the smallest keys (see the module docstring), found in

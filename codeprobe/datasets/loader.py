@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from codeprobe.datasets import records, sources
 from codeprobe.datasets.snippet import SkipCounter, Snippet
@@ -75,8 +75,7 @@ def load_dataset(
         root = sources.stdlib_root()
         if not root.is_dir():
             raise DatasetError(f"the standard library directory {root} does not exist")
-        return sources.directory_snippets(root, ["python"], counter=counter, stdlib=True,
-                                          max_file_bytes=max_file_bytes)
+        return sources.directory_snippets(root, ["python"], counter=counter, stdlib=True, max_file_bytes=max_file_bytes)
 
     path = Path(spec)
     if not path.exists():
@@ -99,9 +98,12 @@ def load_dataset(
                 "layout (JSON lines or JSON with a code field, or source files)"
             )
         if token_language in _LAYOUT_LANGUAGES:
-            log.warning("%s: layout is lost in token files; %s statements that ended at a line "
-                        "break run together, so some trees differ from the original's",
-                        path.name, token_language)
+            log.warning(
+                "%s: layout is lost in token files; %s statements that ended at a line "
+                "break run together, so some trees differ from the original's",
+                path.name,
+                token_language,
+            )
         else:
             log.info("%s: layout is lost in token files; %s ignores it", path.name, token_language)
         return records.token_file_snippets(path, language=token_language, counter=counter)
@@ -111,11 +113,13 @@ def load_dataset(
         rows = records.read_json_list(path)
         first = next((r for r in rows if isinstance(r, dict)), None)
         _check_language_known(path, default, first)
-        return records.json_list_snippets(path, rows, language=wanted, default_language=default,
-                                          counter=counter, code_field=code_field)
+        return records.json_list_snippets(
+            path, rows, language=wanted, default_language=default, counter=counter, code_field=code_field
+        )
     _check_language_known(path, default, records.first_jsonl_record(path))
-    return records.jsonl_snippets(path, language=wanted, default_language=default,
-                                  counter=counter, code_field=code_field)
+    return records.jsonl_snippets(
+        path, language=wanted, default_language=default, counter=counter, code_field=code_field
+    )
 
 
 def _format(path: Path, format: str | None) -> str:
@@ -149,17 +153,14 @@ def _format(path: Path, format: str | None) -> str:
     )
 
 
-def _source_snippets(path: Path, wanted: str | None, counter: SkipCounter,
-                     max_file_bytes: int) -> Iterator[Snippet]:
+def _source_snippets(path: Path, wanted: str | None, counter: SkipCounter, max_file_bytes: int) -> Iterator[Snippet]:
     if path.is_dir():
         languages = [wanted] if wanted else list(known_languages())
-        return sources.directory_snippets(path, languages, counter=counter,
-                                          max_file_bytes=max_file_bytes)
+        return sources.directory_snippets(path, languages, counter=counter, max_file_bytes=max_file_bytes)
     own = sources.language_of_file(path)
     if wanted is not None and own != wanted:
         raise DatasetError(f"{path} is {own} by its extension, not {wanted}")
-    return iter(sources.file_snippets(path, name=path.name, counter=counter,
-                                      max_file_bytes=max_file_bytes))
+    return iter(sources.file_snippets(path, name=path.name, counter=counter, max_file_bytes=max_file_bytes))
 
 
 def _language_in_name(path: Path) -> str | None:

@@ -13,9 +13,10 @@ from __future__ import annotations
 import gzip
 import json
 import zlib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from codeprobe.datasets.snippet import SkipCounter, Snippet, text_problem
 from codeprobe.errors import DatasetError, UnknownLanguageError
@@ -30,7 +31,7 @@ ID_FIELDS = ("id", "idx", "index", "url")
 @contextmanager
 def open_binary(path: Path):
     """The file as a binary stream, gunzipped when it ends in .gz."""
-    with (gzip.open(path, "rb") if path.name.endswith(".gz") else path.open("rb")) as f:
+    with gzip.open(path, "rb") if path.name.endswith(".gz") else path.open("rb") as f:
         yield f
 
 
@@ -71,7 +72,11 @@ def first_jsonl_record(path: Path) -> dict | None:
 
 
 def jsonl_snippets(
-    path: Path, *, language: str | None, default_language: str | None, counter: SkipCounter,
+    path: Path,
+    *,
+    language: str | None,
+    default_language: str | None,
+    counter: SkipCounter,
     code_field: str | None,
 ) -> Iterator[Snippet]:
     """Snippets of a JSON-lines file (one JSON object per line, CodeSearchNet style).
@@ -112,8 +117,13 @@ def read_json_list(path: Path) -> list:
 
 
 def json_list_snippets(
-    path: Path, records: list, *, language: str | None, default_language: str | None,
-    counter: SkipCounter, code_field: str | None,
+    path: Path,
+    records: list,
+    *,
+    language: str | None,
+    default_language: str | None,
+    counter: SkipCounter,
+    code_field: str | None,
 ) -> Iterator[Snippet]:
     """Snippets of a JSON list already read by `read_json_list`.
 
@@ -137,7 +147,7 @@ def token_file_snippets(path: Path, *, language: str, counter: SkipCounter) -> I
     Python; Ruby loads, but statements that ended at a line break now run together.
     """
     seen: set[str] = set()
-    for lineno, where, raw in _counted_lines(path, counter):
+    for _lineno, where, raw in _counted_lines(path, counter):
         raw_id, tab, raw_code = raw.partition(b"\t")
         ident = raw_id.decode("utf-8", "replace").strip()
         if not tab or not ident:
@@ -170,8 +180,9 @@ def token_file_has_tabs(path: Path) -> bool:
 class _RowChecker:
     """Turns one decoded JSON record into a Snippet, or counts why it cannot be one."""
 
-    def __init__(self, counter: SkipCounter, language: str | None, default_language: str | None,
-                 code_field: str | None):
+    def __init__(
+        self, counter: SkipCounter, language: str | None, default_language: str | None, code_field: str | None
+    ):
         self.counter = counter
         self.language = language  # asked for: rows in other languages are skipped
         self.default_language = default_language  # for rows without a `language` field

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Mapping
 
 from codeprobe.errors import InputError
 from codeprobe.syntax.languages import canonical_language

@@ -16,9 +16,9 @@ import os
 import shutil
 import subprocess
 import sysconfig
-from functools import lru_cache
+from collections.abc import Iterable, Iterator
+from functools import cache
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import tree_sitter
 
@@ -142,9 +142,7 @@ def extract_functions(
     return snippets
 
 
-def source_files(
-    root: Path, languages: Iterable[str], *, stdlib: bool = False
-) -> list[tuple[str, Path]]:
+def source_files(root: Path, languages: Iterable[str], *, stdlib: bool = False) -> list[tuple[str, Path]]:
     """(relative posix path, path) of every source file under `root` in `languages`, sorted.
 
     A git checkout (a `.git` directory at `root`) lists its tracked files, so build outputs and
@@ -161,16 +159,16 @@ def source_files(
             dirnames[:] = [d for d in dirnames if d not in skip_dirs and not d.startswith(".")]
             rel_dir = Path(dirpath).relative_to(root)
             relative.extend((rel_dir / f).as_posix() for f in filenames)
-    files = [
-        (rel, root / rel)
-        for rel in relative
-        if Path(rel).suffix.lower() in wanted and (root / rel).is_file()
-    ]
+    files = [(rel, root / rel) for rel in relative if Path(rel).suffix.lower() in wanted and (root / rel).is_file()]
     return sorted(files)
 
 
 def directory_snippets(
-    root: Path, languages: Iterable[str], *, counter: SkipCounter, stdlib: bool = False,
+    root: Path,
+    languages: Iterable[str],
+    *,
+    counter: SkipCounter,
+    stdlib: bool = False,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
 ) -> Iterator[Snippet]:
     """Functions of every source file under `root` (see `source_files`), file by file."""
@@ -217,14 +215,16 @@ def _git_files(root: Path) -> list[str] | None:
     try:
         out = subprocess.run(
             [git, "-C", str(root), "ls-files", "-z", "--cached"],
-            capture_output=True, check=True, timeout=120,
+            capture_output=True,
+            check=True,
+            timeout=120,
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     return [p for p in out.decode("utf-8", "surrogateescape").split("\0") if p]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _query(language: str) -> tree_sitter.Query:
     return tree_sitter.Query(ts_language(language), _FUNCTION_QUERIES[language])
 

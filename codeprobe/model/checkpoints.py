@@ -76,8 +76,11 @@ def is_checkpoint_series(spec: str) -> bool:
     if _GLOB_CHARS.search(spec):
         return True
     path = Path(spec).expanduser()
-    return (path.is_dir() and not (path / "config.json").exists()
-            and any(_TRAINER_NAME.fullmatch(p.name) and p.is_dir() for p in path.iterdir()))
+    return (
+        path.is_dir()
+        and not (path / "config.json").exists()
+        and any(_TRAINER_NAME.fullmatch(p.name) and p.is_dir() for p in path.iterdir())
+    )
 
 
 def find_checkpoints(spec: str) -> CheckpointSeries:
@@ -106,14 +109,18 @@ def find_checkpoints(spec: str) -> CheckpointSeries:
             continue
         found.append(Checkpoint(folder, checkpoint_step(folder)))
     if not found:
-        raise InputError(f"no finished checkpoint under {spec!r} yet"
-                         + (f" ({len(skipped)} skipped: {skipped[0][1]}, ...)" if skipped else ""))
+        raise InputError(
+            f"no finished checkpoint under {spec!r} yet"
+            + (f" ({len(skipped)} skipped: {skipped[0][1]}, ...)" if skipped else "")
+        )
     found.sort(key=lambda c: c.step)
     steps = [c.step for c in found]
     dupes = sorted({s for s in steps if steps.count(s) > 1})
     if dupes:
-        raise InputError(f"{spec!r}: several checkpoints at step {dupes[0]}: "
-                         + ", ".join(str(c.path) for c in found if c.step == dupes[0]))
+        raise InputError(
+            f"{spec!r}: several checkpoints at step {dupes[0]}: "
+            + ", ".join(str(c.path) for c in found if c.step == dupes[0])
+        )
     return CheckpointSeries(spec, series_name(spec), tuple(found), tuple(skipped))
 
 
@@ -156,7 +163,5 @@ def checkpoint_step(folder: Path) -> int:
             raise InputError(f"{state} has no readable global_step") from exc
     match = _LAST_INT.search(folder.name)
     if match is None:
-        raise InputError(f"cannot tell the training step of {folder}: no trainer_state.json and no "
-                         "number in its name")
+        raise InputError(f"cannot tell the training step of {folder}: no trainer_state.json and no number in its name")
     return int(match.group(1))
-

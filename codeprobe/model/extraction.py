@@ -64,8 +64,14 @@ class Snippet:
     def with_vector_tokens(self, tokens: Any) -> Snippet:
         """This snippet with vectors pooled over `tokens` (any object with `start_char` /
         `end_char` arrays) instead of its code tokens."""
-        return Snippet(self.id, self.code, self.token_starts, self.token_ends,
-                       np.asarray(tokens.start_char, np.int64), np.asarray(tokens.end_char, np.int64))
+        return Snippet(
+            self.id,
+            self.code,
+            self.token_starts,
+            self.token_ends,
+            np.asarray(tokens.start_char, np.int64),
+            np.asarray(tokens.end_char, np.int64),
+        )
 
     @classmethod
     def from_tokens(cls, id: Hashable, code: str, tokens: Any) -> Snippet:
@@ -196,8 +202,7 @@ class _AttentionHooks:
             weights = output[index] if isinstance(output, tuple) else None
             if weights is None:
                 raise ModelLoadError(
-                    f"{type(module).__name__} returned no attention weights: the model must use "
-                    f"eager attention"
+                    f"{type(module).__name__} returned no attention weights: the model must use eager attention"
                 )
             self.pooling.pool_attention(self.n_layers, weights)
             self.n_layers += 1
@@ -222,8 +227,7 @@ def _attention_modules(model: torch.nn.Module) -> list[tuple[torch.nn.Module, in
     spec = specs.get("attentions")
     if spec is None:
         raise ModelLoadError(
-            f"{type(model).__name__} does not declare its attention modules; codeprobe cannot "
-            f"capture its attention"
+            f"{type(model).__name__} does not declare its attention modules; codeprobe cannot capture its attention"
         )
     specs_list = spec if isinstance(spec, list) else [spec]
     found = []
@@ -390,8 +394,11 @@ class Extractor:
             vec_rows = None if vec_al is None else np.arange(vec_al.n_kept)
             if n_full > budget:
                 if self.length_policy == "skip":
-                    out.append(_Prepared(s, al, n_full, [], rows[:0], "skipped", vec_al,
-                                         None if vec_al is None else vec_rows[:0]))
+                    out.append(
+                        _Prepared(
+                            s, al, n_full, [], rows[:0], "skipped", vec_al, None if vec_al is None else vec_rows[:0]
+                        )
+                    )
                     continue
                 cut = token_boundary_cut(al, budget)
                 ids, status = ids[:cut], "truncated"
@@ -430,7 +437,7 @@ class Extractor:
         lm = self.loaded
         prefix, suffix = list(lm.prefix_ids), list(lm.suffix_ids)
         lengths = [len(prefix) + len(p.ids) + len(suffix) for p in run]
-        n, k_max, b = max(lengths), max(int(p.rows.shape[0]) for p in run), len(run)
+        n, b = max(lengths), len(run)
 
         input_ids = np.full((b, n), lm.pad_id, dtype=np.int64)
         mask = np.zeros((b, n), dtype=np.int64)
@@ -444,7 +451,9 @@ class Extractor:
         vec_members = None
         if self.vectors:
             own = any(p.vector_alignment is not None for p in run)
-            vec_members = [Members.of(*p.vector_pairs, len(prefix)) for p in run] if own or not self.attention else att_members
+            vec_members = (
+                [Members.of(*p.vector_pairs, len(prefix)) for p in run] if own or not self.attention else att_members
+            )
         args = (att_members, vec_members, lengths, info.n_layers, info.n_heads, info.hidden_size, self.heads)
         pooling = KernelPooling(*args) if self._kernels else SparsePooling(*args, device)
         hooks = _AttentionHooks(self._attention_modules, pooling) if self.attention else None
@@ -462,7 +471,9 @@ class Extractor:
             if hooks.n_layers != info.n_layers:
                 raise ModelLoadError(f"captured attention of {hooks.n_layers} layers, expected {info.n_layers}")
             if self.check_attention:
-                self._check_rows(pooling.row_sum_errors(), 1e-3 if info.dtype == "float32" else 5e-2)  # half precision rounds
+                self._check_rows(
+                    pooling.row_sum_errors(), 1e-3 if info.dtype == "float32" else 5e-2
+                )  # half precision rounds
         if self.vectors:
             pooling.pool_vectors(out.hidden_states)
         return {id(p): pooled for p, pooled in zip(run, pooling.results())}

@@ -173,8 +173,9 @@ def _load_memo() -> None:
     except (OSError, ValueError):
         return
     if isinstance(stored, dict):
-        _memo.update({k: v for k, v in stored.items()
-                      if isinstance(k, str) and isinstance(v, str) and _HUB_BLOB.fullmatch(v)})
+        _memo.update(
+            {k: v for k, v in stored.items() if isinstance(k, str) and isinstance(v, str) and _HUB_BLOB.fullmatch(v)}
+        )
 
 
 def _save_memo() -> None:

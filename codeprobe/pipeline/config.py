@@ -291,7 +291,9 @@ def _describe(error: dict[str, Any]) -> str:
     if error["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
         return f"unknown key {loc!r} (allowed: {', '.join(_allowed(error['loc'][:-1]))})"
     got = error.get("input")
-    shown = "" if isinstance(got, (dict, BaseModel)) or got is None and error["type"] == "missing" else f" (got {got!r})"
+    shown = (
+        "" if isinstance(got, (dict, BaseModel)) or got is None and error["type"] == "missing" else f" (got {got!r})"
+    )
     return f"{loc}: {message}{shown}"
 
 

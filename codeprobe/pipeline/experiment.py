@@ -43,8 +43,7 @@ def preflight(cfg: RunConfig) -> dict[str, Any]:
     from codeprobe.syntax.languages import canonical_language
 
     if not any(m.enabled(cfg) for m in methods()):
-        raise InputError("the config runs no method: enable at least one of "
-                         + ", ".join(m.name for m in methods()))
+        raise InputError("the config runs no method: enable at least one of " + ", ".join(m.name for m in methods()))
     for language in cfg.languages:
         canonical_language(language)
         if cfg.cat is not None and cfg.cat.types != "auto":
@@ -52,8 +51,11 @@ def preflight(cfg: RunConfig) -> dict[str, Any]:
     for dataset in cfg.datasets:
         for language in cfg.languages:
             load_dataset(dataset, language, counter=SkipCounter())  # checks the source up front
-    infos = {m.name: loaded_model(m.name, cfg.extraction.device, cfg.extraction.dtype).info
-             for spec in cfg.models for m in probed_models(spec)}
+    infos = {
+        m.name: loaded_model(m.name, cfg.extraction.device, cfg.extraction.dtype).info
+        for spec in cfg.models
+        for m in probed_models(spec)
+    }
     for info in infos.values():
         bad = [h for h in (cfg.astprobe.hidden_states if cfg.astprobe else ()) if not 0 <= h <= info.n_layers]
         if bad:
@@ -73,8 +75,12 @@ def claim_run_folder(run: RunFolder, cfg: RunConfig) -> None:
     write_atomic(run.config, cfg.to_json())
 
 
-def run_experiment(cfg: RunConfig, out_dir: str | Path, steps: Steps | None = None,
-                   log: logging.Logger | logging.LoggerAdapter | None = None) -> Path:
+def run_experiment(
+    cfg: RunConfig,
+    out_dir: str | Path,
+    steps: Steps | None = None,
+    log: logging.Logger | logging.LoggerAdapter | None = None,
+) -> Path:
     """Run every (model, language, dataset) of `cfg` into `out_dir` with every enabled method;
     write summary.json, report.md and report.html. Returns the Markdown report's path.
 
@@ -103,28 +109,50 @@ def run_experiment(cfg: RunConfig, out_dir: str | Path, steps: Steps | None = No
         for language in cfg.languages:
             for dataset in cfg.datasets:
                 t0 = time.perf_counter()
-                data_key = step_key("prepare-data", {
-                    "dataset": dataset, "content": dataset_fingerprint(dataset, language),
-                    "language": language, "n_snippets": cfg.data.n_snippets, "seed": cfg.seed})
-                data_dir = steps.submit("prepare-data", prepare_data, dataset, language, cfg.data.n_snippets,
-                                        cfg.seed, str(run.data(language, dataset)), data_key).result()
+                data_key = step_key(
+                    "prepare-data",
+                    {
+                        "dataset": dataset,
+                        "content": dataset_fingerprint(dataset, language),
+                        "language": language,
+                        "n_snippets": cfg.data.n_snippets,
+                        "seed": cfg.seed,
+                    },
+                )
+                data_dir = steps.submit(
+                    "prepare-data",
+                    prepare_data,
+                    dataset,
+                    language,
+                    cfg.data.n_snippets,
+                    cfg.seed,
+                    str(run.data(language, dataset)),
+                    data_key,
+                ).result()
                 stage_seconds["data"] = round(stage_seconds.get("data", 0.0) + time.perf_counter() - t0, 1)
                 n = count_snippets(data_dir)
                 log.info("%s / %s / %s: %d snippets", probed.name, language, dataset, n)
                 shared: dict[str, dict[str, str]] = {}
                 for m in enabled:
-                    target = Target(model=probed.name, model_id=model_id, n_hidden_states=info.n_layers + 1,
-                                    language=language, dataset=dataset, data_dir=data_dir, data_key=data_key,
-                                    n_snippets=n, results=run.results(m.name, probed.folder, language, dataset),
-                                    run=run, shared=shared)
+                    target = Target(
+                        model=probed.name,
+                        model_id=model_id,
+                        n_hidden_states=info.n_layers + 1,
+                        language=language,
+                        dataset=dataset,
+                        data_dir=data_dir,
+                        data_key=data_key,
+                        n_snippets=n,
+                        results=run.results(m.name, probed.folder, language, dataset),
+                        run=run,
+                        shared=shared,
+                    )
                     timed(m.title, m.run, cfg, steps, target, log)
 
-    summary = summarize_run(run, seconds=time.perf_counter() - started, versions=environment(),
-                            stages=stage_seconds)
+    summary = summarize_run(run, seconds=time.perf_counter() - started, versions=environment(), stages=stage_seconds)
     for job in explorer_jobs(run, cfg, summary):  # the HTML report's snippet explorer
         t0 = time.perf_counter()
-        steps.submit("explorer-sample", explorer_sample, job, cfg, str(run.hidden_state_cache),
-                     job.key(cfg)).result()
+        steps.submit("explorer-sample", explorer_sample, job, cfg, str(run.hidden_state_cache), job.key(cfg)).result()
         log.info("explorer sample %s: %.1f s", job.out_path, time.perf_counter() - t0)
     report = render_report([run.root], run.report_md)
     write_report_html([run.root], run.report_html)

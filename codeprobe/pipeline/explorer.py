@@ -36,10 +36,19 @@ class ExplorerJob:
         made_from = [Path(self.data_dir) / SPLITS_FILE]
         made_from += [Path(self.cat_summary)] if self.cat_summary else []
         made_from += [Path(self.probe_dir).parents[1] / "layers.json"] if self.probe_dir else []
-        return step_key("explorer-sample", {
-            "model": self.model, "language": self.language, "n": cfg.explorer_snippets, "seed": cfg.seed,
-            "extraction": cfg.extraction.model_dump(mode="json"), "with_cat": self.cat_summary is not None,
-            "with_probe": self.probe_dir is not None, "made_from": [recorded_key(p) for p in made_from]})
+        return step_key(
+            "explorer-sample",
+            {
+                "model": self.model,
+                "language": self.language,
+                "n": cfg.explorer_snippets,
+                "seed": cfg.seed,
+                "extraction": cfg.extraction.model_dump(mode="json"),
+                "with_cat": self.cat_summary is not None,
+                "with_probe": self.probe_dir is not None,
+                "made_from": [recorded_key(p) for p in made_from],
+            },
+        )
 
 
 def explorer_jobs(run: RunFolder, cfg: RunConfig, summary: dict[str, Any]) -> list[ExplorerJob]:
@@ -51,15 +60,23 @@ def explorer_jobs(run: RunFolder, cfg: RunConfig, summary: dict[str, Any]) -> li
         if r.get("step") is not None and (not r.get("checkpoint") or not is_last_step(summary, r)):
             continue
         folder, language, dataset = r["folder"], r["language"], r["dataset"]
-        best = (r.get("astprobe") or {}).get("best_layer")
-        probe = (run.results("astprobe", folder, language, dataset).probe(best, cfg.astprobe.rank)
-                 if best is not None and cfg.astprobe else None)
+        best = (r.get("astprobe") or {}).get("best_hidden_state")
+        probe = (
+            run.results("astprobe", folder, language, dataset).probe(best, cfg.astprobe.rank)
+            if best is not None and cfg.astprobe
+            else None
+        )
         cat_summary = run.results("cat", folder, language, dataset).file("summary.json")
-        jobs.append(ExplorerJob(
-            model=r.get("checkpoint") or r["model"], language=language, data_dir=str(run.data(language, dataset)),
-            cat_summary=str(cat_summary) if cat_summary.exists() else None,
-            probe_dir=str(probe) if probe is not None and probe.exists() else None,
-            out_path=str(run.explorer(folder, language, dataset))))
+        jobs.append(
+            ExplorerJob(
+                model=r.get("checkpoint") or r["model"],
+                language=language,
+                data_dir=str(run.data(language, dataset)),
+                cat_summary=str(cat_summary) if cat_summary.exists() else None,
+                probe_dir=str(probe) if probe is not None and probe.exists() else None,
+                out_path=str(run.explorer(folder, language, dataset)),
+            )
+        )
     return jobs
 
 
@@ -89,12 +106,22 @@ def explorer_sample(job: ExplorerJob, cfg: RunConfig, cache_dir: str, key: str) 
             trees = probe.predict([(s.id, s.code) for s in test])
             labels = nonterminal_scores(trees)
         payload = explorer_payload(
-            [(s.id, s.code) for s in test], language=job.language, model=loaded, cat=cat is not None,
-            types=cat["types"] if cat else None, distance=cat["distance"] if cat else "uast",
-            quantile=cat["quantile"] if cat else 0.75, random_state=cat["random_state"] if cat else 0,
-            max_subwords=cat["max_subwords"] if cat else 256, kept_types=cat["kept_types"] if cat else None,
-            probe=probe, trees=trees, max_snippets=cfg.explorer_snippets, seed=cfg.seed,
-            batch_size=cfg.extraction.batch_size)
+            [(s.id, s.code) for s in test],
+            language=job.language,
+            model=loaded,
+            cat=cat is not None,
+            types=cat["types"] if cat else None,
+            distance=cat["distance"] if cat else "uast",
+            quantile=cat["quantile"] if cat else 0.75,
+            random_state=cat["random_state"] if cat else 0,
+            max_subwords=cat["max_subwords"] if cat else 256,
+            kept_types=cat["kept_types"] if cat else None,
+            probe=probe,
+            trees=trees,
+            max_snippets=cfg.explorer_snippets,
+            seed=cfg.seed,
+            batch_size=cfg.extraction.batch_size,
+        )
     if labels is not None:
-        payload["labels"] = {"layer": probe.layer, "rank": probe.rank, "n_snippets": len(trees), "rows": labels}
+        payload["labels"] = {"hidden_state": probe.layer, "rank": probe.rank, "n_snippets": len(trees), "rows": labels}
     return write_step_json(job.out_path, payload, key)

@@ -56,8 +56,9 @@ def probing_flow(config: dict[str, Any] | None = None, out_dir: str = "runs/main
     cfg = parse_config(config)
     run = Path(time.strftime(out_dir)).resolve()
     report = run_experiment(cfg, run, PrefectSteps(), log)
-    create_markdown_artifact(markdown=report.read_text(encoding="utf-8"), key="codeprobe-report",
-                             description=f"codeprobe run {run}")
+    create_markdown_artifact(
+        markdown=report.read_text(encoding="utf-8"), key="codeprobe-report", description=f"codeprobe run {run}"
+    )
     rows = summary_rows(read_json(run / "summary.json"))
     if rows:
         create_table_artifact(table=rows, key="codeprobe-layers", description="per-layer scores")
@@ -68,13 +69,27 @@ def summary_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """Flat per-layer rows (for a Prefect table artifact) from a run summary."""
     rows = []
     for result in summary.get("results", []):
-        base = {"model": result["model"], "language": result["language"], "dataset": result["dataset"],
-                **({"step": result["step"]} if result.get("step") is not None else {})}
+        base = {
+            "model": result["model"],
+            "language": result["language"],
+            "dataset": result["dataset"],
+            **({"step": result["step"]} if result.get("step") is not None else {}),
+        }
         for layer in (result.get("cat") or {}).get("layers", []):
-            rows.append({**base, "method": "CAT", "layer": layer["layer"], "score": layer["score"],
-                         "random": layer["random_baseline"], "positional": layer["positional_baseline"]})
-        for layer in (result.get("astprobe") or {}).get("layers", []):
-            rows.append({**base, "method": "AST-Probe F1 (test)", "layer": layer["layer"], "score": layer["f1"]})
+            rows.append(
+                {
+                    **base,
+                    "method": "CAT",
+                    "layer": layer["layer"],
+                    "score": layer["score"],
+                    "random": layer["random_baseline"],
+                    "positional": layer["positional_baseline"],
+                }
+            )
+        for row in (result.get("astprobe") or {}).get("hidden_states", []):
+            rows.append(
+                {**base, "method": "AST-Probe F1 (test)", "hidden_state": row["hidden_state"], "score": row["f1"]}
+            )
     return rows
 
 

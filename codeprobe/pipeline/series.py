@@ -53,8 +53,9 @@ def probed_models(spec: str) -> list[ProbedModel]:
     if not is_checkpoint_series(spec):
         return [ProbedModel(spec, spec, slug(spec))]
     series = find_checkpoints(spec)
-    return [ProbedModel(spec, str(c.path), f"{slug(series_name(spec))}/step-{c.step}", c.step)
-            for c in series.checkpoints]
+    return [
+        ProbedModel(spec, str(c.path), f"{slug(series_name(spec))}/step-{c.step}", c.step) for c in series.checkpoints
+    ]
 
 
 def recorded_models(run: RunFolder, spec: str) -> list[ProbedModel]:

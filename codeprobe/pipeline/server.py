@@ -74,13 +74,13 @@ def check_prefect_server(timeout: float = 5.0) -> None:
     if not db.startswith("sqlite"):
         return  # a database server: Prefect reports its own connection errors quickly
     folder = Path(db.split(":///", 1)[-1]).expanduser().parent
-    fix = ("set PREFECT_HOME to a writable folder, or PREFECT_API_URL to a running server "
-           "(`prefect server start`)")
+    fix = "set PREFECT_HOME to a writable folder, or PREFECT_API_URL to a running server (`prefect server start`)"
     if not folder.exists():
         if not folder.parent.is_dir():
             raise PrefectServerError(
                 f"Prefect's temporary server cannot start: its database folder {folder} does not exist "
-                f"(PREFECT_HOME={PREFECT_HOME.value()}); {fix}")
+                f"(PREFECT_HOME={PREFECT_HOME.value()}); {fix}"
+            )
         try:
             folder.mkdir()
         except OSError as err:
@@ -90,4 +90,5 @@ def check_prefect_server(timeout: float = 5.0) -> None:
     if not os.access(folder, os.W_OK):
         raise PrefectServerError(
             f"Prefect's temporary server cannot start: {folder} is not writable "
-            f"(PREFECT_HOME={PREFECT_HOME.value()}); {fix}")
+            f"(PREFECT_HOME={PREFECT_HOME.value()}); {fix}"
+        )

@@ -8,9 +8,10 @@ and every earlier one (upgrading it in memory, and saying which version it read)
 Schema 2 (this codeprobe): each result has `model` (the config's spec), `model_name` (its one
 display name), `language`, `dataset`, `folder`, for a checkpoint `step` and `checkpoint`,
 `data` (sample counts and skips by reason), `model_info`, and one section per method that ran
-(`cat`, `astprobe`: see each method's `summarize`). Schema 1 (no `schema_version`): the same
-without `model_name`, AST-Probe's `hidden_states_reused` called `vectors_reused`, and a flat
-config.
+(`cat`, `astprobe`: see each method's `summarize`; `layer` is a transformer layer, AST-Probe's
+rows are by `hidden_state`, 0 = the embeddings). Schema 1 (no `schema_version`): the same
+without `model_name`, with AST-Probe's `hidden_state` called `layer` (`layers`, `best_layer`,
+`vectors_reused`), and a flat config.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from codeprobe.uncertainty import N_RESAMPLES
 
 SCHEMA_VERSION = 2
 
-UNCERTAINTY_NOTE = (f"95% percentile bootstrap intervals over snippets ({N_RESAMPLES} resamples, seeded); "
-                    "differences are paired (the same snippets scored both ways)")
+UNCERTAINTY_NOTE = (
+    f"95% percentile bootstrap intervals over snippets ({N_RESAMPLES} resamples, seeded); "
+    "differences are paired (the same snippets scored both ways)"
+)
 
 TEXT_MODEL_NOTE = (
     "The packaged default model is sentence-transformers/all-MiniLM-L6-v2, a *text* sentence "
@@ -35,17 +38,33 @@ TEXT_MODEL_NOTE = (
 )
 
 
-def summarize_run(run: RunFolder, *, seconds: float | None = None, versions: dict[str, str] | None = None,
-                  stages: dict[str, float] | None = None) -> dict[str, Any]:
+def summarize_run(
+    run: RunFolder,
+    *,
+    seconds: float | None = None,
+    versions: dict[str, str] | None = None,
+    stages: dict[str, float] | None = None,
+) -> dict[str, Any]:
     """Collect every result of a run folder into RUN/summary.json (written atomically) and
     return it. Intervals are 95% percentile bootstraps over snippets, seeded."""
     cfg = RunConfig.read(run.config)
-    results = [_result(run, cfg, probed, language, dataset)
-               for spec in cfg.models for probed in recorded_models(run, spec)
-               for language in cfg.languages for dataset in cfg.datasets]
-    summary = {"schema_version": SCHEMA_VERSION, "run": str(run.root), "config": cfg.to_dict(),
-               "seconds": seconds, "stages": stages or {}, "versions": versions or {},
-               "uncertainty": UNCERTAINTY_NOTE, "results": results}
+    results = [
+        _result(run, cfg, probed, language, dataset)
+        for spec in cfg.models
+        for probed in recorded_models(run, spec)
+        for language in cfg.languages
+        for dataset in cfg.datasets
+    ]
+    summary = {
+        "schema_version": SCHEMA_VERSION,
+        "run": str(run.root),
+        "config": cfg.to_dict(),
+        "seconds": seconds,
+        "stages": stages or {},
+        "versions": versions or {},
+        "uncertainty": UNCERTAINTY_NOTE,
+        "results": results,
+    }
     write_json(run.summary, summary, sort_keys=False)
     return read_json(run.summary)  # as JSON holds it (NaN as null)
 
@@ -81,18 +100,43 @@ def read_summary(run: RunFolder) -> dict[str, Any]:
     summary = run.read_summary()
     version = summary.get("schema_version", 1)
     if version > SCHEMA_VERSION:
-        raise ValueError(f"{run.summary} has summary schema {version}; this codeprobe reads up to "
-                         f"{SCHEMA_VERSION}: upgrade codeprobe")
+        raise ValueError(
+            f"{run.summary} has summary schema {version}; this codeprobe reads up to "
+            f"{SCHEMA_VERSION}: upgrade codeprobe"
+        )
     if version == 1:
         summary["config"] = RunConfig.model_validate(summary.get("config") or {}).to_dict()
         for r in summary.get("results", []):
             info = r.get("model_info") or {}
             r["model_name"] = model_display_name(info.get("name") or r["model"])
-            if r.get("astprobe") and "vectors_reused" in r["astprobe"]:
-                r["astprobe"]["hidden_states_reused"] = r["astprobe"].pop("vectors_reused")
+            if r.get("astprobe"):
+                r["astprobe"] = _astprobe_v1(r["astprobe"])
     summary["schema_read"] = version
     summary["schema_version"] = SCHEMA_VERSION
     return summary
+
+
+def _astprobe_v1(a: dict[str, Any]) -> dict[str, Any]:
+    """Schema 1's AST-Probe section in schema 2's names: `layer` (a hidden-states index there)
+    becomes `hidden_state`, `layers` `hidden_states`, `vectors_reused` `hidden_states_reused`."""
+
+    def rows(entries):
+        return [{("hidden_state" if k == "layer" else k): v for k, v in e.items()} for e in entries or []]
+
+    a = dict(a)
+    a["hidden_states"] = rows(a.pop("layers", []))
+    a["best_hidden_state"] = a.pop("best_layer", None)
+    a["hidden_states_reused"] = a.pop("vectors_reused", 0)
+    base = a.get("baselines") or {}
+    a["baselines"] = {
+        **base,
+        "embedding": (rows([base["embedding"]])[0] if base.get("embedding") else None),
+        "random": rows(base.get("random")),
+    }
+    if a.get("ranks"):
+        ranks = {("hidden_state" if k == "layer" else k): v for k, v in a["ranks"].items()}
+        a["ranks"] = {**ranks, "points": rows(ranks.get("points"))}
+    return a
 
 
 def is_text_model(result: dict[str, Any]) -> bool:
@@ -103,8 +147,12 @@ def is_last_step(summary: dict[str, Any], result: dict[str, Any]) -> bool:
     """True for a result that is not a checkpoint, or is its series' last checkpoint in the run."""
     if result.get("step") is None:
         return True
-    same = [r["step"] for r in summary["results"] if r.get("step") is not None
-            and (r["model"], r["language"], r["dataset"]) == (result["model"], result["language"], result["dataset"])]
+    same = [
+        r["step"]
+        for r in summary["results"]
+        if r.get("step") is not None
+        and (r["model"], r["language"], r["dataset"]) == (result["model"], result["language"], result["dataset"])
+    ]
     return result["step"] == max(same)
 
 
@@ -114,12 +162,18 @@ def run_line(summary: dict[str, Any], *, code: bool = True) -> str:
     names = ", ".join(model_display_name(m) for m in cfg["models"])
     run = f"`{summary['run']}`" if code else summary["run"]
     stages = summary.get("stages") or {}
-    return (f"Run {run}: models {names}; languages {', '.join(cfg['languages'])}; datasets "
-            f"{', '.join(cfg['datasets'])}; {cfg['data']['n_snippets']} snippets each, seed {cfg['seed']}"
-            + (f"; {summary['seconds']:.0f} s" if summary.get("seconds") else "")
-            + (" (" + ", ".join(f"{k} {v:.0f} s" for k, v in stages.items()) + ")" if stages and code else "")
-            + "." + ("" if summary.get("schema_read", SCHEMA_VERSION) == SCHEMA_VERSION
-                     else f" (Read from summary schema {summary['schema_read']}.)"))
+    return (
+        f"Run {run}: models {names}; languages {', '.join(cfg['languages'])}; datasets "
+        f"{', '.join(cfg['datasets'])}; {cfg['data']['n_snippets']} snippets each, seed {cfg['seed']}"
+        + (f"; {summary['seconds']:.0f} s" if summary.get("seconds") else "")
+        + (" (" + ", ".join(f"{k} {v:.0f} s" for k, v in stages.items()) + ")" if stages and code else "")
+        + "."
+        + (
+            ""
+            if summary.get("schema_read", SCHEMA_VERSION) == SCHEMA_VERSION
+            else f" (Read from summary schema {summary['schema_read']}.)"
+        )
+    )
 
 
 def data_lines(summary: dict[str, Any]) -> list[str]:
@@ -129,6 +183,8 @@ def data_lines(summary: dict[str, Any]) -> list[str]:
         data = r.get("data") or {}
         if data and is_last_step(summary, r):
             skipped = ", ".join(f"{k} {v}" for k, v in sorted((data.get("skipped") or {}).items())) or "none"
-            lines.append(f"Data {r['language']} / {r['dataset']}: read {data.get('read')}, kept {data.get('kept')}; "
-                         f"skipped: {skipped}.")
+            lines.append(
+                f"Data {r['language']} / {r['dataset']}: read {data.get('read')}, kept {data.get('kept')}; "
+                f"skipped: {skipped}."
+            )
     return list(dict.fromkeys(lines))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import PurePath
 
 import tree_sitter
@@ -200,7 +200,13 @@ _SPECS = (
         aliases=("rs",),
         # A statement list cut out of a function body (methods taking `self` parse bare).
         wrappers=(Wrapper("fn _codeprobe_wrapper_() {\n", "\n}"),),
-        comments=("block_comment", "doc_comment", "inner_doc_comment_marker", "line_comment", "outer_doc_comment_marker"),
+        comments=(
+            "block_comment",
+            "doc_comment",
+            "inner_doc_comment_marker",
+            "line_comment",
+            "outer_doc_comment_marker",
+        ),
         strings=("raw_string_literal", "string_literal"),
     ),
     LanguageSpec(
@@ -298,9 +304,7 @@ def canonical_language(name: str) -> str:
     """
     key = str(name).strip().lower()
     if key not in _NAMES:
-        raise UnknownLanguageError(
-            f"unknown language {name!r}; known: {', '.join(known_languages())}"
-        )
+        raise UnknownLanguageError(f"unknown language {name!r}; known: {', '.join(known_languages())}")
     return _NAMES[key]
 
 
@@ -314,7 +318,7 @@ def language_spec(language: str) -> LanguageSpec:
     return _REGISTRY[canonical_language(language)]
 
 
-@lru_cache(maxsize=None)
+@cache
 def ts_language(language: str) -> tree_sitter.Language:
     """The tree-sitter `Language` object for a canonical language name."""
     spec = language_spec(language)
@@ -322,7 +326,7 @@ def ts_language(language: str) -> tree_sitter.Language:
     return tree_sitter.Language(getattr(module, spec.function)())
 
 
-@lru_cache(maxsize=None)
+@cache
 def grammar_info(language: str) -> GrammarInfo:
     """Name, pinned wheel version and ABI of the grammar behind `language`."""
     spec = language_spec(language)
@@ -365,7 +369,7 @@ class TypeTable:
     marker: int
 
 
-@lru_cache(maxsize=None)
+@cache
 def type_table(language: str) -> TypeTable:
     """The `TypeTable` of `language`'s grammar (built once per process)."""
     import numpy as np

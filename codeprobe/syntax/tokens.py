@@ -46,9 +46,7 @@ class CodeTokens:
     def texts(self) -> tuple[str, ...]:
         """Source text of each token."""
         src = self.tree.source
-        return tuple(
-            src[s:e].decode("utf-8") for s, e in zip(self.start_byte.tolist(), self.end_byte.tolist())
-        )
+        return tuple(src[s:e].decode("utf-8") for s, e in zip(self.start_byte.tolist(), self.end_byte.tolist()))
 
     @property
     def start_byte(self) -> np.ndarray:

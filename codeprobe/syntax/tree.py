@@ -29,6 +29,7 @@ from codeprobe.syntax.languages import (
     wrappers,
 )
 
+
 @dataclass(frozen=True)
 class ParseIssue:
     """One ERROR or MISSING node, located in the user's text.
@@ -211,26 +212,20 @@ def _as_text(code: str | bytes) -> str:
         try:
             text = bytes(code).decode("utf-8")
         except UnicodeDecodeError as err:
-            raise InvalidSourceError(
-                f"code is not valid UTF-8 (bad byte at offset {err.start})"
-            ) from None
+            raise InvalidSourceError(f"code is not valid UTF-8 (bad byte at offset {err.start})") from None
     elif isinstance(code, str):
         text = code
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as err:
-            raise InvalidSourceError(
-                f"code contains an unencodable character at offset {err.start}"
-            ) from None
+            raise InvalidSourceError(f"code contains an unencodable character at offset {err.start}") from None
     else:
         raise TypeError(f"code must be str or bytes, not {type(code).__name__}")
 
     if not text.lstrip("\ufeff").strip():  # a leading byte-order mark is no content
         raise EmptyCodeError("code is empty" if not text else "code is whitespace only")
     if "\x00" in text:
-        raise InvalidSourceError(
-            f"code contains a NUL character at offset {text.index(chr(0))}: binary data?"
-        )
+        raise InvalidSourceError(f"code contains a NUL character at offset {text.index(chr(0))}: binary data?")
     return text
 
 

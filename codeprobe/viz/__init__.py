@@ -6,5 +6,12 @@ trees). Hand-written SVG and canvas drawing, inlined: a page fetches nothing."""
 from codeprobe.viz.explorer import choose_snippets, explorer_payload, nonterminal_scores
 from codeprobe.viz.html import explorer_html, page, report_html, write_html
 
-__all__ = ["choose_snippets", "explorer_html", "explorer_payload", "nonterminal_scores", "page", "report_html",
-           "write_html"]
+__all__ = [
+    "choose_snippets",
+    "explorer_html",
+    "explorer_payload",
+    "nonterminal_scores",
+    "page",
+    "report_html",
+    "write_html",
+]

@@ -136,11 +136,28 @@ def explorer_payload(
         items = choose_snippets(items, lang, max_snippets=max_snippets, max_tokens=max_tokens, seed=seed)
     if not items:
         raise InputError("no snippet parses cleanly: nothing to explore")
-    out: dict[str, Any] = {"format": FORMAT, "language": lang, "model": None, "settings": None,
-                           "kept_types": None, "snippets": [{"id": i, "code": c} for i, c in items]}
+    out: dict[str, Any] = {
+        "format": FORMAT,
+        "language": lang,
+        "model": None,
+        "settings": None,
+        "kept_types": None,
+        "snippets": [{"id": i, "code": c} for i, c in items],
+    }
     if cat:
-        _add_cat(out, items, lang, model, types or default_strategy(lang), distance, quantile, random_state,
-                 max_subwords, kept_types, batch_size)
+        _add_cat(
+            out,
+            items,
+            lang,
+            model,
+            types or default_strategy(lang),
+            distance,
+            quantile,
+            random_state,
+            max_subwords,
+            kept_types,
+            batch_size,
+        )
     if probe is not None or trees is not None:
         if trees is None:
             trees = probe.predict(items)
@@ -155,29 +172,48 @@ def _model_info(info: Any) -> dict[str, Any]:
     return {k: d.get(k) for k in ("name", "architecture", "n_layers", "n_heads", "is_code_model", "note")}
 
 
-def _add_cat(out, items, lang, model, types, distance, quantile, random_state, max_subwords, kept_types,
-             batch_size) -> None:
+def _add_cat(
+    out, items, lang, model, types, distance, quantile, random_state, max_subwords, kept_types, batch_size
+) -> None:
     from codeprobe.model import LoadedModel, load_model
 
-    probe = CATProbe(types=types, distance=distance, quantile=quantile, random_state=random_state,
-                     per_head=True, max_subwords=max_subwords, batch_size=batch_size)
+    probe = CATProbe(
+        types=types,
+        distance=distance,
+        quantile=quantile,
+        random_state=random_state,
+        per_head=True,
+        max_subwords=max_subwords,
+        batch_size=batch_size,
+    )
     loaded = model if isinstance(model, LoadedModel) else load_model(model)
     extractor = probe.extractor(loaded)
     if kept_types is not None and len(kept_types) != extractor.info.n_layers:
         raise InputError(f"kept_types has {len(kept_types)} layers, the model {extractor.info.n_layers}")
     inputs = list(probe.inputs(items, extractor, lang))
     # The library's scorer gives every snippet's rows and, unless given, the kept types.
-    scorer = CATAccumulator(language=lang, types=types, quantile=probe.quantile, top_k=probe.top_k,
-                            random_state=random_state, kept_types=kept_types, spill_dir=probe.spill_dir)
+    scorer = CATAccumulator(
+        language=lang,
+        types=types,
+        quantile=probe.quantile,
+        top_k=probe.top_k,
+        random_state=random_state,
+        kept_types=kept_types,
+        spill_dir=probe.spill_dir,
+    )
     with scorer:
         scorer.extend(x if isinstance(x, SkippedSample) else x.sample for x in inputs)
         kept = scorer.kept_types()  # raises InputError when no snippet could be scored and none are given
         scored = any(not isinstance(x, SkippedSample) for x in inputs)
         rows = scorer.samples().columns() if scored else {}
     out["model"] = _model_info(extractor.info)
-    out["settings"] = {"types": types if kept_types is None else "given", "distance": distance,
-                       "quantile": probe.quantile, "random_state": random_state,
-                       "max_subwords": extractor.max_subwords}
+    out["settings"] = {
+        "types": types if kept_types is None else "given",
+        "distance": distance,
+        "quantile": probe.quantile,
+        "random_state": random_state,
+        "max_subwords": extractor.max_subwords,
+    }
     out["kept_types"] = [None if k is None else sorted(k) for k in kept]
     per_snippet = len(rows["layer"]) // len(inputs) if rows else 0  # every snippet has L x (1 + H) rows
     for k, (entry, x) in enumerate(zip(out["snippets"], inputs)):
@@ -188,8 +224,15 @@ def _add_cat(out, items, lang, model, types, distance, quantile, random_state, m
             entry["cat"] = snippet_cat(x, entry["code"], kept, lang, quantile=probe.quantile, rows=own)
 
 
-def snippet_cat(inputs: SnippetInputs, code: str, kept: Sequence[frozenset[str] | None], language: str, *,
-                quantile: float, rows: dict[str, np.ndarray]) -> dict[str, Any]:
+def snippet_cat(
+    inputs: SnippetInputs,
+    code: str,
+    kept: Sequence[frozenset[str] | None],
+    language: str,
+    *,
+    quantile: float,
+    rows: dict[str, np.ndarray],
+) -> dict[str, Any]:
     """One snippet's CAT view (`inputs` made from `code`, `rows` its scored rows, per layer the
     head mean and every head): aligned tokens, packed attention (L, 1 + H, n, n), exact masks
     and thresholds over each layer's kept tokens, distances and scores (L, 1 + H)."""
@@ -267,7 +310,7 @@ def _add_trees(out, items, lang, trees, probe) -> None:
             "f1": _num(tree.f1),
         }
     if probe is not None:
-        out["astprobe"] = {"layer": probe.layer, "rank": probe.rank}
+        out["astprobe"] = {"hidden_state": probe.layer, "rank": probe.rank}
 
 
 def nonterminal_scores(trees: Sequence[Any]) -> list[dict[str, Any]]:
@@ -290,6 +333,14 @@ def nonterminal_scores(trees: Sequence[Any]) -> list[dict[str, Any]]:
     for label in sorted(set(gold_n) | set(pred_n), key=lambda x: (-gold_n[x], -pred_n[x], x)):
         p = pred_hit[label] / pred_n[label] if pred_n[label] else 0.0
         r = gold_hit[label] / gold_n[label] if gold_n[label] else 0.0
-        out.append({"label": label, "gold": gold_n[label], "predicted": pred_n[label], "precision": round(p, 6),
-                    "recall": round(r, 6), "f1": round(2 * p * r / (p + r), 6) if p + r else 0.0})
+        out.append(
+            {
+                "label": label,
+                "gold": gold_n[label],
+                "predicted": pred_n[label],
+                "precision": round(p, 6),
+                "recall": round(r, 6),
+                "f1": round(2 * p * r / (p + r), 6) if p + r else 0.0,
+            }
+        )
     return out

@@ -13,18 +13,20 @@ from __future__ import annotations
 
 import html
 import json
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from codeprobe.files import json_value, write_atomic
 
-_CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-        "img-src data: blob:; connect-src 'none'; base-uri 'none'; form-action 'none'")
+_CSP = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "img-src data: blob:; connect-src 'none'; base-uri 'none'; form-action 'none'"
+)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _asset(name: str) -> str:
     return resources.files("codeprobe.viz").joinpath("static", name).read_text(encoding="utf-8")
 
@@ -36,18 +38,24 @@ def page(data: dict[str, Any]) -> str:
     payload = payload.replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
     title = html.escape(str(data.get("title", "codeprobe")))
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<meta http-equiv=\"Content-Security-Policy\" content=\"{_CSP}\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{title}</title><style>{_asset('page.css')}</style></head>\n"
         "<body><header></header><nav></nav><main></main><footer></footer>\n"
-        f"<script type=\"application/json\" id=\"codeprobe-data\">{payload}</script>\n"
+        f'<script type="application/json" id="codeprobe-data">{payload}</script>\n'
         f"<script>{_asset('page.js')}</script>\n</body></html>\n"
     )
 
 
-def report_html(series: list[dict[str, Any]], *, title: str = "codeprobe report", lines: list[str] = (),
-                warnings: list[str] = (), footer: list[str] = ()) -> str:
+def report_html(
+    series: list[dict[str, Any]],
+    *,
+    title: str = "codeprobe report",
+    lines: list[str] = (),
+    warnings: list[str] = (),
+    footer: list[str] = (),
+) -> str:
     """A run report, or a comparison of several runs, models or checkpoints.
 
     series: one dict per (run, model, language, dataset[, step]): `label`, `model`, `language`,
@@ -59,16 +67,31 @@ def report_html(series: list[dict[str, Any]], *, title: str = "codeprobe report"
         `labels_layer`, `labels_snippets`) and `explorer` (an `explorer_payload`).
     lines, warnings, footer: text shown under the title, highlighted, and at the end.
     """
-    return page({"kind": "report", "title": title, "lines": list(lines), "warnings": list(warnings),
-                 "footer": list(footer), "series": series})
+    return page(
+        {
+            "kind": "report",
+            "title": title,
+            "lines": list(lines),
+            "warnings": list(warnings),
+            "footer": list(footer),
+            "series": series,
+        }
+    )
 
 
 def explorer_html(payload: dict[str, Any], *, title: str, lines: list[str] = (), warnings: list[str] = ()) -> str:
     """The snippet explorer alone, for `explorer_payload`'s output: the CAT view when it has one
     (kind "snippet"), else the gold and recovered trees (kind "trees")."""
     has_cat = any("cat" in s for s in payload.get("snippets", []))
-    return page({"kind": "snippet" if has_cat else "trees", "title": title, "lines": list(lines),
-                 "warnings": list(warnings), "explorer": payload})
+    return page(
+        {
+            "kind": "snippet" if has_cat else "trees",
+            "title": title,
+            "lines": list(lines),
+            "warnings": list(warnings),
+            "explorer": payload,
+        }
+    )
 
 
 def write_html(text: str, path: str | Path) -> Path:

@@ -23,12 +23,9 @@ def oracle_align(code, spans, starts, ends, special=None) -> OracleAlignment:
     spans = [tuple(int(x) for x in span) for span in spans]
     starts, ends = [int(x) for x in starts], [int(x) for x in ends]
     m, n = len(spans), len(starts)
-    content = [
-        (special is None or not special[p]) and code[s:e].strip() != "" for p, (s, e) in enumerate(spans)
-    ]
+    content = [(special is None or not special[p]) and code[s:e].strip() != "" for p, (s, e) in enumerate(spans)]
     members_all = [
-        [p for p in range(m) if content[p] and spans[p][0] < ends[i] and starts[i] < spans[p][1]]
-        for i in range(n)
+        [p for p in range(m) if content[p] and spans[p][0] < ends[i] and starts[i] < spans[p][1]] for i in range(n)
     ]
     kept = [i for i in range(n) if members_all[i]]
     pooling = np.zeros((len(kept), m))

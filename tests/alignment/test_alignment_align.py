@@ -3,14 +3,14 @@ tokenizers (byte-level BPE with trimmed and untrimmed offsets, CodeT5's BPE, unc
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
 from alignment_oracle import assert_matches_oracle, oracle_align, oracle_cut
-from shared_data import cosqa_functions, shared_path
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from shared_data import cosqa_functions, shared_path
 
 from codeprobe.alignment import align, token_boundary_cut
 from codeprobe.errors import AlignmentError
@@ -121,7 +121,7 @@ def test_random_spans_match_oracle(case, budget):
     assert token_boundary_cut(al, budget) == oracle_cut(oracle.members, len(spans), budget)
 
 
-@lru_cache(maxsize=None)
+@cache
 def tokenizer(kind: str):
     from transformers import AutoTokenizer, GPT2Tokenizer
 
@@ -131,16 +131,21 @@ def tokenizer(kind: str):
         return AutoTokenizer.from_pretrained(default_model_dir())
     if kind == "gpt2-untrimmed":  # GPT-2's tokenizer class keeps the space in "Ġx" offsets
         folder = shared_path("models", "codebert-base-tokenizer")
-        return GPT2Tokenizer(vocab=str(folder / "vocab.json"), merges=str(folder / "merges.txt"),
-                             unk_token="<unk>", bos_token="<s>", eos_token="</s>")
+        return GPT2Tokenizer(
+            vocab=str(folder / "vocab.json"),
+            merges=str(folder / "merges.txt"),
+            unk_token="<unk>",
+            bos_token="<s>",
+            eos_token="</s>",
+        )
     return AutoTokenizer.from_pretrained(shared_path("models", f"{kind}-tokenizer"))
 
 
 TRICKY = (
-    'def ünïcode(x, y=\'</s> [CLS]\'):\n'
+    "def ünïcode(x, y='</s> [CLS]'):\n"
     '    """Ça marche ﬁne\u3000ok."""\n'
     '    return {"k": x**2 + y}  # ß comment\r\n'
-    '\tif x: pass\n'
+    "\tif x: pass\n"
 )
 
 
@@ -152,8 +157,7 @@ def test_real_tokenizers_match_oracle(kind, collapse_strings):
     budgets_checked = 0
     for code in codes:
         tokens = parse(code, "python").tokens(collapse_strings=collapse_strings)
-        enc = tok(code, return_offsets_mapping=True, return_special_tokens_mask=True,
-                  split_special_tokens=True)
+        enc = tok(code, return_offsets_mapping=True, return_special_tokens_mask=True, split_special_tokens=True)
         spans = np.array(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2)
         special = np.array(enc["special_tokens_mask"], dtype=bool)
         al = check(code, spans, tokens.start_char, tokens.end_char, special)
@@ -170,8 +174,13 @@ def test_wordpiece_lowercasing_keeps_original_offsets():
     code = "def ÉcoleMax(): return 1"
     tokens = parse(code, "python").tokens()
     enc = tok(code, return_offsets_mapping=True, return_special_tokens_mask=True)
-    al = align(code, np.array(enc["offset_mapping"]), tokens.start_char, tokens.end_char,
-               special=np.array(enc["special_tokens_mask"], dtype=bool))
+    al = align(
+        code,
+        np.array(enc["offset_mapping"]),
+        tokens.start_char,
+        tokens.end_char,
+        special=np.array(enc["special_tokens_mask"], dtype=bool),
+    )
     assert al.n_tokens_without_subword == 0 and al.n_unmatched_subwords == 0
     name = tokens.texts.index("ÉcoleMax")
     spans = np.array(enc["offset_mapping"])[al.pair_subword[al.pair_token == name]]

@@ -40,6 +40,6 @@ def test_the_paper_preset_counts_any_decrease():
 
 
 def test_real_improvements_still_count():
-    falling = [5.0 * 0.9 ** k for k in range(12)] + [5.0 * 0.9 ** 11] * 10
+    falling = [5.0 * 0.9**k for k in range(12)] + [5.0 * 0.9**11] * 10
     run = _run(TrainConfig(patience=3, max_epochs=100))
     assert _feed(run, falling) == 15 and run.best_epoch == 12

@@ -57,8 +57,9 @@ def test_cache_holds_the_model_vectors_and_is_reused(tiny_model, python_splits, 
     assert layer.shape == (sum(t.n_tokens for t in train.tuples), 32)
     # The cached rows are the extractor's vectors for the same tokens (in float16).
     t = train.tuples[3]
-    direct = next(_extractor(tiny_model).extract(
-        [Snippet(train.ids[3], train.codes[3], t.tokens.start_char, t.tokens.end_char)]))
+    direct = next(
+        _extractor(tiny_model).extract([Snippet(train.ids[3], train.codes[3], t.tokens.start_char, t.tokens.end_char)])
+    )
     start = int(train.cache.lengths[:3].sum())
     np.testing.assert_allclose(layer[start : start + t.n_tokens], direct.vectors[2], atol=2e-3, rtol=2e-3)
 
@@ -123,14 +124,29 @@ def test_estimator_follows_scikit_learns_contract(tiny_model, python_splits):
     # __init__ stores its arguments untouched; get_params gives them back.
     assert probe.language == "Python" and probe.cache_dir == str(root)
     assert probe.get_params() == {
-        "rank": 8, "layer": 1, "language": "Python", "random_state": 0, "config": QUICK,
-        "validation_fraction": 0.1, "cache_dir": str(root), "device": None, "extraction_batch_size": 16,
-        "remove_docstrings": False, "drop_line_continuations": False, "model_input": "source",
+        "rank": 8,
+        "layer": 1,
+        "language": "Python",
+        "random_state": 0,
+        "config": QUICK,
+        "validation_fraction": 0.1,
+        "cache_dir": str(root),
+        "device": None,
+        "extraction_batch_size": 16,
+        "remove_docstrings": False,
+        "drop_line_continuations": False,
+        "model_input": "source",
     }
     # ... and checks nothing: bad settings fail when the probe runs, with typed errors.
-    for bad, error in (({"rank": 0}, InputError), ({"layer": -1}, InputError), ({"layer": 7}, InputError),
-                       ({"language": "klingon"}, UnknownLanguageError), ({"model_input": "tokens"}, InputError),
-                       ({"validation_fraction": 1.0}, InputError), ({"config": {"lr": 1e-2}}, InputError)):
+    for bad, error in (
+        ({"rank": 0}, InputError),
+        ({"layer": -1}, InputError),
+        ({"layer": 7}, InputError),
+        ({"language": "klingon"}, UnknownLanguageError),
+        ({"model_input": "tokens"}, InputError),
+        ({"validation_fraction": 1.0}, InputError),
+        ({"config": {"lr": 1e-2}}, InputError),
+    ):
         with pytest.raises(error):
             clone(probe).set_params(**bad).fit_splits(train, valid, model=tiny_model)
     with pytest.raises(InputError, match="not fitted"):
@@ -182,7 +198,8 @@ def test_fit_holds_out_validation_and_checks_the_layer(tiny_model, python_splits
     probe = ASTProbe(rank=4, layer=0, cache_dir=root, config=config, validation_fraction=0.25)
     probe.fit([code for _, code in items], model=tiny_model)
     ASTProbe(rank=4, layer=0, cache_dir=root, config=config, validation_fraction=0.25, random_state=1).fit(
-        [code for _, code in items], model=tiny_model)
+        [code for _, code in items], model=tiny_model
+    )
     (train, valid), (_, other_valid) = seen
     # A quarter of the snippets (ids "0".."19": plain strings) is held out, the rest trains.
     assert len(train) + sum(train.dropped.values()) == 15 and len(valid) + sum(valid.dropped.values()) == 5
@@ -201,8 +218,15 @@ def test_fit_holds_out_validation_and_checks_the_layer(tiny_model, python_splits
 
 def test_sweep_returns_fitted_probes(tiny_model, python_splits, tmp_path):
     (train, valid, test), root = python_splits
-    points = sweep(train, valid, test, [(0, 8), (2, 8), (1, 4)], config=QUICK, save_dir=tmp_path / "p",
-                   model=str(tiny_model.info.name))
+    points = sweep(
+        train,
+        valid,
+        test,
+        [(0, 8), (2, 8), (1, 4)],
+        config=QUICK,
+        save_dir=tmp_path / "p",
+        model=str(tiny_model.info.name),
+    )
     assert [(p.layer, p.rank) for p in points] == [(0, 8), (2, 8), (1, 4)]
     for point in points:
         probe = point.probe
@@ -242,10 +266,12 @@ def test_shared_projection_and_direct_transfer(tiny_model, python_splits, tmp_pa
     (py_train, py_valid, py_test), _ = python_splits
     ex = _extractor(tiny_model)
     java = java_methods(60)
-    j_train, j_valid, j_test = (prepare_split(java[a:b], "java", ex, tmp_path)
-                                for a, b in ((0, 40), (40, 50), (50, 60)))
-    shared = fit_languages({"python": py_train, "java": j_train}, {"python": py_valid, "java": j_valid},
-                           layer=1, rank=8, config=QUICK)
+    j_train, j_valid, j_test = (
+        prepare_split(java[a:b], "java", ex, tmp_path) for a, b in ((0, 40), (40, 50), (50, 60))
+    )
+    shared = fit_languages(
+        {"python": py_train, "java": j_train}, {"python": py_valid, "java": j_valid}, layer=1, rank=8, config=QUICK
+    )
     assert set(shared.module.vectors_c) == {"python", "java"}
     per = shared.evaluate({"python": py_test, "java": j_test})
     assert set(per) == {"python", "java"}
@@ -288,8 +314,9 @@ def test_direct_transfer_hand_worked_example():
     torch.testing.assert_close(moved.vectors_u["java"], torch.tensor([[0.0, 16], [14, 0]]))
     # The label scores of a hidden state are the target's: h B_S V' = h B_T V_T for h in span(e0, e1).
     h = torch.tensor([[0.5, -1.5, 0.0]])
-    torch.testing.assert_close(h @ moved.proj @ moved.vectors_c["java"],
-                               h @ target.module.proj @ target.module.vectors_c["java"])
+    torch.testing.assert_close(
+        h @ moved.proj @ moved.vectors_c["java"], h @ target.module.proj @ target.module.vectors_c["java"]
+    )
     with pytest.raises(InputError):
         transfer(source, _language_probe([[1], [0], [0]], [[1, 2]], [[1, 2]]), "java")
 

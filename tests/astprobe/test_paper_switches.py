@@ -9,15 +9,15 @@ import warnings
 
 import numpy as np
 import pytest
+from oracles.astprobe import oracle_tuple
 from shared_data import cosqa_functions
+from tiny_model import one_thread, tiny_model, tiny_model_dir  # noqa: F401  (fixtures)
 
 from codeprobe.errors import InputError
 from codeprobe.model import Extractor
 from codeprobe.probes.astprobe import ASTProbe, TrainConfig, code_tuple, prepare_split, tree_tuple
 from codeprobe.probes.astprobe.preprocess import remove_docstrings
-from oracles.astprobe import oracle_tuple
 from codeprobe.syntax import parse
-from tiny_model import one_thread, tiny_model, tiny_model_dir  # noqa: F401  (fixtures)
 
 DOCUMENTED = '''def area(w, h=1):
     """Area of a rectangle.
@@ -57,8 +57,10 @@ def test_reference_preprocessing_rules():
     # Other languages: only comments go (they are never tuple tokens).
     js = "function f(a) { // why\n  return a; /* note */ }\n"
     assert remove_docstrings(js, "javascript") == "function f(a) { \n  return a;  }\n"
-    assert code_tuple(js, "javascript").tokens.texts == code_tuple(
-        remove_docstrings(js, "javascript"), "javascript").tokens.texts
+    assert (
+        code_tuple(js, "javascript").tokens.texts
+        == code_tuple(remove_docstrings(js, "javascript"), "javascript").tokens.texts
+    )
 
 
 def test_real_functions_lose_their_docstrings_and_nothing_else():
@@ -156,10 +158,16 @@ def _extractor(model):
 def test_split_switches(tiny_model, tmp_path):
     items = cosqa_functions()[:12]
     plain = prepare_split(items, "python", _extractor(tiny_model), tmp_path)
-    paper = prepare_split(items, "python", _extractor(tiny_model), tmp_path, remove_docstrings=True,
-                          drop_line_continuations=True, model_input="code_tokens")
-    assert paper.options == {"remove_docstrings": True, "drop_line_continuations": True,
-                             "model_input": "code_tokens"}
+    paper = prepare_split(
+        items,
+        "python",
+        _extractor(tiny_model),
+        tmp_path,
+        remove_docstrings=True,
+        drop_line_continuations=True,
+        model_input="code_tokens",
+    )
+    assert paper.options == {"remove_docstrings": True, "drop_line_continuations": True, "model_input": "code_tokens"}
     assert paper.cache.path != plain.cache.path
     for code, t in zip(paper.codes, paper.tuples):
         assert t.tokens.tree.code == code and '"""' not in code
@@ -177,8 +185,15 @@ def test_split_switches(tiny_model, tmp_path):
 
 
 def test_estimator_carries_the_switches(tiny_model, tmp_path):
-    probe = ASTProbe(rank=4, layer=1, cache_dir=tmp_path, config=TrainConfig(max_epochs=1),
-                     remove_docstrings=True, drop_line_continuations=True, model_input="code_tokens")
+    probe = ASTProbe(
+        rank=4,
+        layer=1,
+        cache_dir=tmp_path,
+        config=TrainConfig(max_epochs=1),
+        remove_docstrings=True,
+        drop_line_continuations=True,
+        model_input="code_tokens",
+    )
     assert probe.remove_docstrings and probe.model_input == "code_tokens"
     probe.fit(cosqa_functions()[:20], model=tiny_model)
     split = probe.prepare(cosqa_functions()[20:26])

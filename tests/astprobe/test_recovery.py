@@ -6,14 +6,14 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 import pytest
-from shared_data import cosqa_functions
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from oracles.astprobe import multiset, oracle_recall_table, oracle_score, rebuild
+from shared_data import cosqa_functions
 
 from codeprobe.errors import InputError
 from codeprobe.probes.astprobe import BAD_ROOT, EMPTY, TupleBatch, code_tuple, constituents, score, split_spans
 from codeprobe.probes.astprobe.recovery import recall_by_label
-from oracles.astprobe import multiset, oracle_recall_table, oracle_score, rebuild
 
 LABELS = [EMPTY, "a", "b", "a<sep>b", "b<sep>a<sep>c", "a<sep>a"]
 
@@ -41,9 +41,7 @@ def test_scores_match_the_networkx_reference(pairs):
     got = score(pred, gold)
     for i, (g, p) in enumerate(pairs):
         want = oracle_score(g, p)
-        np.testing.assert_allclose(
-            [got.precision[i], got.recall[i], got.f1[i]], want, atol=1e-12
-        )
+        np.testing.assert_allclose([got.precision[i], got.recall[i], got.f1[i]], want, atol=1e-12)
 
 
 @settings(max_examples=150, deadline=None)
@@ -104,7 +102,7 @@ def test_split_spans_are_the_recursive_argmax_spans(ds):
     for d in ds:
         spans = {}
 
-        def rec(a, b):  # d positions a..b-1, tokens a..b
+        def rec(a, b, d=d, spans=spans):  # d positions a..b-1, tokens a..b
             if a >= b:
                 return
             i = a + int(np.argmax(d[a:b]))
@@ -163,7 +161,7 @@ def test_networkx_export_for_drawing():
     assert graph.number_of_nodes() == len(nodes) + 17 and graph.number_of_edges() == len(nodes) + 16
     leaves = [n for n in graph if graph.out_degree(n) == 0]
     assert sorted(graph.nodes[n]["index"] for n in leaves) == list(range(17))
-    for k, (label, lo, hi) in enumerate(nodes):
+    for k, (_label, lo, hi) in enumerate(nodes):
         under = [graph.nodes[n]["index"] for n in nx.descendants(graph, k) if n in leaves]
         assert (min(under), max(under)) == (lo, hi)
     lines = render_tree(nodes, t.tokens.texts)

@@ -40,8 +40,12 @@ def test_cat_pass_vectors_fill_the_astprobe_cache(tiny_model, tmp_path):  # noqa
     whole = [x for x in inputs if x.vectors is not None]
     assert 0 < len(whole) < len(inputs)
     assert all(x.status == "ok" for x in whole) and all(x.status == "truncated" for x in inputs if x.vectors is None)
-    write_store(tmp_path / "store", ((CacheItem(x.sample.sample_id, x.code, *x.vector_spans), x.vectors)
-                                     for x in whole), tiny_model.info.as_dict(), "a key")
+    write_store(
+        tmp_path / "store",
+        ((CacheItem(x.sample.sample_id, x.code, *x.vector_spans), x.vectors) for x in whole),
+        tiny_model.info.as_dict(),
+        "a key",
+    )
 
     def split(root, reuse=()):
         from codeprobe.probes.astprobe.cache import VectorCache
@@ -57,18 +61,29 @@ def test_cat_pass_vectors_fill_the_astprobe_cache(tiny_model, tmp_path):  # noqa
     assert shared.ids == alone.ids and shared.dropped == alone.dropped
     for layer in range(tiny_model.info.n_layers + 1):
         # equal but for float16 rounding of float32 sums over differently padded batches
-        np.testing.assert_allclose(np.asarray(shared.data(layer).vectors, np.float32),
-                                   np.asarray(alone.data(layer).vectors, np.float32), rtol=2e-3, atol=2e-3)
+        np.testing.assert_allclose(
+            np.asarray(shared.data(layer).vectors, np.float32),
+            np.asarray(alone.data(layer).vectors, np.float32),
+            rtol=2e-3,
+            atol=2e-3,
+        )
 
 
 def test_a_store_of_another_model_is_not_used(tiny_model, tmp_path):  # noqa: F811
     snippets = functions(8)
     probe = CATProbe(types="all", batch_size=8, vector_tokens=partial(tuple_tokens, drop_line_continuations=True))
-    whole = [x for x in probe.inputs(snippets, tiny_model, language="python")
-             if isinstance(x, SnippetInputs) and x.vectors is not None]
+    whole = [
+        x
+        for x in probe.inputs(snippets, tiny_model, language="python")
+        if isinstance(x, SnippetInputs) and x.vectors is not None
+    ]
     other = {**tiny_model.info.as_dict(), "fingerprint": "0" * 64}
-    write_store(tmp_path / "store", ((CacheItem(x.sample.sample_id, x.code, *x.vector_spans), x.vectors)
-                                     for x in whole), other, "a key")
+    write_store(
+        tmp_path / "store",
+        ((CacheItem(x.sample.sample_id, x.code, *x.vector_spans), x.vectors) for x in whole),
+        other,
+        "a key",
+    )
     from codeprobe.probes.astprobe.cache import VectorCache
 
     items = [CacheItem(x.sample.sample_id, x.code, *x.vector_spans) for x in whole]

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from shared_data import cosqa_functions
+from tiny_model import one_thread  # noqa: F401  (fixture)
 from torch.nn import functional as F
 
 from codeprobe.errors import InputError
@@ -26,7 +27,6 @@ from codeprobe.probes.astprobe import (
 )
 from codeprobe.probes.astprobe.probe import ProbeModule, layout, loss_parts
 from codeprobe.probes.astprobe.vocab import UNKNOWN_ID
-from tiny_model import one_thread  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -159,7 +159,9 @@ def test_orthogonal_init_starts_the_penalty_at_zero_and_learns(synthetic_splits)
     ortho, uniform = make("orthogonal", 0), make("uniform", 0)
     assert float(ortho.orthogonality().detach()) == pytest.approx(0.0, abs=1e-8)
     assert float(uniform.orthogonality().detach()) == pytest.approx(128 * (1 - 256 / 1200) ** 2, rel=0.1)
-    assert torch.equal(ortho.proj, make("orthogonal", 0).proj) and not torch.equal(ortho.proj, make("orthogonal", 1).proj)
+    assert torch.equal(ortho.proj, make("orthogonal", 0).proj) and not torch.equal(
+        ortho.proj, make("orthogonal", 1).proj
+    )
     assert torch.equal(ortho.vectors_c["python"], uniform.vectors_c["python"])
     with pytest.raises(ValueError, match="init"):
         make("zeros", 0)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from shared_data import cosqa_functions
+from tiny_model import one_thread, tiny_model, tiny_model_dir  # noqa: F401  (fixtures)
 
 from codeprobe.errors import InputError
 from codeprobe.model import Extractor
@@ -28,7 +29,6 @@ from codeprobe.probes.astprobe import (
 from codeprobe.probes.astprobe.probe import ProbeModule, loss_parts, orthogonality, stacked_loss
 from codeprobe.probes.astprobe.targets import Targets
 from codeprobe.probes.astprobe.train_config import DEFAULT_MAX_EPOCHS, PAPER_TRAINING
-from tiny_model import one_thread, tiny_model, tiny_model_dir  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -62,8 +62,10 @@ def _members(snippets, specs, hidden=HIDDEN):
     """One (train, valid) pair of ProbeData per (noise, scale) spec: same snippets, own vectors."""
     train, valid, gold_train, gold_valid, _ = snippets
     return [
-        (ProbeData(_vectors(train, 2 * k, noise, scale, hidden), gold_train, "python"),
-         ProbeData(_vectors(valid, 2 * k + 1, noise, scale, hidden), gold_valid, "python"))
+        (
+            ProbeData(_vectors(train, 2 * k, noise, scale, hidden), gold_train, "python"),
+            ProbeData(_vectors(valid, 2 * k + 1, noise, scale, hidden), gold_valid, "python"),
+        )
         for k, (noise, scale) in enumerate(specs)
     ]
 
@@ -99,8 +101,13 @@ def test_stacked_loss_matches_each_probe_alone(snippets):
 
     h = torch.stack([torch.from_numpy(x.vectors[tok]) for x in data])
     proj = torch.stack([m.proj for m in modules])
-    stacked = stacked_loss(h, proj, torch.stack([m.vectors_c["python"] for m in modules]),
-                           torch.stack([m.vectors_u["python"] for m in modules]), batch.targets)
+    stacked = stacked_loss(
+        h,
+        proj,
+        torch.stack([m.vectors_c["python"] for m in modules]),
+        torch.stack([m.vectors_u["python"] for m in modules]),
+        batch.targets,
+    )
     (stacked.total() + 5 * orthogonality(proj)).sum().backward()
     for k, module in enumerate(modules):
         grads = {name: p.grad.clone() for name, p in module.named_parameters() if p.grad is not None}
@@ -123,8 +130,10 @@ def test_stacked_loss_matches_each_probe_alone(snippets):
         # Members that learn to different degrees stop at different epochs.
         (TrainConfig(lr=1e-2, max_epochs=15), [(0, 1), (3, 1), (50, 1), (0, 30), (0, 0.05)]),
         # A large step without the penalty: the guard rolls back some members, not others.
-        (TrainConfig(lr=1.0, max_epochs=6, patience=6, orthogonality=0.0),
-         [(0, 1), (3, 1), (50, 1), (0, 30), (0, 0.05)]),
+        (
+            TrainConfig(lr=1.0, max_epochs=6, patience=6, orthogonality=0.0),
+            [(0, 1), (3, 1), (50, 1), (0, 30), (0, 0.05)],
+        ),
     ],
     ids=["early-stops", "rollbacks"],
 )
@@ -161,7 +170,7 @@ def test_ranks_and_widths_train_in_groups(snippets):
 
 def test_members_must_match(snippets):
     train, valid, gold_train, gold_valid, vocabs = snippets
-    (t, v), = _members(snippets, [(1, 1)])
+    ((t, v),) = _members(snippets, [(1, 1)])
     other = ProbeData(_vectors(train[1:], 0), TupleBatch.from_tuples(train[1:]), "python")
     with pytest.raises(InputError):
         fit_many([t, other], [v, v], vocabs, 4)
@@ -175,7 +184,7 @@ def test_members_must_match(snippets):
 
 def test_a_diverged_member_leaves_the_others_alone(snippets):
     vocabs = snippets[4]
-    (t, v), = _members(snippets, [(1, 1)])
+    ((t, v),) = _members(snippets, [(1, 1)])
     broken = ProbeData(np.full(t.vectors.shape, np.nan, np.float32), t.gold, "python")
     config = TrainConfig(lr=1e-2, max_epochs=3, patience=2)
     results = fit_many([broken, t], [v, v], vocabs, 4, config=config, return_errors=True)
@@ -187,7 +196,7 @@ def test_a_diverged_member_leaves_the_others_alone(snippets):
 
 def test_the_epoch_budget_flag(snippets):
     vocabs = snippets[4]
-    (t, v), = _members(snippets, [(0, 1)])
+    ((t, v),) = _members(snippets, [(0, 1)])
     improving = fit(t, v, vocabs, 8, config=TrainConfig(lr=1e-2, max_epochs=3))
     assert improving.epochs == 3 and improving.best_epoch == 3 and improving.hit_max_epochs
     # lr 0: nothing improves after epoch 1; patience 3 ends it at epoch 4 ...
@@ -202,7 +211,7 @@ def test_the_epoch_budget_flag(snippets):
 
 def test_improvements_smaller_than_the_threshold_do_not_reset_patience(snippets):
     vocabs = snippets[4]
-    (t, v), = _members(snippets, [(0, 1)])
+    ((t, v),) = _members(snippets, [(0, 1)])
     config = TrainConfig(lr=1e-2, max_epochs=6, patience=2, min_improvement=0.0)
     strict = fit(t, v, vocabs, 8, config=config, random_state=1)
     losses = [r.valid_loss for r in strict.history]
@@ -217,22 +226,55 @@ def test_train_config_presets():
     default, paper = TrainConfig(), TrainConfig.paper()
     assert paper == PAPER_TRAINING and default.max_epochs == DEFAULT_MAX_EPOCHS > 20
     # The paper's budget, arXiv 2206.11719, spelled out once (train_config.PAPER_TRAINING).
-    assert paper.settings() == {"max_epochs": 20, "patience": 5, "min_improvement": 0.0, "lr": 1e-3,
-                                "batch_size": 32, "orthogonality": 5.0, "lr_factor": 0.1, "init": "uniform"}
+    assert paper.settings() == {
+        "max_epochs": 20,
+        "patience": 5,
+        "min_improvement": 0.0,
+        "lr": 1e-3,
+        "batch_size": 32,
+        "orthogonality": 5.0,
+        "lr_factor": 0.1,
+        "init": "uniform",
+    }
     assert paper.settings() == {**default.settings(), "max_epochs": 20, "min_improvement": 0.0}
-    assert set(default.settings()) == {"lr", "batch_size", "orthogonality", "max_epochs", "patience",
-                                       "min_improvement", "lr_factor", "init"}
+    assert set(default.settings()) == {
+        "lr",
+        "batch_size",
+        "orthogonality",
+        "max_epochs",
+        "patience",
+        "min_improvement",
+        "lr_factor",
+        "init",
+    }
     assert TrainConfig.paper(lr=0.5).lr == 0.5 and PAPER_TRAINING.lr == 1e-3
     with pytest.raises(dataclasses.FrozenInstanceError):
         PAPER_TRAINING.lr = 0.5
 
 
-@pytest.mark.parametrize("field, value", [
-    ("max_epochs", 0), ("max_epochs", 2.5), ("batch_size", 0), ("batch_size", True), ("patience", 0),
-    ("patience", -1), ("lr", -1e-3), ("lr", float("nan")), ("lr", "0.001"), ("min_improvement", 1.0),
-    ("min_improvement", -0.1), ("orthogonality", -1.0), ("orthogonality", float("inf")), ("lr_factor", 0.0),
-    ("lr_factor", 1.0), ("threads", 0), ("device", ""), ("init", "zeros"),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("max_epochs", 0),
+        ("max_epochs", 2.5),
+        ("batch_size", 0),
+        ("batch_size", True),
+        ("patience", 0),
+        ("patience", -1),
+        ("lr", -1e-3),
+        ("lr", float("nan")),
+        ("lr", "0.001"),
+        ("min_improvement", 1.0),
+        ("min_improvement", -0.1),
+        ("orthogonality", -1.0),
+        ("orthogonality", float("inf")),
+        ("lr_factor", 0.0),
+        ("lr_factor", 1.0),
+        ("threads", 0),
+        ("device", ""),
+        ("init", "zeros"),
+    ],
+)
 def test_train_config_rejects_a_bad_field_by_name(field, value):
     with pytest.raises(InputError, match=rf"TrainConfig\.{field} must be"):
         TrainConfig(**{field: value})
@@ -241,8 +283,17 @@ def test_train_config_rejects_a_bad_field_by_name(field, value):
 
 
 def test_train_config_accepts_the_edges():
-    edge = TrainConfig(lr=0, max_epochs=1, patience=1, batch_size=np.int64(1), min_improvement=0,
-                       orthogonality=0, lr_factor=0.5, threads=1, init="orthogonal")
+    edge = TrainConfig(
+        lr=0,
+        max_epochs=1,
+        patience=1,
+        batch_size=np.int64(1),
+        min_improvement=0,
+        orthogonality=0,
+        lr_factor=0.5,
+        threads=1,
+        init="orthogonal",
+    )
     assert edge.lr == 0 and edge.batch_size == 1
 
 

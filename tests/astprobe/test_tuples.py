@@ -7,12 +7,12 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from oracles.astprobe import oracle_tuple
 from shared_data import cosqa_functions, java_methods
 from syntax.snippets import SNIPPETS
 
 from codeprobe.errors import EmptyCodeError
 from codeprobe.probes.astprobe import EMPTY, TupleBatch, code_tuple, constituents, score, tree_tuple
-from oracles.astprobe import oracle_tuple
 from codeprobe.syntax import parse
 
 MAXIMUM = "def maximum(a, b):\n    if a > b:\n        return a\n    return b\n"
@@ -23,9 +23,22 @@ def test_worked_example_from_the_spec():
     assert t.n_tokens == 17
     assert t.d.tolist() == [9, 8, 4, 3, 2, 1, 7, 6, 4, 2, 1, 3, 2, 1, 5, 1]
     assert t.c == (
-        "module<sep>function_definition", EMPTY, "parameters", EMPTY, EMPTY, EMPTY, EMPTY,
-        EMPTY, "if_statement", "comparison_operator", EMPTY, EMPTY, EMPTY,
-        "block<sep>return_statement", "block", "return_statement",
+        "module<sep>function_definition",
+        EMPTY,
+        "parameters",
+        EMPTY,
+        EMPTY,
+        EMPTY,
+        EMPTY,
+        EMPTY,
+        "if_statement",
+        "comparison_operator",
+        EMPTY,
+        EMPTY,
+        EMPTY,
+        "block<sep>return_statement",
+        "block",
+        "return_statement",
     )
     assert t.u == (EMPTY,) * 17
 

@@ -19,8 +19,15 @@ def tiny_model_dir(tmp_path_factory):
     src = default_model_dir()
     out = tmp_path_factory.mktemp("tiny-bert")
     config = transformers.BertConfig.from_pretrained(src)
-    config.update({"num_hidden_layers": 2, "hidden_size": 32, "num_attention_heads": 2,
-                   "intermediate_size": 64, "_name_or_path": "tiny-bert"})
+    config.update(
+        {
+            "num_hidden_layers": 2,
+            "hidden_size": 32,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+            "_name_or_path": "tiny-bert",
+        }
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = transformers.BertModel(config)

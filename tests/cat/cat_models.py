@@ -11,7 +11,7 @@ from __future__ import annotations
 import atexit
 import shutil
 import tempfile
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -35,20 +35,28 @@ def _save(model_class, config, name: str, tokenizer_dir: Path, files: tuple[str,
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def tiny_roberta_dir() -> Path:
     """3 layers, 4 heads, 32 wide RobertaModel with CodeBERT's real byte-level BPE tokenizer."""
     import transformers
 
     src = shared_path("models", "codebert-base-tokenizer")
     config = transformers.RobertaConfig.from_pretrained(src)
-    config.update({"num_hidden_layers": 3, "hidden_size": 32, "num_attention_heads": 4, "intermediate_size": 64,
-                   "initializer_range": 0.3, "_name_or_path": "tiny-roberta"})
+    config.update(
+        {
+            "num_hidden_layers": 3,
+            "hidden_size": 32,
+            "num_attention_heads": 4,
+            "intermediate_size": 64,
+            "initializer_range": 0.3,
+            "_name_or_path": "tiny-roberta",
+        }
+    )
     files = ("vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json")
     return _save(transformers.RobertaModel, config, "tiny-roberta", src, files)
 
 
-@lru_cache(maxsize=None)
+@cache
 def tiny_bert_dir() -> Path:
     """2 layers, 2 heads BertModel with the packaged MiniLM's uncased WordPiece tokenizer."""
     import transformers
@@ -57,13 +65,21 @@ def tiny_bert_dir() -> Path:
 
     src = default_model_dir()
     config = transformers.BertConfig.from_pretrained(src)
-    config.update({"num_hidden_layers": 2, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64,
-                   "initializer_range": 0.3, "_name_or_path": "tiny-bert"})
+    config.update(
+        {
+            "num_hidden_layers": 2,
+            "hidden_size": 32,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+            "initializer_range": 0.3,
+            "_name_or_path": "tiny-bert",
+        }
+    )
     files = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
     return _save(transformers.BertModel, config, "tiny-bert", src, files)
 
 
-@lru_cache(maxsize=None)
+@cache
 def tiny_model(name: str):
     """The LoadedModel of "roberta" or "bert" on CPU."""
     from codeprobe.model import load_model

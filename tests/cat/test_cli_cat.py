@@ -42,8 +42,19 @@ def test_table_has_every_layer_and_both_baselines(model, snippet_file):
 
 
 def test_json_is_one_object_matching_the_library(model, snippet_file):
-    args = ["cat", str(snippet_file), "--model", model, "--json", "--types", "topk", "--distance", "ast",
-            "--quantile", "0.7"]
+    args = [
+        "cat",
+        str(snippet_file),
+        "--model",
+        model,
+        "--json",
+        "--types",
+        "topk",
+        "--distance",
+        "ast",
+        "--quantile",
+        "0.7",
+    ]
     result = invoke(args)
     assert result.exit_code == 0, result.output
     obj = json.loads(result.stdout)
@@ -60,8 +71,17 @@ def test_json_is_one_object_matching_the_library(model, snippet_file):
 
 
 def test_paper_switches_reach_the_library(model, snippet_file):
-    args = ["cat", str(snippet_file), "--model", model, "--json", "--model-input", "code_tokens",
-            "--head-pooling", "max"]
+    args = [
+        "cat",
+        str(snippet_file),
+        "--model",
+        model,
+        "--json",
+        "--model-input",
+        "code_tokens",
+        "--head-pooling",
+        "max",
+    ]
     result = invoke(args)
     assert result.exit_code == 0, result.output
     obj = json.loads(result.stdout)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-
 from oracles import cat as cat_oracle
+
 from codeprobe.errors import InputError
 from codeprobe.probes.cat import (
     MEAN_HEAD,
@@ -140,8 +140,10 @@ def test_summary_intervals_are_each_rows_own_seeded_bootstrap():
         sel = (rows.layer == layer) & (rows.head == head) & ~np.isnan(rows.score)
         seed = (0, layer, head + 1)
         score = rows.score[sel]
-        assert tuple(summary.score_ci[i]) == (mean_ci(score, random_state=seed).low,
-                                               mean_ci(score, random_state=seed).high)
+        assert tuple(summary.score_ci[i]) == (
+            mean_ci(score, random_state=seed).low,
+            mean_ci(score, random_state=seed).high,
+        )
         if head == MEAN_HEAD:
             diff = paired_difference(score, rows.random_baseline[sel], random_state=seed)
             assert (summary.minus_random[i], *summary.minus_random_ci[i]) == (diff.mean, diff.low, diff.high)

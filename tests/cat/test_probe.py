@@ -35,8 +35,18 @@ def joined_tokens(tree, nodes):
     return text, spans
 
 
-def oracle_run(loaded, language, snippets, types, *, uast=True, max_subwords=256, top_k=8,
-               model_input="source", head_pooling="mean"):
+def oracle_run(
+    loaded,
+    language,
+    snippets,
+    types,
+    *,
+    uast=True,
+    max_subwords=256,
+    top_k=8,
+    model_input="source",
+    head_pooling="mean",
+):
     """{(id, layer): score} and the token attention, the reference way."""
     per_sample = []
     for ident, code in snippets:
@@ -51,8 +61,9 @@ def oracle_run(loaded, language, snippets, types, *, uast=True, max_subwords=256
     if types == "topk":
         token_att, all_types = [], []
         for _, tree, kept, members, attention in per_sample:
-            _, a, t = cat_oracle.snippet_scores(tree, kept, members, attention, [None] * n_layers, uast=uast,
-                                                head_pooling=head_pooling)
+            _, a, t = cat_oracle.snippet_scores(
+                tree, kept, members, attention, [None] * n_layers, uast=uast, head_pooling=head_pooling
+            )
             token_att.append(a)
             all_types.append(t)
         num, hit, total = cat_oracle.type_rates(all_types, token_att)
@@ -61,8 +72,9 @@ def oracle_run(loaded, language, snippets, types, *, uast=True, max_subwords=256
         kept_types = [set(PAPER_TYPES[language]) if types == "paper" else None] * n_layers
     out, token_attention = {}, {}
     for ident, tree, kept, members, attention in per_sample:
-        scores, a, _ = cat_oracle.snippet_scores(tree, kept, members, attention, kept_types, uast=uast,
-                                                 head_pooling=head_pooling)
+        scores, a, _ = cat_oracle.snippet_scores(
+            tree, kept, members, attention, kept_types, uast=uast, head_pooling=head_pooling
+        )
         token_attention[ident] = a
         for layer, s in enumerate(scores):
             out[(ident, layer)] = s
@@ -181,8 +193,12 @@ def test_gpu_configuration_gives_the_same_inputs():
 def test_truncation_and_skips():
     tiny_roberta = tiny_model("roberta")
     long_code = "def f(x):\n" + "".join(f"    y{i} = x + {i}\n" for i in range(40)) + "    return x\n"
-    snippets = [("long", long_code), ("broken", "def f(:\n  return"), ("empty", "   \n"),
-                ("ok", "def g(a):\n    return a\n")]
+    snippets = [
+        ("long", long_code),
+        ("broken", "def f(:\n  return"),
+        ("empty", "   \n"),
+        ("ok", "def g(a):\n    return a\n"),
+    ]
     probe = CATProbe(types="paper", max_subwords=64)
     inputs = list(probe.inputs(snippets, tiny_roberta, "python"))
     assert inputs[0].status == "truncated" and len(inputs[0].sample.types) < 40
@@ -215,11 +231,17 @@ def test_input_errors():
     with pytest.raises(InputError):
         CATProbe(types="paper").score(["x = 1"], tiny_roberta, "ruby")
     # Settings are checked when the probe runs (scikit-learn's contract), not by __init__.
-    bad = [({"types": "some"}, "type strategy"), ({"distance": "euclid"}, "distance"),
-           ({"quantile": 1.0}, "quantile"), ({"top_k": 0}, "top_k"), ({"batch_size": 2.5}, "batch_size"),
-           ({"model_input": "tokens"}, "model_input"), ({"head_pooling": "min"}, "head_pooling"),
-           ({"per_head": True, "head_pooling": "max"}, "per_head"),
-           ({"model_input": "code_tokens", "vector_tokens": tuple_tokens}, "vector_tokens")]
+    bad = [
+        ({"types": "some"}, "type strategy"),
+        ({"distance": "euclid"}, "distance"),
+        ({"quantile": 1.0}, "quantile"),
+        ({"top_k": 0}, "top_k"),
+        ({"batch_size": 2.5}, "batch_size"),
+        ({"model_input": "tokens"}, "model_input"),
+        ({"head_pooling": "min"}, "head_pooling"),
+        ({"per_head": True, "head_pooling": "max"}, "per_head"),
+        ({"model_input": "code_tokens", "vector_tokens": tuple_tokens}, "vector_tokens"),
+    ]
     for params, message in bad:
         probe = CATProbe(**params)
         assert all(getattr(probe, k) is v for k, v in params.items())
@@ -242,9 +264,21 @@ def test_probe_follows_scikit_learns_contract():
     probe = CATProbe(types="topk", quantile=0.7, top_k=4, per_head=True, vector_tokens=shared)
     params = probe.get_params()
     assert params["quantile"] == 0.7 and params["vector_tokens"] is shared and params["top_k"] == 4
-    assert set(params) == {"types", "distance", "quantile", "random_state", "per_head", "model_input",
-                           "head_pooling", "top_k", "max_subwords", "batch_size", "allow_parse_errors",
-                           "spill_dir", "vector_tokens"}
+    assert set(params) == {
+        "types",
+        "distance",
+        "quantile",
+        "random_state",
+        "per_head",
+        "model_input",
+        "head_pooling",
+        "top_k",
+        "max_subwords",
+        "batch_size",
+        "allow_parse_errors",
+        "spill_dir",
+        "vector_tokens",
+    }
     copy = clone(probe)
     assert copy is not probe and copy.get_params().keys() == params.keys()
     assert all(copy.get_params()[k] == v for k, v in params.items() if k != "vector_tokens")

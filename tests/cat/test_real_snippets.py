@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from oracles import cat as cat_oracle
 from shared_data import cosqa_functions, java_methods
 
 from codeprobe.probes.cat import PAPER_TYPES, cat_scores
-from oracles import cat as cat_oracle
 from codeprobe.syntax import ast_distance, parse, uast_distance
 
 

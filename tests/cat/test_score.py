@@ -7,8 +7,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-
 from oracles import cat as cat_oracle
+
 from codeprobe.errors import InputError
 from codeprobe.probes.cat import attention_thresholds, cat_scores, linear_quantile
 

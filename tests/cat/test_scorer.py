@@ -26,8 +26,14 @@ CASES = [  # (types, heads per sample or None, head_rows)
 def stream(seed=11, count=14, n_heads=None):
     """Samples with skipped ones first, between and last."""
     s = make_samples(seed, count=count, n_heads=n_heads)
-    return [SkippedSample("first", "parse_error"), *s[:5], SkippedSample("mid", "too_long"),
-            SkippedSample("mid2", "too_long"), *s[5:], SkippedSample("last", "parse_error")]
+    return [
+        SkippedSample("first", "parse_error"),
+        *s[:5],
+        SkippedSample("mid", "too_long"),
+        SkippedSample("mid2", "too_long"),
+        *s[5:],
+        SkippedSample("last", "parse_error"),
+    ]
 
 
 def scorer(types, head_rows=True, **kw):
@@ -143,12 +149,16 @@ def test_head_rows_false_keeps_head_mean_rows_and_float32_head_mean_inputs():
             for name, column in full.samples.columns().items():
                 np.testing.assert_array_equal(got.samples.columns()[name], column[mean], err_msg=name)
         else:
-            pooled = [x if isinstance(x, SkippedSample) else
-                      replace(x, attention=head_mean(x.attention).astype(np.float32)) for x in samples]
+            pooled = [
+                x if isinstance(x, SkippedSample) else replace(x, attention=head_mean(x.attention).astype(np.float32))
+                for x in samples
+            ]
             assert_same(got, scorer(types).extend(pooled).result())
     arrays = scorer("topk", head_rows=False).extend(samples).to_arrays()
     assert arrays["input_attention"].dtype == np.float32
-    assert arrays["input_attention"].size == sum(3 * len(x.types) ** 2 for x in samples if not isinstance(x, SkippedSample))
+    assert arrays["input_attention"].size == sum(
+        3 * len(x.types) ** 2 for x in samples if not isinstance(x, SkippedSample)
+    )
 
 
 def test_kept_types_given():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from oracles import cat as cat_oracle
+
 from codeprobe.errors import InputError
 from codeprobe.probes.cat import PAPER_TYPES, TypeRateAccumulator, default_strategy, select_types
 

@@ -94,7 +94,7 @@ def test_bad_token_file_lines(tmp_path):
         b"1\tint f ( ) { return 1 ; }\n"
         b"\n"
         b"no tab here\n"
-        b"2\tint g ( ) { return \"\xff\" ; }\n"
+        b'2\tint g ( ) { return "\xff" ; }\n'
         b"3\t   \n"
         b"1\tint h ( ) { }\n"
         b"4\tint broken ( { \n"
@@ -104,7 +104,11 @@ def test_bad_token_file_lines(tmp_path):
     kept = list(parses_cleanly(load_dataset(path, counter=counter), counter))
     assert [(s.id, s.code) for s in kept] == [("1", "int f ( ) { return 1 ; }"), ("5", "void k ( ) { }")]
     assert counter.counts == {
-        "empty": 2, "bad_record": 1, "invalid_utf8": 1, "duplicate_id": 1, "parse_error": 1,
+        "empty": 2,
+        "bad_record": 1,
+        "invalid_utf8": 1,
+        "duplicate_id": 1,
+        "parse_error": 1,
     }
     assert counter.report().read == 8
 

@@ -23,7 +23,10 @@ def _oracle_key(ident: str, seed: int, purpose: str) -> int:
 
 
 def test_parses_cleanly_counts_parse_errors():
-    snippets = _cosqa()[:20] + [Snippet("bad", "python", "def f(:\n    pass", "t"), Snippet("nul", "go", "\x00" * 50, "t")]
+    snippets = _cosqa()[:20] + [
+        Snippet("bad", "python", "def f(:\n    pass", "t"),
+        Snippet("nul", "go", "\x00" * 50, "t"),
+    ]
     counter = SkipCounter()
     kept = list(parses_cleanly(snippets, counter))
     assert [s.id for s in kept] == [s.id for s in snippets[:20]]

@@ -191,9 +191,7 @@ def _ast_function_ids(rel: str, path: Path) -> list[str]:
 
 def test_stdlib_first_functions_match_pythons_own_parser():
     files = source_files(stdlib_root(), ["python"], stdlib=True)
-    assert files and all(
-        not {"test", "tests", "site-packages", "idle_test"} & set(Path(rel).parts) for rel, _ in files
-    )
+    assert files and all(not {"test", "tests", "site-packages", "idle_test"} & set(Path(rel).parts) for rel, _ in files)
     assert [rel for rel, _ in files] == sorted(rel for rel, _ in files)
     expected = [i for rel, path in files[:40] for i in _ast_function_ids(rel, path)]
     counter = SkipCounter()

@@ -18,7 +18,7 @@ import pytest
 from flow_configs import small_config
 from tiny_checkpoints import series_copy, tiny_training  # noqa: F401  (session fixture)
 
-from codeprobe.pipeline.config import RunConfig, parse_config
+from codeprobe.pipeline.config import parse_config
 from codeprobe.pipeline.experiment import run_experiment
 from codeprobe.pipeline.registry import method
 from codeprobe.pipeline.report.over_training import series_matrix
@@ -60,11 +60,11 @@ def test_a_series_is_probed_per_checkpoint_and_only_where_new(tiny_training, pyt
     assert text.count("checkpoint-2, python") >= 2 and "checkpoint-1, python" not in text
     steps, layers, scores = series_matrix(results, "astprobe", method("astprobe").series)
     assert steps == [1, 2] and layers == [0, 1, 2] and scores.shape == (2, 3)
-    assert scores[1, 2] == next(p["f1"] for p in results[1]["astprobe"]["layers"] if p["layer"] == 2)
+    assert scores[1, 2] == next(p["f1"] for p in results[1]["astprobe"]["hidden_states"] if p["hidden_state"] == 2)
     for r in results:
         best = method("astprobe").series.best(r["astprobe"])
-        assert best["layer"] == r["astprobe"]["best_layer"]
-        assert f"| {r['step']} | {best['layer']} | {best['f1']:.3f} [" in text
+        assert best["hidden_state"] == r["astprobe"]["best_hidden_state"]
+        assert f"| {r['step']} | {best['hidden_state']} | {best['f1']:.3f} [" in text
         cat = method("cat").series.best(r["cat"])
         assert cat["score"] == max(row["score"] for row in r["cat"]["layers"])
         assert f"| {r['step']} | {cat['layer']} | {cat['score']:.3f} [" in text
@@ -90,7 +90,7 @@ def test_a_series_is_probed_per_checkpoint_and_only_where_new(tiny_training, pyt
     assert all(final[p] != t for p, t in of_step(after, 2).items())
     results = json.loads((run / "summary.json").read_text())["results"]
     assert [(r["step"], r["checkpoint"] is None) for r in results] == [(1, True), (2, False), (3, False)]
-    assert results[0]["cat"]["layers"] and results[0]["astprobe"]["layers"]
+    assert results[0]["cat"]["layers"] and results[0]["astprobe"]["hidden_states"]
 
 
 @pytest.mark.usefixtures("prefect_server")
@@ -109,8 +109,14 @@ def test_scheduled_runs_probe_checkpoints_as_they_land(tiny_training, python_jso
         """What a worker does with a scheduled run: start the engine on it in a fresh process."""
         flow_run = run_deployment(name="codeprobe-probing/test-checkpoints", timeout=0)
         env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT__FLOW_RUN_ID": str(flow_run.id)}
-        subprocess.run([sys.executable, "-m", "prefect.engine"], env=env, check=True, timeout=600,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "prefect.engine"],
+            env=env,
+            check=True,
+            timeout=600,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         finished = asyncio.run(_read_flow_run(flow_run.id))
         assert finished.state.is_completed(), finished.state
 

@@ -17,13 +17,17 @@ from click.testing import CliRunner
 from flow_configs import small_config
 
 from codeprobe import provenance
-from codeprobe.pipeline.config import RunConfig, parse_config
+from codeprobe.pipeline.config import parse_config
 from codeprobe.pipeline.experiment import run_experiment
 
 
 def outputs(run: Path) -> dict[str, int]:
-    files = [*run.glob("cat/*/*/shard-*.npz"), *run.glob("cat/*/*/summary.json"),
-             *run.glob("astprobe/*/*/*.json"), *run.glob("data/*/*.json*")]
+    files = [
+        *run.glob("cat/*/*/shard-*.npz"),
+        *run.glob("cat/*/*/summary.json"),
+        *run.glob("astprobe/*/*/*.json"),
+        *run.glob("data/*/*.json*"),
+    ]
     return {str(p): p.stat().st_mtime_ns for p in files}
 
 
@@ -42,13 +46,13 @@ def test_summary_selects_on_validation_and_carries_intervals(finished_run):
     (result,) = summary["results"]
     ast = result["astprobe"]
     assert ast["selection"] == "validation"
-    valid = {p["layer"]: p["valid_f1"] for p in ast["layers"]}
-    assert ast["best_layer"] == max(sorted(valid), key=lambda k: valid[k])  # never the test F1
-    for p in ast["layers"]:
+    valid = {p["hidden_state"]: p["valid_f1"] for p in ast["hidden_states"]}
+    assert ast["best_hidden_state"] == max(sorted(valid), key=lambda k: valid[k])  # never the test F1
+    for p in ast["hidden_states"]:
         lo, hi = p["f1_ci"]
         assert lo <= p["f1"] <= hi and p["seeds"] == 2 and "f1_seed_std" in p
         assert {"acc_c", "acc_u", "d_pairs", "best_epoch", "hit_max_epochs"} <= set(p)
-    assert "minus_embedding" in ast["layers"][1] and "minus_random_weights" in ast["layers"][1]
+    assert "minus_embedding" in ast["hidden_states"][1] and "minus_random_weights" in ast["hidden_states"][1]
     assert ast["ranks"]["selection"] == "validation" and ast["ranks"]["best_rank"] in (16, 32)
     # each rank once, with its two seeds (the layer sweep's rank is not trained again)
     assert [(p["rank"], p["seeds"]) for p in ast["ranks"]["points"]] == [(16, 2), (32, 2)]
@@ -98,9 +102,30 @@ def test_cli_and_flow_give_equal_numbers(tiny_model_dir, python_jsonl, tmp_path,
     from codeprobe.cli import main
     from codeprobe.pipeline.flow import probing_flow
 
-    args = ["astprobe", "train", "--dataset", str(python_jsonl), "--lang", "python", "--model",
-            str(tiny_model_dir), "--layers", "0,1,2", "--rank", "32", "--ranks", "16", "--epochs", "2",
-            "--n-snippets", "24", "--batch-size", "8", "--out", str(tmp_path / "cli")]
+    args = [
+        "astprobe",
+        "train",
+        "--dataset",
+        str(python_jsonl),
+        "--lang",
+        "python",
+        "--model",
+        str(tiny_model_dir),
+        "--layers",
+        "0,1,2",
+        "--rank",
+        "32",
+        "--ranks",
+        "16",
+        "--epochs",
+        "2",
+        "--n-snippets",
+        "24",
+        "--batch-size",
+        "8",
+        "--out",
+        str(tmp_path / "cli"),
+    ]
     result = CliRunner().invoke(main, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     config = small_config(tiny_model_dir, python_jsonl, cat=False, patience=5)
@@ -108,14 +133,15 @@ def test_cli_and_flow_give_equal_numbers(tiny_model_dir, python_jsonl, tmp_path,
     cli = json.loads((tmp_path / "cli" / "summary.json").read_text())["results"]
     flow = json.loads((tmp_path / "flow" / "summary.json").read_text())["results"]
     assert _scores(cli) == _scores(flow)
-    assert cli[0]["astprobe"]["best_layer"] == flow[0]["astprobe"]["best_layer"]
+    assert cli[0]["astprobe"]["best_hidden_state"] == flow[0]["astprobe"]["best_hidden_state"]
 
 
 def _scores(results: list[dict]) -> list:
     ast = results[0].get("astprobe") or {}
     cat = results[0].get("cat") or {}
-    return ([(p["layer"], p["rank"], p["f1"], p["valid_f1"], p["f1_ci"]) for p in ast.get("layers", [])]
-            + [(p["layer"], p["score"], p["score_ci"]) for p in cat.get("layers", [])])
+    return [(p["layer"], p["rank"], p["f1"], p["valid_f1"], p["f1_ci"]) for p in ast.get("layers", [])] + [
+        (p["layer"], p["score"], p["score_ci"]) for p in cat.get("layers", [])
+    ]
 
 
 _BUILD = textwrap.dedent("""
@@ -147,9 +173,15 @@ def test_two_processes_share_one_vector_cache(tiny_model_dir, tmp_path):  # noqa
     script = tmp_path / "build.py"
     script.write_text(_BUILD)
     start = time.time() + 15  # after both interpreters have imported torch
-    procs = [subprocess.Popen([sys.executable, str(script), str(tiny_model_dir), str(tmp_path / "cache"),
-                               str(start)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(tiny_model_dir), str(tmp_path / "cache"), str(start)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outs]
     (path_a, sum_a), (path_b, sum_b) = (out.split() for out, _ in outs)
@@ -184,11 +216,11 @@ def test_model_dtype_is_a_run_setting(tiny_model_dir, python_jsonl, tmp_path):  
     from codeprobe.errors import InputError
 
     with pytest.raises(InputError, match="extraction.dtype"):  # a ConfigError, read before any work
-        run_experiment(parse_config(small_config(tiny_model_dir, python_jsonl, dtype="float64")),
-                       tmp_path / "bad")
+        run_experiment(parse_config(small_config(tiny_model_dir, python_jsonl, dtype="float64")), tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
-    cfg = parse_config(small_config(tiny_model_dir, python_jsonl, dtype="bfloat16", astprobe=False,
-                                           n_snippets=8, explorer_snippets=0))
+    cfg = parse_config(
+        small_config(tiny_model_dir, python_jsonl, dtype="bfloat16", astprobe=False, n_snippets=8, explorer_snippets=0)
+    )
     run_experiment(cfg, tmp_path / "bf16")
     (summary,) = (tmp_path / "bf16").glob("cat/*/*/summary.json")
     assert json.loads(summary.read_text())["model"]["dtype"] == "bfloat16"

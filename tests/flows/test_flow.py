@@ -19,8 +19,8 @@ from flow_configs import small_config
 
 from codeprobe.errors import DatasetError, ModelLoadError
 from codeprobe.pipeline import data
-from codeprobe.pipeline.methods import cat
 from codeprobe.pipeline.flow import probing_flow
+from codeprobe.pipeline.methods import cat
 from codeprobe.probes.cat.scorer import CATAccumulator
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
@@ -28,8 +28,12 @@ pytestmark = pytest.mark.usefixtures("prefect_server")
 
 def outputs(run: Path) -> dict[str, float]:
     """mtime of every task output (shards, probe points, data): what a rerun must not rewrite."""
-    files = [*run.glob("cat/*/*/shard-*.npz"), *run.glob("cat/*/*/summary.json"),
-             *run.glob("astprobe/*/*/*.json"), *run.glob("data/*/*.json*")]
+    files = [
+        *run.glob("cat/*/*/shard-*.npz"),
+        *run.glob("cat/*/*/summary.json"),
+        *run.glob("astprobe/*/*/*.json"),
+        *run.glob("data/*/*.json*"),
+    ]
     return {str(p): p.stat().st_mtime_ns for p in files}
 
 
@@ -55,10 +59,10 @@ def test_run_writes_tables_report_and_rerun_recomputes_nothing(tiny_model_dir, p
         assert 0 <= row["score"] <= 1 and 0 <= row["random_baseline"] <= 1 and 0 <= row["positional_baseline"] <= 1
         assert row["n_used"] + row["n_skipped"] == 24
     ast = result["astprobe"]
-    assert [p["layer"] for p in ast["layers"]] == [0, 1, 2]
-    assert all(0 <= p["f1"] <= 1 for p in ast["layers"] if p["f1"] is not None)
-    assert ast["baselines"]["embedding"]["layer"] == 0
-    assert [p["layer"] for p in ast["baselines"]["random"]] == [0, 1, 2]
+    assert [p["hidden_state"] for p in ast["hidden_states"]] == [0, 1, 2]
+    assert all(0 <= p["f1"] <= 1 for p in ast["hidden_states"] if p["f1"] is not None)
+    assert ast["baselines"]["embedding"]["hidden_state"] == 0
+    assert [p["hidden_state"] for p in ast["baselines"]["random"]] == [0, 1, 2]
     assert sorted(p["rank"] for p in ast["ranks"]["points"]) == [16, 32]
     assert summary["versions"]["tree-sitter-python"] and summary["config"]["seed"] == 0
 
@@ -79,11 +83,18 @@ def test_killed_run_resumes_without_redoing_finished_shards(tiny_model_dir, pyth
 
     run = tmp_path / "run"
     config = small_config(tiny_model_dir, python_jsonl, astprobe=False, shard_size=4)
-    code = ("import json, sys; from codeprobe.pipeline.flow import probing_flow; "
-            "probing_flow(config=json.loads(sys.argv[1]), out_dir=sys.argv[2])")
+    code = (
+        "import json, sys; from codeprobe.pipeline.flow import probing_flow; "
+        "probing_flow(config=json.loads(sys.argv[1]), out_dir=sys.argv[2])"
+    )
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
-    proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(config), str(run)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, json.dumps(config), str(run)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 240
         while len(list(run.glob("cat/*/*/shard-*.npz"))) < 2:
@@ -106,15 +117,20 @@ def test_killed_run_resumes_without_redoing_finished_shards(tiny_model_dir, pyth
 def test_bad_rows_are_skipped_and_counted(tiny_model_dir, python_jsonl, tmp_path):  # noqa: F811
     data = tmp_path / "messy_python.jsonl"
     good = python_jsonl.read_bytes()
-    bad = b"\n".join([
-        b"",  # empty line
-        b'{"id": "utf8", "code": "def f():\\n    return 1"}'.replace(b"return 1", b"return '\xff'"),
-        b"this is not json",
-        json.dumps({"id": "broken", "code": "def f(:\n    return ("}).encode(),
-        json.dumps({"id": "huge", "code": "def big():\n" + "    x = 1\n" * 5000}).encode(),
-        json.dumps({"id": "java", "language": "java", "code": "int f() { return 1; }"}).encode(),
-        json.dumps({"id": "nocode", "text": "hello"}).encode(),
-    ]) + b"\n"
+    bad = (
+        b"\n".join(
+            [
+                b"",  # empty line
+                b'{"id": "utf8", "code": "def f():\\n    return 1"}'.replace(b"return 1", b"return '\xff'"),
+                b"this is not json",
+                json.dumps({"id": "broken", "code": "def f(:\n    return ("}).encode(),
+                json.dumps({"id": "huge", "code": "def big():\n" + "    x = 1\n" * 5000}).encode(),
+                json.dumps({"id": "java", "language": "java", "code": "int f() { return 1; }"}).encode(),
+                json.dumps({"id": "nocode", "text": "hello"}).encode(),
+            ]
+        )
+        + b"\n"
+    )
     data.write_bytes(bad + good)
     run = tmp_path / "run"
     probing_flow(config=small_config(tiny_model_dir, data, astprobe=False), out_dir=str(run))
@@ -146,7 +162,9 @@ def test_cat_shard_reads_short_snippets_first_and_keeps_the_data_order(tiny_mode
     data_dir = data.prepare_data("stdlib", "python", 40, 0, str(tmp_path / "data"), key="order")
     snippets = data.read_snippets(data_dir)[:24]
     assert [len(s.code) for s in snippets] != sorted(len(s.code) for s in snippets)
-    path = cat.cat_shard(str(tiny_model_dir), "python", data_dir, 0, 24, settings, str(tmp_path / "shard-0000.npz"), "k")
+    path = cat.cat_shard(
+        str(tiny_model_dir), "python", data_dir, 0, 24, settings, str(tmp_path / "shard-0000.npz"), "k"
+    )
     rows = CATAccumulator.load(path).samples()
     assert list(dict.fromkeys(rows.sample_id.tolist())) == [s.id for s in snippets]
     assert np.count_nonzero(rows.skip_reason == "") > 20 * len(set(rows.layer.tolist()))
@@ -163,14 +181,15 @@ def test_shards_and_reduce_give_what_one_library_run_gives(tiny_model_dir, tmp_p
     settings = cat.step_settings(RunConfig(batch_size=4, cat_types=types, cat_per_head=per_head), "python")
     data_dir = data.prepare_data("stdlib", "python", 30, 0, str(tmp_path / "data"), key="same")
     model = str(tiny_model_dir)
-    paths = [cat.cat_shard(model, "python", data_dir, k, 8, settings, str(tmp_path / "cat" / f"shard-{k:04d}.npz"),
-                             f"k{k}") for k in range(4)]
+    paths = [
+        cat.cat_shard(model, "python", data_dir, k, 8, settings, str(tmp_path / "cat" / f"shard-{k:04d}.npz"), f"k{k}")
+        for k in range(4)
+    ]
     cat.cat_reduce(model, "python", paths, settings, str(tmp_path / "cat"), "r")
     with np.load(paths[0]) as shard:  # scored rows, or (topk) the samples' inputs
         assert ("row_score" in shard.files, "input_attention" in shard.files) == (types != "topk", types == "topk")
 
-    result = cat.cat_probe(settings).score(data.read_snippets(data_dir), loaded_model(model, None),
-                                           language="python")
+    result = cat.cat_probe(settings).score(data.read_snippets(data_dir), loaded_model(model, None), language="python")
     want = result.samples.columns()
     got = pq.read_table(tmp_path / "cat" / "samples.parquet").to_pydict()
     mean = want["head"] == -1
@@ -210,8 +229,14 @@ def test_deployment_with_cron_schedule_runs_once(tiny_model_dir, python_jsonl, t
     # What a worker does with a scheduled run: start the engine on it in a fresh process.
     flow_run = run_deployment(name="codeprobe-probing/test-nightly", timeout=0)
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT__FLOW_RUN_ID": str(flow_run.id)}
-    subprocess.run([sys.executable, "-m", "prefect.engine"], env=env, check=True, timeout=600,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "prefect.engine"],
+        env=env,
+        check=True,
+        timeout=600,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     finished = asyncio.run(_read(lambda client: client.read_flow_run(flow_run.id)))
     assert finished.state.is_completed(), finished.state
     assert list(tmp_path.glob("run-*/summary.json"))
@@ -233,4 +258,4 @@ def test_flow_runs_on_a_local_dask_cluster(tiny_model_dir, python_jsonl, tmp_pat
         config=small_config(tiny_model_dir, python_jsonl, layers=(0, 2), ranks=()), out_dir=str(run)
     )
     (result,) = json.loads((run / "summary.json").read_text())["results"]
-    assert len(result["cat"]["layers"]) == 2 and len(result["astprobe"]["layers"]) == 2
+    assert len(result["cat"]["layers"]) == 2 and len(result["astprobe"]["hidden_states"]) == 2

@@ -17,26 +17,43 @@ ASTPROBE = ("f1", "d_pairs", "acc_c", "acc_u")  # a tiny probe's F1 alone can be
 
 def step_outputs(run: Path) -> dict[str, tuple[int, str | None]]:
     """(mtime, recorded key) of every output of the model's steps."""
-    files = [p for method in ("cat", "astprobe") for p in (run / method).rglob("*")
-             if p.is_file() and p.suffix in (".npz", ".json")]
+    files = [
+        p
+        for method in ("cat", "astprobe")
+        for p in (run / method).rglob("*")
+        if p.is_file() and p.suffix in (".npz", ".json")
+    ]
     return {str(p.relative_to(run)): (p.stat().st_mtime_ns, recorded_key(p)) for p in files}
 
 
 def numbers(run: Path) -> dict[str, list]:
     (result,) = json.loads((run / "summary.json").read_text())["results"]
-    return {"cat": [row["score"] for row in result["cat"]["layers"]],
-            "astprobe": [[p[k] for k in ASTPROBE] for p in result["astprobe"]["layers"]],
-            "random weights": [[p[k] for k in ASTPROBE] for p in result["astprobe"]["baselines"]["random"]],
-            "fingerprint": [result["model_info"]["fingerprint"]]}
+    return {
+        "cat": [row["score"] for row in result["cat"]["layers"]],
+        "astprobe": [[p[k] for k in ASTPROBE] for p in result["astprobe"]["hidden_states"]],
+        "random weights": [[p[k] for k in ASTPROBE] for p in result["astprobe"]["baselines"]["random"]],
+        "fingerprint": [result["model_info"]["fingerprint"]],
+    }
 
 
 def test_a_model_replaced_in_place_is_probed_again(python_jsonl, tmp_path):
     model = sharded_bert(tmp_path / "model", seed=0)
     names = sorted(p.name for p in model.iterdir())
     assert "model.safetensors.index.json" in names and "model.safetensors" not in names
-    config = {"models": [str(model)], "languages": ["python"], "datasets": [str(python_jsonl)], "n_snippets": 24,
-              "shard_size": 8, "layers": [1, 2], "ranks": [], "rank": 32, "max_epochs": 2, "patience": 1,
-              "batch_size": 8, "explorer_snippets": 0}
+    config = {
+        "models": [str(model)],
+        "languages": ["python"],
+        "datasets": [str(python_jsonl)],
+        "n_snippets": 24,
+        "shard_size": 8,
+        "layers": [1, 2],
+        "ranks": [],
+        "rank": 32,
+        "max_epochs": 2,
+        "patience": 1,
+        "batch_size": 8,
+        "explorer_snippets": 0,
+    }
     run = tmp_path / "run"
 
     experiment.run(config, run)

@@ -10,8 +10,13 @@ import sys
 def _run(tmp_path, **env):
     base = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     code = "from codeprobe.cli import main; main()"
-    return subprocess.run([sys.executable, "-c", code, "run", "--out", str(tmp_path / "run")],
-                          env={**base, **env}, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", code, "run", "--out", str(tmp_path / "run")],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_prefect_home_in_a_missing_folder(tmp_path):

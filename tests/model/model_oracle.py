@@ -10,7 +10,7 @@ import torch
 from alignment.alignment_oracle import oracle_align, oracle_cut
 
 CODE_WITH_TRAPS = (
-    'def ünïcode(x, y=\'</s> <s> [CLS] <|endoftext|>\'):\n'
+    "def ünïcode(x, y='</s> <s> [CLS] <|endoftext|>'):\n"
     '    """Ça marche ﬁne."""\n'
     '    return {"k": x**2 + y}  # comment\n'
 )
@@ -24,11 +24,15 @@ class OracleResult:
     truncated: bool
 
 
-def oracle_extract(loaded, code, starts, ends, *, max_subwords=None, per_head=False, head_max=False,
-                   unixcoder=False):
+def oracle_extract(loaded, code, starts, ends, *, max_subwords=None, per_head=False, head_max=False, unixcoder=False):
     tok, model = loaded.tokenizer, loaded.model
-    enc = tok(code, add_special_tokens=True, return_offsets_mapping=True,
-              return_special_tokens_mask=True, split_special_tokens=True)
+    enc = tok(
+        code,
+        add_special_tokens=True,
+        return_offsets_mapping=True,
+        return_special_tokens_mask=True,
+        split_special_tokens=True,
+    )
     ids, spans, special = list(enc["input_ids"]), list(enc["offset_mapping"]), list(enc["special_tokens_mask"])
     if unixcoder:  # UniXcoder's unixcoder.py: <s> <encoder-only> </s> code </s>
         content = [p for p in range(len(ids)) if not special[p]]
@@ -51,8 +55,11 @@ def oracle_extract(loaded, code, starts, ends, *, max_subwords=None, per_head=Fa
     members = [[new_pos[p] for p in orc.members[r]] for r in rows]
 
     with torch.inference_mode():
-        out = model(input_ids=torch.tensor([[ids[p] for p in keep]], device=loaded.device),
-                    output_attentions=True, output_hidden_states=True)
+        out = model(
+            input_ids=torch.tensor([[ids[p] for p in keep]], device=loaded.device),
+            output_attentions=True,
+            output_hidden_states=True,
+        )
     layers = []
     for a in out.attentions:
         a = a[0].double().cpu().numpy()  # (H, n, n)

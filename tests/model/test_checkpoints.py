@@ -71,8 +71,10 @@ def test_a_checkpoint_still_being_written_is_skipped(tiny_training, tmp_path):  
     (folder / "checkpoint-7").mkdir()  # just created, empty
     series = find_checkpoints(str(folder))
     assert [c.step for c in series.checkpoints] == [1]
-    assert sorted(series.skipped) == [(str(folder / "checkpoint-2"), "incomplete"),
-                                      (str(folder / "checkpoint-7"), "no model")]
+    assert sorted(series.skipped) == [
+        (str(folder / "checkpoint-2"), "incomplete"),
+        (str(folder / "checkpoint-7"), "no model"),
+    ]
 
 
 def test_a_glob_names_checkpoints_steps_from_their_names(tiny_training, tmp_path):  # noqa: F811

@@ -44,7 +44,8 @@ def test_a_sharded_model_is_fingerprinted_over_every_file_it_loads(tmp_path, mem
     (folder / "sub").mkdir()
     (folder / "sub" / "config.json").write_text("{}")
     assert [p.name for p in fp.model_files(folder)] == sorted(
-        [*shards, "model.safetensors.index.json", "config.json", *TOKENIZER])
+        [*shards, "model.safetensors.index.json", "config.json", *TOKENIZER]
+    )
 
     info = load_model(str(folder), device="cpu").info
     assert info.weights_file == ", ".join(shards)
@@ -68,8 +69,9 @@ def test_a_sharded_model_is_fingerprinted_over_every_file_it_loads(tmp_path, mem
         model_fingerprint(str(folder))
 
 
-@pytest.mark.parametrize("change", ["tokenizer.json", "vocab.txt", "tokenizer_config.json", "config.json",
-                                    "model.safetensors.index.json"])
+@pytest.mark.parametrize(
+    "change", ["tokenizer.json", "vocab.txt", "tokenizer_config.json", "config.json", "model.safetensors.index.json"]
+)
 def test_a_changed_tokenizer_or_config_changes_the_fingerprint(tmp_path, memo, change):
     folder = sharded_bert(tmp_path / "model")
     before = model_fingerprint(str(folder))
@@ -92,7 +94,7 @@ def test_file_hashes_are_memoised_by_identity_and_times(tmp_path, memo):
     assert digest in json.loads(memo.read_text()).values()
 
     # A memo hit reads nothing: a forged memo entry for this file's identity is believed ...
-    key, = [k for k, v in fp._memo.items() if v == digest]
+    (key,) = [k for k, v in fp._memo.items() if v == digest]
     fp._memo[key] = "f" * 64
     assert fp.file_sha256(path) == "f" * 64
     # ... and a new process reads the on-disk memo.
@@ -130,8 +132,13 @@ def test_an_unwritable_memo_folder_keeps_the_memo_in_process(tmp_path, monkeypat
 def test_the_packaged_model_is_fingerprinted_over_its_files(memo):
     folder = default_model_dir()
     assert [p.name for p in fp.model_files(folder)] == [
-        "config.json", "model.safetensors", "special_tokens_map.json", "tokenizer.json",
-        "tokenizer_config.json", "vocab.txt"]
+        "config.json",
+        "model.safetensors",
+        "special_tokens_map.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "vocab.txt",
+    ]
     assert model_fingerprint() == fp.folder_fingerprint(folder)
 
 

@@ -3,13 +3,13 @@ family (RoBERTa/CodeBERT, T5/CodeT5 encoder, GPT-2, Llama) and on the real defau
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
 import torch
-from shared_data import cosqa_functions
 from model_oracle import CODE_WITH_TRAPS, oracle_extract
+from shared_data import cosqa_functions
 from tiny_models import tiny_loaded
 
 from codeprobe.errors import AlignmentError, InputError, ModelLoadError
@@ -23,7 +23,7 @@ def snippet(i, code):
     return Snippet.from_tokens(i, code, parse(code, "python").tokens())
 
 
-@lru_cache(maxsize=None)
+@cache
 def sample(n: int = 6) -> tuple[Snippet, ...]:
     """The trap snippet plus real functions of varied length (so batches need padding)."""
     codes = sorted((code for _, code in cosqa_functions()[:60]), key=len)
@@ -31,7 +31,7 @@ def sample(n: int = 6) -> tuple[Snippet, ...]:
     return tuple(snippet(i, c) for i, c in enumerate([CODE_WITH_TRAPS, *picks]))
 
 
-@lru_cache(maxsize=None)
+@cache
 def default_model():
     return load_model(device="cpu")
 
@@ -148,8 +148,9 @@ def test_skip_policy_keeps_order_and_marks_skipped():
     for r in skipped:
         assert r.attention is None and r.vectors is None and r.n_subwords > 58
         assert r.n_subwords_used == 0 and r.n_tokens_truncated == 0
-    check_against_oracle(loaded, [s for s, r in zip(sample(), results) if r.status == "ok"],
-                         [r for r in results if r.status == "ok"])
+    check_against_oracle(
+        loaded, [s for s, r in zip(sample(), results) if r.status == "ok"], [r for r in results if r.status == "ok"]
+    )
 
 
 def test_unixcoder_mode_prefix_and_positions():

@@ -42,14 +42,22 @@ def test_provenance_of_each_family(kind, architecture, family, max_subwords, tem
     loaded = load_model(str(folder), device="cpu")
     info = loaded.info
     assert (info.architecture, info.kind, info.max_subwords, info.input_template) == (
-        architecture, family, max_subwords, template)
+        architecture,
+        family,
+        max_subwords,
+        template,
+    )
     assert (info.n_layers, info.n_heads, info.hidden_size) == (2, 4, 64)
     assert info.source == "directory" and info.revision is None and info.path == str(folder)
     assert info.weights_file == "model.safetensors"
     assert info.fingerprint == folder_fingerprint(folder) == model_fingerprint(str(folder))
     weights = (folder / "model.safetensors").read_bytes()
     assert file_sha256(folder / "model.safetensors") == hashlib.sha256(weights).hexdigest()
-    assert info.dtype == "float32" and info.device == "cpu" and info.missing_weights in ((), ("pooler.dense.bias", "pooler.dense.weight"))
+    assert (
+        info.dtype == "float32"
+        and info.device == "cpu"
+        and info.missing_weights in ((), ("pooler.dense.bias", "pooler.dense.weight"))
+    )
     assert info.transformers_version and info.torch_version
     assert loaded.model.config._attn_implementation == "eager" and not loaded.model.training
     json.dumps(info.as_dict())
@@ -60,12 +68,24 @@ def test_provenance_of_each_family(kind, architecture, family, max_subwords, tem
 @pytest.mark.parametrize(
     "name",
     [
-        "microsoft/codebert-base", "huggingface/CodeBERTa-small-v1", "microsoft/graphcodebert-base",
-        "microsoft/unixcoder-base", "Salesforce/codet5-base", "Salesforce/codet5p-220m",
-        "Salesforce/codegen-350M-mono", "bigcode/starcoderbase-1b", "bigcode/tiny_starcoder_py",
-        "bigcode/santacoder", "codellama/CodeLlama-7b-hf", "codesage/codesage-small",
-        "facebook/incoder-1B", "deepseek-ai/deepseek-coder-1.3b-base", "Qwen/Qwen2.5-Coder-0.5B",
-        "stabilityai/stable-code-3b", "/models/codet5-base-encoder", "CODEBERT_finetuned",
+        "microsoft/codebert-base",
+        "huggingface/CodeBERTa-small-v1",
+        "microsoft/graphcodebert-base",
+        "microsoft/unixcoder-base",
+        "Salesforce/codet5-base",
+        "Salesforce/codet5p-220m",
+        "Salesforce/codegen-350M-mono",
+        "bigcode/starcoderbase-1b",
+        "bigcode/tiny_starcoder_py",
+        "bigcode/santacoder",
+        "codellama/CodeLlama-7b-hf",
+        "codesage/codesage-small",
+        "facebook/incoder-1B",
+        "deepseek-ai/deepseek-coder-1.3b-base",
+        "Qwen/Qwen2.5-Coder-0.5B",
+        "stabilityai/stable-code-3b",
+        "/models/codet5-base-encoder",
+        "CODEBERT_finetuned",
     ],
 )
 def test_code_model_names(name):
@@ -75,9 +95,19 @@ def test_code_model_names(name):
 @pytest.mark.parametrize(
     "name",
     [
-        "t5-encoder", "my-decoder", "bert-base-uncased-decoder", "encoder-only", "decoder_only_lm",
-        "sentence-transformers/all-MiniLM-L6-v2", "google/t5-v1_1-small-encoder", "roberta-base",
-        "facebook/encodec_24khz", "unicode-bert", "barcode-reader", "gpt2", "",
+        "t5-encoder",
+        "my-decoder",
+        "bert-base-uncased-decoder",
+        "encoder-only",
+        "decoder_only_lm",
+        "sentence-transformers/all-MiniLM-L6-v2",
+        "google/t5-v1_1-small-encoder",
+        "roberta-base",
+        "facebook/encodec_24khz",
+        "unicode-bert",
+        "barcode-reader",
+        "gpt2",
+        "",
     ],
 )
 def test_names_that_are_not_code_models(name):
@@ -204,8 +234,13 @@ def test_bin_weights_load_only_as_plain_tensors(tmp_path):
     assert not sentinel.exists()
 
 
-@pytest.mark.parametrize("kind, key", [("codebert", "encoder.layer.0.attention.self.query.weight"),
-                                       ("codet5-encoder", "encoder.block.1.layer.1.DenseReluDense.wi.weight")])
+@pytest.mark.parametrize(
+    "kind, key",
+    [
+        ("codebert", "encoder.layer.0.attention.self.query.weight"),
+        ("codet5-encoder", "encoder.block.1.layer.1.DenseReluDense.wi.weight"),
+    ],
+)
 def test_weights_that_do_not_match_are_refused(tmp_path, capfd, kind, key):
     folder = copy_model(kind, tmp_path / "partial")
     from safetensors.torch import load_file, save_file

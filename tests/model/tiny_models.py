@@ -10,7 +10,7 @@ from __future__ import annotations
 import atexit
 import shutil
 import tempfile
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -51,11 +51,11 @@ def codet5_dir(folder: Path) -> Path:
     from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
 
     src = shared_path("models", "codet5-base-tokenizer")
-    config = T5Config.from_pretrained(src, num_layers=2, num_decoder_layers=1, d_model=64, d_kv=16,
-                                      num_heads=4, d_ff=128)
+    config = T5Config.from_pretrained(
+        src, num_layers=2, num_decoder_layers=1, d_model=64, d_kv=16, num_heads=4, d_ff=128
+    )
     torch.manual_seed(0)
-    return save(T5ForConditionalGeneration(config), AutoTokenizer.from_pretrained(src),
-                folder)
+    return save(T5ForConditionalGeneration(config), AutoTokenizer.from_pretrained(src), folder)
 
 
 def codet5_encoder_dir(folder: Path) -> Path:
@@ -74,11 +74,23 @@ def gpt2_dir(folder: Path) -> Path:
     from transformers import GPT2Config, GPT2LMHeadModel, GPT2Tokenizer
 
     src = shared_path("models", "codebert-base-tokenizer")
-    tok = GPT2Tokenizer(vocab=str(src / "vocab.json"), merges=str(src / "merges.txt"),
-                        unk_token="<unk>", bos_token="<s>", eos_token="</s>")
+    tok = GPT2Tokenizer(
+        vocab=str(src / "vocab.json"),
+        merges=str(src / "merges.txt"),
+        unk_token="<unk>",
+        bos_token="<s>",
+        eos_token="</s>",
+    )
     assert tok.pad_token_id is None
-    config = GPT2Config(vocab_size=len(tok), n_positions=256, n_embd=64, n_layer=2, n_head=4,
-                        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    config = GPT2Config(
+        vocab_size=len(tok),
+        n_positions=256,
+        n_embd=64,
+        n_layer=2,
+        n_head=4,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     torch.manual_seed(0)
     return save(GPT2LMHeadModel(config), tok, folder)
 
@@ -92,15 +104,23 @@ def llama_dir(folder: Path) -> Path:
     tk = Tokenizer(models.BPE(unk_token="<unk>"))
     tk.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first")
     tk.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="first")
-    trainer = trainers.BpeTrainer(vocab_size=1000, special_tokens=["<unk>", "<s>", "</s>"],
-                                  show_progress=False)
+    trainer = trainers.BpeTrainer(vocab_size=1000, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False)
     tk.train_from_iterator([code for _, code in cosqa_functions()], trainer)
     tk.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
     tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
     assert tok.pad_token_id is None
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                         bos_token_id=1, eos_token_id=2, pad_token_id=None)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=None,
+    )
     torch.manual_seed(0)
     return save(LlamaForCausalLM(config), tok, folder)
 
@@ -117,11 +137,17 @@ def unixcoder_dir(folder: Path) -> Path:
     return save(RobertaModel(config), tok, folder)
 
 
-BUILDERS = {"codebert": codebert_dir, "codet5": codet5_dir, "codet5-encoder": codet5_encoder_dir,
-            "gpt2": gpt2_dir, "llama": llama_dir, "unixcoder": unixcoder_dir}
+BUILDERS = {
+    "codebert": codebert_dir,
+    "codet5": codet5_dir,
+    "codet5-encoder": codet5_encoder_dir,
+    "gpt2": gpt2_dir,
+    "llama": llama_dir,
+    "unixcoder": unixcoder_dir,
+}
 
 
-@lru_cache(maxsize=None)
+@cache
 def tiny_model(kind: str) -> Path:
     """Directory of the tiny model `kind` (one of BUILDERS), built on first use."""
     folder = _ROOT / kind
@@ -129,7 +155,7 @@ def tiny_model(kind: str) -> Path:
     return BUILDERS[kind](folder)
 
 
-@lru_cache(maxsize=None)
+@cache
 def tiny_loaded(kind: str):
     """The tiny model loaded through codeprobe's loader (cached: loading is read-only)."""
     from codeprobe.model import load_model

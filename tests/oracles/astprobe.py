@@ -45,9 +45,13 @@ def pruned_ast(tree: SyntaxTree) -> tuple[nx.DiGraph, int]:
     g = nx.DiGraph()
     types = tree.types
     for i in range(tree.n_nodes):
-        g.add_node(i, type=str(types[i]), start=int(tree.start_byte[i]),
-                   width=int(tree.end_byte[i] - tree.start_byte[i]),
-                   leaf=bool(tree.is_leaf[i]))
+        g.add_node(
+            i,
+            type=str(types[i]),
+            start=int(tree.start_byte[i]),
+            width=int(tree.end_byte[i] - tree.start_byte[i]),
+            leaf=bool(tree.is_leaf[i]),
+        )
         if i:
             g.add_edge(int(tree.parent[i]), i)
     for n in list(g):
@@ -205,7 +209,7 @@ def rebuild(d, c, u) -> nx.DiGraph:
         if g.in_degree(n) == 0:
             g.nodes[n]["type"] = "bad_root"
             continue
-        (p, _), = g.in_edges(n)
+        ((p, _),) = g.in_edges(n)
         for _, v in list(g.out_edges(n)):
             g.add_edge(p, v)
         g.remove_node(n)
@@ -264,7 +268,6 @@ def prf(gold: list[str], pred: list[str]) -> tuple[float, float, float]:
 @deep
 def oracle_score(gold_dcu, pred_dcu) -> tuple[float, float, float]:
     return prf(multiset(rebuild(*gold_dcu)), multiset(rebuild(*pred_dcu)))
-
 
 
 @deep

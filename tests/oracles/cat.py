@@ -179,8 +179,7 @@ def subword_attention(loaded, code, spans, max_subwords):
     return kept, members, attention
 
 
-def snippet_scores(tree, kept_leaves, members, attention, kept_types_per_layer, q=0.75, uast=True,
-                   head_pooling="mean"):
+def snippet_scores(tree, kept_leaves, members, attention, kept_types_per_layer, q=0.75, uast=True, head_pooling="mean"):
     """Per layer, the reference way: head mean (or max), block mean in loops, networkx
     all-pairs BFS (recomputed for every layer, as the reference did), then the loop score on
     the tokens whose type is kept. Returns (scores per layer, token attention per layer, types)."""

@@ -26,11 +26,11 @@ EXAMPLES = _examples()
 SNIPPETS = {
     "python": [
         "def maximum(a, b):\n    if a > b:\n        return a\n    return b\n",
-        "def greet(name):\n    # say hello\n    msg = f\"hi {name}!\"\n    return msg.upper()\n",
+        'def greet(name):\n    # say hello\n    msg = f"hi {name}!"\n    return msg.upper()\n',
     ],
     "java": [
         "public int add(int a, int b) {\n    // sum\n    return a + b;\n}",
-        "@Override\npublic String toString() { return \"P(\" + x + \")\"; }",
+        '@Override\npublic String toString() { return "P(" + x + ")"; }',
     ],
     "javascript": [
         "function sum(xs) {\n  let s = 0;\n  for (const x of xs) { s += x; }\n  return s; // total\n}",
@@ -38,7 +38,7 @@ SNIPPETS = {
     ],
     "go": [
         "func Max(a, b int) int {\n\tif a > b {\n\t\treturn a\n\t}\n\treturn b\n}",
-        "func (p *Point) String() string { return fmt.Sprintf(\"%d\", p.X) }",
+        'func (p *Point) String() string { return fmt.Sprintf("%d", p.X) }',
     ],
     "php": [
         "function add($a, $b) {\n    return $a + $b; # plus\n}",
@@ -46,7 +46,7 @@ SNIPPETS = {
     ],
     "ruby": [
         "def max(a, b)\n  a > b ? a : b\nend",
-        "def greet(name)\n  puts \"hi #{name}\" # out\nend",
+        'def greet(name)\n  puts "hi #{name}" # out\nend',
     ],
 }
 SNIPPETS.update({lang: [code for _, code in files] for lang, files in EXAMPLES.items() if lang not in SNIPPETS})

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from shared_data import cosqa_functions, java_methods
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from snippets import SNIPPETS
 from oracles.syntax import leaf_distances, oracle_graphs
+from shared_data import cosqa_functions, java_methods
+from snippets import SNIPPETS
 
 from codeprobe.errors import TooLargeError
 from codeprobe.syntax import ast_distance, parse, uast_distance, uast_edges
@@ -91,8 +91,13 @@ def test_distances_among_some_tokens_are_the_full_matrix_rows_and_columns(langua
         toks = parse(code, language).tokens()
         n = len(toks)
         rng = np.random.default_rng(n)
-        choices = [np.arange(n // 2), np.sort(rng.choice(n, size=n // 3, replace=False)), np.array([n - 1]),
-                   np.zeros(0, np.int64), np.arange(n)]
+        choices = [
+            np.arange(n // 2),
+            np.sort(rng.choice(n, size=n // 3, replace=False)),
+            np.array([n - 1]),
+            np.zeros(0, np.int64),
+            np.arange(n),
+        ]
         for distance in (ast_distance, uast_distance):
             full = distance(toks)
             for idx in choices:
@@ -107,8 +112,9 @@ def test_too_many_tokens_among_few_is_measured(monkeypatch):
     """The size limit is on the tokens measured between, not on the snippet."""
     monkeypatch.setattr(distances_module, "MAX_TOKENS", 5)
     toks = parse("x = y + z * w", "python").tokens()
-    np.testing.assert_array_equal(uast_distance(toks, among=np.arange(4)), [[0, 1, 2, 3], [1, 0, 1, 2],
-                                                                             [2, 1, 0, 1], [3, 2, 1, 0]])
+    np.testing.assert_array_equal(
+        uast_distance(toks, among=np.arange(4)), [[0, 1, 2, 3], [1, 0, 1, 2], [2, 1, 0, 1], [3, 2, 1, 0]]
+    )
     assert ast_distance(toks, among=np.array([0, 2])).tolist() == [[0, 3], [3, 0]]
 
 

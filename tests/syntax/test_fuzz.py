@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "fuzz_syntax.py"
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_fuzzer():
     spec = importlib.util.spec_from_file_location("fuzz_syntax", SCRIPT)
     module = importlib.util.module_from_spec(spec)

@@ -15,17 +15,29 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 # Without the background-networking flags Chromium keeps trying to reach update and sync
 # services, which on a closed network makes every start slow.
-FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--window-size=1500,1100", "--hide-scrollbars", "--lang=en-US"]
+FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1500,1100",
+    "--hide-scrollbars",
+    "--lang=en-US",
+]
 
 
 def chromium_paths() -> tuple[str, str]:
     browser = shutil.which("chromium") or (CHROMIUM if Path(CHROMIUM).exists() else None)
     driver = shutil.which("chromedriver") or (CHROMEDRIVER if Path(CHROMEDRIVER).exists() else None)
     if not browser or not driver:
-        pytest.skip("headless Chromium is not installed here (apt-get install chromium chromium-driver; "
-                    ".ci/run installs it)")
+        pytest.skip(
+            "headless Chromium is not installed here (apt-get install chromium chromium-driver; .ci/run installs it)"
+        )
     return browser, driver
 
 
@@ -70,4 +82,6 @@ def requested_urls(driver, page_url: str) -> list[str]:
 def wait_ready(driver, timeout: float = 30) -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, timeout).until(lambda d: d.find_element("tag name", "body").get_attribute("data-ready") == "1")
+    WebDriverWait(driver, timeout).until(
+        lambda d: d.find_element("tag name", "body").get_attribute("data-ready") == "1"
+    )

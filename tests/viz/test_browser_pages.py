@@ -92,14 +92,27 @@ def test_recover_trees_page(tmp_path):
     from codeprobe.probes.astprobe.train_config import TrainConfig
 
     model = str(tiny_roberta_dir())
-    probe = ASTProbe(rank=8, layer=2, language="python", cache_dir=tmp_path / "cache",
-                     config=TrainConfig(max_epochs=2)).fit(cosqa_functions()[:40], model=model)
+    probe = ASTProbe(
+        rank=8, layer=2, language="python", cache_dir=tmp_path / "cache", config=TrainConfig(max_epochs=2)
+    ).fit(cosqa_functions()[:40], model=model)
     probe.save(tmp_path / "probe")
     snippet = tmp_path / "maximum.py"
     snippet.write_text("def maximum(a, b):\n    if a > b:\n        return a\n    return b\n")
     page = tmp_path / "trees.html"
-    result = CliRunner().invoke(main, ["astprobe", "recover", str(snippet), "--probe", str(tmp_path / "probe"),
-                                       "--cache-dir", str(tmp_path / "cache"), "--html", str(page)])
+    result = CliRunner().invoke(
+        main,
+        [
+            "astprobe",
+            "recover",
+            str(snippet),
+            "--probe",
+            str(tmp_path / "probe"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--html",
+            str(page),
+        ],
+    )
     assert result.exit_code == 0, result.output
     with open_browser() as driver:
         open_page(driver, page)
@@ -112,7 +125,8 @@ def test_recover_trees_page(tmp_path):
         matched = driver.find_elements("css selector", ".tree .nt.match")
         assert marked  # two epochs on a random model: some constituents differ
         assert len(marked) + len(matched) == len(gold.find_elements("css selector", ".nt")) + len(
-            recovered.find_elements("css selector", ".nt"))
+            recovered.find_elements("css selector", ".nt")
+        )
         # Hovering a constituent lights its tokens in the code.
         from selenium.webdriver import ActionChains
 

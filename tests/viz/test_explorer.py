@@ -42,12 +42,15 @@ def masks_of(cat: dict) -> list[np.ndarray]:
 def test_scores_equal_the_library_and_the_masks_reproduce_them(payload):
     ids = [s["id"] for s in payload["snippets"]]
     assert len(ids) == 5 and len(set(ids)) == 5
-    lib = CATProbe(types="paper", per_head=True).score([(i, c) for i, c in SNIPPETS if i in ids],
-                                                       tiny_model("roberta"), "python").samples
+    lib = (
+        CATProbe(types="paper", per_head=True)
+        .score([(i, c) for i, c in SNIPPETS if i in ids], tiny_model("roberta"), "python")
+        .samples
+    )
     q = payload["settings"]["quantile"]
     for s in payload["snippets"]:
         cat = s["cat"]
-        n, n_layers, h1 = len(cat["tokens"]["text"]), cat["n_layers"], cat["n_heads"] + 1
+        n, h1 = len(cat["tokens"]["text"]), cat["n_heads"] + 1
         dist = unpack(cat["distance"], cat["distance_dtype"], (n, n))
         for layer, mask in enumerate(masks_of(cat)):
             idx = np.asarray(cat["kept_index"][cat["layer_group"][layer]])
@@ -103,8 +106,9 @@ def test_other_settings_and_errors():
     n = len(cat["tokens"]["text"])
     tokens = parse(SNIPPETS[0][1], "python").tokens()
     pos = [tokens.start_char.tolist().index(a) for a in cat["tokens"]["start"]]
-    np.testing.assert_array_equal(unpack(cat["distance"], cat["distance_dtype"], (n, n)),
-                                  ast_distance(tokens)[np.ix_(pos, pos)])
+    np.testing.assert_array_equal(
+        unpack(cat["distance"], cat["distance_dtype"], (n, n)), ast_distance(tokens)[np.ix_(pos, pos)]
+    )
     assert p["kept_types"] == [None] * cat["n_layers"] and cat["kept_index"][0] == list(range(n))
     json.dumps(p, allow_nan=False)  # JSON-able as it stands
     with pytest.raises(InputError):

@@ -44,16 +44,33 @@ def shared_pass_tokens(cfg: RunConfig) -> dict[str, Any] | None:
 def step_settings(cfg: RunConfig) -> dict[str, Any]:
     """What shapes a sweep beyond its points, as JSON values."""
     a = cfg.astprobe
-    return {"seed": cfg.seed, "seeds": [cfg.seed + k for k in range(a.probe_seeds)],
-            "batch_size": cfg.extraction.batch_size, "device": cfg.extraction.device,
-            "dtype": cfg.extraction.dtype, "train": cfg.train_config().settings(),
-            "preprocessing": {"remove_docstrings": a.remove_docstrings,
-                              "drop_line_continuations": a.drop_line_continuations,
-                              "model_input": a.model_input}}
+    return {
+        "seed": cfg.seed,
+        "seeds": [cfg.seed + k for k in range(a.probe_seeds)],
+        "batch_size": cfg.extraction.batch_size,
+        "device": cfg.extraction.device,
+        "dtype": cfg.extraction.dtype,
+        "train": cfg.train_config().settings(),
+        "preprocessing": {
+            "remove_docstrings": a.remove_docstrings,
+            "drop_line_continuations": a.drop_line_continuations,
+            "model_input": a.model_input,
+        },
+    }
 
 
-def sweep_step(model: str, language: str, data_dir: str, points: list[tuple[int, int]], weights: str,
-               cfg: RunConfig, cache_dir: str, reuse: list[str], out_path: str, key: str) -> str:
+def sweep_step(
+    model: str,
+    language: str,
+    data_dir: str,
+    points: list[tuple[int, int]],
+    weights: str,
+    cfg: RunConfig,
+    cache_dir: str,
+    reuse: list[str],
+    out_path: str,
+    key: str,
+) -> str:
     """Fit an AST-Probe at every (hidden state, rank) of `points` for every seed on the train
     split, early-stopped on valid, and score each on valid (for selection) and on test (for
     reporting); write them as one JSON file recording `key`, and save the probes beside it
@@ -84,28 +101,46 @@ def sweep_step(model: str, language: str, data_dir: str, points: list[tuple[int,
         if weights == "random":
             loaded = _random_model(model, device, dtype, cfg.seed)
             label = loaded.info.name
-        extractor = Extractor(loaded, batch_size=cfg.extraction.batch_size, attention=False, vectors=True,
-                              length_policy="skip")
+        extractor = Extractor(
+            loaded, batch_size=cfg.extraction.batch_size, attention=False, vectors=True, length_policy="skip"
+        )
         by_id = {snippet.id: snippet for snippet in read_snippets(data_dir)}
         stores = [] if weights == "random" else [VectorCache.open(p) for p in reuse if Path(p).is_dir()]
         prepared = [
-            prepare_split([by_id[i] for i in splits[name]], language, extractor, Path(cache_dir),
-                          model_label=label, reuse=stores, **settings["preprocessing"])
+            prepare_split(
+                [by_id[i] for i in splits[name]],
+                language,
+                extractor,
+                Path(cache_dir),
+                model_label=label,
+                reuse=stores,
+                **settings["preprocessing"],
+            )
             for name in ("train", "valid", "test")
         ]
         ensure_nonempty(prepared, ["training", "validation", "test"])
         save_dir = Path(out_path).parent / "probes" if weights == "pretrained" else None
-        results = sweep(*prepared, points, config=cfg.train_config(), seeds=settings["seeds"],
-                        save_dir=save_dir, model=model_arg(model))
-    return write_step_json(out_path, {
-        "weights": weights,
-        "model": loaded.info.as_dict(),
-        "test_ids": list(prepared[2].ids),
-        "splits": {name: len(p) for name, p in zip(("train", "valid", "test"), prepared)},
-        "dropped": {name: p.dropped for name, p in zip(("train", "valid", "test"), prepared)},
-        "hidden_states_reused": sum(p.cache.reused for p in prepared),
-        "points": [r.as_dict() for r in results],
-    }, key)
+        results = sweep(
+            *prepared,
+            points,
+            config=cfg.train_config(),
+            seeds=settings["seeds"],
+            save_dir=save_dir,
+            model=model_arg(model),
+        )
+    return write_step_json(
+        out_path,
+        {
+            "weights": weights,
+            "model": loaded.info.as_dict(),
+            "test_ids": list(prepared[2].ids),
+            "splits": {name: len(p) for name, p in zip(("train", "valid", "test"), prepared)},
+            "dropped": {name: p.dropped for name, p in zip(("train", "valid", "test"), prepared)},
+            "hidden_states_reused": sum(p.cache.reused for p in prepared),
+            "points": [r.as_dict() for r in results],
+        },
+        key,
+    )
 
 
 def _random_model(model: str, device: str | None, dtype: str, seed: int):
@@ -131,17 +166,30 @@ def run(cfg: RunConfig, steps: Steps, target: Target, log) -> None:
 
     def submit(name: str, points: list[tuple[int, int]], weights: str):
         reused = sorted(reuse) if weights == "pretrained" else []
-        key = step_key("astprobe-sweep", {**common, "points": points, "weights": weights,
-                                          **({"reused": reused} if reused else {})})
-        return steps.submit("astprobe-sweep", sweep_step, target.model, target.language, target.data_dir,
-                            points, weights, cfg, str(target.run.hidden_state_cache),
-                            [reuse[k] for k in reused], str(target.results.file(name)), key)
+        key = step_key(
+            "astprobe-sweep", {**common, "points": points, "weights": weights, **({"reused": reused} if reused else {})}
+        )
+        return steps.submit(
+            "astprobe-sweep",
+            sweep_step,
+            target.model,
+            target.language,
+            target.data_dir,
+            points,
+            weights,
+            cfg,
+            str(target.run.hidden_state_cache),
+            [reuse[k] for k in reused],
+            str(target.results.file(name)),
+            key,
+        )
 
     rank = cfg.astprobe.rank
     # Hidden state 0 (the embeddings) is always probed: it is the embedding baseline.
     real = submit("layers.json", [(h, rank) for h in sorted({0, *hidden_states})], "pretrained")
-    random = (submit("random.json", [(h, rank) for h in hidden_states], "random")
-              if cfg.astprobe.random_baseline else None)
+    random = (
+        submit("random.json", [(h, rank) for h in hidden_states], "random") if cfg.astprobe.random_baseline else None
+    )
     best = select_on_validation(read_json(real.result())["points"], "layer", among=hidden_states)
     log.info("AST-Probe %s / %s: best hidden state on validation %s", target.model, target.language, best)
     if random is not None:
@@ -155,39 +203,51 @@ def run(cfg: RunConfig, steps: Steps, target: Target, log) -> None:
 # ---------------------------------------------------------------- summary
 
 
-_SCORES = ("precision", "recall", "f1", "acc_c", "acc_u", "d_pairs", "valid_f1", "valid_precision",
-           "valid_recall", "valid_acc_c", "valid_acc_u", "valid_d_pairs")
+_SCORES = (
+    "precision",
+    "recall",
+    "f1",
+    "acc_c",
+    "acc_u",
+    "d_pairs",
+    "valid_f1",
+    "valid_precision",
+    "valid_recall",
+    "valid_acc_c",
+    "valid_acc_u",
+    "valid_d_pairs",
+)
 
 
 def summarize(folder: ResultFolder, cfg: RunConfig) -> dict[str, Any] | None:
-    """AST-Probe's section: `layers` (test scores, `f1_ci`, `valid_f1`, training facts and
-    paired differences to the embedding layer and to the random-weights model at the same
-    hidden state), `best_layer` and `selection` ("validation"), `baselines` (`embedding`,
-    `random`), `ranks` (the rank sweep at the best one, its best rank chosen on validation
-    too). `layer` here is a hidden-states index (0 = embeddings)."""
+    """AST-Probe's section: `hidden_states` (per hidden state, 0 = embeddings: test scores,
+    `f1_ci`, `valid_f1`, training facts and paired differences to the embeddings and to the
+    random-weights model at the same hidden state), `best_hidden_state` and `selection`
+    ("validation"), `baselines` (`embedding`, `random`), `ranks` (the rank sweep at the best
+    one, its best rank chosen on validation too)."""
     if not folder.file("layers.json").exists():
         return None
     real = read_json(folder.file("layers.json"))
     random = read_json(folder.file("random.json")) if folder.file("random.json").exists() else None
     ranks = read_json(folder.file("ranks.json")) if folder.file("ranks.json").exists() else None
     chosen = cfg.astprobe.hidden_states if cfg.astprobe else ()
-    layers = _aggregate(real)
-    random_layers = {p["layer"]: p for p in _aggregate(random)} if random else {}
-    embedding = next((p for p in layers if p["layer"] == 0), None)
-    for p in layers:
-        if embedding is not None and p["layer"] != 0:
+    rows = _aggregate(real)
+    random_rows = {p["hidden_state"]: p for p in _aggregate(random)} if random else {}
+    embedding = next((p for p in rows if p["hidden_state"] == 0), None)
+    for p in rows:
+        if embedding is not None and p["hidden_state"] != 0:
             p["minus_embedding"] = _paired(p, embedding)
-        if p["layer"] in random_layers:
-            p["minus_random_weights"] = _paired(p, random_layers[p["layer"]])
+        if p["hidden_state"] in random_rows:
+            p["minus_random_weights"] = _paired(p, random_rows[p["hidden_state"]])
     best = select_on_validation(real["points"], "layer", among=chosen or None)
     out = {
         "rank": cfg.astprobe.rank if cfg.astprobe else None,
         "selection": "validation",
-        "best_layer": best,
-        "layers": [_public(p) for p in layers if not chosen or p["layer"] in chosen],
+        "best_hidden_state": best,
+        "hidden_states": [_public(p) for p in rows if not chosen or p["hidden_state"] in chosen],
         "baselines": {
             "embedding": _public(embedding) if embedding else None,
-            "random": [_public(p) for p in random_layers.values()],
+            "random": [_public(p) for p in random_rows.values()],
             "random_model": (random or {}).get("model", {}).get("name"),
         },
         "ranks": None,
@@ -199,9 +259,12 @@ def summarize(folder: ResultFolder, cfg: RunConfig) -> dict[str, Any] | None:
     if ranks is not None and best is not None:
         swept = {"points": ranks["points"] + [p for p in real["points"] if p["layer"] == best]}
         points = sorted(_aggregate(swept), key=lambda p: p["rank"])
-        out["ranks"] = {"layer": best, "selection": "validation",
-                        "best_rank": select_on_validation(swept["points"], "rank"),
-                        "points": [_public(p) for p in points]}
+        out["ranks"] = {
+            "hidden_state": best,
+            "selection": "validation",
+            "best_rank": select_on_validation(swept["points"], "rank"),
+            "points": [_public(p) for p in points],
+        }
     return out
 
 
@@ -211,8 +274,9 @@ def model_info(folder: ResultFolder) -> dict[str, Any] | None:
 
 
 def _aggregate(swept: dict | None) -> list[dict]:
-    """One entry per (hidden state, rank): scores averaged over seeds, the per-snippet test F1
-    averaged over seeds (for intervals and pairing), and the seeds' spread."""
+    """One entry per (hidden state, rank) of a sweep's points (whose `layer` is the hidden
+    state): scores averaged over seeds, the per-snippet test F1 averaged over seeds (for
+    intervals and pairing), and the seeds' spread."""
     if not swept:
         return []
     ids = swept.get("test_ids")
@@ -222,11 +286,16 @@ def _aggregate(swept: dict | None) -> list[dict]:
     out = []
     for (layer, rank), ps in sorted(groups.items()):
         ok = [p for p in ps if not p["diverged"]]
-        entry: dict[str, Any] = {"layer": layer, "rank": rank, "seeds": len(ps), "diverged": not ok,
-                                 "best_epoch": [p["best_epoch"] for p in ps] if len(ps) > 1 else ps[0]["best_epoch"],
-                                 "hit_max_epochs": any(p.get("hit_max_epochs") for p in ps),
-                                 "never_improved": any(p.get("never_improved") for p in ps),
-                                 "max_epochs": ps[0].get("max_epochs")}
+        entry: dict[str, Any] = {
+            "hidden_state": layer,
+            "rank": rank,
+            "seeds": len(ps),
+            "diverged": not ok,
+            "best_epoch": [p["best_epoch"] for p in ps] if len(ps) > 1 else ps[0]["best_epoch"],
+            "hit_max_epochs": any(p.get("hit_max_epochs") for p in ps),
+            "never_improved": any(p.get("never_improved") for p in ps),
+            "max_epochs": ps[0].get("max_epochs"),
+        }
         for k in _SCORES:
             vals = [p[k] for p in ok if p.get(k) is not None]
             entry[k] = float(np.mean(vals)) if vals else None
@@ -248,8 +317,9 @@ def _paired(a: dict, b: dict) -> dict | None:
     if not pa or not pb:
         return None
     common = [i for i in pa if i in pb]
-    diff = paired_difference([pa[i] for i in common], [pb[i] for i in common],
-                             random_state=a["layer"] * 1000 + a["rank"])
+    diff = paired_difference(
+        [pa[i] for i in common], [pb[i] for i in common], random_state=a["hidden_state"] * 1000 + a["rank"]
+    )
     return diff.as_dict()
 
 
@@ -263,66 +333,106 @@ def _public(p: dict) -> dict:
 def report(sections: list[tuple[str, dict[str, Any]]], plots: Path) -> list[str]:
     """The Markdown section: F1 by hidden state (and by rank) with baselines, and a table per
     result."""
-    with axes(plots / "astprobe_by_layer.png", "AST-Probe test F1 by layer (95% bootstrap bands)",
-              "hidden-states index (0 = embeddings)", "F1") as ax:
+    with axes(
+        plots / "astprobe_by_layer.png",
+        "AST-Probe test F1 by hidden state (95% bootstrap bands)",
+        "hidden-states index (0 = embeddings)",
+        "F1",
+    ) as ax:
         for label, a in sections:
-            color = curve(ax, a["layers"], "layer", "f1", "f1_ci", marker="o", label=label)
+            color = curve(ax, a["hidden_states"], "hidden_state", "f1", "f1_ci", marker="o", label=label)
             if a["baselines"]["random"]:
-                curve(ax, a["baselines"]["random"], "layer", "f1", "f1_ci", color, ls=":",
-                      label=f"{label}: random weights")
+                curve(
+                    ax,
+                    a["baselines"]["random"],
+                    "hidden_state",
+                    "f1",
+                    "f1_ci",
+                    color,
+                    ls=":",
+                    label=f"{label}: random weights",
+                )
             emb = a["baselines"]["embedding"]
             if emb and emb.get("f1") is not None:
                 ax.axhline(emb["f1"], ls="--", color=color, alpha=0.6, label=f"{label}: embedding layer")
-            if a.get("best_layer") is not None:
-                ax.axvline(a["best_layer"], color=color, alpha=0.25, lw=4, label=f"{label}: best on validation")
-    lines = ["## AST-Probe", "", f"![AST-Probe F1 by layer]({plots.name}/astprobe_by_layer.png)", ""]
+            if a.get("best_hidden_state") is not None:
+                ax.axvline(a["best_hidden_state"], color=color, alpha=0.25, lw=4, label=f"{label}: best on validation")
+    lines = ["## AST-Probe", "", f"![AST-Probe F1 by hidden state]({plots.name}/astprobe_by_layer.png)", ""]
     if any(a.get("ranks") and len(a["ranks"]["points"]) > 1 for _, a in sections):
-        with axes(plots / "astprobe_by_rank.png", "AST-Probe F1 by rank (best layer)", "rank", "F1") as ax:
+        with axes(plots / "astprobe_by_rank.png", "AST-Probe F1 by rank (best hidden state)", "rank", "F1") as ax:
             ax.set_xscale("log", base=2)
             for label, a in sections:
                 if a.get("ranks"):
                     points = sorted(a["ranks"]["points"], key=lambda p: p["rank"])
-                    curve(ax, points, "rank", "f1", "f1_ci", marker="o", label=f"{label}, layer {a['ranks']['layer']}")
+                    curve(
+                        ax,
+                        points,
+                        "rank",
+                        "f1",
+                        "f1_ci",
+                        marker="o",
+                        label=f"{label}, hidden state {a['ranks']['hidden_state']}",
+                    )
         lines += [f"![AST-Probe F1 by rank]({plots.name}/astprobe_by_rank.png)", ""]
-    lines += ["Layers and ranks are chosen on the validation split; F1 is on the test split. "
-              "`n.d.`: not distinguishable (the interval of the difference crosses zero). `max!`: the "
-              "best checkpoint was the last epoch allowed (validation loss still falling: under-trained).", ""]
+    lines += [
+        "Hidden states (0 = the embeddings) and ranks are chosen on the validation split; F1 is on "
+        "the test split. "
+        "`n.d.`: not distinguishable (the interval of the difference crosses zero). `max!`: the "
+        "best checkpoint was the last epoch allowed (validation loss still falling: under-trained).",
+        "",
+    ]
     for label, a in sections:
         lines += _table(label, a)
     return lines
 
 
 def _table(label: str, a: dict) -> list[str]:
-    random = {p["layer"]: p for p in a["baselines"]["random"]}
-    lines = [f"**{label}** (rank {a['rank']}; best layer on validation: {a['best_layer']})", "",
-             "| layer | valid F1 | test F1 | random-weights F1 | F1 - embedding | F1 - random weights "
-             "| acc c | acc u | d order | epoch |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for p in a["layers"]:
-        rw = random.get(p["layer"], {})
-        best = " **best**" if p["layer"] == a["best_layer"] else ""
+    random = {p["hidden_state"]: p for p in a["baselines"]["random"]}
+    lines = [
+        f"**{label}** (rank {a['rank']}; best hidden state on validation: {a['best_hidden_state']})",
+        "",
+        "| hidden state | valid F1 | test F1 | random-weights F1 | F1 - embedding | F1 - random weights "
+        "| acc c | acc u | d order | epoch |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for p in a["hidden_states"]:
+        rw = random.get(p["hidden_state"], {})
+        best = " **best**" if p["hidden_state"] == a["best_hidden_state"] else ""
         lines.append(
-            f"| {p['layer']}{best} | {number(p['valid_f1'])} | {with_ci(p['f1'], p.get('f1_ci'))} | "
+            f"| {p['hidden_state']}{best} | {number(p['valid_f1'])} | {with_ci(p['f1'], p.get('f1_ci'))} | "
             f"{with_ci(rw.get('f1'), rw.get('f1_ci'))} | {difference(p.get('minus_embedding'))} | "
             f"{difference(p.get('minus_random_weights'))} | {number(p.get('acc_c'))} | {number(p.get('acc_u'))} | "
-            f"{number(p.get('d_pairs'))} | {_epoch(p)} |")
+            f"{number(p.get('d_pairs'))} | {_epoch(p)} |"
+        )
     lines.append("")
     if a.get("ranks"):
         r = a["ranks"]
-        lines += [f"Rank sweep at layer {r['layer']} (best rank on validation: {r['best_rank']}):", "",
-                  "| rank | valid F1 | test F1 | epoch |", "|---:|---:|---:|---:|"]
-        lines += [f"| {p['rank']} | {number(p['valid_f1'])} | {with_ci(p['f1'], p.get('f1_ci'))} | {_epoch(p)} |"
-                  for p in r["points"]]
+        lines += [
+            f"Rank sweep at hidden state {r['hidden_state']} (best rank on validation: {r['best_rank']}):",
+            "",
+            "| rank | valid F1 | test F1 | epoch |",
+            "|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {p['rank']} | {number(p['valid_f1'])} | {with_ci(p['f1'], p.get('f1_ci'))} | {_epoch(p)} |"
+            for p in r["points"]
+        ]
         lines.append("")
-    flagged = [p["layer"] for p in [*a["layers"], *a["baselines"]["random"]] if p.get("hit_max_epochs")]
+    flagged = [p["hidden_state"] for p in [*a["hidden_states"], *a["baselines"]["random"]] if p.get("hit_max_epochs")]
     if flagged:
-        lines += [f"Warning: probes at layers {sorted(set(flagged))} reached the epoch limit while still "
-                  "improving; raise `max_epochs`.", ""]
-    failed = [p["layer"] for p in [*a["layers"], *a["baselines"]["random"]] if p.get("never_improved")]
+        lines += [
+            f"Warning: probes at hidden states {sorted(set(flagged))} reached the epoch limit while still "
+            "improving; raise `max_epochs`.",
+            "",
+        ]
+    failed = [p["hidden_state"] for p in [*a["hidden_states"], *a["baselines"]["random"]] if p.get("never_improved")]
     if failed:
-        lines += [f"Warning: probes at layers {sorted(set(failed))} never improved on their first epoch "
-                  "(marked `1 none!`): failed fits, not measurements. With a rank that is a large share "
-                  "of the model's width, try `probe_init: \"orthogonal\"` (see `TrainConfig.init`).", ""]
+        lines += [
+            f"Warning: probes at hidden states {sorted(set(failed))} never improved on their first epoch "
+            "(marked `1 none!`): failed fits, not measurements. With a rank that is a large share "
+            'of the model\'s width, try `probe_init: "orthogonal"` (see `TrainConfig.init`).',
+            "",
+        ]
     return lines
 
 
@@ -336,36 +446,51 @@ def _epoch(p: dict) -> str:
 
 
 def best_row(a: dict) -> dict | None:
-    """The entry chosen on validation (`best_layer`), with its test scores."""
-    return next((p for p in a["layers"] if p["layer"] == a.get("best_layer")), None)
+    """The entry chosen on validation (`best_hidden_state`), with its test scores."""
+    return next((p for p in a["hidden_states"] if p["hidden_state"] == a.get("best_hidden_state")), None)
 
 
 def _series_values(a: dict, best: dict) -> dict[str, Any]:
-    rw = {p["layer"]: p for p in a["baselines"]["random"]}.get(best["layer"], {})
+    rw = {p["hidden_state"]: p for p in a["baselines"]["random"]}.get(best["hidden_state"], {})
     emb = a["baselines"]["embedding"] or {}
-    return {"f1": best.get("f1"), "f1_ci": best.get("f1_ci"), "emb": emb.get("f1"), "emb_ci": emb.get("f1_ci"),
-            "rw": rw.get("f1"), "rw_ci": rw.get("f1_ci"), "minus_embedding": best.get("minus_embedding"),
-            "minus_random_weights": best.get("minus_random_weights")}
+    return {
+        "f1": best.get("f1"),
+        "f1_ci": best.get("f1_ci"),
+        "emb": emb.get("f1"),
+        "emb_ci": emb.get("f1_ci"),
+        "rw": rw.get("f1"),
+        "rw_ci": rw.get("f1_ci"),
+        "minus_embedding": best.get("minus_embedding"),
+        "minus_random_weights": best.get("minus_random_weights"),
+    }
 
 
 def _series_row(step: int, best: dict | None, v: dict) -> str:
-    return (f"| {step} | {(best or {}).get('layer', 'n/a')} | {with_ci(v.get('f1'), v.get('f1_ci'))} | "
-            f"{with_ci(v.get('emb'), v.get('emb_ci'))} | {with_ci(v.get('rw'), v.get('rw_ci'))} | "
-            f"{difference(v.get('minus_embedding'))} | {difference(v.get('minus_random_weights'))} |")
+    return (
+        f"| {step} | {(best or {}).get('hidden_state', 'n/a')} | {with_ci(v.get('f1'), v.get('f1_ci'))} | "
+        f"{with_ci(v.get('emb'), v.get('emb_ci'))} | {with_ci(v.get('rw'), v.get('rw_ci'))} | "
+        f"{difference(v.get('minus_embedding'))} | {difference(v.get('minus_random_weights'))} |"
+    )
 
 
 SERIES = SeriesCurve(
     title="AST-Probe test F1",
     layer_axis="hidden-states index (0 = embeddings)",
-    rows=lambda a: a["layers"],
-    index="layer",
+    rows=lambda a: a["hidden_states"],
+    index="hidden_state",
     score="f1",
     best=best_row,
     values=_series_values,
-    curves=(("best layer (valid)", "f1", "f1_ci", "-", "o"), ("embedding layer", "emb", "emb_ci", "--", None),
-            ("random weights, same layer", "rw", "rw_ci", ":", None)),
-    table_header=("| step | best layer (valid) | test F1 | embedding layer F1 | random weights F1 (same layer) "
-                  "| F1 - embedding | F1 - random weights |", "|---:|---:|---:|---:|---:|---:|---:|"),
+    curves=(
+        ("best hidden state (valid)", "f1", "f1_ci", "-", "o"),
+        ("embeddings", "emb", "emb_ci", "--", None),
+        ("random weights, same hidden state", "rw", "rw_ci", ":", None),
+    ),
+    table_header=(
+        "| step | best hidden state (valid) | test F1 | embeddings F1 | random weights F1 (same hidden state) "
+        "| F1 - embedding | F1 - random weights |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ),
     table_row=_series_row,
 )
 

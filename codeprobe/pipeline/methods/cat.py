@@ -37,8 +37,9 @@ def shared_tokens(cfg: RunConfig) -> dict[str, Any] | None:
     states (`Method.shared_pass`), or None: CAT-probing must read the source as given."""
     if cfg.cat is None or cfg.cat.model_input != "source":
         return None
-    wanted = [m.shared_pass(cfg) for m in methods() if m.name != "cat" and m.enabled(cfg)
-              and "hidden_states" in m.needs]
+    wanted = [
+        m.shared_pass(cfg) for m in methods() if m.name != "cat" and m.enabled(cfg) and "hidden_states" in m.needs
+    ]
     return next((tokens for tokens in wanted if tokens is not None), None)
 
 
@@ -54,10 +55,14 @@ def step_settings(cfg: RunConfig, language: str) -> dict[str, Any]:
     if cat["types"] == "auto":
         cat["types"] = default_strategy(language)
     cat["per_head"] = cat["per_head"] and cat["head_pooling"] == "mean"  # max pools the heads away
-    return {"cat": cat, "seed": cfg.seed, "extraction": cfg.extraction.model_dump(mode="json"),
-            "hidden_state_tokens": shared_tokens(cfg),
-            "grammar": {"package": grammar.package, "version": grammar.package_version},
-            "versions": versions()}
+    return {
+        "cat": cat,
+        "seed": cfg.seed,
+        "extraction": cfg.extraction.model_dump(mode="json"),
+        "hidden_state_tokens": shared_tokens(cfg),
+        "grammar": {"package": grammar.package, "version": grammar.package_version},
+        "versions": versions(),
+    }
 
 
 def run(cfg: RunConfig, steps: Steps, target: Target, log) -> None:
@@ -66,10 +71,25 @@ def run(cfg: RunConfig, steps: Steps, target: Target, log) -> None:
     shard_size = cfg.extraction.shard_size
     n_shards = max(1, -(-target.n_snippets // shard_size))
     where = (target.model_id, target.data_key)
-    keys = [step_key("cat-shard", {"where": where, "shard": k, "shard_size": shard_size, "settings": settings})
-            for k in range(n_shards)]
-    futures = [steps.submit("cat-shard", cat_shard, target.model, target.language, target.data_dir, k, shard_size,
-                            settings, str(target.results.shard(k)), keys[k]) for k in range(n_shards)]
+    keys = [
+        step_key("cat-shard", {"where": where, "shard": k, "shard_size": shard_size, "settings": settings})
+        for k in range(n_shards)
+    ]
+    futures = [
+        steps.submit(
+            "cat-shard",
+            cat_shard,
+            target.model,
+            target.language,
+            target.data_dir,
+            k,
+            shard_size,
+            settings,
+            str(target.results.shard(k)),
+            keys[k],
+        )
+        for k in range(n_shards)
+    ]
     paths = []
     stores = target.shared.setdefault("hidden_states", {})
     for k, future in enumerate(progress(futures, desc=f"CAT {target.model}", unit="shard", inner=False)):
@@ -78,8 +98,9 @@ def run(cfg: RunConfig, steps: Steps, target: Target, log) -> None:
             stores[keys[k]] = str(hidden_state_store(paths[-1]))
         log.info("CAT %s / %s: shard %d/%d done", target.model, target.language, k + 1, n_shards)
     reduce_key = step_key("cat-reduce", {"shards": keys, "settings": settings})
-    steps.submit("cat-reduce", cat_reduce, target.model, target.language, paths, settings,
-                 str(target.results.path), reduce_key).result()
+    steps.submit(
+        "cat-reduce", cat_reduce, target.model, target.language, paths, settings, str(target.results.path), reduce_key
+    ).result()
     log.info("CAT %s / %s: scored", target.model, target.language)
 
 
@@ -105,21 +126,38 @@ def cat_probe(settings: dict[str, Any]):
     from codeprobe.probes.cat.probe import CATProbe
 
     tokens = settings["hidden_state_tokens"]
-    return CATProbe(**settings["cat"], random_state=settings["seed"],
-                    batch_size=settings["extraction"]["batch_size"],
-                    vector_tokens=None if tokens is None else partial(tuple_tokens, **tokens))
+    return CATProbe(
+        **settings["cat"],
+        random_state=settings["seed"],
+        batch_size=settings["extraction"]["batch_size"],
+        vector_tokens=None if tokens is None else partial(tuple_tokens, **tokens),
+    )
 
 
 def _scorer(settings: dict[str, Any], language: str):
     from codeprobe.probes.cat.scorer import CATAccumulator
 
     cat = settings["cat"]
-    return CATAccumulator(language=language, types=cat["types"], quantile=cat["quantile"], top_k=cat["top_k"],
-                          random_state=settings["seed"], head_rows=False)
+    return CATAccumulator(
+        language=language,
+        types=cat["types"],
+        quantile=cat["quantile"],
+        top_k=cat["top_k"],
+        random_state=settings["seed"],
+        head_rows=False,
+    )
 
 
-def cat_shard(model: str, language: str, data_dir: str, shard: int, shard_size: int,
-              settings: dict[str, Any], out_path: str, key: str) -> str:
+def cat_shard(
+    model: str,
+    language: str,
+    data_dir: str,
+    shard: int,
+    shard_size: int,
+    settings: dict[str, Any],
+    out_path: str,
+    key: str,
+) -> str:
     """Pass 1 of CAT-probing on one shard: parse, one forward pass per batch, distances and,
     where the kept types are known up front (`paper`, `all`), the scores.
 
@@ -195,8 +233,9 @@ def _savez(tmp: Path, arrays: dict[str, np.ndarray]) -> None:
         np.savez(f, **arrays)
 
 
-def cat_reduce(model: str, language: str, shard_paths: list[str], settings: dict[str, Any], out_dir: str,
-               key: str) -> str:
+def cat_reduce(
+    model: str, language: str, shard_paths: list[str], settings: dict[str, Any], out_dir: str, key: str
+) -> str:
     """Pass 2 of CAT-probing over all shards: the shards' scorers merged in shard order (under
     `paper` and `all` their rows and rate tables add up; under `topk` their inputs are scored
     here, with the merged rates), then scores, baselines and their bootstrap intervals.
@@ -218,22 +257,46 @@ def cat_reduce(model: str, language: str, shard_paths: list[str], settings: dict
     with _scorer(settings, language) as scorer:
         for path in shard_paths:
             scorer.merge(CATAccumulator.load(path))
-        result = scorer.result({"distance": settings["cat"]["distance"],
-                                "max_subwords": settings["cat"]["max_subwords"], "model": info.as_dict(),
-                                "grammar": settings["grammar"], "versions": settings["versions"]})
+        result = scorer.result(
+            {
+                "distance": settings["cat"]["distance"],
+                "max_subwords": settings["cat"]["max_subwords"],
+                "model": info.as_dict(),
+                "grammar": settings["grammar"],
+                "versions": settings["versions"],
+            }
+        )
     meta = result.metadata()
     write_atomic(out / "samples.parquet", lambda tmp: result.samples.to_parquet(tmp, meta))
     write_atomic(out / "layers.parquet", lambda tmp: pq.write_table(result.summary.to_arrow(meta), tmp))
     write_atomic(out / "rates.parquet", lambda tmp: pq.write_table(result.rates.to_arrow(), tmp))
     summary = result.summary
-    names = ("layer", "head", "n_used", "n_skipped", "score", "score_std", "random_baseline", "positional_baseline",
-             "skip_reasons", "minus_positional", "minus_random", "score_ci", "random_ci", "positional_ci",
-             "minus_positional_ci", "minus_random_ci")
+    names = (
+        "layer",
+        "head",
+        "n_used",
+        "n_skipped",
+        "score",
+        "score_std",
+        "random_baseline",
+        "positional_baseline",
+        "skip_reasons",
+        "minus_positional",
+        "minus_random",
+        "score_ci",
+        "random_ci",
+        "positional_ci",
+        "minus_positional_ci",
+        "minus_random_ci",
+    )
     layers = [{name: getattr(summary, name)[i] for name in names} for i in range(len(summary))]
     for row in layers:
         row["head"] = MEAN_HEAD if row["head"] < 0 else int(row["head"])
-    return write_step_json(done, {"method": "CAT-probing", "language": language, "model": info.as_dict(),
-                                  "layers": layers, "settings": meta}, key)
+    return write_step_json(
+        done,
+        {"method": "CAT-probing", "language": language, "model": info.as_dict(), "layers": layers, "settings": meta},
+        key,
+    )
 
 
 # ---------------------------------------------------------------- summary
@@ -254,12 +317,23 @@ def summarize(folder: ResultFolder, cfg: RunConfig) -> dict[str, Any] | None:
 
     return {
         "layers": [
-            {"layer": r["layer"], "score": r["score"], "score_ci": r["score_ci"], "score_std": r["score_std"],
-             "random_baseline": r["random_baseline"], "random_baseline_ci": r["random_ci"],
-             "positional_baseline": r["positional_baseline"], "positional_baseline_ci": r["positional_ci"],
-             "minus_positional": diff(r, "minus_positional"), "minus_random": diff(r, "minus_random"),
-             "n_used": r["n_used"], "n_skipped": r["n_skipped"], "skip_reasons": r["skip_reasons"]}
-            for r in s["layers"] if r["head"] in (MEAN_HEAD, -1)
+            {
+                "layer": r["layer"],
+                "score": r["score"],
+                "score_ci": r["score_ci"],
+                "score_std": r["score_std"],
+                "random_baseline": r["random_baseline"],
+                "random_baseline_ci": r["random_ci"],
+                "positional_baseline": r["positional_baseline"],
+                "positional_baseline_ci": r["positional_ci"],
+                "minus_positional": diff(r, "minus_positional"),
+                "minus_random": diff(r, "minus_random"),
+                "n_used": r["n_used"],
+                "n_skipped": r["n_skipped"],
+                "skip_reasons": r["skip_reasons"],
+            }
+            for r in s["layers"]
+            if r["head"] in (MEAN_HEAD, -1)
         ],
         "types": s["settings"].get("types"),
         "kept_types": s["settings"].get("kept_types"),
@@ -279,24 +353,49 @@ def model_info(folder: ResultFolder) -> dict[str, Any] | None:
 
 def report(sections: list[tuple[str, dict[str, Any]]], plots: Path) -> list[str]:
     """The Markdown section: CAT-score by layer with both baselines, and a table per result."""
-    with axes(plots / "cat_by_layer.png", "CAT-score by layer (95% bootstrap bands)",
-              "layer (transformer layer, 0-based)", "CAT-score") as ax:
+    with axes(
+        plots / "cat_by_layer.png",
+        "CAT-score by layer (95% bootstrap bands)",
+        "layer (transformer layer, 0-based)",
+        "CAT-score",
+    ) as ax:
         for label, c in sections:
             color = curve(ax, c["layers"], "layer", "score", "score_ci", marker="o", label=label)
-            curve(ax, c["layers"], "layer", "random_baseline", "random_baseline_ci", color, ls=":",
-                  label=f"{label}: random attention")
-            curve(ax, c["layers"], "layer", "positional_baseline", "positional_baseline_ci", color, ls="--",
-                  label=f"{label}: positional attention")
+            curve(
+                ax,
+                c["layers"],
+                "layer",
+                "random_baseline",
+                "random_baseline_ci",
+                color,
+                ls=":",
+                label=f"{label}: random attention",
+            )
+            curve(
+                ax,
+                c["layers"],
+                "layer",
+                "positional_baseline",
+                "positional_baseline_ci",
+                color,
+                ls="--",
+                label=f"{label}: positional attention",
+            )
     lines = ["## CAT-probing", "", f"![CAT-score by layer]({plots.name}/cat_by_layer.png)", ""]
     for label, c in sections:
-        lines += [f"**{label}** (types `{c['types']}`, distance `{c['distance']}`, q {c['quantile']})", "",
-                  "| layer | CAT-score | random | positional | CAT - positional | samples | skipped |",
-                  "|---:|---:|---:|---:|---:|---:|---:|"]
-        lines += [f"| {row['layer']} | {with_ci(row['score'], row['score_ci'])} | "
-                  f"{with_ci(row['random_baseline'], row['random_baseline_ci'])} | "
-                  f"{with_ci(row['positional_baseline'], row['positional_baseline_ci'])} | "
-                  f"{difference(row['minus_positional'])} | {row['n_used']} | {row['n_skipped']} |"
-                  for row in c["layers"]]
+        lines += [
+            f"**{label}** (types `{c['types']}`, distance `{c['distance']}`, q {c['quantile']})",
+            "",
+            "| layer | CAT-score | random | positional | CAT - positional | samples | skipped |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {row['layer']} | {with_ci(row['score'], row['score_ci'])} | "
+            f"{with_ci(row['random_baseline'], row['random_baseline_ci'])} | "
+            f"{with_ci(row['positional_baseline'], row['positional_baseline_ci'])} | "
+            f"{difference(row['minus_positional'])} | {row['n_used']} | {row['n_skipped']} |"
+            for row in c["layers"]
+        ]
         lines.append("")
     return lines
 
@@ -341,14 +440,14 @@ def _rates(table: dict[str, list], n_layers: int, n_samples: int) -> dict[str, A
     rate = [[None] * len(types) for _ in range(n_layers)]
     rank = [[0] * len(types) for _ in range(n_layers)]
     num, eligible = [0] * len(types), [False] * len(types)
-    for layer, t, n, r, e, k in zip(table["layer"], table["type"], table["num"], table["rate"], table["eligible"],
-                                    table["rank"]):
+    for layer, t, n, r, e, k in zip(
+        table["layer"], table["type"], table["num"], table["rate"], table["eligible"], table["rank"]
+    ):
         if layer < n_layers:
             i = index[t]
             rate[layer][i] = None if r is None or r != r else round(r, 6)
             rank[layer][i], num[i], eligible[i] = k, n, bool(e)
-    return {"types": types, "num": num, "eligible": eligible, "rate": rate, "rank": rank,
-            "n_samples": n_samples}
+    return {"types": types, "num": num, "eligible": eligible, "rate": rate, "rank": rank, "n_samples": n_samples}
 
 
 # ---------------------------------------------------------------- over training
@@ -363,10 +462,12 @@ def best_row(c: dict) -> dict | None:
 
 def _series_row(step: int, best: dict | None, v: dict) -> str:
     b = best or {}
-    return (f"| {step} | {b.get('layer', 'n/a')} | {with_ci(b.get('score'), b.get('score_ci'))} | "
-            f"{with_ci(b.get('random_baseline'), b.get('random_baseline_ci'))} | "
-            f"{with_ci(b.get('positional_baseline'), b.get('positional_baseline_ci'))} | "
-            f"{difference(b.get('minus_positional'))} |")
+    return (
+        f"| {step} | {b.get('layer', 'n/a')} | {with_ci(b.get('score'), b.get('score_ci'))} | "
+        f"{with_ci(b.get('random_baseline'), b.get('random_baseline_ci'))} | "
+        f"{with_ci(b.get('positional_baseline'), b.get('positional_baseline_ci'))} | "
+        f"{difference(b.get('minus_positional'))} |"
+    )
 
 
 SERIES = SeriesCurve(
@@ -377,11 +478,15 @@ SERIES = SeriesCurve(
     score="score",
     best=best_row,
     values=lambda c, best: best,
-    curves=(("best layer", "score", "score_ci", "-", "o"),
-            ("random attention", "random_baseline", "random_baseline_ci", ":", None),
-            ("positional attention", "positional_baseline", "positional_baseline_ci", "--", None)),
-    table_header=("| step | best layer | CAT-score | random attention | positional attention | CAT - positional |",
-                  "|---:|---:|---:|---:|---:|---:|"),
+    curves=(
+        ("best layer", "score", "score_ci", "-", "o"),
+        ("random attention", "random_baseline", "random_baseline_ci", ":", None),
+        ("positional attention", "positional_baseline", "positional_baseline_ci", "--", None),
+    ),
+    table_header=(
+        "| step | best layer | CAT-score | random attention | positional attention | CAT - positional |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ),
     table_row=_series_row,
 )
 

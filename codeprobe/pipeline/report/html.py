@@ -23,8 +23,14 @@ def run_series(run: RunFolder, *, label_run: bool = False) -> tuple[dict[str, An
             label += f" ({Path(summary.get('run', str(run.root))).name})"
         if isinstance(r.get("step"), int):
             label += f", step {r['step']}"
-        s: dict[str, Any] = {"label": label, "model": r["model_name"], "language": r["language"],
-                             "dataset": r["dataset"], "step": r.get("step"), "run": summary.get("run")}
+        s: dict[str, Any] = {
+            "label": label,
+            "model": r["model_name"],
+            "language": r["language"],
+            "dataset": r["dataset"],
+            "step": r.get("step"),
+            "run": summary.get("run"),
+        }
         folder = r.get("folder")
         for m in methods():
             if r.get(m.name):
@@ -35,8 +41,11 @@ def run_series(run: RunFolder, *, label_run: bool = False) -> tuple[dict[str, An
             payload.pop("_key", None)
             labels = payload.pop("labels", None)
             if labels and "astprobe" in s:
-                s["astprobe"].update(labels=labels["rows"], labels_layer=labels["layer"],
-                                     labels_snippets=labels["n_snippets"])
+                s["astprobe"].update(
+                    labels=labels["rows"],
+                    labels_hidden_state=labels["hidden_state"],
+                    labels_snippets=labels["n_snippets"],
+                )
             s["explorer"] = payload
         out.append(s)
     return summary, out

@@ -39,8 +39,12 @@ def render_report(runs: list[Path] | Path, out: Path) -> Path:
         lines += [f"> {TEXT_MODEL_NOTE}", ""]
     lines += [run_line(s) for s in summaries] + [""]
     for m in methods():
-        sections = [(label(s, r, label_run), r[m.name]) for s in summaries for r in s["results"]
-                    if r.get(m.name) and is_last_step(s, r)]  # a series' earlier steps: over training
+        sections = [
+            (label(s, r, label_run), r[m.name])
+            for s in summaries
+            for r in s["results"]
+            if r.get(m.name) and is_last_step(s, r)
+        ]  # a series' earlier steps: over training
         if sections:
             body = m.report(sections, plots)
             lines += body[:1] + body[1:3] + [f"Brackets: {UNCERTAINTY_NOTE}.", ""] + body[3:]

@@ -22,8 +22,11 @@ def series_groups(summaries: list[dict], label_run: bool = False) -> list[tuple[
     for s in summaries:
         for r in s["results"]:
             if r.get("step") is not None:
-                label = (f"{model_display_name(series_name(r['model']))}"
-                         + (f" ({Path(s['run']).name})" if label_run else "") + f", {r['language']}, {r['dataset']}")
+                label = (
+                    f"{model_display_name(series_name(r['model']))}"
+                    + (f" ({Path(s['run']).name})" if label_run else "")
+                    + f", {r['language']}, {r['dataset']}"
+                )
                 groups.setdefault(label, []).append({**r, "_run": Path(s["run"]).name})
     return [(label, sorted(rs, key=lambda r: r["step"])) for label, rs in groups.items()]
 
@@ -46,15 +49,25 @@ def series_lines(summaries: list[dict], plots: Path, label_run: bool) -> list[st
     groups = series_groups(summaries, label_run)
     if not groups:
         return []
-    lines = ["## Over training (checkpoint series)", "",
-             "Each checkpoint of a series is probed like a model of its own; the per-layer sections "
-             "above show each series' last checkpoint. Heat maps: score per (training step, layer); "
-             "curves: the best layer at each step (AST-Probe: chosen on validation; CAT: highest "
-             f"CAT-score), with its baselines. Brackets and bands: {UNCERTAINTY_NOTE}.", ""]
+    lines = [
+        "## Over training (checkpoint series)",
+        "",
+        "Each checkpoint of a series is probed like a model of its own; the per-layer sections "
+        "above show each series' last checkpoint. Heat maps: score per (training step, layer); "
+        "curves: the best layer at each step (AST-Probe: chosen on validation; CAT: highest "
+        f"CAT-score), with its baselines. Brackets and bands: {UNCERTAINTY_NOTE}.",
+        "",
+    ]
     for label, results in groups:
         first = results[0]
-        name = "-".join([slug(series_name(first["model"])), first["language"], slug(first["dataset"]),
-                         *([slug(first["_run"])] if label_run else [])])
+        name = "-".join(
+            [
+                slug(series_name(first["model"])),
+                first["language"],
+                slug(first["dataset"]),
+                *([slug(first["_run"])] if label_run else []),
+            ]
+        )
         lines += [f"### {label}", ""]
         for m in methods():
             done = [r for r in results if r.get(m.name)]

@@ -48,14 +48,22 @@ def band(ax, rows: Sequence[dict], x: str, ci: str, color) -> None:
 
 def curve(ax, rows: Sequence[dict], x: str, y: str, ci: str, color=None, **style) -> str:
     """Plot `y` against `x` with its 95% band `ci`; returns the line's colour."""
-    line, = ax.plot(*xy(rows, x, y), color=color, **style)
+    (line,) = ax.plot(*xy(rows, x, y), color=color, **style)
     band(ax, rows, x, ci, line.get_color())
     return line.get_color()
 
 
-def series_figure(path: Path, label: str, title: str, layer_axis: str, steps: list[int], layers: list[int],
-                  scores: np.ndarray, points: list[tuple[int, int, dict[str, Any]]],
-                  curves: list[tuple[str, str, str, str, str | None]]) -> None:
+def series_figure(
+    path: Path,
+    label: str,
+    title: str,
+    layer_axis: str,
+    steps: list[int],
+    layers: list[int],
+    scores: np.ndarray,
+    points: list[tuple[int, int, dict[str, Any]]],
+    curves: list[tuple[str, str, str, str, str | None]],
+) -> None:
     """Two panels: the step x layer heat map of `scores` (n_steps, n_layers), and the best
     layer's score over steps with its 95% band and baselines.
 
@@ -79,8 +87,15 @@ def series_figure(path: Path, label: str, title: str, layer_axis: str, steps: li
     for i in range(len(steps)):
         for j in range(len(layers)):
             if np.isfinite(scores[i, j]):
-                hm.text(i, j, f"{scores[i, j]:.3f}", ha="center", va="center", fontsize=6,
-                        color="black" if scores[i, j] > middle else "white")
+                hm.text(
+                    i,
+                    j,
+                    f"{scores[i, j]:.3f}",
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="black" if scores[i, j] > middle else "white",
+                )
     for name, key, ci, style, marker in curves:
         rows = [{"step": step, key: values.get(key), ci: values.get(ci)} for step, _, values in points]
         if xy(rows, "step", key)[0]:
@@ -88,8 +103,14 @@ def series_figure(path: Path, label: str, title: str, layer_axis: str, steps: li
     score_key = curves[0][1]
     for step, layer, values in points:
         if values.get(score_key) is not None:
-            ax.annotate(str(layer), (step, values[score_key]), textcoords="offset points", xytext=(0, 6),
-                        fontsize=7, ha="center")
+            ax.annotate(
+                str(layer),
+                (step, values[score_key]),
+                textcoords="offset points",
+                xytext=(0, 6),
+                fontsize=7,
+                ha="center",
+            )
     if steps:
         if min(steps) > 0:
             ax.set_xscale("log")

@@ -27,9 +27,9 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
-from itertools import chain
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +37,8 @@ from filelock import FileLock
 
 from codeprobe.errors import InputError
 from codeprobe.model import Extractor, Snippet
-from codeprobe.provenance import source_hash
 from codeprobe.progress import progress
+from codeprobe.provenance import source_hash
 
 log = logging.getLogger("codeprobe.astprobe")
 
@@ -107,8 +107,7 @@ class VectorCache:
             raise InputError(f"layer {layer} is not in 0..{self.n_states - 1}")
         if self.n_tokens == 0:
             return np.zeros((0, self.hidden), np.float16)
-        return np.memmap(_layer_file(self.path, layer), dtype=np.float16, mode="r",
-                         shape=(self.n_tokens, self.hidden))
+        return np.memmap(_layer_file(self.path, layer), dtype=np.float16, mode="r", shape=(self.n_tokens, self.hidden))
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> VectorCache:
@@ -134,8 +133,7 @@ def fingerprint(items: Sequence[CacheItem], extractor: Extractor, model_label: s
     spans."""
     h = hashlib.sha256()
     info = extractor.info
-    h.update(json.dumps([FORMAT_VERSION, source_hash(), info.as_dict(), extractor.max_subwords,
-                         model_label]).encode())
+    h.update(json.dumps([FORMAT_VERSION, source_hash(), info.as_dict(), extractor.max_subwords, model_label]).encode())
     for item in items:
         h.update(item.id.encode() + b"\0" + item.digest.encode())
     return h.hexdigest()
@@ -181,8 +179,14 @@ def _complete(path: Path, key: str) -> bool:
     return meta.get("format") == FORMAT_VERSION and meta.get("fingerprint") == key
 
 
-def _build(path: Path, items: Sequence[CacheItem], extractor: Extractor, key: str,
-           model_label: str | None, reuse: Sequence[VectorCache]) -> None:
+def _build(
+    path: Path,
+    items: Sequence[CacheItem],
+    extractor: Extractor,
+    key: str,
+    model_label: str | None,
+    reuse: Sequence[VectorCache],
+) -> None:
     """Encode `items` into a temporary directory beside `path`, then rename it into place."""
     if not extractor.vectors:
         raise InputError("the extractor must compute vectors")
@@ -230,9 +234,17 @@ class _Writer:
             f.close()
         try:
             if kind is None:
-                meta = {"format": FORMAT_VERSION, "n_states": self.n_states, "hidden": self.hidden,
-                        "dtype": "float16", "ids": self.ids, "lengths": self.lengths,
-                        "digests": self.digests, "skipped": self.skipped, **self.meta}
+                meta = {
+                    "format": FORMAT_VERSION,
+                    "n_states": self.n_states,
+                    "hidden": self.hidden,
+                    "dtype": "float16",
+                    "ids": self.ids,
+                    "lengths": self.lengths,
+                    "digests": self.digests,
+                    "skipped": self.skipped,
+                    **self.meta,
+                }
                 (self.tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
                 if self.path.exists():
                     shutil.rmtree(self.path)
@@ -241,8 +253,9 @@ class _Writer:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def write_store(path: str | os.PathLike, entries: Iterable[tuple[CacheItem, np.ndarray]], model: dict,
-                key: str) -> Path:
+def write_store(
+    path: str | os.PathLike, entries: Iterable[tuple[CacheItem, np.ndarray]], model: dict, key: str
+) -> Path:
     """Write the vectors another pass computed (e.g. CAT-probing's, `CATProbe(vector_tokens=)`)
     as a cache that `cached_vectors(reuse=...)` copies from.
 
@@ -263,8 +276,7 @@ def write_store(path: str | os.PathLike, entries: Iterable[tuple[CacheItem, np.n
     return Path(path)
 
 
-def _encode(writer: _Writer, items: Sequence[CacheItem], extractor: Extractor,
-            reuse: Sequence[VectorCache]) -> None:
+def _encode(writer: _Writer, items: Sequence[CacheItem], extractor: Extractor, reuse: Sequence[VectorCache]) -> None:
     found = {}
     for cache in reuse:
         for digest, rows in cache.rows().items():
@@ -273,8 +285,10 @@ def _encode(writer: _Writer, items: Sequence[CacheItem], extractor: Extractor,
     # cache's order (which `ids` records) need not be the input order.
     ordered = sorted(items, key=lambda it: -len(it.code))
     todo = [it for it in ordered if it.digest not in found]
-    results = extractor.extract(Snippet(it.id, it.code, np.asarray(it.token_starts, np.int64),
-                                        np.asarray(it.token_ends, np.int64)) for it in todo)
+    results = extractor.extract(
+        Snippet(it.id, it.code, np.asarray(it.token_starts, np.int64), np.asarray(it.token_ends, np.int64))
+        for it in todo
+    )
     layers = {}  # a reused cache's memory-mapped layers, opened once
     for item in progress(ordered, total=len(ordered), desc="extracting vectors", unit="snippet"):
         n = len(item.token_starts)
@@ -290,8 +304,13 @@ def _encode(writer: _Writer, items: Sequence[CacheItem], extractor: Extractor,
             continue
         writer.add(item, result.vectors)
     writer.meta["reused"] = len(ordered) - len(todo)
-    log.info("cached %d of %d snippets' vectors (%d of them copied from an earlier pass) in %s",
-             len(writer.ids), len(items), writer.meta["reused"], writer.path)
+    log.info(
+        "cached %d of %d snippets' vectors (%d of them copied from an earlier pass) in %s",
+        len(writer.ids),
+        len(items),
+        writer.meta["reused"],
+        writer.path,
+    )
 
 
 def _layer_file(path: Path, layer: int) -> Path:

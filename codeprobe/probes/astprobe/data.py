@@ -24,9 +24,9 @@ import numpy as np
 from codeprobe.errors import InputError
 from codeprobe.model import Extractor, Snippet
 from codeprobe.probes.astprobe.cache import CacheItem, VectorCache, cached_vectors
-from codeprobe.probes.astprobe.recovery import TupleBatch
-from codeprobe.probes.astprobe.probe_data import ProbeData
 from codeprobe.probes.astprobe.preprocess import remove_docstrings as strip_docstrings
+from codeprobe.probes.astprobe.probe_data import ProbeData
+from codeprobe.probes.astprobe.recovery import TupleBatch
 from codeprobe.probes.astprobe.tuples import ASTTuple, tree_tuple, tuple_tokens
 from codeprobe.syntax import parse
 from codeprobe.syntax.languages import canonical_language
@@ -162,8 +162,11 @@ def prepare_split(
         tuples=tuple(by_id[i][1] for i in cache.ids),
         cache=cache,
         dropped=dict(dropped),
-        options={"remove_docstrings": remove_docstrings, "drop_line_continuations": drop_line_continuations,
-                 "model_input": model_input},
+        options={
+            "remove_docstrings": remove_docstrings,
+            "drop_line_continuations": drop_line_continuations,
+            "model_input": model_input,
+        },
     )
 
 

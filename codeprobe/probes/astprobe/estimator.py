@@ -201,12 +201,14 @@ class ASTProbe(BaseEstimator):
             config=self.config,
             random_state=self.random_state,
         )
-        return self._set_fitted(result.module, vocabs, language=language, model=model,
-                                model_info=train.cache.model, fit_result=result)
+        return self._set_fitted(
+            result.module, vocabs, language=language, model=model, model_info=train.cache.model, fit_result=result
+        )
 
     @classmethod
-    def from_fit_result(cls, result: FitResult, train: ProbeSplit, *, model: str | LoadedModel | None = None,
-                        **params) -> ASTProbe:
+    def from_fit_result(
+        cls, result: FitResult, train: ProbeSplit, *, model: str | LoadedModel | None = None, **params
+    ) -> ASTProbe:
         """The fitted probe that `fit_splits(train, ...)` gives, from a training already run on
         `train` elsewhere (e.g. `sweeps.sweep`'s joint `fit_many`, with `split_vocabs(train)`).
 
@@ -230,13 +232,17 @@ class ASTProbe(BaseEstimator):
         module = result.module
         if module.rank != probe.rank:
             raise InputError(f"the trained projection has rank {module.rank}, not {probe.rank}")
-        sizes = tuple(int(v[language].shape[1]) if language in v else None
-                      for v in (module.vectors_c, module.vectors_u))
+        sizes = tuple(
+            int(v[language].shape[1]) if language in v else None for v in (module.vectors_c, module.vectors_u)
+        )
         if sizes != (len(vocabs[0]), len(vocabs[1])):
-            raise InputError(f"the trained label vectors ({sizes}) do not match the split's vocabularies "
-                             f"({len(vocabs[0])}, {len(vocabs[1])}): it was not trained on this split")
-        return probe._set_fitted(module, vocabs, language=language, model=model, model_info=train.cache.model,
-                                 fit_result=result)
+            raise InputError(
+                f"the trained label vectors ({sizes}) do not match the split's vocabularies "
+                f"({len(vocabs[0])}, {len(vocabs[1])}): it was not trained on this split"
+            )
+        return probe._set_fitted(
+            module, vocabs, language=language, model=model, model_info=train.cache.model, fit_result=result
+        )
 
     def evaluate(self, X) -> ProbeScores:
         """P, R, F1 (means over snippets), label accuracies and d-pair accuracy on `X`."""
@@ -304,8 +310,14 @@ class ASTProbe(BaseEstimator):
 
     # -- data -------------------------------------------------------------------------------
 
-    def prepare(self, X, *, model: str | LoadedModel | None = None, extractor: Extractor | None = None,
-                model_label: str | None = None) -> ProbeSplit:
+    def prepare(
+        self,
+        X,
+        *,
+        model: str | LoadedModel | None = None,
+        extractor: Extractor | None = None,
+        model_label: str | None = None,
+    ) -> ProbeSplit:
         """Parse `X`, extract gold tuples and cache every layer's token vectors.
 
         The model that reads `X`: `extractor` if given, else `model` (see `extractor`).
@@ -335,8 +347,10 @@ class ASTProbe(BaseEstimator):
         self._check_params()
         settings = (self.device, self.extraction_batch_size)
         kept = getattr(self, "_extractor", None)
-        if kept is not None and kept[1] == settings and (
-            kept[0] is model or (isinstance(model, (str, os.PathLike)) and kept[0] == model)
+        if (
+            kept is not None
+            and kept[1] == settings
+            and (kept[0] is model or (isinstance(model, (str, os.PathLike)) and kept[0] == model))
         ):
             return kept[2]
         loaded = model if isinstance(model, LoadedModel) else load_model(model, device=self.device)
@@ -378,7 +392,9 @@ class ASTProbe(BaseEstimator):
             "drop_line_continuations": self.drop_line_continuations,
             "model_input": self.model_input,
             "config": asdict(self.config),
-            "training": None if result is None else {
+            "training": None
+            if result is None
+            else {
                 "best_epoch": result.best_epoch,
                 "hit_max_epochs": result.hit_max_epochs,
                 "best_valid_loss": result.best_valid_loss,
@@ -463,12 +479,17 @@ class ASTProbe(BaseEstimator):
         """`split` is in this probe's language, made with its switches, and holds its layer."""
         if split.language != language:
             raise InputError(f"this probe is for {language}, the split is {split.language}")
-        options = {"remove_docstrings": self.remove_docstrings, "drop_line_continuations":
-                   self.drop_line_continuations, "model_input": self.model_input}
+        options = {
+            "remove_docstrings": self.remove_docstrings,
+            "drop_line_continuations": self.drop_line_continuations,
+            "model_input": self.model_input,
+        }
         differ = sorted(k for k, v in split.options.items() if k in options and options[k] != v)
         if differ:
-            raise InputError(f"the split was prepared with other {', '.join(differ)} than this probe's: "
-                             "prepare it with the probe's `prepare`")
+            raise InputError(
+                f"the split was prepared with other {', '.join(differ)} than this probe's: "
+                "prepare it with the probe's `prepare`"
+            )
         if not 0 <= self.layer < split.cache.n_states:
             raise InputError(
                 f"layer {self.layer} does not exist: the model has hidden states 0..{split.cache.n_states - 1}"
@@ -477,9 +498,16 @@ class ASTProbe(BaseEstimator):
     def _cache_root(self) -> Path:
         return Path(self.cache_dir) if self.cache_dir is not None else default_cache_dir()
 
-    def _set_fitted(self, module: ProbeModule, vocabs: tuple[LabelVocab, LabelVocab], *, language: str,
-                    model: str | LoadedModel | None, model_info: dict | None,
-                    fit_result: FitResult | None) -> ASTProbe:
+    def _set_fitted(
+        self,
+        module: ProbeModule,
+        vocabs: tuple[LabelVocab, LabelVocab],
+        *,
+        language: str,
+        model: str | LoadedModel | None,
+        model_info: dict | None,
+        fit_result: FitResult | None,
+    ) -> ASTProbe:
         """The one place that sets the fitted state (`fit_splits`, `from_fit_result`, `load`)."""
         self.module_, self.vocabs_, self.fit_result_ = module, vocabs, fit_result
         self.language_, self.model_, self.model_info_ = language, model, model_info

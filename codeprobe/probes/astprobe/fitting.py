@@ -109,8 +109,9 @@ def fit_many(
         torch.set_num_threads(before)
 
 
-def _fit_many(train, valid, vocabs, ranks, config: TrainConfig, random_state: int,
-              return_errors: bool) -> list[FitResult | ProbeDivergedError]:
+def _fit_many(
+    train, valid, vocabs, ranks, config: TrainConfig, random_state: int, return_errors: bool
+) -> list[FitResult | ProbeDivergedError]:
     train_sets = [as_list(t) for t in train]
     valid_sets = [as_list(v) for v in valid]
     if not train_sets or len(train_sets) != len(valid_sets):
@@ -137,8 +138,9 @@ def _fit_many(train, valid, vocabs, ranks, config: TrainConfig, random_state: in
     for run, loss in zip(runs, _valid_losses(runs, valid_targets, config.device)):
         run.begin(loss)
     rng = np.random.default_rng(random_state)
-    for epoch in progress(range(1, config.max_epochs + 1), desc=f"AST-Probe: training {len(runs)} probes",
-                          unit="epoch"):
+    for epoch in progress(
+        range(1, config.max_epochs + 1), desc=f"AST-Probe: training {len(runs)} probes", unit="epoch"
+    ):
         active = [run for run in runs if not run.done]
         if not active:
             break
@@ -165,8 +167,12 @@ def _check_same_snippets(members: list[list[ProbeData]]) -> None:
 
 def _same_gold(a: TupleBatch, b: TupleBatch) -> bool:
     return a is b or (
-        np.array_equal(a.lengths, b.lengths) and np.array_equal(a.d, b.d) and np.array_equal(a.c, b.c)
-        and np.array_equal(a.u, b.u) and a.c_names == b.c_names and a.u_names == b.u_names
+        np.array_equal(a.lengths, b.lengths)
+        and np.array_equal(a.d, b.d)
+        and np.array_equal(a.c, b.c)
+        and np.array_equal(a.u, b.u)
+        and a.c_names == b.c_names
+        and a.u_names == b.u_names
     )
 
 
@@ -178,15 +184,25 @@ def _groups(runs: list[ProbeRun]) -> list[list[ProbeRun]]:
     return list(by_shape.values())
 
 
-def _step(modules: Sequence[ProbeModule], optimizers: Sequence[torch.optim.Optimizer], h: torch.Tensor,
-          batch: Batch, orthogonality_weight: float) -> list[float]:
+def _step(
+    modules: Sequence[ProbeModule],
+    optimizers: Sequence[torch.optim.Optimizer],
+    h: torch.Tensor,
+    batch: Batch,
+    orthogonality_weight: float,
+) -> list[float]:
     """One optimiser step of every probe of a stack on its vectors h (S, n, hidden); returns each
     probe's loss (penalty included). The gradient of the summed loss for one probe's parameters
     is that of its own loss: the probes share nothing."""
     lang = batch.language
     proj = torch.stack([m.proj for m in modules])
-    loss = stacked_loss(h, proj, torch.stack([m.vectors_c[lang] for m in modules]),
-                        torch.stack([m.vectors_u[lang] for m in modules]), batch.targets).total()
+    loss = stacked_loss(
+        h,
+        proj,
+        torch.stack([m.vectors_c[lang] for m in modules]),
+        torch.stack([m.vectors_u[lang] for m in modules]),
+        batch.targets,
+    ).total()
     loss = loss + orthogonality_weight * orthogonality(proj)
     for opt in optimizers:
         opt.zero_grad()
@@ -208,8 +224,9 @@ def _train_epoch(runs: list[ProbeRun], targets: list[Targets], config: TrainConf
         gathered: dict[int, torch.Tensor] = {}
         for group in groups:
             h = stack([run.train[which].vectors for run in group], batch.tok, config.device, gathered)
-            losses = _step([run.module for run in group], [run.optimizer for run in group], h, batch,
-                           config.orthogonality)
+            losses = _step(
+                [run.module for run in group], [run.optimizer for run in group], h, batch, config.orthogonality
+            )
             for run, loss in zip(group, losses):
                 totals[id(run)] += loss
         steps += 1
@@ -234,15 +251,17 @@ def _valid_losses(runs: list[ProbeRun], targets: list[Targets], device: str) -> 
                         chunk = group[k : k + width]
                         h = stack([run.valid[which].vectors for run in chunk], batch.tok, device, gathered)
                         lang = batch.language
-                        stacked = stacked_loss(h, torch.stack([r.module.proj for r in chunk]),
-                                               torch.stack([r.module.vectors_c[lang] for r in chunk]),
-                                               torch.stack([r.module.vectors_u[lang] for r in chunk]),
-                                               batch.targets)
+                        stacked = stacked_loss(
+                            h,
+                            torch.stack([r.module.proj for r in chunk]),
+                            torch.stack([r.module.vectors_c[lang] for r in chunk]),
+                            torch.stack([r.module.vectors_u[lang] for r in chunk]),
+                            batch.targets,
+                        )
                         for s, run in enumerate(chunk):
                             parts[id(run)].append(_member_parts(stacked, s))
     return [mean_loss(parts[id(run)]) for run in runs]
 
 
 def _member_parts(parts: LossParts, s: int) -> LossParts:
-    return LossParts(parts.d_sum[s], parts.d_count, parts.c_sum[s], parts.c_count, parts.u_sum[s],
-                     parts.u_count)
+    return LossParts(parts.d_sum[s], parts.d_count, parts.c_sum[s], parts.c_count, parts.u_sum[s], parts.u_count)

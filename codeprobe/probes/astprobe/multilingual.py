@@ -16,9 +16,9 @@ import torch
 
 from codeprobe.errors import InputError
 from codeprobe.probes.astprobe.data import ProbeSplit
-from codeprobe.probes.astprobe.probe import ProbeModule
 from codeprobe.probes.astprobe.evaluation import ProbeScores, evaluate
 from codeprobe.probes.astprobe.fitting import fit
+from codeprobe.probes.astprobe.probe import ProbeModule
 from codeprobe.probes.astprobe.probe_run import FitResult
 from codeprobe.probes.astprobe.train_config import TrainConfig
 from codeprobe.probes.astprobe.vocab import LabelVocab

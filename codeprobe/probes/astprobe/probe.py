@@ -137,9 +137,10 @@ class LossParts:
 
     def total(self) -> torch.Tensor:
         """L_d + L_c + L_u, each a mean over its own items (0 if it has none)."""
-        return sum(s / c.clamp(min=1) for s, c in ((self.d_sum, self.d_count),
-                                                      (self.c_sum, self.c_count),
-                                                      (self.u_sum, self.u_count)))
+        return sum(
+            s / c.clamp(min=1)
+            for s, c in ((self.d_sum, self.d_count), (self.c_sum, self.c_count), (self.u_sum, self.u_count))
+        )
 
 
 def loss_parts(
@@ -225,8 +226,7 @@ def stacked_loss(
 def _cross_entropy_sums(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """(S,) summed cross-entropy of logits (S, K, classes) against target (K,) (IGNORE: 0)."""
     s, k, classes = logits.shape
-    per = F.cross_entropy(logits.reshape(s * k, classes), target.repeat(s), ignore_index=IGNORE,
-                          reduction="none")
+    per = F.cross_entropy(logits.reshape(s * k, classes), target.repeat(s), ignore_index=IGNORE, reduction="none")
     return per.view(s, k).sum(dim=1)
 
 

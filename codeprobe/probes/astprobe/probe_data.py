@@ -59,8 +59,9 @@ def gather(vectors: np.ndarray | torch.Tensor, tok: np.ndarray, out: torch.Tenso
     return out.copy_(torch.from_numpy(np.asarray(vectors[tok])))
 
 
-def stack(vectors: Sequence[np.ndarray | torch.Tensor], tok: np.ndarray, device: str,
-          gathered: dict[int, torch.Tensor]) -> torch.Tensor:
+def stack(
+    vectors: Sequence[np.ndarray | torch.Tensor], tok: np.ndarray, device: str, gathered: dict[int, torch.Tensor]
+) -> torch.Tensor:
     """float32 (S, n, hidden): rows `tok` of each of `vectors`. `gathered` remembers the rows
     already read from an array in this batch (by identity), so that probes sharing vectors
     (a rank sweep) read them once."""

@@ -75,8 +75,14 @@ class ProbeRun:
     of its members. `begin` records the losses at initialisation, `end_epoch` does the
     bookkeeping after each epoch (until `done`), `result` ends the run."""
 
-    def __init__(self, module: ProbeModule, train: list[ProbeData], valid: list[ProbeData],
-                 config: TrainConfig, name: str = "probe") -> None:
+    def __init__(
+        self,
+        module: ProbeModule,
+        train: list[ProbeData],
+        valid: list[ProbeData],
+        config: TrainConfig,
+        name: str = "probe",
+    ) -> None:
         self.module, self.train, self.valid, self.config, self.name = module, train, valid, config, name
         self.optimizer = adam(module, config.lr)
         self.scheduler = self._scheduler()
@@ -108,15 +114,16 @@ class ProbeRun:
         config = self.config
         lr = self.optimizer.param_groups[0]["lr"]
         self.history.append(EpochRecord(epoch, train_loss, valid_loss, lr))
-        log.info("%s, epoch %d: train loss %.4f, validation loss %.4f, lr %.1e", self.name, epoch, train_loss,
-                 valid_loss, lr)
+        log.info(
+            "%s, epoch %d: train loss %.4f, validation loss %.4f, lr %.1e", self.name, epoch, train_loss, valid_loss, lr
+        )
         blew_up = not (
-            train_loss <= _BLOW_UP * max(self.init_train, 1.0)
-            and valid_loss <= _BLOW_UP * max(self.init_valid, 1.0)
+            train_loss <= _BLOW_UP * max(self.init_train, 1.0) and valid_loss <= _BLOW_UP * max(self.init_valid, 1.0)
         )  # also true for NaN
         if blew_up:
-            log.warning("%s, epoch %d diverged (train loss %s): rolled back, lr divided by 10", self.name, epoch,
-                        train_loss)
+            log.warning(
+                "%s, epoch %d diverged (train loss %s): rolled back, lr divided by 10", self.name, epoch, train_loss
+            )
             self.rollbacks.append(epoch)
             self.module.load_state_dict(self.best_state)
             self.optimizer = adam(self.module, lr * config.lr_factor)
@@ -135,14 +142,13 @@ class ProbeRun:
 
     def result(self) -> FitResult | ProbeDivergedError:
         if self.best_epoch == 0:
-            return ProbeDivergedError(
-                f"the probe diverged: no finite validation loss in {len(self.history)} epochs"
-            )
+            return ProbeDivergedError(f"the probe diverged: no finite validation loss in {len(self.history)} epochs")
         self.module.load_state_dict(self.best_state)
         self.module.eval()
         hit_max = len(self.history) == self.config.max_epochs and self.stale < self.config.patience
-        return FitResult(self.module, self.best_epoch, self.best_loss, tuple(self.history),
-                         tuple(self.rollbacks), hit_max)
+        return FitResult(
+            self.module, self.best_epoch, self.best_loss, tuple(self.history), tuple(self.rollbacks), hit_max
+        )
 
 
 def adam(module: ProbeModule, lr: float) -> torch.optim.Adam:

@@ -82,6 +82,7 @@ class SweepPoint:
     @property
     def never_improved(self) -> bool:
         return self.best_epoch == 1 and self.epochs > 1
+
     seed: int = 0
     valid_scores: ProbeScores | None = None
     test_f1: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -98,10 +99,17 @@ class SweepPoint:
             for k in _SCORE_KEYS:
                 out[prefix + k] = None if scores is None else round(getattr(scores, k), 6)
         out["test_f1_per_snippet"] = [round(float(x), 6) for x in self.test_f1]
-        out.update({"best_epoch": self.best_epoch, "epochs": self.epochs, "hit_max_epochs": self.hit_max_epochs,
-                    "never_improved": self.never_improved,
-                    "rollbacks": list(self.rollbacks), "diverged": self.error is not None,
-                    "seconds": round(self.seconds, 2)})
+        out.update(
+            {
+                "best_epoch": self.best_epoch,
+                "epochs": self.epochs,
+                "hit_max_epochs": self.hit_max_epochs,
+                "never_improved": self.never_improved,
+                "rollbacks": list(self.rollbacks),
+                "diverged": self.error is not None,
+                "seconds": round(self.seconds, 2),
+            }
+        )
         out.update(self.config.settings())
         if self.error:
             out["error"] = self.error
@@ -170,29 +178,63 @@ def sweep(
     for k, (layer, rank) in enumerate(points):
         for j, seed in enumerate(seeds):
             result, share = by_seed[seed][0][k], by_seed[seed][1]
-            out.append(_scored(result, layer, rank, seed, share, train, valid, test, config,
-                               save_dir, model, suffix=f"_seed_{seed}" if j else ""))
+            out.append(
+                _scored(
+                    result,
+                    layer,
+                    rank,
+                    seed,
+                    share,
+                    train,
+                    valid,
+                    test,
+                    config,
+                    save_dir,
+                    model,
+                    suffix=f"_seed_{seed}" if j else "",
+                )
+            )
     return out
 
 
-def _scored(result, layer, rank, seed, share, train, valid, test, config, save_dir, model,
-            suffix: str) -> SweepPoint:
+def _scored(result, layer, rank, seed, share, train, valid, test, config, save_dir, model, suffix: str) -> SweepPoint:
     start = time.perf_counter()
     if isinstance(result, ProbeDivergedError):
         log.warning("layer %d, rank %d, seed %d: %s", layer, rank, seed, result)
         return SweepPoint(layer, rank, None, 0, (), share, config, error=str(result), seed=seed)
-    probe = ASTProbe.from_fit_result(result, train, model=model, rank=rank, layer=layer, random_state=seed,
-                                     config=config)
+    probe = ASTProbe.from_fit_result(
+        result, train, model=model, rank=rank, layer=layer, random_state=seed, config=config
+    )
     valid_scores = probe.evaluate_split(valid)
     scores = probe.evaluate_split(test)
     if save_dir is not None:
         probe.save(Path(save_dir) / f"layer_{layer:02d}_rank_{rank:03d}{suffix}")
-    log.info("layer %d, rank %d, seed %d: valid F1 %.4f, test F1 %.4f (epoch %d of %d%s)", layer, rank, seed,
-             valid_scores.f1, scores.f1, result.best_epoch, result.epochs,
-             ", budget reached" if result.hit_max_epochs else "")
-    return SweepPoint(layer, rank, scores, result.best_epoch, result.rollbacks,
-                      share + time.perf_counter() - start, config, result.epochs, result.hit_max_epochs,
-                      seed=seed, valid_scores=valid_scores, test_f1=scores.per_snippet.f1, probe=probe)
+    log.info(
+        "layer %d, rank %d, seed %d: valid F1 %.4f, test F1 %.4f (epoch %d of %d%s)",
+        layer,
+        rank,
+        seed,
+        valid_scores.f1,
+        scores.f1,
+        result.best_epoch,
+        result.epochs,
+        ", budget reached" if result.hit_max_epochs else "",
+    )
+    return SweepPoint(
+        layer,
+        rank,
+        scores,
+        result.best_epoch,
+        result.rollbacks,
+        share + time.perf_counter() - start,
+        config,
+        result.epochs,
+        result.hit_max_epochs,
+        seed=seed,
+        valid_scores=valid_scores,
+        test_f1=scores.per_snippet.f1,
+        probe=probe,
+    )
 
 
 def select_on_validation(points: Sequence[dict], by: str, among: Iterable[int] | None = None) -> int | None:
@@ -229,4 +271,3 @@ def random_weights(loaded: LoadedModel, seed: int = 0) -> LoadedModel:
         note=RANDOM_LABEL.format(seed=seed),
     )
     return dataclasses.replace(loaded, model=model, info=info)
-

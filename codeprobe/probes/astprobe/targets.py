@@ -100,8 +100,13 @@ class Targets:
         tok = _ranges(self.token_start[ids], lengths)
         split = _ranges(self.split_start[ids], lengths - 1)
         as_t = lambda a, dt=torch.long: torch.as_tensor(a, dtype=dt, device=device)  # noqa: E731
-        return (tok, layout(lengths, device), as_t(self.gold.d[split], torch.float32),
-                as_t(self.c[split]), as_t(self.u[tok]))
+        return (
+            tok,
+            layout(lengths, device),
+            as_t(self.gold.d[split], torch.float32),
+            as_t(self.c[split]),
+            as_t(self.u[tok]),
+        )
 
 
 def eval_batches(n: int) -> list[np.ndarray]:
@@ -109,8 +114,7 @@ def eval_batches(n: int) -> list[np.ndarray]:
     return np.array_split(np.arange(n), max(1, math.ceil(n / EVAL_BATCH)))
 
 
-def epoch_batches(sizes: Sequence[int], batch_size: int,
-                  rng: np.random.Generator) -> Iterator[tuple[int, np.ndarray]]:
+def epoch_batches(sizes: Sequence[int], batch_size: int, rng: np.random.Generator) -> Iterator[tuple[int, np.ndarray]]:
     """(split, snippet ids) of one epoch: each split (of `sizes` snippets) shuffled and cut
     into batches, and the batches of all splits interleaved in a random order."""
     batches = []

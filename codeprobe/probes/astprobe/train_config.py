@@ -92,8 +92,7 @@ class TrainConfig:
         if self.threads is not None:
             _check_int("threads", self.threads, 1)
         if not isinstance(self.device, str) or not self.device:
-            raise InputError(f"TrainConfig.device must be a device name such as 'cpu' or 'cuda', "
-                             f"not {self.device!r}")
+            raise InputError(f"TrainConfig.device must be a device name such as 'cpu' or 'cuda', not {self.device!r}")
         if self.init not in INITS:
             raise InputError(f"TrainConfig.init must be one of {', '.join(map(repr, INITS))}, not {self.init!r}")
 
@@ -104,9 +103,16 @@ class TrainConfig:
 
     def settings(self) -> dict[str, float | int | str]:
         """The settings that shape a probe's result (not where or on how many threads it ran)."""
-        return {"lr": self.lr, "batch_size": self.batch_size, "orthogonality": self.orthogonality,
-                "max_epochs": self.max_epochs, "patience": self.patience,
-                "min_improvement": self.min_improvement, "lr_factor": self.lr_factor, "init": self.init}
+        return {
+            "lr": self.lr,
+            "batch_size": self.batch_size,
+            "orthogonality": self.orthogonality,
+            "max_epochs": self.max_epochs,
+            "patience": self.patience,
+            "min_improvement": self.min_improvement,
+            "lr_factor": self.lr_factor,
+            "init": self.init,
+        }
 
 
 def _check_int(name: str, value, least: int) -> None:
@@ -122,5 +128,13 @@ def _check_real(name: str, value, what: str, ok) -> None:
 # The AST-Probe paper's training budget (arXiv 2206.11719): at most 20 epochs, patience 5, an
 # epoch improves when its validation loss is lower at all, Adam lr 1e-3, 32 snippets per batch,
 # orthogonality weight 5, ReduceLROnPlateau factor 0.1, the uniform init.
-PAPER_TRAINING = TrainConfig(lr=1e-3, batch_size=32, max_epochs=20, patience=5, min_improvement=0.0,
-                             orthogonality=5.0, lr_factor=0.1, init="uniform")
+PAPER_TRAINING = TrainConfig(
+    lr=1e-3,
+    batch_size=32,
+    max_epochs=20,
+    patience=5,
+    min_improvement=0.0,
+    orthogonality=5.0,
+    lr_factor=0.1,
+    init="uniform",
+)

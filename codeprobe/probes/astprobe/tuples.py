@@ -156,9 +156,7 @@ def tree_tuple(tree: SyntaxTree, *, drop_line_continuations: bool = False) -> AS
     return ASTTuple(d=d.astype(np.int32), c=c, u=u, tokens=tokens)
 
 
-def _chain_labels(
-    tree: SyntaxTree, kept_nodes: np.ndarray, n_kids: np.ndarray, is_token: np.ndarray
-) -> dict[int, str]:
+def _chain_labels(tree: SyntaxTree, kept_nodes: np.ndarray, n_kids: np.ndarray, is_token: np.ndarray) -> dict[int, str]:
     """Label of every merged chain, keyed by its bottom node.
 
     A chain is a maximal run of single-child non-terminals plus the node it ends on. Ending on a

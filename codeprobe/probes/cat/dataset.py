@@ -8,8 +8,9 @@ Dataset-level scoring (type rates, the kept types of a strategy, the summary) is
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -112,7 +113,9 @@ def score_sample(
         rb[layers], pb[layers] = s[-2], s[-1]
         if heads is not None:
             of_layers = heads if len(layers) == n_layers else heads[layers]
-            score[layers, 1:] = iou_scores(of_layers[..., rows, cols].reshape(-1, m), near, quantile).reshape(len(layers), -1)
+            score[layers, 1:] = iou_scores(of_layers[..., rows, cols].reshape(-1, m), near, quantile).reshape(
+                len(layers), -1
+            )
     return sample_rows(sample.sample_id, n, n_tokens, score, rb, pb)
 
 
@@ -120,8 +123,15 @@ def skipped_rows(sample: SkippedSample, n_layers: int, n_heads: int = 0) -> dict
     """The rows of a skipped sample: NaN scores with its reason, for `n_layers` layers and the
     head mean (plus `n_heads` heads)."""
     nan = np.full(n_layers, np.nan)
-    return sample_rows(sample.sample_id, 0, np.zeros(n_layers), np.full((n_layers, 1 + n_heads), np.nan), nan, nan,
-                       np.full(n_layers, sample.reason, dtype=object))
+    return sample_rows(
+        sample.sample_id,
+        0,
+        np.zeros(n_layers),
+        np.full((n_layers, 1 + n_heads), np.nan),
+        nan,
+        nan,
+        np.full(n_layers, sample.reason, dtype=object),
+    )
 
 
 def score_samples(
@@ -148,6 +158,7 @@ def score_samples(
     """
     from codeprobe.probes.cat.scorer import CATAccumulator  # it builds on this module
 
-    with CATAccumulator(language=language, types=types, quantile=quantile, top_k=top_k,
-                        random_state=random_state, spill_dir=spill_dir) as scorer:
+    with CATAccumulator(
+        language=language, types=types, quantile=quantile, top_k=top_k, random_state=random_state, spill_dir=spill_dir
+    ) as scorer:
         return scorer.extend(samples).result(settings)

@@ -3,8 +3,8 @@ layer, and the per-layer CAT-score curve with both baselines."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

@@ -322,9 +322,7 @@ class CATProbe(BaseEstimator):
         extractor = self.extractor(model)
         return self.score_inputs(self._inputs(_progress(items, snippets), lang, extractor), lang, extractor)
 
-    def score_inputs(
-        self, inputs: Iterable[SnippetInputs | SkippedSample], language: str, extractor: Any
-    ) -> CATResult:
+    def score_inputs(self, inputs: Iterable[SnippetInputs | SkippedSample], language: str, extractor: Any) -> CATResult:
         """Score what `inputs` produced (streamed once; `topk` spills it for a second pass)."""
         self._check_params()
         return score_samples(

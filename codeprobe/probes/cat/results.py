@@ -56,12 +56,17 @@ class CATSampleScores:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
-    def concat(cls, parts: list[dict[str, np.ndarray]]) -> "CATSampleScores":
+    def concat(cls, parts: list[dict[str, np.ndarray]]) -> CATSampleScores:
         """Build from per-sample column dicts (see `sample_rows`)."""
         names = [f.name for f in fields(cls)]
         if not parts:
-            empty = {"sample_id": object, "skip_reason": object, "score": np.float64,
-                     "random_baseline": np.float64, "positional_baseline": np.float64}
+            empty = {
+                "sample_id": object,
+                "skip_reason": object,
+                "score": np.float64,
+                "random_baseline": np.float64,
+                "positional_baseline": np.float64,
+            }
             return cls(**{k: np.zeros(0, dtype=empty.get(k, np.int32)) for k in names})
         return cls(**{k: np.concatenate([p[k] for p in parts]) for k in names})
 
@@ -169,7 +174,7 @@ class CATSummary:
         return out
 
     @classmethod
-    def from_samples(cls, rows: CATSampleScores, random_state: int = 0) -> "CATSummary":
+    def from_samples(cls, rows: CATSampleScores, random_state: int = 0) -> CATSummary:
         keys = sorted(set(zip(rows.layer.tolist(), rows.head.tolist())), key=lambda k: (k[0], k[1]))
         out: dict[str, list] = {f.name: [] for f in fields(cls)}
         # One (layer, head) row per task: each interval has its own seeded stream, so threads
@@ -177,8 +182,13 @@ class CATSummary:
         for row in threaded_map(lambda key: _summary_row(rows, *key, random_state), keys):
             for name, value in row.items():
                 out[name].append(value)
-        dtypes = {"layer": np.int32, "head": np.int32, "n_used": np.int64, "n_skipped": np.int64,
-                  "skip_reasons": object}
+        dtypes = {
+            "layer": np.int32,
+            "head": np.int32,
+            "n_used": np.int64,
+            "n_skipped": np.int64,
+            "skip_reasons": object,
+        }
         arrays = {k: np.asarray(v, dtype=dtypes.get(k, np.float64)) for k, v in out.items()}
         for k, v in arrays.items():
             if k.endswith("_ci") and v.size == 0:

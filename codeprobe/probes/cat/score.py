@@ -59,9 +59,7 @@ def attention_thresholds(attention: np.ndarray, quantile: float = DEFAULT_QUANTI
     return linear_quantile(flat, quantile).reshape(a.shape[:-2])
 
 
-def cat_scores(
-    attention: np.ndarray, distance: np.ndarray, quantile: float = DEFAULT_QUANTILE
-) -> np.ndarray:
+def cat_scores(attention: np.ndarray, distance: np.ndarray, quantile: float = DEFAULT_QUANTILE) -> np.ndarray:
     """CAT-scores of every attention matrix in a stack against one distance matrix.
 
     attention: (..., n, n) float token attention over the kept tokens (row = query), e.g.

@@ -119,9 +119,13 @@ class _Kept:
 
     def sample(self) -> CATSample:
         n = len(self.types)
-        return CATSample(self.sample_id, self.types, self.positions,
-                         self.spill.read(self.distance_at, np.dtype(np.int32), (n, n)),
-                         self.spill.read(self.attention_at, self.attention_dtype, self.attention_shape))
+        return CATSample(
+            self.sample_id,
+            self.types,
+            self.positions,
+            self.spill.read(self.distance_at, np.dtype(np.int32), (n, n)),
+            self.spill.read(self.attention_at, self.attention_dtype, self.attention_shape),
+        )
 
 
 class CATAccumulator:
@@ -190,8 +194,15 @@ class CATAccumulator:
 
     def _key(self) -> tuple:
         """What two accumulators must share to merge (and a first pass to be added)."""
-        return (self.language, self.types, self.quantile, self.top_k, self.random_state, self.kept_given,
-                self.head_rows)
+        return (
+            self.language,
+            self.types,
+            self.quantile,
+            self.top_k,
+            self.random_state,
+            self.kept_given,
+            self.head_rows,
+        )
 
     def first_pass(self, sample: CATSample | SkippedSample | FirstPass) -> FirstPass | SkippedSample:
         """The per-sample work of `add`, which it only folds in: changes nothing, so samples can
@@ -205,10 +216,12 @@ class CATAccumulator:
             hits = token_hits(head_mean(sample.attention), self.quantile)
             return FirstPass(sample.sample_id, tuple(sample.types), shape, hits, None, sample, self._key())
         mean = head_mean(sample.attention)
-        rows = score_sample(sample, self._kept_types_of(shape[0]), quantile=self.quantile,
-                            random_state=self.random_state, mean=mean)
-        return FirstPass(sample.sample_id, tuple(sample.types), shape, token_hits(mean, self.quantile), rows, None,
-                         self._key())
+        rows = score_sample(
+            sample, self._kept_types_of(shape[0]), quantile=self.quantile, random_state=self.random_state, mean=mean
+        )
+        return FirstPass(
+            sample.sample_id, tuple(sample.types), shape, token_hits(mean, self.quantile), rows, None, self._key()
+        )
 
     def add(self, sample: CATSample | SkippedSample | FirstPass) -> CATAccumulator:
         """Add one sample after those added so far; returns self."""
@@ -302,8 +315,16 @@ class CATAccumulator:
             self._spill = _Spill(self.spill_dir)
         a = np.asarray(sample.attention)
         d_at = self._spill.append(np.asarray(sample.distance, dtype=np.int32))
-        return _Kept(sample.sample_id, tuple(sample.types), np.asarray(sample.positions, dtype=np.int64), self._spill,
-                     d_at, self._spill.append(a), a.shape, a.dtype)
+        return _Kept(
+            sample.sample_id,
+            tuple(sample.types),
+            np.asarray(sample.positions, dtype=np.int64),
+            self._spill,
+            d_at,
+            self._spill.append(a),
+            a.shape,
+            a.dtype,
+        )
 
     # ------------------------------------------------------------ the result
 
@@ -318,8 +339,9 @@ class CATAccumulator:
             return list(self.kept_given)
         n_layers = self._scored_shape()[0]
         if self.deferred:
-            return select_types(self.types, language=self.language, rates=self._rates.result(), n_layers=n_layers,
-                                top_k=self.top_k)
+            return select_types(
+                self.types, language=self.language, rates=self._rates.result(), n_layers=n_layers, top_k=self.top_k
+            )
         return list(self._kept_types_of(n_layers))
 
     def samples(self) -> CATSampleScores:
@@ -375,8 +397,9 @@ class CATAccumulator:
             scored = iter(self._rows)
         return CATSampleScores.concat(list(self._in_order(scored, n_layers, n_heads)))
 
-    def _in_order(self, scored: Iterator[dict[str, np.ndarray]], n_layers: int,
-                  n_heads: int) -> Iterator[dict[str, np.ndarray]]:
+    def _in_order(
+        self, scored: Iterator[dict[str, np.ndarray]], n_layers: int, n_heads: int
+    ) -> Iterator[dict[str, np.ndarray]]:
         """The rows of every sample in order: those of the samples with inputs from `scored`
         (their rows in order, in runs of any length), those of skipped samples made here."""
         per_sample = n_layers * (1 + n_heads)
@@ -448,7 +471,11 @@ class CATAccumulator:
         samples = [k.sample() for k in self._kept]
 
         def flat(arrays: list, dtype: Any) -> np.ndarray:
-            return np.concatenate([np.ravel(a) for a in arrays]).astype(dtype, copy=False) if arrays else np.zeros(0, dtype)
+            return (
+                np.concatenate([np.ravel(a) for a in arrays]).astype(dtype, copy=False)
+                if arrays
+                else np.zeros(0, dtype)
+            )
 
         attention = [s.attention for s in samples]
         return {
@@ -460,8 +487,9 @@ class CATAccumulator:
         }
 
     @classmethod
-    def from_arrays(cls, arrays: Mapping[str, np.ndarray], *,
-                    spill_dir: str | os.PathLike | None = None) -> CATAccumulator:
+    def from_arrays(
+        cls, arrays: Mapping[str, np.ndarray], *, spill_dir: str | os.PathLike | None = None
+    ) -> CATAccumulator:
         """The accumulator whose `to_arrays()` gave `arrays` (other members, such as a step key
         `_key` beside them in a file, are ignored). Kept `topk` inputs go to a spill file in
         `spill_dir`, so that `arrays` need not stay in memory.
@@ -484,17 +512,32 @@ class CATAccumulator:
             for size in arrays["setting_kept_sizes"].tolist():
                 kept_types.append(None if size < 0 else names[at : at + size])
                 at += max(size, 0)
-        acc = cls(language=str(arrays["setting_language"]) or None, types=str(arrays["setting_types"]),
-                  quantile=float(arrays["setting_quantile"]), top_k=int(arrays["setting_top_k"]),
-                  random_state=int(arrays["setting_random_state"]), kept_types=kept_types,
-                  head_rows=bool(arrays["setting_head_rows"]), spill_dir=spill_dir)
+        acc = cls(
+            language=str(arrays["setting_language"]) or None,
+            types=str(arrays["setting_types"]),
+            quantile=float(arrays["setting_quantile"]),
+            top_k=int(arrays["setting_top_k"]),
+            random_state=int(arrays["setting_random_state"]),
+            kept_types=kept_types,
+            head_rows=bool(arrays["setting_head_rows"]),
+            spill_dir=spill_dir,
+        )
         acc._shape = tuple(int(x) for x in arrays["shape"]) or None
         acc._ids = arrays["sample_id"].tolist()
-        acc._reasons = [r if skipped else None for r, skipped in
-                        zip(arrays["sample_skip_reason"].tolist(), arrays["sample_skipped"].tolist())]
-        acc._rates = TypeRateAccumulator.from_table(TypeRates(
-            tuple(arrays["rate_types"].tolist()), arrays["rate_num"], arrays["rate_hit"],
-            int(arrays["rate_total_tokens"]), int(arrays["rate_n_samples"]), acc.quantile))
+        acc._reasons = [
+            r if skipped else None
+            for r, skipped in zip(arrays["sample_skip_reason"].tolist(), arrays["sample_skipped"].tolist())
+        ]
+        acc._rates = TypeRateAccumulator.from_table(
+            TypeRates(
+                tuple(arrays["rate_types"].tolist()),
+                arrays["rate_num"],
+                arrays["rate_hit"],
+                int(arrays["rate_total_tokens"]),
+                int(arrays["rate_n_samples"]),
+                acc.quantile,
+            )
+        )
         n_scored = len(acc._ids) - int(np.count_nonzero(arrays["sample_skipped"]))
         if acc.deferred:
             acc._restore_inputs(arrays, n_scored)
@@ -522,8 +565,18 @@ class CATAccumulator:
         d_at, a_at = spill.append(distance), spill.append(attention)
         t = 0
         for sample_id, n in zip((i for i, r in zip(self._ids, self._reasons) if r is None), sizes):
-            self._kept.append(_Kept(sample_id, tuple(types[t : t + n]), positions[t : t + n], spill, d_at, a_at,
-                                    (*lead, n, n), attention.dtype))
+            self._kept.append(
+                _Kept(
+                    sample_id,
+                    tuple(types[t : t + n]),
+                    positions[t : t + n],
+                    spill,
+                    d_at,
+                    a_at,
+                    (*lead, n, n),
+                    attention.dtype,
+                )
+            )
             t += n
             d_at += n * n * distance.dtype.itemsize
             a_at += per_cell * n * n * attention.dtype.itemsize

@@ -11,8 +11,8 @@ Strategies: `paper` (fixed per-language lists), `topk` (top-k eligible types by 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -68,7 +68,7 @@ class TypeRates:
     quantile: float
 
     @classmethod
-    def merged(cls, parts: Sequence["TypeRates"]) -> "TypeRates":
+    def merged(cls, parts: Sequence[TypeRates]) -> TypeRates:
         """The table of the parts' samples together (counts add up; types in order of first
         appearance, part after part): what one `TypeRateAccumulator` over all their samples,
         in the same order, gives.
@@ -91,8 +91,14 @@ class TypeRates:
             ids = np.fromiter((index[t] for t in p.types), np.int64, len(p.types))
             num[ids] += p.num
             hit[:, ids] += p.hit
-        return cls(tuple(index), num, hit, sum(p.total_tokens for p in parts), sum(p.n_samples for p in parts),
-                   parts[0].quantile)
+        return cls(
+            tuple(index),
+            num,
+            hit,
+            sum(p.total_tokens for p in parts),
+            sum(p.n_samples for p in parts),
+            parts[0].quantile,
+        )
 
     @property
     def n_layers(self) -> int:
@@ -224,14 +230,16 @@ class TypeRateAccumulator:
         self._num += 2 * n * np.bincount(ids, minlength=n_t)
         if n:
             flat = (np.arange(n_layers)[:, None] * n_t + ids[None, :]).ravel()
-            self._hit += np.bincount(flat, weights=hits.ravel(), minlength=n_layers * n_t).reshape(
-                n_layers, n_t
-            ).astype(np.int64)
+            self._hit += (
+                np.bincount(flat, weights=hits.ravel(), minlength=n_layers * n_t)
+                .reshape(n_layers, n_t)
+                .astype(np.int64)
+            )
         self._total += n
         self._count += 1
 
     @classmethod
-    def from_table(cls, table: TypeRates) -> "TypeRateAccumulator":
+    def from_table(cls, table: TypeRates) -> TypeRateAccumulator:
         """An accumulator holding `table`'s counts, as the one that made it did: further samples
         and merges go on from there."""
         acc = cls(table.quantile)
@@ -241,7 +249,7 @@ class TypeRateAccumulator:
         acc._total, acc._count = int(table.total_tokens), int(table.n_samples)
         return acc
 
-    def merge(self, other: "TypeRateAccumulator") -> "TypeRateAccumulator":
+    def merge(self, other: TypeRateAccumulator) -> TypeRateAccumulator:
         """Add `other`'s samples after this one's (`TypeRates.merged`: the same table as one
         accumulator over both, in that order); `other` is left as it was. Returns self."""
         merged = type(self).from_table(TypeRates.merged([self.result(), other.result()]))

@@ -198,17 +198,17 @@
       }
       const a = s.astprobe;
       if (a) {
-        astSeries.push({ label: many ? name : "test F1", group: name, legend: many ? name : "model, test F1", color: s.color, points: a.layers.map((r) => pt(r.layer, r.f1, r.f1_ci)) });
-        if (a.layers.some((r) => finite(r.valid_f1)))
-          astSeries.push({ label: `${many ? name + ": " : ""}validation F1`, group: many ? name : "validation F1", color: s.color, dash: "1 3", width: 1.2, band: false, points: a.layers.map((r) => pt(r.layer, r.valid_f1)) });
+        astSeries.push({ label: many ? name : "test F1", group: name, legend: many ? name : "model, test F1", color: s.color, points: a.hidden_states.map((r) => pt(r.hidden_state, r.f1, r.f1_ci)) });
+        if (a.hidden_states.some((r) => finite(r.valid_f1)))
+          astSeries.push({ label: `${many ? name + ": " : ""}validation F1`, group: many ? name : "validation F1", color: s.color, dash: "1 3", width: 1.2, band: false, points: a.hidden_states.map((r) => pt(r.hidden_state, r.valid_f1)) });
         const rnd = (a.baselines && a.baselines.random) || [];
-        if (rnd.length) astSeries.push({ label: `${many ? name + ": " : ""}random weights`, group: many ? name : "random weights", color: s.color, dash: "2 3", width: 1.5, marker: false, points: rnd.map((r) => pt(r.layer, r.f1, r.f1_ci)) });
+        if (rnd.length) astSeries.push({ label: `${many ? name + ": " : ""}random weights`, group: many ? name : "random weights", color: s.color, dash: "2 3", width: 1.5, marker: false, points: rnd.map((r) => pt(r.hidden_state, r.f1, r.f1_ci)) });
         const emb = a.baselines && a.baselines.embedding;
         if (emb && finite(emb.f1)) astLines.push({ label: `${many ? name + ": " : ""}embedding layer`, group: many ? name : "embedding layer", y: emb.f1, color: s.color, dash: "8 4" });
-        const best = a.layers.find((r) => r.layer === a.best_layer);
-        if (best && finite(best.f1)) stars.push({ x: best.layer, y: best.f1, color: s.color, group: name });
+        const best = a.hidden_states.find((r) => r.hidden_state === a.best_hidden_state);
+        if (best && finite(best.f1)) stars.push({ x: best.hidden_state, y: best.f1, color: s.color, group: name });
         if (a.ranks && a.ranks.points && a.ranks.points.length > 1)
-          rankSeries.push({ label: `${name}, layer ${a.ranks.layer}`, group: name, color: s.color, points: a.ranks.points.map((r) => pt(r.rank, r.f1, r.f1_ci)) });
+          rankSeries.push({ label: `${name}, hidden state ${a.ranks.hidden_state}`, group: name, color: s.color, points: a.ranks.points.map((r) => pt(r.rank, r.f1, r.f1_ci)) });
       }
     }
     const row = el("div", { class: "row" });
@@ -239,7 +239,7 @@
       const color = PALETTE[i++ % PALETTE.length];
       const bestCat = list.filter((s) => s.cat).map((s) => pt(s.step, Math.max(...s.cat.layers.map((r) => (finite(r.score) ? r.score : -1)))));
       const bestAst = list.filter((s) => s.astprobe).map((s) => {
-        const r = s.astprobe.layers.find((q) => q.layer === s.astprobe.best_layer) || {};
+        const r = s.astprobe.hidden_states.find((q) => q.hidden_state === s.astprobe.best_hidden_state) || {};
         return pt(s.step, r.f1, r.f1_ci);
       });
       if (bestCat.length) out.push({ label: `${key}: best CAT-score`, color, points: bestCat });
@@ -336,29 +336,29 @@
     const render = (s) => {
       const a = s.astprobe;
       const box = el("div");
-      const rnd = new Map(((a.baselines && a.baselines.random) || []).map((r) => [r.layer, r]));
+      const rnd = new Map(((a.baselines && a.baselines.random) || []).map((r) => [r.hidden_state, r]));
       const t1 = el("table", { "data-testid": "ast-layers" });
-      const hasValid = a.layers.some((r) => finite(r.valid_f1)), hasCi = a.layers.some((r) => r.f1_ci);
+      const hasValid = a.hidden_states.some((r) => finite(r.valid_f1)), hasCi = a.hidden_states.some((r) => r.f1_ci);
       t1.append(el("tr", {}, ...["hidden state", "precision", "recall", "test F1", hasCi ? "F1 95% CI" : null, hasValid ? "valid F1" : null, "random-weights F1", "best epoch", "note"].filter((x) => x !== null).map((t) => el("th", { text: t }))));
-      for (const r of a.layers) {
+      for (const r of a.hidden_states) {
         const notes = [];
-        if (r.layer === a.best_layer) notes.push("selected" + (a.selection ? ` (${a.selection})` : ""));
+        if (r.hidden_state === a.best_hidden_state) notes.push("selected" + (a.selection ? ` (${a.selection})` : ""));
         if (r.hit_max_epochs) notes.push("hit max epochs");
         if (r.diverged) notes.push("diverged");
-        const cells = [String(r.layer), fmt(r.precision), fmt(r.recall), fmt(r.f1)];
+        const cells = [String(r.hidden_state), fmt(r.precision), fmt(r.recall), fmt(r.f1)];
         if (hasCi) cells.push(r.f1_ci ? `${fmt(r.f1_ci[0])} \u2013 ${fmt(r.f1_ci[1])}` : "");
         if (hasValid) cells.push(fmt(r.valid_f1));
-        cells.push(rnd.has(r.layer) ? fmt(rnd.get(r.layer).f1) : "", r.best_epoch === undefined ? "" : String(r.best_epoch), notes.join(", "));
-        const tr = el("tr", r.layer === a.best_layer ? { style: "font-weight:700" } : {}, ...cells.map((c) => el("td", { text: c })));
+        cells.push(rnd.has(r.hidden_state) ? fmt(rnd.get(r.hidden_state).f1) : "", r.best_epoch === undefined ? "" : String(r.best_epoch), notes.join(", "));
+        const tr = el("tr", r.hidden_state === a.best_hidden_state ? { style: "font-weight:700" } : {}, ...cells.map((c) => el("td", { text: c })));
         t1.append(tr);
       }
-      box.append(el("h3", { text: `Per layer (rank ${a.rank})` }), t1);
+      box.append(el("h3", { text: `Per hidden state (rank ${a.rank})` }), t1);
       if (a.ranks && a.ranks.points && a.ranks.points.length) {
         const t2 = el("table", { "data-testid": "ast-ranks" });
         t2.append(el("tr", {}, ...["rank", "precision", "recall", "F1", "best epoch"].map((t) => el("th", { text: t }))));
         for (const r of a.ranks.points.slice().sort((x, y) => x.rank - y.rank))
           t2.append(el("tr", {}, ...[r.rank, fmt(r.precision), fmt(r.recall), fmt(r.f1) + (r.f1_ci ? ` [${fmt(r.f1_ci[0])}, ${fmt(r.f1_ci[1])}]` : ""), r.best_epoch ?? ""].map((c) => el("td", { text: String(c) }))));
-        box.append(el("h3", { text: `Per rank (hidden state ${a.ranks.layer})` }), t2);
+        box.append(el("h3", { text: `Per rank (hidden state ${a.ranks.hidden_state})` }), t2);
       }
       if (a.labels && a.labels.length) {
         const t3 = el("table", { "data-testid": "ast-labels" });
@@ -368,7 +368,7 @@
           t3.append(el("tr", {}, el("td", { class: "l", text: r.label }), el("td", { text: String(r.gold) }), el("td", { text: String(r.predicted) }),
             el("td", { text: fmt(r.precision) }), el("td", { text: fmt(r.recall) }), el("td", { style: `background:${rgb(c)};color:${inkOn(c)}`, text: fmt(r.f1) })));
         }
-        box.append(el("h3", { text: `Per non-terminal (hidden state ${a.labels_layer}, ${a.labels_snippets} test snippets)` }), el("div", { class: "scroll" }, t3),
+        box.append(el("h3", { text: `Per non-terminal (hidden state ${a.labels_hidden_state}, ${a.labels_snippets} test snippets)` }), el("div", { class: "scroll" }, t3),
           el("p", { class: "note", text: "precision: recovered constituents of this label that are in the gold tree; recall: gold constituents of this label that were recovered (same label and token span)." }));
       }
       return box;
@@ -611,7 +611,7 @@
         return box;
       };
       const nMiss = a.gold.filter((c) => !pred.has(key(c))).length, nExtra = a.predicted.filter((c) => !gold.has(key(c))).length;
-      const where = src.astprobe ? ` (hidden state ${src.astprobe.layer}, rank ${src.astprobe.rank})` : "";
+      const where = src.astprobe ? ` (hidden state ${src.astprobe.hidden_state}, rank ${src.astprobe.rank})` : "";
       return el("div", {}, el("h3", { text: "Gold tree and the tree the probe recovers" + where }),
         el("p", { class: "note" }, `precision ${fmt(a.precision)}, recall ${fmt(a.recall)}, F1 ${fmt(a.f1)}. `,
           el("span", { class: "nt miss", text: "gold only" }), ` ${nMiss} constituents the probe missed; `,
