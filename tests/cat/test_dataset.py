@@ -154,12 +154,12 @@ def test_summary_intervals_are_each_rows_own_seeded_bootstrap():
 def test_rows_merged_in_runs_keep_order(monkeypatch):
     """Scored samples are merged into runs as they stream in; skipped ones break the runs and
     keep their places."""
-    from codeprobe.probes.cat import scorer
+    from codeprobe.probes.cat import sample_store
 
     samples = make_samples(5, count=9)
     stream = [SkippedSample("first", "parse_error"), *samples[:4], SkippedSample("mid", "too_long"), *samples[4:]]
     whole = score_samples(stream, language="python", types="paper").samples
-    monkeypatch.setattr(scorer, "MERGE_ROWS", 2)
+    monkeypatch.setattr(sample_store, "MERGE_ROWS", 2)
     runs = score_samples(stream, language="python", types="paper").samples
     for name in ("sample_id", "layer", "head", "n_tokens", "skip_reason"):
         assert getattr(runs, name).tolist() == getattr(whole, name).tolist()
