@@ -1,6 +1,6 @@
 """A run's interactive report: report.html and the explorer sample written by the flow, per-head
-CAT rows, `codeprobe report` comparisons with the newer summary fields (confidence intervals,
-validation-selected layers, checkpoint steps), and the page in headless Chromium."""
+CAT rows, a `codeprobe report` comparison of two copies of the run labelled as checkpoint steps
+(the run's own intervals and validation selection), and the pages in headless Chromium."""
 
 from __future__ import annotations
 
@@ -57,25 +57,22 @@ def test_flow_writes_report_html_explorer_and_head_rows(run):
         assert np.nanmean(score[sel]) == pytest.approx(mean, abs=1e-5)  # the shard keeps float32 head means
 
 
-def with_new_fields(run: Path, out: Path, step: int) -> Path:
-    """A copy of `run` whose summary.json has the fields of the newer schema, computed from its
-    own numbers: normal-approximation 95% intervals, validation selection, a checkpoint step."""
+def as_checkpoint(run: Path, out: Path, step: int) -> Path:
+    """A copy of `run` whose results are labelled as checkpoint `step` of a series, and whose
+    summary names the copy as its run. Every number is the run's own: nothing is added."""
     shutil.copytree(run, out)
     path = out / "summary.json"
     summary = json.loads(path.read_text())
     for r in summary["results"]:
         r["step"] = step
-        for row in r["cat"]["layers"]:
-            half = 1.96 * row["score_std"] / np.sqrt(row["n_used"])
-            row["score_ci"] = [row["score"] - half, row["score"] + half]
-            row["random_baseline_ci"] = [row["random_baseline"] - 0.01, row["random_baseline"] + 0.01]
-        a = r["astprobe"]
-        a["selection"] = "validation"
-        for row in a["layers"]:
-            row.update(valid_f1=row["f1"], f1_ci=[max(0.0, row["f1"] - 0.02), row["f1"] + 0.02], hit_max_epochs=True)
     summary["run"] = str(out)
     path.write_text(json.dumps(summary))
     return out
+
+
+def n_bands(rows: list[dict], key: str) -> int:
+    """1 if a curve over `rows` gets a confidence band on the page (more than one finite interval)."""
+    return int(sum(1 for row in rows if row.get(key) and None not in row[key]) > 1)
 
 
 def test_report_page_in_a_browser(run, tmp_path):
@@ -85,8 +82,8 @@ def test_report_page_in_a_browser(run, tmp_path):
 
     shots = Path(os.environ.get("CODEPROBE_SCREENSHOTS", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
-    later = with_new_fields(run, tmp_path / "run-later", step=2000)
-    earlier = with_new_fields(run, tmp_path / "run-earlier", step=1000)
+    later = as_checkpoint(run, tmp_path / "run-later", step=2000)
+    earlier = as_checkpoint(run, tmp_path / "run-earlier", step=1000)
     result = CliRunner().invoke(main, ["report", str(earlier), str(later), "--out", str(tmp_path / "cmp.md")])
     assert result.exit_code == 0, result.output
     pages = {"report": run / "report.html", "comparison": tmp_path / "cmp.html"}
@@ -102,7 +99,11 @@ def test_report_page_in_a_browser(run, tmp_path):
             urls = requested_urls(driver, url)
             assert url in urls and all(u == url or u.startswith(("data:", "blob:")) for u in urls), urls
             charts = {c.get_attribute("data-chart") for c in driver.find_elements("css selector", "#curves .chart")}
-            assert {"CAT-score by layer", "AST-Probe F1 by hidden state", "AST-Probe F1 by rank (selected layer)"} <= charts
+            assert {
+                "CAT-score by layer",
+                "AST-Probe F1 by hidden state",
+                "AST-Probe F1 by rank (selected layer)",
+            } <= charts
             assert len(driver.find_elements("css selector", "#heads table.heat td[data-layer]")) == 2 * 3
             assert len(driver.find_elements("css selector", "[data-testid=rates-table] tr")) > 5
             for table in ("ast-layers", "ast-ranks", "ast-labels"):
@@ -111,11 +112,32 @@ def test_report_page_in_a_browser(run, tmp_path):
             driver.save_screenshot(str(shots / f"run-{name}.png"))
             driver.set_window_size(1500, 1100)
 
-        # The comparison shows both runs, their confidence bands and the by-step view.
+        # The comparison shows both runs, the bands of the run's own intervals and the by-step view.
         assert "By checkpoint step" in charts
-        bands = driver.find_elements("css selector", "#curves path[opacity='0.16']")
-        assert len(bands) >= 4  # CAT score and random baseline, AST-Probe F1, per run
-        assert "selected (validation)" in driver.find_element("css selector", "[data-testid=ast-layers]").text
+        (r,) = json.loads((later / "summary.json").read_text())["results"]
+        a = r["astprobe"]
+        cat_bands = sum(
+            n_bands(r["cat"]["layers"], k) for k in ("score_ci", "random_baseline_ci", "positional_baseline_ci")
+        )
+        ast_bands = n_bands(a["hidden_states"], "f1_ci") + n_bands(a["baselines"]["random"], "f1_ci")
+        assert (cat_bands, ast_bands) == (3, 2)  # the run computed every interval itself
+        # CAT's intervals have width, so its bands show; the tiny random model's AST-Probe F1 is 0
+        # with an interval of [0, 0] (a band of no height), but an interval all the same.
+        assert all(lo < row["score"] < hi for row in r["cat"]["layers"] for lo, hi in [row["score_ci"]])
+        for chart, per_run in (("CAT-score by layer", cat_bands), ("AST-Probe F1 by hidden state", ast_bands)):
+            bands = driver.find_elements("css selector", f"#curves .chart[data-chart='{chart}'] path[opacity='0.16']")
+            assert len(bands) == 2 * per_run, chart
+        steps = driver.find_elements(
+            "css selector", "#curves .chart[data-chart='By checkpoint step'] path[opacity='0.16']"
+        )
+        assert len(steps) == 1  # the selected hidden state's test F1 interval, over the two steps
+        best = next(h for h in a["hidden_states"] if h["hidden_state"] == a["best_hidden_state"])
+        assert a["selection"] == "validation" and best["valid_f1"] is not None
+        table = driver.find_element("css selector", "[data-testid=ast-layers]").text
+        assert "selected (validation)" in table
+        lo, hi = best["f1_ci"]
+        assert lo <= best["f1"] <= hi
+        assert f"{lo:.3f} \u2013 {hi:.3f}" in table  # the run's own interval, in the F1 95% CI column
 
         # The explorer: choosing a snippet, a layer and a head changes what is shown.
         driver.get(pages["report"].resolve().as_uri())
@@ -124,7 +146,9 @@ def test_report_page_in_a_browser(run, tmp_path):
         def shown():
             WebDriverWait(driver, 20).until(lambda d: d.find_elements("css selector", "[data-testid=cat-summary]"))
             box = driver.find_element("css selector", "[data-testid=cat-summary]")
-            return driver.find_element("css selector", "[data-testid=code]").text, float(box.get_attribute("data-score"))
+            return driver.find_element("css selector", "[data-testid=code]").text, float(
+                box.get_attribute("data-score")
+            )
 
         code0, score0 = shown()
         assert code0.strip() == payload["snippets"][0]["code"].strip()
