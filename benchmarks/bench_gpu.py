@@ -86,7 +86,7 @@ def main() -> None:
 
     from codeprobe.pipeline.config import RunConfig
     from codeprobe.pipeline.data import prepare_data, read_snippets
-    from codeprobe.pipeline.methods.cat import cat_reduce, cat_shard, step_settings
+    from codeprobe.pipeline.methods.cat.steps import cat_reduce, cat_shard, step_settings
     from codeprobe.pipeline.steps import loaded_model
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -88,7 +88,7 @@ def bare_forward(loaded, codes: list[str], batch_size: int, max_subwords: int) -
 
 def cat_speed(args) -> None:
     from codeprobe.pipeline.config import RunConfig
-    from codeprobe.pipeline.methods.cat import cat_reduce, cat_shard, step_settings
+    from codeprobe.pipeline.methods.cat.steps import cat_reduce, cat_shard, step_settings
     from codeprobe.pipeline.steps import loaded_model
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,10 +1,10 @@
 """The probing methods a run knows: each is one package under `codeprobe/probes/` plus one
-registration here (a module of `codeprobe.pipeline.methods` that builds a `Method`).
+registration (a package of `codeprobe.pipeline.methods` whose `METHOD` is a `Method`).
 
 A `Method` tells the runner what it needs from the forward pass, how to run its steps for one
 (model, language, dataset), what its section of `summary.json` is, and how the reports show it.
 The runner (`codeprobe.pipeline.experiment`), the summary and the reports iterate `methods()`
-and never name a method; adding one is a new probe package, a new module in
+and never name a method; adding one is a new probe package, a new package in
 `codeprobe/pipeline/methods/` and its line in `_MODULES`.
 """
 

@@ -20,7 +20,7 @@ from flow_configs import small_config
 from codeprobe.errors import DatasetError, ModelLoadError
 from codeprobe.pipeline import data
 from codeprobe.pipeline.flow import probing_flow
-from codeprobe.pipeline.methods import cat
+from codeprobe.pipeline.methods.cat import steps as cat
 from codeprobe.probes.cat.scorer import CATAccumulator
 
 pytestmark = pytest.mark.usefixtures("prefect_server")

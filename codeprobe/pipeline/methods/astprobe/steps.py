@@ -1,0 +1,188 @@
+"""AST-Probe's steps: the sweep over hidden states (pretrained and random weights) and the rank
+sweep at the hidden state chosen on validation; `run` submits them."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from codeprobe.files import read_json
+from codeprobe.pipeline.config import RunConfig
+from codeprobe.pipeline.data import read_snippets, read_splits
+from codeprobe.pipeline.registry import Target
+from codeprobe.pipeline.runfolder import is_done, write_step_json
+from codeprobe.pipeline.steps import Steps, device_lock, loaded_model, model_arg
+from codeprobe.probes.astprobe.sweeps import select_on_validation
+from codeprobe.provenance import step_key
+
+WEIGHTS = ("pretrained", "random")
+
+
+def shared_pass_tokens(cfg: RunConfig) -> dict[str, Any] | None:
+    """The token settings with which an attention method's forward pass can pool AST-Probe's
+    hidden states for it (`tuple_tokens` keywords), or None when AST-Probe needs its own pass:
+    it reads the source as given, as CAT-probing does."""
+    a = cfg.astprobe
+    if a is None or a.model_input != "source" or a.remove_docstrings:
+        return None
+    return {"drop_line_continuations": a.drop_line_continuations}
+
+
+def step_settings(cfg: RunConfig) -> dict[str, Any]:
+    """What shapes a sweep beyond its points, as JSON values."""
+    a = cfg.astprobe
+    return {
+        "seed": cfg.seed,
+        "seeds": [cfg.seed + k for k in range(a.probe_seeds)],
+        "batch_size": cfg.extraction.batch_size,
+        "device": cfg.extraction.device,
+        "dtype": cfg.extraction.dtype,
+        "train": cfg.train_config().settings(),
+        "preprocessing": {
+            "remove_docstrings": a.remove_docstrings,
+            "drop_line_continuations": a.drop_line_continuations,
+            "model_input": a.model_input,
+        },
+    }
+
+
+def sweep_step(
+    model: str,
+    language: str,
+    data_dir: str,
+    points: list[tuple[int, int]],
+    weights: str,
+    cfg: RunConfig,
+    cache_dir: str,
+    reuse: list[str],
+    out_path: str,
+    key: str,
+) -> str:
+    """Fit an AST-Probe at every (hidden state, rank) of `points` for every seed on the train
+    split, early-stopped on valid, and score each on valid (for selection) and on test (for
+    reporting); write them as one JSON file recording `key`, and save the probes beside it
+    (pretrained weights only).
+
+    Args:
+        weights: "pretrained" (the model as loaded) or "random" (the same architecture with
+            random weights, the paper's baseline).
+        cache_dir: the run's hidden-state cache; reuse: stores an attention method's forward
+            pass pooled for AST-Probe (copied, not computed again; pretrained weights only).
+
+    Returns:
+        `out_path`.
+    """
+    from codeprobe.model import Extractor
+    from codeprobe.probes.astprobe.cache import VectorCache
+    from codeprobe.probes.astprobe.data import ensure_nonempty, prepare_split
+    from codeprobe.probes.astprobe.sweeps import sweep
+
+    if is_done(out_path, key):
+        return out_path
+    settings = step_settings(cfg)
+    splits = read_splits(data_dir)
+    device, dtype = cfg.extraction.device, cfg.extraction.dtype
+    with device_lock(device):
+        loaded = loaded_model(model, device, dtype)
+        label = None
+        if weights == "random":
+            loaded = _random_model(model, device, dtype, cfg.seed)
+            label = loaded.info.name
+        extractor = Extractor(
+            loaded, batch_size=cfg.extraction.batch_size, attention=False, vectors=True, length_policy="skip"
+        )
+        by_id = {snippet.id: snippet for snippet in read_snippets(data_dir)}
+        stores = [] if weights == "random" else [VectorCache.open(p) for p in reuse if Path(p).is_dir()]
+        prepared = [
+            prepare_split(
+                [by_id[i] for i in splits[name]],
+                language,
+                extractor,
+                Path(cache_dir),
+                model_label=label,
+                reuse=stores,
+                **settings["preprocessing"],
+            )
+            for name in ("train", "valid", "test")
+        ]
+        ensure_nonempty(prepared, ["training", "validation", "test"])
+        save_dir = Path(out_path).parent / "probes" if weights == "pretrained" else None
+        results = sweep(
+            *prepared,
+            points,
+            config=cfg.train_config(),
+            seeds=settings["seeds"],
+            save_dir=save_dir,
+            model=model_arg(model),
+        )
+    return write_step_json(
+        out_path,
+        {
+            "weights": weights,
+            "model": loaded.info.as_dict(),
+            "test_ids": list(prepared[2].ids),
+            "splits": {name: len(p) for name, p in zip(("train", "valid", "test"), prepared)},
+            "dropped": {name: p.dropped for name, p in zip(("train", "valid", "test"), prepared)},
+            "hidden_states_reused": sum(p.cache.reused for p in prepared),
+            "points": [r.as_dict() for r in results],
+        },
+        key,
+    )
+
+
+def _random_model(model: str, device: str | None, dtype: str, seed: int):
+    return _random_copy(loaded_model(model, device, dtype), seed)
+
+
+@lru_cache(maxsize=2)
+def _random_copy(loaded, seed: int):
+    """The random-weights copy of a LoadedModel (by identity: a model loaded again after its
+    files changed gets a new copy, its embeddings from the new weights)."""
+    from codeprobe.probes.astprobe.sweeps import random_weights
+
+    return random_weights(loaded, seed)
+
+
+def run(cfg: RunConfig, steps: Steps, target: Target, log) -> None:
+    """The sweep over hidden states (pretrained and random weights), then the rank sweep at the
+    hidden state chosen on validation."""
+    hidden_states = sorted(set(cfg.astprobe.hidden_states)) or list(range(target.n_hidden_states))
+    reuse = target.shared.get("hidden_states", {})
+    # The stores an attention method's pass wrote enter the key by their steps' keys, not paths.
+    common = {"where": (target.model_id, target.data_key), "settings": step_settings(cfg)}
+
+    def submit(name: str, points: list[tuple[int, int]], weights: str):
+        reused = sorted(reuse) if weights == "pretrained" else []
+        key = step_key(
+            "astprobe-sweep", {**common, "points": points, "weights": weights, **({"reused": reused} if reused else {})}
+        )
+        return steps.submit(
+            "astprobe-sweep",
+            sweep_step,
+            target.model,
+            target.language,
+            target.data_dir,
+            points,
+            weights,
+            cfg,
+            str(target.run.hidden_state_cache),
+            [reuse[k] for k in reused],
+            str(target.results.file(name)),
+            key,
+        )
+
+    rank = cfg.astprobe.rank
+    # Hidden state 0 (the embeddings) is always probed: it is the embedding baseline.
+    real = submit("layers.json", [(h, rank) for h in sorted({0, *hidden_states})], "pretrained")
+    random = (
+        submit("random.json", [(h, rank) for h in hidden_states], "random") if cfg.astprobe.random_baseline else None
+    )
+    best = select_on_validation(read_json(real.result())["points"], "layer", among=hidden_states)
+    log.info("AST-Probe %s / %s: best hidden state on validation %s", target.model, target.language, best)
+    if random is not None:
+        random.result()
+    if cfg.astprobe.ranks and best is not None:
+        # The sweep over hidden states already holds (best, rank): the rank sweep adds the others.
+        submit("ranks.json", [(best, r) for r in sorted(set(cfg.astprobe.ranks) - {rank})], "pretrained").result()
+        log.info("AST-Probe %s / %s: rank sweep at hidden state %d done", target.model, target.language, best)

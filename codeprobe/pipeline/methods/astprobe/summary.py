@@ -1,0 +1,137 @@
+"""AST-Probe's section of summary.json: scores per hidden state averaged over seeds, with their
+intervals and paired differences to the baselines, and the choices made on validation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from codeprobe.files import read_json
+from codeprobe.pipeline.config import RunConfig
+from codeprobe.pipeline.runfolder import ResultFolder
+from codeprobe.probes.astprobe.sweeps import select_on_validation
+from codeprobe.uncertainty import mean_ci, paired_difference
+
+_SCORES = (
+    "precision",
+    "recall",
+    "f1",
+    "acc_c",
+    "acc_u",
+    "d_pairs",
+    "valid_f1",
+    "valid_precision",
+    "valid_recall",
+    "valid_acc_c",
+    "valid_acc_u",
+    "valid_d_pairs",
+)
+
+
+def summarize(folder: ResultFolder, cfg: RunConfig) -> dict[str, Any] | None:
+    """AST-Probe's section: `hidden_states` (per hidden state, 0 = embeddings: test scores,
+    `f1_ci`, `valid_f1`, training facts and paired differences to the embeddings and to the
+    random-weights model at the same hidden state), `best_hidden_state` and `selection`
+    ("validation"), `baselines` (`embedding`, `random`), `ranks` (the rank sweep at the best
+    one, its best rank chosen on validation too)."""
+    if not folder.file("layers.json").exists():
+        return None
+    real = read_json(folder.file("layers.json"))
+    random = read_json(folder.file("random.json")) if folder.file("random.json").exists() else None
+    ranks = read_json(folder.file("ranks.json")) if folder.file("ranks.json").exists() else None
+    chosen = cfg.astprobe.hidden_states if cfg.astprobe else ()
+    rows = _aggregate(real)
+    random_rows = {p["hidden_state"]: p for p in _aggregate(random)} if random else {}
+    embedding = next((p for p in rows if p["hidden_state"] == 0), None)
+    for p in rows:
+        if embedding is not None and p["hidden_state"] != 0:
+            p["minus_embedding"] = _paired(p, embedding)
+        if p["hidden_state"] in random_rows:
+            p["minus_random_weights"] = _paired(p, random_rows[p["hidden_state"]])
+    best = select_on_validation(real["points"], "layer", among=chosen or None)
+    out = {
+        "rank": cfg.astprobe.rank if cfg.astprobe else None,
+        "selection": "validation",
+        "best_hidden_state": best,
+        "hidden_states": [_public(p) for p in rows if not chosen or p["hidden_state"] in chosen],
+        "baselines": {
+            "embedding": _public(embedding) if embedding else None,
+            "random": [_public(p) for p in random_rows.values()],
+            "random_model": (random or {}).get("model", {}).get("name"),
+        },
+        "ranks": None,
+        "splits": real.get("splits"),
+        "dropped": real.get("dropped"),
+        "hidden_states_reused": real.get("hidden_states_reused", 0),
+        "training": {**cfg.train_config().settings(), "seeds": cfg.astprobe.probe_seeds if cfg.astprobe else 1},
+    }
+    if ranks is not None and best is not None:
+        swept = {"points": ranks["points"] + [p for p in real["points"] if p["layer"] == best]}
+        points = sorted(_aggregate(swept), key=lambda p: p["rank"])
+        out["ranks"] = {
+            "hidden_state": best,
+            "selection": "validation",
+            "best_rank": select_on_validation(swept["points"], "rank"),
+            "points": [_public(p) for p in points],
+        }
+    return out
+
+
+def model_info(folder: ResultFolder) -> dict[str, Any] | None:
+    path = folder.file("layers.json")
+    return read_json(path).get("model") if path.exists() else None
+
+
+def _aggregate(swept: dict | None) -> list[dict]:
+    """One entry per (hidden state, rank) of a sweep's points (whose `layer` is the hidden
+    state): scores averaged over seeds, the per-snippet test F1 averaged over seeds (for
+    intervals and pairing), and the seeds' spread."""
+    if not swept:
+        return []
+    ids = swept.get("test_ids")
+    groups: dict[tuple[int, int], list[dict]] = {}
+    for p in swept["points"]:
+        groups.setdefault((p["layer"], p["rank"]), []).append(p)
+    out = []
+    for (layer, rank), ps in sorted(groups.items()):
+        ok = [p for p in ps if not p["diverged"]]
+        entry: dict[str, Any] = {
+            "hidden_state": layer,
+            "rank": rank,
+            "seeds": len(ps),
+            "diverged": not ok,
+            "best_epoch": [p["best_epoch"] for p in ps] if len(ps) > 1 else ps[0]["best_epoch"],
+            "hit_max_epochs": any(p.get("hit_max_epochs") for p in ps),
+            "never_improved": any(p.get("never_improved") for p in ps),
+            "max_epochs": ps[0].get("max_epochs"),
+        }
+        for k in _SCORES:
+            vals = [p[k] for p in ok if p.get(k) is not None]
+            entry[k] = float(np.mean(vals)) if vals else None
+        if ok:
+            per = np.mean([p["test_f1_per_snippet"] for p in ok], axis=0)
+            entry["_per_snippet"] = dict(zip(ids, per)) if ids else None
+            entry["f1_ci"] = mean_ci(per, random_state=layer * 1000 + rank).as_list()
+            if len(ok) > 1:
+                entry["f1_seed_std"] = float(np.std([p["f1"] for p in ok], ddof=1))
+        else:
+            entry["f1_ci"] = [None, None]
+        out.append(entry)
+    return out
+
+
+def _paired(a: dict, b: dict) -> dict | None:
+    """a's test F1 minus b's on the test snippets both scored, with a paired interval."""
+    pa, pb = a.get("_per_snippet"), b.get("_per_snippet")
+    if not pa or not pb:
+        return None
+    common = [i for i in pa if i in pb]
+    diff = paired_difference(
+        [pa[i] for i in common], [pb[i] for i in common], random_state=a["hidden_state"] * 1000 + a["rank"]
+    )
+    return diff.as_dict()
+
+
+def _public(p: dict) -> dict:
+    return {k: v for k, v in p.items() if not k.startswith("_")}
