@@ -1,0 +1,121 @@
+"""What the extractor takes and gives per snippet: a `Snippet` (source text and its code
+tokens' character spans) and its `SnippetResult` (per-layer token attention and vectors).
+
+A snippet may carry a second set of token spans for its vectors (`Snippet.vector_starts`), so
+that one forward pass serves two probes whose tokens differ: CAT-probing's attention over the
+code tokens and AST-Probe's vectors over its string-collapsed tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class Snippet:
+    """One input: source text and its code tokens' character spans.
+
+    Attributes:
+        id: caller's identifier, echoed in the result.
+        code: the source text the model sees, unchanged.
+        token_starts, token_ends: int64 (n,), [start, end) character offsets of the code tokens
+            in source order (e.g. `CodeTokens.start_char` / `end_char`).
+        vector_starts, vector_ends: int64 (m,), the spans the token vectors are pooled over when
+            they are not the code tokens above (None: the same tokens as the attention).
+    """
+
+    id: Hashable
+    code: str
+    token_starts: np.ndarray
+    token_ends: np.ndarray
+    vector_starts: np.ndarray | None = None
+    vector_ends: np.ndarray | None = None
+
+    def with_vector_tokens(self, tokens: Any) -> Snippet:
+        """This snippet with vectors pooled over `tokens` (any object with `start_char` /
+        `end_char` arrays) instead of its code tokens."""
+        return Snippet(
+            self.id,
+            self.code,
+            self.token_starts,
+            self.token_ends,
+            np.asarray(tokens.start_char, np.int64),
+            np.asarray(tokens.end_char, np.int64),
+        )
+
+    @classmethod
+    def from_tokens(cls, id: Hashable, code: str, tokens: Any) -> Snippet:
+        """Snippet from any object with `start_char` / `end_char` arrays (e.g. `CodeTokens`)."""
+        return cls(id, code, np.asarray(tokens.start_char, np.int64), np.asarray(tokens.end_char, np.int64))
+
+    @classmethod
+    def joined(cls, id: Hashable, texts: Sequence[str], *, collapse_whitespace: bool = False) -> Snippet:
+        """The code tokens' texts joined by single spaces: what the papers' reference code fed
+        its models instead of the source text (CAT-probing, arXiv 2210.04633: CodeSearchNet's
+        `code_tokens` joined by spaces; AST-Probe, arXiv 2206.11719: each token tokenized after
+        a space).
+
+        Args:
+            id: the snippet's id.
+            texts: (n,) the code tokens' texts, in source order.
+            collapse_whitespace: turn every run of whitespace inside a token into one space and
+                strip its ends, as CAT-probing's reference does (`" ".join(code.split())`); a
+                token left empty gets a zero-width span and no separator, so it gets no subword.
+
+        Returns:
+            A Snippet whose `code` is the joined text and whose spans are the tokens' places in it.
+        """
+        if collapse_whitespace:
+            texts = [" ".join(t.split()) for t in texts]
+        lengths = np.fromiter((len(t) for t in texts), np.int64, len(texts))
+        # Each non-empty token after the first non-empty one is preceded by one space; an empty
+        # token sits at the end of the text before it, where no subword can overlap it.
+        gap = np.cumsum(lengths > 0) > 1
+        gap &= lengths > 0
+        ends = np.cumsum(lengths + gap)
+        starts = ends - lengths
+        return cls(id, " ".join(t for t in texts if t), starts, ends)
+
+
+@dataclass(frozen=True, eq=False)
+class SnippetResult:
+    """Extraction result of one snippet.
+
+    Attributes:
+        id: the snippet's id.
+        status: "ok", "truncated" (input cut at a token boundary) or "skipped" (too long under
+            the "skip" policy: no arrays).
+        tokens: int64 (k,), indices of the code tokens that have rows below (kept tokens).
+        attention: float32 (n_layers, k, k) head-mean (or head-max) token attention, or
+            (n_layers, n_heads, k, k) per head; row = query, column = key; layer l is the l-th
+            transformer layer (`outputs.attentions[l]`). None when not requested or skipped.
+        vectors: float32 (n_layers + 1, k, hidden), index l = `hidden_states[l]` (0 = embeddings,
+            the last one as the model returns it, e.g. after a final layer norm). None when not
+            requested or skipped.
+        n_subwords: subwords of the whole snippet, specials excluded (whitespace ones included).
+        n_subwords_used: subwords fed to the model, specials excluded (0 when skipped).
+        n_unmatched_subwords, n_tokens_without_subword, n_shared_subwords: alignment counts of
+            the whole (untruncated) snippet; see `Alignment`.
+        n_tokens_truncated: tokens that had subwords but fell past the truncation point (0 unless
+            truncated).
+        vector_tokens: int64 (kv,), the rows of `vectors`: indices into the snippet's vector
+            spans (`Snippet.vector_starts`), or equal to `tokens` when it has none. A vector
+            token is kept when it has subwords and all of them were fed to the model.
+    """
+
+    id: Hashable
+    status: str
+    tokens: np.ndarray
+    attention: np.ndarray | None
+    vectors: np.ndarray | None
+    n_subwords: int
+    n_subwords_used: int
+    n_unmatched_subwords: int
+    n_tokens_without_subword: int
+    n_shared_subwords: int
+    n_tokens_truncated: int
+    vector_tokens: np.ndarray
