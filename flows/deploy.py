@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 from codeprobe.allocator import limit_heap_growth
-from codeprobe.pipeline.config import RunConfig
+from codeprobe.pipeline.config import ConfigError, RunConfig
 from codeprobe.pipeline.flow import probing_flow
 
 DEFAULT_NAME = "weekly"
@@ -48,9 +48,12 @@ def main(argv: list[str] | None = None) -> None:
         help="probe this model (or checkpoint folder) instead of the config's; repeatable",
     )
     args = parser.parse_args(argv)
-    config = RunConfig.read(args.config) if args.config else None
-    if args.model:
-        config = (config or RunConfig()).with_changes(models=tuple(args.model))
+    try:
+        config = RunConfig.read(args.config) if args.config else None
+        if args.model:
+            config = (config or RunConfig()).with_changes(models=tuple(args.model))
+    except ConfigError as err:
+        parser.exit(2, f"codeprobe: error: {err}\n")
     limit_heap_growth()  # scheduled runs in this process: memory flat in the number of snippets
     serve(deployment(args.name, args.cron, config, args.out))
 

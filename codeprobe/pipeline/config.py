@@ -199,6 +199,8 @@ class RunConfig(BaseModel):
         if not isinstance(data, dict):
             return data
         data = dict(data)
+        if data.get("extra") == {}:
+            del data["extra"]  # written, always empty, by configs before the sections
         sections: dict[str, dict[str, Any]] = {}
         for old, (section, name) in LEGACY_KEYS.items():
             if old in data:

@@ -102,7 +102,7 @@ def test_report_page_in_a_browser(run, tmp_path):
             assert {
                 "CAT-score by layer",
                 "AST-Probe F1 by hidden state",
-                "AST-Probe F1 by rank (selected layer)",
+                "AST-Probe F1 by rank (selected hidden state)",
             } <= charts
             assert len(driver.find_elements("css selector", "#heads table.heat td[data-layer]")) == 2 * 3
             assert len(driver.find_elements("css selector", "[data-testid=rates-table] tr")) > 5

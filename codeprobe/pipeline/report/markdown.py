@@ -47,7 +47,7 @@ def render_report(runs: list[Path] | Path, out: Path) -> Path:
         ]  # a series' earlier steps: over training
         if sections:
             body = m.report(sections, plots)
-            lines += body[:1] + body[1:3] + [f"Brackets: {UNCERTAINTY_NOTE}.", ""] + body[3:]
+            lines += body[:2] + [f"Brackets: {UNCERTAINTY_NOTE}.", ""] + body[2:]
     lines += series_lines(summaries, plots, label_run)
     for s in summaries[:1]:
         lines += data_lines(s)

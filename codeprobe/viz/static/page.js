@@ -214,12 +214,12 @@
     const row = el("div", { class: "row" });
     if (catSeries.length) row.append(lineChart({ title: "CAT-score by layer", xLabel: "transformer layer (0-based)", yLabel: "CAT-score", series: catSeries, hlines: catLines }));
     if (astSeries.length) row.append(lineChart({ title: "AST-Probe F1 by hidden state", xLabel: "hidden state (0 = embeddings)", yLabel: "F1", series: astSeries, hlines: astLines, stars }));
-    if (rankSeries.length) row.append(lineChart({ title: "AST-Probe F1 by rank (selected layer)", xLabel: "probe rank", yLabel: "F1", series: rankSeries, logX: true, width: 380 }));
+    if (rankSeries.length) row.append(lineChart({ title: "AST-Probe F1 by rank (selected hidden state)", xLabel: "probe rank", yLabel: "F1", series: rankSeries, logX: true, width: 380 }));
     const steps = series.filter((s) => Number.isInteger(s.step));
     if (steps.length > 1) row.append(stepChart(steps));
     const sel = series.find((s) => s.astprobe && s.astprobe.selection);
     const notes = [
-      "Solid lines: the model; shaded bands: confidence intervals where the run computed them. CAT: dotted = random attention, dashed = positional attention exp(-|i-j|), on the same tokens. AST-Probe: dotted = the same architecture with random weights, dashed = the embedding layer (hidden state 0), \u2605 = the selected layer" +
+      "Solid lines: the model; shaded bands: confidence intervals where the run computed them. CAT: dotted = random attention, dashed = positional attention exp(-|i-j|), on the same tokens. AST-Probe: dotted = the same architecture with random weights, dashed = the embedding layer (hidden state 0), \u2605 = the selected hidden state" +
         (sel ? ` (chosen on ${sel.astprobe.selection})` : "") + ". Click a legend entry to hide or show it; hover for values.",
     ];
     if (many) notes.push("One colour per result; clicking its legend entry hides or shows all its lines.");
@@ -229,7 +229,7 @@
   function stepChart(steps) {
     const byKey = new Map();
     for (const s of steps) {
-      const key = `${s.model_base || s.model} ${s.language} ${s.dataset}`;
+      const key = `${s.model_base || s.model} ${s.language} ${String(s.dataset).split(/[\\/]/).pop()}`;
       if (!byKey.has(key)) byKey.set(key, []);
       byKey.get(key).push(s);
     }
@@ -243,7 +243,7 @@
         return pt(s.step, r.f1, r.f1_ci);
       });
       if (bestCat.length) out.push({ label: `${key}: best CAT-score`, color, points: bestCat });
-      if (bestAst.length) out.push({ label: `${key}: AST-Probe F1 (selected layer)`, color, dash: "6 3", points: bestAst });
+      if (bestAst.length) out.push({ label: `${key}: AST-Probe F1 (selected hidden state)`, color, dash: "6 3", points: bestAst });
     }
     return lineChart({ title: "By checkpoint step", xLabel: "training step", yLabel: "score", series: out, width: 460 });
   }
