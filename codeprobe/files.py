@@ -48,6 +48,17 @@ def write_atomic(path: str | os.PathLike, data: bytes | str | Callable[[Path], N
     return path
 
 
+def write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> Path:
+    """Write `arrays` as an uncompressed .npz (flat arrays, read back with `allow_pickle=False`),
+    atomically."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.savez would add ".npz" to a bare name
+            np.savez(f, **arrays)
+
+    return write_atomic(path, write)
+
+
 def json_value(value: Any) -> Any:
     """`value` as plain JSON values: numpy scalars and arrays to numbers and lists, tuples to
     lists, NaN and infinities to None (JSON has neither), recursively through dicts and lists."""

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from codeprobe.files import read_json, write_atomic, write_json
+from codeprobe.files import read_json, write_json
 
 KEY_FIELD = "_key"  # the step key recorded inside each output (see `is_done`)
 
@@ -75,16 +75,6 @@ def is_done(path: str | Path, key: str) -> bool:
 def write_step_json(path: str | Path, obj: dict[str, Any], key: str) -> str:
     """Write a step's JSON output recording its `key`, atomically; returns the path."""
     return str(write_json(path, {**obj, KEY_FIELD: key}))
-
-
-def write_step_npz(path: str | Path, arrays: dict[str, np.ndarray], key: str) -> str:
-    """Write a step's .npz output (flat arrays, no pickle) recording its `key`, atomically."""
-    return str(write_atomic(path, lambda tmp: _savez(tmp, {**arrays, KEY_FIELD: np.array(key)})))
-
-
-def _savez(tmp: Path, arrays: dict[str, np.ndarray]) -> None:
-    with open(tmp, "wb") as f:  # a file object: np.savez would add ".npz" to a bare name
-        np.savez(f, **arrays)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from codeprobe.files import write_atomic
+
 
 @contextmanager
 def axes(path: Path, title: str, xlabel: str, ylabel: str, *, legend: bool = True) -> Iterator[Any]:
@@ -29,7 +31,7 @@ def axes(path: Path, title: str, xlabel: str, ylabel: str, *, legend: bool = Tru
     if legend:
         ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
 
 
 def xy(rows: Sequence[dict], x: str, y: str) -> tuple[list, list]:
@@ -125,4 +127,4 @@ def series_figure(
     ax.legend(fontsize=7, loc="best")
     fig.suptitle(label, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from codeprobe.files import write_atomic
+from codeprobe.files import write_atomic, write_npz
 from codeprobe.pipeline.config import RunConfig
 from codeprobe.pipeline.data import read_snippets
 from codeprobe.pipeline.registry import Target, methods
@@ -211,12 +211,7 @@ def write_head_rows(rows: list[dict[str, np.ndarray]], shard_path: str) -> Path:
     come from dataset-wide rates."""
     arrays = {k: np.concatenate([r[k] for r in rows]) for k in ("layer", "head", "score")}
     arrays["sample_id"] = np.concatenate([r["sample_id"] for r in rows]).astype(str)
-    return write_atomic(heads_path(shard_path), lambda tmp: _savez(tmp, arrays))
-
-
-def _savez(tmp: Path, arrays: dict[str, np.ndarray]) -> None:
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
+    return write_npz(heads_path(shard_path), arrays)
 
 
 def cat_reduce(
