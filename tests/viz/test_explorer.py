@@ -13,7 +13,7 @@ from shared_data import cosqa_functions
 from codeprobe.errors import InputError
 from codeprobe.model import Extractor
 from codeprobe.model import Snippet as ModelSnippet
-from codeprobe.probes.astprobe.estimator import RecoveredTree
+from codeprobe.probes.astprobe.recovered_tree import RecoveredTree
 from codeprobe.probes.cat import CATProbe
 from codeprobe.syntax import ast_distance, parse, uast_distance
 from codeprobe.viz import choose_snippets, explorer_payload, nonterminal_scores

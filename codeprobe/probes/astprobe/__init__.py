@@ -9,11 +9,13 @@ states through a linear projection (see docs/astprobe-results.md for numbers).
                   stopping, guard, FitResult     evaluation  predict / evaluate on vectors
     cache / data  token vectors, once per model  estimator   ASTProbe: fit, score, predict, save
     sweeps        fitted probe sweeps, baselines multilingual  shared subspace, transfer
+    params        ASTProbe's argument checks     probe_files  a fitted probe on disk (save / load)
+    recovered_tree  a predicted tree beside its gold tree (RecoveredTree)
 """
 
 from codeprobe.probes.astprobe.cache import VectorCache, cached_vectors
 from codeprobe.probes.astprobe.data import ProbeSplit, prepare_split
-from codeprobe.probes.astprobe.estimator import ASTProbe, RecoveredTree
+from codeprobe.probes.astprobe.estimator import ASTProbe
 from codeprobe.probes.astprobe.evaluation import ProbeScores, evaluate, predict
 from codeprobe.probes.astprobe.fitting import fit, fit_many
 from codeprobe.probes.astprobe.multilingual import LanguageProbe, fit_languages, transfer, transfer_matrix
@@ -21,6 +23,7 @@ from codeprobe.probes.astprobe.preprocess import remove_docstrings
 from codeprobe.probes.astprobe.probe import ProbeModule
 from codeprobe.probes.astprobe.probe_data import ProbeData
 from codeprobe.probes.astprobe.probe_run import FitResult, ProbeDivergedError
+from codeprobe.probes.astprobe.recovered_tree import RecoveredTree
 from codeprobe.probes.astprobe.recovery import (
     BAD_ROOT,
     Constituents,

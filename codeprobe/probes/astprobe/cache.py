@@ -45,6 +45,12 @@ log = logging.getLogger("codeprobe.astprobe")
 FORMAT_VERSION = 3
 
 
+def default_cache_dir() -> Path:
+    """Where token vectors are cached: $CODEPROBE_CACHE_DIR, else ~/.cache/codeprobe/astprobe."""
+    env = os.environ.get("CODEPROBE_CACHE_DIR")
+    return Path(env) / "astprobe" if env else Path.home() / ".cache" / "codeprobe" / "astprobe"
+
+
 @dataclass(frozen=True)
 class CacheItem:
     """One snippet to encode: its id, the code the model sees, and its code tokens' character

@@ -28,6 +28,7 @@ from codeprobe.probes.astprobe.preprocess import remove_docstrings as strip_docs
 from codeprobe.probes.astprobe.probe_data import ProbeData
 from codeprobe.probes.astprobe.recovery import TupleBatch
 from codeprobe.probes.astprobe.tuples import ASTTuple, tree_tuple, tuple_tokens
+from codeprobe.probes.astprobe.vocab import LabelVocab
 from codeprobe.syntax import parse
 from codeprobe.syntax.languages import canonical_language
 
@@ -70,6 +71,25 @@ class ProbeSplit:
         """Inputs of a fit or an evaluation at `layer` (0 = embeddings), memory-mapped."""
         return ProbeData(self.cache.layer(layer), self.gold, self.language)
 
+    def check(self, language: str, options: dict[str, object], layer: int) -> None:
+        """Raise InputError unless this split is in `language`, was made with the switches
+        `options`, and holds hidden state `layer`."""
+        if self.language != language:
+            raise InputError(f"this probe is for {language}, the split is {self.language}")
+        differ = sorted(k for k, v in self.options.items() if k in options and options[k] != v)
+        if differ:
+            raise InputError(
+                f"the split was prepared with other {', '.join(differ)} than this probe's: "
+                "prepare it with the probe's `prepare`"
+            )
+        if not 0 <= layer < self.cache.n_states:
+            raise InputError(f"layer {layer} does not exist: the model has hidden states 0..{self.cache.n_states - 1}")
+
+
+def split_vocabs(split: ProbeSplit) -> tuple[LabelVocab, LabelVocab]:
+    """The (c, u) label vocabularies a probe trained on `split` has (`LabelVocab.build`)."""
+    return LabelVocab.build(t.c for t in split.tuples), LabelVocab.build(t.u for t in split.tuples)
+
 
 def as_pairs(snippets: Iterable) -> list[tuple[str, str]]:
     """(id, code) pairs from code strings, (id, code) pairs, or objects with `.id` and `.code`
@@ -87,6 +107,23 @@ def as_pairs(snippets: Iterable) -> list[tuple[str, str]]:
     if len({i for i, _ in out}) != len(out):
         raise InputError("snippet ids must be unique")
     return out
+
+
+def holdout(
+    pairs: list[tuple[str, str]], fraction: float, seed: int
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(kept, held out) of `pairs`: a seeded random share `fraction` (at least one) held out,
+    both in their order.
+
+    Raises:
+        InputError: nothing would be left to keep.
+    """
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(pairs))
+    n_valid = max(1, int(round(fraction * len(pairs))))
+    if len(pairs) - n_valid < 1:
+        raise InputError("too few snippets to hold out a validation share: pass X_valid")
+    return [pairs[i] for i in sorted(order[n_valid:])], [pairs[i] for i in sorted(order[:n_valid])]
 
 
 def prepare_split(

@@ -21,72 +21,33 @@ every constructor argument, and a transformer is hundreds of megabytes to copy f
 a grid search; and the probe's weights are learned from that one model's hidden states, so which
 model it reads is part of what `fit` learns, not a setting to vary. `load(path, model=...)` gives
 the fitted model back (default: the one `save` recorded).
+
+What `predict` gives is `recovered_tree`'s; the files `save` writes are `probe_files`'s.
 """
 
 from __future__ import annotations
 
-import json
-import numbers
 import os
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-from safetensors.torch import load_file, save_file
 from sklearn.base import BaseEstimator
 
-from codeprobe.errors import InputError, ModelLoadError
-from codeprobe.files import write_atomic, write_json
+from codeprobe.errors import InputError
 from codeprobe.model import Extractor, LoadedModel, load_model
-from codeprobe.probes.astprobe.data import MODEL_INPUTS, ProbeSplit, as_pairs, ensure_nonempty, prepare_split
+from codeprobe.probes.astprobe.cache import default_cache_dir
+from codeprobe.probes.astprobe.data import ProbeSplit, as_pairs, ensure_nonempty, holdout, prepare_split, split_vocabs
 from codeprobe.probes.astprobe.evaluation import ProbeScores, evaluate, predict
 from codeprobe.probes.astprobe.fitting import fit
+from codeprobe.probes.astprobe.params import check_params
 from codeprobe.probes.astprobe.probe import ProbeModule
+from codeprobe.probes.astprobe.probe_files import probe_settings, read_probe, write_probe
 from codeprobe.probes.astprobe.probe_run import FitResult
-from codeprobe.probes.astprobe.recovery import LabelRecall, constituents, recall_by_label, score
+from codeprobe.probes.astprobe.recovered_tree import RecoveredTree, recovered_trees
+from codeprobe.probes.astprobe.recovery import LabelRecall, recall_by_label
 from codeprobe.probes.astprobe.train_config import TrainConfig
 from codeprobe.probes.astprobe.vocab import LabelVocab
-from codeprobe.syntax import grammar_info
-from codeprobe.syntax.languages import canonical_language
 
-SETTINGS_FILE = "probe.json"
-WEIGHTS_FILE = "probe.safetensors"
 VALIDATION_SEED_SALT = 7919
-
-
-def default_cache_dir() -> Path:
-    """Where token vectors are cached: $CODEPROBE_CACHE_DIR, else ~/.cache/codeprobe/astprobe."""
-    env = os.environ.get("CODEPROBE_CACHE_DIR")
-    return Path(env) / "astprobe" if env else Path.home() / ".cache" / "codeprobe" / "astprobe"
-
-
-@dataclass(frozen=True)
-class RecoveredTree:
-    """One snippet's predicted tree beside its gold tree.
-
-    Attributes:
-        id: the snippet's id.
-        tokens: the code tokens' texts.
-        d: float64 (n - 1,), predicted squared distances; c (n - 1,), u (n,): predicted labels.
-        predicted, gold: constituents (label, first token, last token) of the two trees.
-        precision, recall, f1: this snippet's scores.
-    """
-
-    id: str
-    tokens: tuple[str, ...]
-    d: np.ndarray
-    c: tuple[str, ...]
-    u: tuple[str, ...]
-    predicted: tuple[tuple[str, int, int], ...]
-    gold: tuple[tuple[str, int, int], ...]
-    precision: float
-    recall: float
-    f1: float
-
-
-def split_vocabs(split: ProbeSplit) -> tuple[LabelVocab, LabelVocab]:
-    """The (c, u) label vocabularies a probe trained on `split` has (`LabelVocab.build`)."""
-    return LabelVocab.build(t.c for t in split.tuples), LabelVocab.build(t.u for t in split.tuples)
 
 
 class ASTProbe(BaseEstimator):
@@ -114,7 +75,7 @@ class ASTProbe(BaseEstimator):
             tokens joined by single spaces, as the reference fed its models).
 
     The arguments are stored as given and checked when the probe runs (`fit`, `prepare`,
-    `score`, ...): a bad one raises `InputError` there.
+    `score`, ...; see `params`): a bad one raises `InputError` there.
 
     Attributes (after `fit`, `fit_splits`, `from_fit_result` or `load`):
         module_: the trained `ProbeModule` (B, V_c, V_u).
@@ -166,16 +127,10 @@ class ASTProbe(BaseEstimator):
             model: the model whose hidden states are probed: a name or directory, a
                 `LoadedModel`, or None for the packaged default; kept as `model_`.
         """
-        self._check_params()
+        check_params(self)
         pairs = as_pairs(X)
         if X_valid is None:
-            rng = np.random.default_rng(self.random_state + VALIDATION_SEED_SALT)
-            order = rng.permutation(len(pairs))
-            n_valid = max(1, int(round(self.validation_fraction * len(pairs))))
-            if len(pairs) - n_valid < 1:
-                raise InputError("too few snippets to hold out a validation share: pass X_valid")
-            valid_pairs = [pairs[i] for i in sorted(order[:n_valid])]
-            pairs = [pairs[i] for i in sorted(order[n_valid:])]
+            pairs, valid_pairs = holdout(pairs, self.validation_fraction, self.random_state + VALIDATION_SEED_SALT)
         else:
             valid_pairs = as_pairs(X_valid)
         extractor = self._extractor_for(model)
@@ -188,7 +143,7 @@ class ASTProbe(BaseEstimator):
         model: the model the splits' vectors came from (see `fit`), kept as `model_` to read
             new snippets with.
         """
-        language = self._check_params()
+        language = check_params(self)
         ensure_nonempty([train, valid], ["training", "validation"])
         self._check_split(train, language)
         self._check_split(valid, language)
@@ -225,7 +180,7 @@ class ASTProbe(BaseEstimator):
                 match them (rank, label vocabularies).
         """
         probe = cls(**{"language": train.language, **train.options, **params})
-        language = probe._check_params()
+        language = check_params(probe)
         ensure_nonempty([train], ["training"])
         probe._check_split(train, language)
         vocabs = split_vocabs(train)
@@ -284,29 +239,7 @@ class ASTProbe(BaseEstimator):
             return []
         self._check_split(split, self.language_)
         pred = predict(module, split.data(self.layer), vocabs, self.config.device).tuples
-        per = score(pred, split.gold)
-        pred_cons, gold_cons = constituents(pred), constituents(split.gold)
-        tok = np.r_[0, np.cumsum(pred.lengths)]
-        pairs = np.r_[0, np.cumsum(pred.lengths - 1)]
-        out = []
-        for i, ident in enumerate(split.ids):
-            c_ids = pred.c[pairs[i] : pairs[i + 1]]
-            u_ids = pred.u[tok[i] : tok[i + 1]]
-            out.append(
-                RecoveredTree(
-                    id=ident,
-                    tokens=split.tuples[i].tokens.texts,
-                    d=pred.d[pairs[i] : pairs[i + 1]],
-                    c=tuple(pred.c_names[k] for k in c_ids),
-                    u=tuple(pred.u_names[k] for k in u_ids),
-                    predicted=tuple(pred_cons.of(i)),
-                    gold=tuple(gold_cons.of(i)),
-                    precision=float(per.precision[i]),
-                    recall=float(per.recall[i]),
-                    f1=float(per.f1[i]),
-                )
-            )
-        return out
+        return recovered_trees(pred, split)
 
     # -- data -------------------------------------------------------------------------------
 
@@ -322,7 +255,7 @@ class ASTProbe(BaseEstimator):
 
         The model that reads `X`: `extractor` if given, else `model` (see `extractor`).
         """
-        language = self._check_params()
+        language = check_params(self)
         return prepare_split(
             as_pairs(X),
             language,
@@ -344,7 +277,7 @@ class ASTProbe(BaseEstimator):
     def _extractor_for(self, model: str | LoadedModel | None) -> Extractor:
         """`model`'s extractor (None: the packaged default); the last one is kept, so that
         `fit` and then `predict` with the same model load it once."""
-        self._check_params()
+        check_params(self)
         settings = (self.device, self.extraction_batch_size)
         kept = getattr(self, "_extractor", None)
         if (
@@ -369,66 +302,21 @@ class ASTProbe(BaseEstimator):
     def save(self, path: str | os.PathLike) -> Path:
         """Write `probe.safetensors` (B, V_c, V_u) and `probe.json` (settings, vocabularies,
         model and grammar provenance, training history) to directory `path`, each atomically
-        (a reader never sees half a file)."""
-        module, (c_vocab, u_vocab) = self._fitted()
-        path = Path(path)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-        write_atomic(path / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp)))
-        language = self.language_
-        grammar = grammar_info(language)
-        result = self.fit_result_
-        settings = {
-            "format": 1,
-            "model": None if isinstance(self.model_, LoadedModel) else self.model_,
-            "model_info": self.model_info_,
-            "layer": self.layer,
-            "rank": self.rank,
-            "language": language,
-            "languages": list(module.vectors_c),
-            "vocabularies": {language: {"c": list(c_vocab.labels), "u": list(u_vocab.labels)}},
-            "grammars": {language: {"package": grammar.package, "version": grammar.package_version}},
-            "random_state": self.random_state,
-            "remove_docstrings": self.remove_docstrings,
-            "drop_line_continuations": self.drop_line_continuations,
-            "model_input": self.model_input,
-            "config": asdict(self.config),
-            "training": None
-            if result is None
-            else {
-                "best_epoch": result.best_epoch,
-                "hit_max_epochs": result.hit_max_epochs,
-                "best_valid_loss": result.best_valid_loss,
-                "rollbacks": list(result.rollbacks),
-                "history": [asdict(r) for r in result.history],
-            },
-        }
-        write_json(path / SETTINGS_FILE, settings, sort_keys=False)
-        return path
+        (a reader never sees half a file; see `probe_files`)."""
+        module, _ = self._fitted()
+        return write_probe(path, module, probe_settings(self))
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, model: str | LoadedModel | None = None, **kwargs) -> ASTProbe:
         """A fitted probe saved by `save`. Its `model_` is the saved model name unless `model`
         is given (e.g. a `LoadedModel` already in memory); `kwargs` override constructor
         settings (e.g. `cache_dir`, `device`)."""
-        path = Path(path)
-        try:
-            settings = json.loads((path / SETTINGS_FILE).read_text(encoding="utf-8"))
-            tensors = load_file(str(path / WEIGHTS_FILE))
-        except (OSError, ValueError) as err:
-            raise ModelLoadError(f"cannot load a probe from {path}: {err}") from err
-        language = settings["language"]
-        installed = grammar_info(language).package_version
-        saved = settings["grammars"][language]["version"]
-        if installed != saved:
-            raise ModelLoadError(
-                f"probe trained with {settings['grammars'][language]['package']} {saved}, "
-                f"but {installed} is installed: its labels would not match"
-            )
+        settings, module = read_probe(path)
         config = TrainConfig(**settings["config"])
         probe = cls(
             rank=settings["rank"],
             layer=settings["layer"],
-            language=language,
+            language=settings["language"],
             random_state=settings["random_state"],
             config=kwargs.pop("config", config),
             # Probes saved before these switches existed used the defaults.
@@ -439,13 +327,8 @@ class ASTProbe(BaseEstimator):
             model_input=kwargs.pop("model_input", settings.get("model_input", "source")),
             **kwargs,
         )
-        language = probe._check_params()
+        language = check_params(probe)
         vocab = settings["vocabularies"][language]
-        sizes = {}
-        for lang in settings["languages"]:
-            sizes[lang] = (tensors[f"vectors_c.{lang}"].shape[1], tensors[f"vectors_u.{lang}"].shape[1])
-        module = ProbeModule(tensors["proj"].shape[0], tensors["proj"].shape[1], sizes)
-        module.load_state_dict(tensors)  # names: proj, vectors_c.<language>, vectors_u.<language>
         return probe._set_fitted(
             module.to(probe.config.device).eval(),
             (LabelVocab(tuple(vocab["c"])), LabelVocab(tuple(vocab["u"]))),
@@ -457,43 +340,14 @@ class ASTProbe(BaseEstimator):
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def _check_params(self) -> str:
-        """Check the constructor's arguments (scikit-learn checks them when the estimator runs,
-        not in `__init__`); return the canonical language name."""
-        language = canonical_language(self.language)
-        for name, least in (("rank", 1), ("layer", 0), ("extraction_batch_size", 1)):
-            value = getattr(self, name)
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < least:
-                raise InputError(f"{name} must be an integer >= {least}, got {value!r}")
-        if not isinstance(self.random_state, numbers.Integral) or isinstance(self.random_state, bool):
-            raise InputError(f"random_state must be an integer, got {self.random_state!r}")
-        if not isinstance(self.validation_fraction, numbers.Real) or not 0 <= self.validation_fraction < 1:
-            raise InputError(f"validation_fraction must lie in [0, 1), got {self.validation_fraction!r}")
-        if not isinstance(self.config, TrainConfig):
-            raise InputError(f"config must be a TrainConfig, got {type(self.config).__name__}")
-        if self.model_input not in MODEL_INPUTS:
-            raise InputError(f"model_input must be one of {', '.join(MODEL_INPUTS)}, got {self.model_input!r}")
-        return language
-
     def _check_split(self, split: ProbeSplit, language: str) -> None:
         """`split` is in this probe's language, made with its switches, and holds its layer."""
-        if split.language != language:
-            raise InputError(f"this probe is for {language}, the split is {split.language}")
         options = {
             "remove_docstrings": self.remove_docstrings,
             "drop_line_continuations": self.drop_line_continuations,
             "model_input": self.model_input,
         }
-        differ = sorted(k for k, v in split.options.items() if k in options and options[k] != v)
-        if differ:
-            raise InputError(
-                f"the split was prepared with other {', '.join(differ)} than this probe's: "
-                "prepare it with the probe's `prepare`"
-            )
-        if not 0 <= self.layer < split.cache.n_states:
-            raise InputError(
-                f"layer {self.layer} does not exist: the model has hidden states 0..{split.cache.n_states - 1}"
-            )
+        split.check(language, options, self.layer)
 
     def _cache_root(self) -> Path:
         return Path(self.cache_dir) if self.cache_dir is not None else default_cache_dir()

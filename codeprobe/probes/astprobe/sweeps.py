@@ -27,8 +27,8 @@ import torch
 
 from codeprobe.errors import InputError
 from codeprobe.model import LoadedModel
-from codeprobe.probes.astprobe.data import ProbeSplit, ensure_nonempty
-from codeprobe.probes.astprobe.estimator import ASTProbe, split_vocabs
+from codeprobe.probes.astprobe.data import ProbeSplit, ensure_nonempty, split_vocabs
+from codeprobe.probes.astprobe.estimator import ASTProbe
 from codeprobe.probes.astprobe.evaluation import ProbeScores
 from codeprobe.probes.astprobe.fitting import fit_many
 from codeprobe.probes.astprobe.probe_run import ProbeDivergedError
