@@ -156,7 +156,7 @@ def train_command(
 def recover_command(file, probe_dir, language, model, cache_dir, as_json, html_path):
     """Print FILE's gold tree and the tree the probe recovers, side by side, with P, R, F1."""
     from codeprobe.probes.astprobe.estimator import ASTProbe
-    from codeprobe.probes.astprobe.recovery import render_tree
+    from codeprobe.probes.astprobe.tree_drawing import render_tree
 
     extra = {"cache_dir": cache_dir} if cache_dir else {}
     probe = ASTProbe.load(probe_dir, model=model, **extra)

@@ -13,7 +13,7 @@ from shared_data import cosqa_functions
 
 from codeprobe.errors import InputError
 from codeprobe.probes.astprobe import BAD_ROOT, EMPTY, TupleBatch, code_tuple, constituents, score, split_spans
-from codeprobe.probes.astprobe.recovery import recall_by_label
+from codeprobe.probes.astprobe.tree_scores import recall_by_label
 
 LABELS = [EMPTY, "a", "b", "a<sep>b", "b<sep>a<sep>c", "a<sep>a"]
 
@@ -153,7 +153,7 @@ def test_sanity_values_of_the_metric():
 
 
 def test_networkx_export_for_drawing():
-    from codeprobe.probes.astprobe.recovery import render_tree, tree_to_networkx
+    from codeprobe.probes.astprobe.tree_drawing import render_tree, tree_to_networkx
 
     t = code_tuple("def maximum(a, b):\n    if a > b:\n        return a\n    return b\n", "python")
     nodes = constituents(TupleBatch.from_tuples([t])).of(0)

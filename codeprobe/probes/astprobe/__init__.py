@@ -2,7 +2,9 @@
 states through a linear projection (see docs/astprobe-results.md for numbers).
 
     preprocess    the reference's docstring removal
-    tuples        (d, c, u) from a tree          recovery    trees from (d, c, u), P / R / F1, recall per label
+    tuples        (d, c, u) from a tree          recovery    trees from (d, c, u) (constituents)
+    tuple_batch   (d, c, u) of a batch, flat     tree_scores P / R / F1, recall per label
+    tree_drawing  a tree as text or networkx
     probe         the torch module and loss      probe_data  a split's token vectors and gold (ProbeData)
     train_config  TrainConfig, PAPER_TRAINING    targets     gold as the loss reads it, batches
     probe_run     one probe's schedule, early    fitting     fit / fit_many on vectors
@@ -24,19 +26,7 @@ from codeprobe.probes.astprobe.probe import ProbeModule
 from codeprobe.probes.astprobe.probe_data import ProbeData
 from codeprobe.probes.astprobe.probe_run import FitResult, ProbeDivergedError
 from codeprobe.probes.astprobe.recovered_tree import RecoveredTree
-from codeprobe.probes.astprobe.recovery import (
-    BAD_ROOT,
-    Constituents,
-    LabelRecall,
-    SnippetScores,
-    TupleBatch,
-    constituents,
-    recall_by_label,
-    render_tree,
-    score,
-    split_spans,
-    tree_to_networkx,
-)
+from codeprobe.probes.astprobe.recovery import BAD_ROOT, Constituents, constituents, split_spans
 from codeprobe.probes.astprobe.sweeps import (
     SweepPoint,
     random_weights,
@@ -44,6 +34,9 @@ from codeprobe.probes.astprobe.sweeps import (
     sweep,
 )
 from codeprobe.probes.astprobe.train_config import PAPER_TRAINING, TrainConfig
+from codeprobe.probes.astprobe.tree_drawing import render_tree, tree_to_networkx
+from codeprobe.probes.astprobe.tree_scores import LabelRecall, SnippetScores, recall_by_label, score
+from codeprobe.probes.astprobe.tuple_batch import TupleBatch
 from codeprobe.probes.astprobe.tuples import EMPTY, SEP, ASTTuple, code_tuple, tree_tuple
 from codeprobe.probes.astprobe.vocab import UNKNOWN, LabelVocab
 

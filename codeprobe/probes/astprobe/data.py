@@ -26,7 +26,7 @@ from codeprobe.model import Extractor, Snippet
 from codeprobe.probes.astprobe.cache import CacheItem, VectorCache, cached_vectors
 from codeprobe.probes.astprobe.preprocess import remove_docstrings as strip_docstrings
 from codeprobe.probes.astprobe.probe_data import ProbeData
-from codeprobe.probes.astprobe.recovery import TupleBatch
+from codeprobe.probes.astprobe.tuple_batch import TupleBatch
 from codeprobe.probes.astprobe.tuples import ASTTuple, tree_tuple, tuple_tokens
 from codeprobe.probes.astprobe.vocab import LabelVocab
 from codeprobe.syntax import parse

@@ -43,8 +43,8 @@ from codeprobe.probes.astprobe.probe import ProbeModule
 from codeprobe.probes.astprobe.probe_files import probe_settings, read_probe, write_probe
 from codeprobe.probes.astprobe.probe_run import FitResult
 from codeprobe.probes.astprobe.recovered_tree import RecoveredTree, recovered_trees
-from codeprobe.probes.astprobe.recovery import LabelRecall, recall_by_label
 from codeprobe.probes.astprobe.train_config import TrainConfig
+from codeprobe.probes.astprobe.tree_scores import LabelRecall, recall_by_label
 from codeprobe.probes.astprobe.vocab import LabelVocab
 
 VALIDATION_SEED_SALT = 7919
@@ -217,7 +217,7 @@ class ASTProbe(BaseEstimator):
 
     def recall_by_label(self, X) -> LabelRecall:
         """Recall of the gold constituents per non-terminal label on `X`: the reference code's
-        table (see `recovery.LabelRecall`)."""
+        table (see `tree_scores.LabelRecall`)."""
         self._fitted()
         return self.recall_by_label_split(self.prepare(as_pairs(X)))
 

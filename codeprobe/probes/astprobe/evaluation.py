@@ -14,8 +14,9 @@ import torch
 
 from codeprobe.probes.astprobe.probe import BatchLayout, LossParts, ProbeModule, loss_parts
 from codeprobe.probes.astprobe.probe_data import ProbeData, gather
-from codeprobe.probes.astprobe.recovery import SnippetScores, TupleBatch, score
 from codeprobe.probes.astprobe.targets import Targets, eval_batches
+from codeprobe.probes.astprobe.tree_scores import SnippetScores, score
+from codeprobe.probes.astprobe.tuple_batch import TupleBatch
 from codeprobe.probes.astprobe.vocab import UNKNOWN_ID, LabelVocab
 
 
@@ -106,7 +107,7 @@ def evaluate(
     device: str = "cpu",
 ) -> ProbeScores:
     """Recover every snippet's tree from the probe's predictions and score it (see
-    `recovery.score`)."""
+    `tree_scores.score`)."""
     pred = predict(module, data, vocabs, device)
     per = score(pred.tuples, data.gold)
     means = per.mean()

@@ -25,9 +25,9 @@ from codeprobe.probes.astprobe.evaluation import mean_loss
 from codeprobe.probes.astprobe.probe import LossParts, ProbeModule, orthogonality, stacked_loss
 from codeprobe.probes.astprobe.probe_data import ProbeData, as_list, stack
 from codeprobe.probes.astprobe.probe_run import FitResult, ProbeDivergedError, ProbeRun
-from codeprobe.probes.astprobe.recovery import TupleBatch
 from codeprobe.probes.astprobe.targets import Batch, Targets, epoch_batches, eval_batches
 from codeprobe.probes.astprobe.train_config import TrainConfig
+from codeprobe.probes.astprobe.tuple_batch import TupleBatch
 from codeprobe.probes.astprobe.vocab import LabelVocab
 from codeprobe.progress import progress
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from codeprobe.errors import InputError
-from codeprobe.probes.astprobe.recovery import TupleBatch
+from codeprobe.probes.astprobe.tuple_batch import TupleBatch
 
 
 @dataclass(frozen=True, eq=False)

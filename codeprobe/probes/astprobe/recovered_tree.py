@@ -8,7 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from codeprobe.probes.astprobe.data import ProbeSplit
-from codeprobe.probes.astprobe.recovery import TupleBatch, constituents, score
+from codeprobe.probes.astprobe.recovery import constituents
+from codeprobe.probes.astprobe.tree_scores import score
+from codeprobe.probes.astprobe.tuple_batch import TupleBatch
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import torch
 
 from codeprobe.probes.astprobe.probe import IGNORE, BatchLayout, FlatTargets, layout
 from codeprobe.probes.astprobe.probe_data import ProbeData
-from codeprobe.probes.astprobe.recovery import TupleBatch
+from codeprobe.probes.astprobe.tuple_batch import TupleBatch
 from codeprobe.probes.astprobe.vocab import UNKNOWN_ID, LabelVocab
 
 EVAL_BATCH = 256  # snippets per evaluation batch
