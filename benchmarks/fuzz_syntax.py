@@ -35,7 +35,7 @@ import numpy as np
 from codeprobe.errors import CodeprobeError
 from codeprobe.syntax import ast_distance, known_languages, language_for_path, parse, uast_distance
 from codeprobe.syntax.languages import wrappers
-from codeprobe.syntax.tree import _CLEAN, _parse_with
+from codeprobe.syntax.parsing import _CLEAN, _parse_with
 
 sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))  # the test oracles: tests/oracles/
 from oracles.syntax import leaf_distances, oracle_graphs  # noqa: E402

@@ -11,8 +11,9 @@ from codeprobe.syntax.languages import (
     language_for_path,
     language_spec,
 )
+from codeprobe.syntax.parsing import parse
 from codeprobe.syntax.tokens import CodeTokens, code_tokens
-from codeprobe.syntax.tree import ParseIssue, SyntaxTree, parse
+from codeprobe.syntax.tree import ParseIssue, SyntaxTree
 
 __all__ = [
     "CodeTokens",

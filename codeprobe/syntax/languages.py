@@ -7,9 +7,9 @@ comments, strings and identifiers. Adding a language is adding an entry (and its
 Real snippets are functions, not files. A method may need its class around it, and PHP's grammar
 reads text without an open tag as inline HTML. A `Wrapper` is text put around the user's code
 before parsing; `parse` tries the bare text first and keeps a wrapped parse only when it is
-strictly better and the user's text consumed none of the wrapper (see `codeprobe.syntax.tree`).
-The tree module then cuts the wrapper's own nodes away, so offsets and tokens refer to the
-user's text only.
+strictly better and the user's text consumed none of the wrapper (`codeprobe.syntax.parsing`).
+`codeprobe.syntax.wrapped` then cuts the wrapper's own nodes away, so offsets and tokens refer
+to the user's text only.
 """
 
 from __future__ import annotations

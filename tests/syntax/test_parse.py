@@ -14,7 +14,7 @@ from codeprobe.errors import (
 )
 from codeprobe.syntax import known_languages, parse
 from codeprobe.syntax.languages import wrappers
-from codeprobe.syntax.tree import _parse_with
+from codeprobe.syntax.parsing import _parse_with
 
 
 def test_known_languages_cover_codesearchnet():
