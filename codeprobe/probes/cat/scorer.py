@@ -47,13 +47,13 @@ from codeprobe.probes.cat.score import DEFAULT_QUANTILE, check_quantile
 from codeprobe.probes.cat.scorer_arrays import (
     ScorerRecord,
     input_arrays,
+    load_arrays,
     read_inputs,
-    read_npz,
     read_record,
     read_rows,
     record_arrays,
     row_arrays,
-    write_npz,
+    save_arrays,
 )
 from codeprobe.probes.cat.types import (
     DEFAULT_TOP_K,
@@ -380,9 +380,9 @@ class CATAccumulator:
     def save(self, path: str | os.PathLike, **extra: np.ndarray) -> Path:
         """Write `to_arrays()` as one .npz (uncompressed, no pickle), atomically; `extra`
         members beside them must be named `_...` (e.g. a pipeline's step key `_key`)."""
-        return write_npz(path, self.to_arrays(), extra)
+        return save_arrays(path, self.to_arrays(), extra)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, spill_dir: str | os.PathLike | None = None) -> CATAccumulator:
         """The accumulator `save` wrote to `path` (see `from_arrays`)."""
-        return cls.from_arrays(read_npz(path), spill_dir=spill_dir)
+        return cls.from_arrays(load_arrays(path), spill_dir=spill_dir)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from codeprobe.errors import InputError
-from codeprobe.files import write_atomic
+from codeprobe.files import write_npz
 from codeprobe.probes.cat.dataset import CATSample
 from codeprobe.probes.cat.results import CATSampleScores
 from codeprobe.probes.cat.types import TypeRates
@@ -176,22 +176,16 @@ def read_inputs(arrays: Mapping[str, np.ndarray], sample_ids: Sequence[str], lea
     return samples
 
 
-def write_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], extra: Mapping[str, Any]) -> Path:
+def save_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], extra: Mapping[str, Any]) -> Path:
     """Write `arrays` and `extra` as one .npz (uncompressed, no pickle), atomically; `extra`
     members beside them must be named `_...` (e.g. a pipeline's step key `_key`)."""
     clash = [k for k in extra if not k.startswith("_")]
     if clash:
         raise InputError(f"extra members of an accumulator's file are named _...: {clash}")
-    members = {**arrays, **{k: np.asarray(v) for k, v in extra.items()}}
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:  # a file object: np.savez would add ".npz" to a bare name
-            np.savez(f, **members)
-
-    return write_atomic(path, write)
+    return write_npz(path, {**arrays, **{k: np.asarray(v) for k, v in extra.items()}})
 
 
-def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Every member of the .npz at `path`, each read once."""
     # Each access to an .npz member reads (and checksums) it again: read every array once.
     with np.load(path, allow_pickle=False) as z:
