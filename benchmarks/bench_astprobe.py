@@ -1,19 +1,19 @@
 """AST-Probe benchmark, both sides in one process on the same real inputs:
 
-1. epoch: one epoch of `fit` on cached token vectors (the validation loss at initialisation,
+1. epoch: one epoch of `fit` on cached token hidden states (the validation loss at initialisation,
    a training pass, the validation loss after it) against the same epoch re-encoding every
    batch with the model (the reference method: the frozen model runs inside the training and
    validation loops), checked to see the same inputs and reach the same losses;
 2. recovery: tree recovery + P/R/F1 of every snippet, the flat-array path against the
    reference's networkx graphs (tests/oracles/astprobe.py), checked to agree;
-3. stack: a probe on every hidden state of the model, trained layer by layer (`fit` per layer)
-   against all layers together (`fit_many`), the same fixed number of epochs on both sides
+3. stack: a probe on every hidden state of the model, trained one by one (`fit` per hidden
+   state) against all hidden states together (`fit_many`), the same fixed number of epochs on both sides
    (early stopping cannot fire), checked to give the same probes. Each side runs `--repeat`
    times, alternating, and the fastest run of each counts (the machine is shared).
 
 Inputs: functions of the running interpreter's standard library (the last tenth held out as
 the validation split), the packaged default model.
-Usage: python benchmarks/bench_astprobe.py [--n 256] [--layer 3] [--rank 128] [--threads 1]
+Usage: python benchmarks/bench_astprobe.py [--n 256] [--hidden-state 3] [--rank 128] [--threads 1]
        [--epochs 3] [--repeat 2] [--only stack]
 """
 
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from codeprobe.datasets import SkipCounter, load_dataset, parses_cleanly, sample
-from codeprobe.model import Extractor, Snippet, load_model
+from codeprobe.model import Extractor, ModelInput, load_model
 from codeprobe.probes.astprobe import LabelVocab, TrainConfig, fit, fit_many, predict, prepare_split, score
 from codeprobe.probes.astprobe.evaluation import mean_loss
 from codeprobe.probes.astprobe.probe import LossParts, ProbeModule, orthogonality, stacked_loss
@@ -44,7 +44,7 @@ PARTS = ("epoch", "recovery", "stack")
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=256, help="functions (nine tenths train, one tenth validation)")
-    ap.add_argument("--layer", type=int, default=3, help="hidden state of the epoch and recovery parts")
+    ap.add_argument("--hidden-state", type=int, default=3, help="hidden state of the epoch and recovery parts")
     ap.add_argument("--rank", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads, both sides")
@@ -63,7 +63,7 @@ def main() -> None:
     )
     n_valid = max(1, len(snippets) // 10)
     loaded = load_model(None, device="cpu")
-    extractor = Extractor(loaded, batch_size=16, attention=False, vectors=True, length_policy="skip")
+    extractor = Extractor(loaded, batch_size=16, attention=False, hidden_states=True, length_policy="skip")
     lines: list[str] = []
     with tempfile.TemporaryDirectory() as cache_root:
         start = time.perf_counter()
@@ -88,8 +88,8 @@ def main() -> None:
 
 
 def _epoch(args, split, valid, vocabs, extractor) -> tuple[ProbeModule, list[str]]:
-    """One epoch of `fit` on the cached vectors, and the same epoch re-encoding every batch."""
-    data, valid_data = split.data(args.layer), valid.data(args.layer)
+    """One epoch of `fit` on the cached hidden states, and the same epoch re-encoding every batch."""
+    data, valid_data = split.data(args.hidden_state), valid.data(args.hidden_state)
     config = TrainConfig(max_epochs=1, patience=1)
 
     # Cached: the library's epoch, gathering each batch's rows from the float16 memory map.
@@ -109,44 +109,41 @@ def _epoch(args, split, valid, vocabs, extractor) -> tuple[ProbeModule, list[str
     opt = torch.optim.Adam(module.parameters(), lr=config.lr)
     targets, valid_targets = Targets.of(data, *vocabs), Targets.of(valid_data, *vocabs)
     start = time.perf_counter()
-    _reference_valid_loss(module, valid, valid_targets, extractor, args.layer)
+    _reference_valid_loss(module, valid, valid_targets, extractor, args.hidden_state)
     module.train()
     losses = []
     for k, (_, ids) in enumerate(epoch_batches([len(data)], config.batch_size, np.random.default_rng(args.seed))):
         batch = targets.batch(ids, "cpu")
-        h = _encode(split, ids, extractor, args.layer)
+        h = _encode(split, ids, extractor, args.hidden_state)
         if k == 0:  # same inputs on both sides, up to the cache's float16
-            cached_h = torch.from_numpy(np.asarray(data.vectors[batch.tok])).float()
+            cached_h = torch.from_numpy(np.asarray(data.hidden_states[batch.tok])).float()
             torch.testing.assert_close(h, cached_h, atol=2e-2, rtol=2e-3)
         loss = _reference_loss(module, h, batch) + config.orthogonality * orthogonality(module.proj[None])[0]
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(float(loss.detach()))
-    valid_loss = _reference_valid_loss(module, valid, valid_targets, extractor, args.layer)
+    valid_loss = _reference_valid_loss(module, valid, valid_targets, extractor, args.hidden_state)
     reencoded = time.perf_counter() - start
     # The same epoch, up to the cache's float16 rounding.
     record = cached_fit.history[0]
     np.testing.assert_allclose([np.mean(losses), valid_loss], [record.train_loss, record.valid_loss], rtol=1e-2)
     return cached_fit.module, [
-        f"one epoch of fit, layer {args.layer}, re-encoding every batch (reference): {reencoded:8.3f} s",
-        f"one epoch of fit, layer {args.layer}, cached vectors:                       {cached:8.3f} s; "
+        f"one epoch of fit, hidden state {args.hidden_state}, re-encoding every batch (reference): {reencoded:8.3f} s",
+        f"one epoch of fit, hidden state {args.hidden_state}, cached hidden states:                {cached:8.3f} s; "
         f"same losses (validation {record.valid_loss:.4f} against {valid_loss:.4f})",
         f"epoch speed-up (re-encoding / cached): {reencoded / cached:.1f}x",
     ]
 
 
-def _encode(split, ids, extractor, layer: int) -> torch.Tensor:
-    """Token vectors of snippets `ids` of `split` at `layer`, computed by the model now."""
-    items = [
-        Snippet(split.ids[i], split.codes[i], split.tuples[i].tokens.start_char, split.tuples[i].tokens.end_char)
-        for i in ids
-    ]
-    return torch.from_numpy(np.concatenate([r.vectors[layer] for r in extractor.extract(items)]))
+def _encode(split, ids, extractor, hidden_state: int) -> torch.Tensor:
+    """Token hidden states of snippets `ids` of `split` at `hidden_state`, computed by the model now."""
+    items = [ModelInput.from_tokens(split.ids[i], split.codes[i], split.tuples[i].tokens) for i in ids]
+    return torch.from_numpy(np.concatenate([r.hidden_states[hidden_state] for r in extractor.extract(items)]))
 
 
 def _reference_loss(module: ProbeModule, h: torch.Tensor, batch: Batch) -> torch.Tensor:
-    """The probe's loss L_d + L_c + L_u (no penalty) on one batch of vectors h (n, hidden)."""
+    """The probe's loss L_d + L_c + L_u (no penalty) on one batch of hidden states h (n, hidden)."""
     lang = batch.language
     parts = stacked_loss(
         h[None], module.proj[None], module.vectors_c[lang][None], module.vectors_u[lang][None], batch.targets
@@ -154,7 +151,7 @@ def _reference_loss(module: ProbeModule, h: torch.Tensor, batch: Batch) -> torch
     return parts.total()[0]
 
 
-def _reference_valid_loss(module: ProbeModule, valid, targets: Targets, extractor, layer: int) -> float:
+def _reference_valid_loss(module: ProbeModule, valid, targets: Targets, extractor, hidden_state: int) -> float:
     """The validation loss (sums over all batches / counts), re-encoding every batch."""
     module.eval()
     parts = []
@@ -163,7 +160,7 @@ def _reference_valid_loss(module: ProbeModule, valid, targets: Targets, extracto
             batch = targets.batch(ids, "cpu")
             lang = batch.language
             p = stacked_loss(
-                _encode(valid, ids, extractor, layer)[None],
+                _encode(valid, ids, extractor, hidden_state)[None],
                 module.proj[None],
                 module.vectors_c[lang][None],
                 module.vectors_u[lang][None],
@@ -175,7 +172,7 @@ def _reference_valid_loss(module: ProbeModule, valid, targets: Targets, extracto
 
 def _recovery(args, split, vocabs, module: ProbeModule) -> list[str]:
     """Recovery + scoring of the epoch's predictions on the training functions."""
-    data = split.data(args.layer)
+    data = split.data(args.hidden_state)
     pred = predict(module, data, vocabs).tuples
     start = time.perf_counter()
     fast = score(pred, data.gold)
@@ -209,10 +206,10 @@ def _recovery(args, split, vocabs, module: ProbeModule) -> list[str]:
 
 
 def _stack(args, split, valid, vocabs) -> list[str]:
-    """Every hidden state's probe: layer by layer against all together, same epochs and seed."""
-    layers = range(split.cache.n_states)
-    train_data = [split.data(layer) for layer in layers]
-    valid_data = [valid.data(layer) for layer in layers]
+    """Every hidden state's probe: one by one against all together, same epochs and seed."""
+    states = range(split.cache.n_states)
+    train_data = [split.data(h) for h in states]
+    valid_data = [valid.data(h) for h in states]
     config = TrainConfig(max_epochs=args.epochs, patience=args.epochs)  # no early stop
     common = {"config": config, "random_state": args.seed}
     one_s, all_s = [], []
@@ -232,11 +229,11 @@ def _stack(args, split, valid, vocabs) -> list[str]:
             torch.testing.assert_close(b.module.state_dict()[key], value, atol=1e-3, rtol=1e-2)
     one, together_s = min(one_s), min(all_s)
     return [
-        f"{len(layers)} layers x {args.epochs} epochs, rank {args.rank}, layer by layer (fit per layer): "
+        f"{len(states)} hidden states x {args.epochs} epochs, rank {args.rank}, one by one (fit each): "
         f"{one:8.3f} s (runs: {', '.join(f'{s:.2f}' for s in one_s)})",
-        f"{len(layers)} layers x {args.epochs} epochs, rank {args.rank}, all layers together (fit_many):  "
+        f"{len(states)} hidden states x {args.epochs} epochs, rank {args.rank}, all together (fit_many): "
         f"{together_s:8.3f} s (runs: {', '.join(f'{s:.2f}' for s in all_s)}); same probes",
-        f"stack speed-up (layer by layer / together): {one / together_s:.2f}x",
+        f"stack speed-up (one by one / together): {one / together_s:.2f}x",
     ]
 
 

@@ -150,7 +150,7 @@ def main() -> None:
 
     # The library's own path: attention pooled in float32 inside the batched forward pass.
     library = CATProbe(types="paper").score(
-        snippets, Extractor(loaded, vectors=False, max_subwords=DEFAULT_MAX_SUBWORDS), args.language
+        snippets, Extractor(loaded, hidden_states=False, max_subwords=DEFAULT_MAX_SUBWORDS), args.language
     )
     lib_scores = library.samples.score.reshape(len(snippets), n_layers)
     lib_worst = float(np.nanmax(np.abs(lib_scores - np.stack([fast_scores[i] for i, _ in snippets]))))

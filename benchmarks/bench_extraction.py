@@ -4,8 +4,8 @@ Speed: on 500 real Python functions (../shared/data/cosqa-dev.json), time
   bare:      model(**batch, output_attentions=True, output_hidden_states=True)
              on batches tokenised beforehand (tokenisation not timed), and
   codeprobe: Extractor.extract on the same snippets with the same batch size: tokenisation,
-             alignment to the syntax core's tokens, head-mean attention and vectors of every
-             layer pooled to code tokens, numpy results.
+             alignment to the syntax core's tokens, head-mean attention of every layer and
+             every hidden state pooled to code tokens, numpy results.
 Each batch runs --repeats times per side, alternating which side goes first, and the fastest
 run of each counts, so drift in machine speed hits both sides alike.
 
@@ -40,7 +40,7 @@ DATA = REPO.parent / "shared" / "data" / "cosqa-dev.json"
 
 
 def snippets(n: int):
-    from codeprobe.model import Snippet
+    from codeprobe.model import ModelInput
     from codeprobe.syntax import parse
 
     rows = json.loads(DATA.read_text(encoding="utf-8"))
@@ -48,7 +48,7 @@ def snippets(n: int):
     for i in range(n):
         row = rows[i % len(rows)]
         tokens = parse(row["code"], "python").tokens()
-        out.append(Snippet.from_tokens(f"{row['idx']}#{i}", row["code"], tokens))
+        out.append(ModelInput.from_tokens(f"{row['idx']}#{i}", row["code"], tokens))
     return out
 
 

@@ -8,7 +8,7 @@ Both sides read the same standard-library functions, with the same batch size, t
 - bare: `model(..., output_attentions=True, output_hidden_states=True)` per batch, tokenisation
   done beforehand (not timed), synchronised at the end;
 - pipeline: `methods.cat.cat_shard` shard by shard (parsing, distances, tokenisation, alignment, the
-  forward pass with attention pooled in hooks, the token vectors AST-Probe reuses, shard files),
+  forward pass with attention pooled in hooks, the token hidden states AST-Probe reuses, shard files),
   then `methods.cat.cat_reduce` (scores, baselines, bootstrap intervals, tables).
 A warm-up batch runs first on each side. Prints snippets per second of each and the ratio
 pipeline / bare throughput last (goal: >= 0.8).

@@ -6,7 +6,7 @@
    snippets, with attentions and hidden states, the same batch size and the same input cut
    (256 subwords, specials included), its batches sorted by length (tokenisation not timed).
    The pipeline runs twice: as `codeprobe run` with `astprobe` off (the target's definition),
-   and as the default run, whose pass also stores AST-Probe's token vectors of every snippet.
+   and as the default run, whose pass also stores AST-Probe's token hidden states of every snippet.
    All sides run shard by shard, alternating, so drift in machine speed hits them alike; the
    data preparation (sampling, splitting) is the run's fixed start-up and is not timed.
    Target: CAT-probing <= 1.2x bare.
@@ -134,13 +134,13 @@ def cat_speed(args) -> None:
             reduce_seconds[name] = time.perf_counter() - t0
             seconds[name] += reduce_seconds[name]
         print(f"load average after: {os.getloadavg()[0]:.1f}")
-        print(f"bare forward (attentions + hidden states):            {bare:8.2f} s")
+        print(f"bare forward (attentions + hidden states):                    {bare:8.2f} s")
         print(
-            f"pipeline, shared pass (AST-Probe's vectors stored too): {seconds['shared pass']:8.2f} s "
+            f"pipeline, shared pass (AST-Probe's hidden states stored too): {seconds['shared pass']:8.2f} s "
             f"(reduce {reduce_seconds['shared pass']:.2f} s): {seconds['shared pass'] / bare:.2f}x bare"
         )
         print(
-            f"codeprobe CAT-probing pipeline (astprobe off):        {seconds['CAT only']:8.2f} s "
+            f"codeprobe CAT-probing pipeline (astprobe off):                {seconds['CAT only']:8.2f} s "
             f"(reduce {reduce_seconds['CAT only']:.2f} s)"
         )
         print(f"ratio CAT-probing / bare: {seconds['CAT only'] / bare:.2f}x (target <= 1.2x)")

@@ -7,7 +7,7 @@ AST-Probe (arXiv 2206.11719):
   - per preprocessing setting (default / remove_docstrings / drop_line_continuations / both):
     snippets kept, tokens per snippet, and the metric's trivial baselines on gold c/u
     (right-branching d, random d);
-  - probe F1 (layer 3, rank 128) with the default input, with the reference's preprocessing,
+  - probe F1 (hidden state 3, rank 128) with the default input, with the reference's preprocessing,
     and with the reference's preprocessing plus the space-joined model input;
   - the per-non-terminal recall table of the preprocessed probe (its most frequent labels).
 CAT-probing (arXiv 2210.04633): CAT-score per layer ("paper" types) with the source text or the
@@ -27,7 +27,7 @@ import torch
 
 from codeprobe.datasets import SkipCounter, load_dataset, max_length, parses_cleanly, sample, split
 from codeprobe.errors import InputError
-from codeprobe.model import Snippet, load_model
+from codeprobe.model import ModelInput, load_model
 from codeprobe.probes.astprobe import ASTProbe, TrainConfig, TupleBatch, code_tuple, score
 from codeprobe.probes.astprobe.preprocess import remove_docstrings
 from codeprobe.probes.cat import CATProbe
@@ -100,7 +100,7 @@ def astprobe_part(args, loaded) -> None:
         },
     }
     print(
-        f"\nProbe, layer {args.layer}, rank {args.rank}; train/valid/test {parts.sizes} functions "
+        f"\nProbe, hidden state {args.hidden_state}, rank {args.rank}; train/valid/test {parts.sizes} functions "
         f"before each setting's own drops\n"
     )
     print("| setting | test snippets | tokens / snippet | P | R | F1 | seconds |")
@@ -110,7 +110,12 @@ def astprobe_part(args, loaded) -> None:
         for name, opts in probes.items():
             start = time.perf_counter()
             probe = ASTProbe(
-                rank=args.rank, layer=args.layer, cache_dir=cache, config=config, random_state=args.seed, **opts
+                rank=args.rank,
+                hidden_state=args.hidden_state,
+                cache_dir=cache,
+                config=config,
+                random_state=args.seed,
+                **opts,
             )
             train, valid, test = (probe.prepare(p, model=loaded) for p in (parts.train, parts.valid, parts.test))
             probe.fit_splits(train, valid, model=loaded)
@@ -138,7 +143,7 @@ def cat_part(args, loaded) -> None:
     joined_sub = [
         len(
             tok(
-                Snippet.joined(s.id, parse(s.code, "python").tokens().texts, collapse_whitespace=True).code,
+                ModelInput.joined(s.id, parse(s.code, "python").tokens().texts, collapse_whitespace=True).code,
                 add_special_tokens=False,
             )["input_ids"]
         )
@@ -179,7 +184,7 @@ def main() -> None:
     ap.add_argument("--n-ast", type=int, default=400)
     ap.add_argument("--n-cat", type=int, default=300)
     ap.add_argument("--max-chars", type=int, default=1500)
-    ap.add_argument("--layer", type=int, default=3)
+    ap.add_argument("--hidden-state", type=int, default=3, help="AST-Probe's hidden state (0 = embeddings)")
     ap.add_argument("--rank", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)

@@ -90,7 +90,7 @@ class Alignment:
     def pooling(self) -> np.ndarray:
         """float32 (k, n_subwords): W with W[i, p] = 1/|S_i| for p in S_i, else 0.
 
-        Token attention = W A W^T (the block mean over subword pairs), token vectors = W H.
+        Token attention = W A W^T (the block mean over subword pairs), token hidden states = W H.
         """
         w = np.zeros((self.n_kept, self.n_subwords), dtype=np.float32)
         w[self.pair_token, self.pair_subword] = self.weights

@@ -1,5 +1,5 @@
-"""`codeprobe astprobe`: train AST-Probe over a model's layers (`train`), and show what a trained
-probe recovers for one snippet (`recover`)."""
+"""`codeprobe astprobe`: train AST-Probe over a model's hidden states (`train`), and show what a
+trained probe recovers for one snippet (`recover`)."""
 
 from __future__ import annotations
 
@@ -36,12 +36,20 @@ def astprobe_group() -> None:
 )
 @click.option("--lang", "language", required=True, help="Language of the snippets.")
 @click.option("--model", default=None, help="Model directory or cached hub id (default: packaged MiniLM).")
-@click.option("--layers", default="", help="Hidden-states layers, e.g. '0,3,6' (default: all; 0 = embeddings).")
-@click.option("--rank", default=128, show_default=True, help="Probe rank for the layer sweep.")
+@click.option(
+    "--hidden-states",
+    "hidden_states",
+    default="",
+    help="Hidden states to probe, e.g. '0,3,6' (default: all; 0 = embeddings, h = output of the "
+    "h-th transformer layer).",
+)
+# The option's name before `--hidden-states`, kept so that old commands still run.
+@click.option("--layers", "old_layers", default=None, hidden=True)
+@click.option("--rank", default=128, show_default=True, help="Probe rank for the sweep over hidden states.")
 @click.option(
     "--ranks",
     default="",
-    help="Also sweep these ranks at the best layer (chosen on validation), e.g. '8,16,32,64,128,256'.",
+    help="Also sweep these ranks at the best hidden state (chosen on validation), e.g. '8,16,32,64,128,256'.",
 )
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run folder.")
 @click.option("--n-snippets", type=int, default=None, help="Sample this many snippets (default: all).")
@@ -70,7 +78,8 @@ def train_command(
     dataset,
     language,
     model,
-    layers,
+    hidden_states,
+    old_layers,
     rank,
     ranks,
     out_dir,
@@ -84,8 +93,8 @@ def train_command(
     device,
     batch_size,
 ):
-    """Train a probe per layer (the same experiment runner and run folder as `codeprobe run`,
-    AST-Probe only); write OUT/summary.json, OUT/report.md, plots and the probes."""
+    """Train a probe per hidden state (the same experiment runner and run folder as `codeprobe
+    run`, AST-Probe only); write OUT/summary.json, OUT/report.md, plots and the probes."""
     from dataclasses import replace
 
     from codeprobe.pipeline.config import DEFAULT_MODEL, RunConfig
@@ -94,6 +103,10 @@ def train_command(
     from codeprobe.pipeline.summary import read_summary
     from codeprobe.probes.astprobe.train_config import PAPER_TRAINING, TrainConfig
 
+    if old_layers is not None:
+        if hidden_states:
+            raise click.UsageError("give --hidden-states, not also its old name --layers")
+        hidden_states = old_layers
     training = replace(PAPER_TRAINING if paper_training else TrainConfig(), init=probe_init)
     if epochs is not None:
         training = replace(training, max_epochs=epochs)
@@ -108,7 +121,7 @@ def train_command(
         astprobe={
             "rank": rank,
             "ranks": _int_list(ranks),
-            "hidden_states": _int_list(layers),
+            "hidden_states": _int_list(hidden_states),
             "random_baseline": not no_baselines,
             "probe_seeds": seeds,
         },
@@ -140,11 +153,11 @@ def train_command(
     "probe_dir",
     required=True,
     type=click.Path(exists=True, file_okay=False),
-    help="A saved probe directory (e.g. OUT/probes/layer_03_rank_128).",
+    help="A saved probe directory (e.g. OUT/astprobe/<model>/<language>-<dataset>/probes/hidden_state_03_rank_128).",
 )
 @lang_option
 @click.option("--model", default=None, help="Override the model the probe was trained on.")
-@click.option("--cache-dir", default=None, help="Token-vector cache root.")
+@click.option("--cache-dir", default=None, help="Hidden-state cache root.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of the drawing.")
 @click.option(
     "--html",
@@ -180,7 +193,7 @@ def recover_command(file, probe_dir, language, model, cache_dir, as_json, html_p
         payload = explorer_payload(
             [(tree.id, code)], language=probe.language_, cat=False, probe=probe, trees=trees, max_snippets=None
         )
-        title = f"{name}: AST-Probe trees (hidden state {probe.layer}, rank {probe.rank})"
+        title = f"{name}: AST-Probe trees (hidden state {probe.hidden_state}, rank {probe.rank})"
         write_html(
             explorer_html(
                 payload,
@@ -201,7 +214,7 @@ def recover_command(file, probe_dir, language, model, cache_dir, as_json, html_p
                 "precision": tree.precision,
                 "recall": tree.recall,
                 "f1": tree.f1,
-                "layer": probe.layer,
+                "hidden_state": probe.hidden_state,
                 "rank": probe.rank,
             }
         )
@@ -209,7 +222,7 @@ def recover_command(file, probe_dir, language, model, cache_dir, as_json, html_p
     gold = render_tree(tree.gold, tree.tokens)
     pred = render_tree(tree.predicted, tree.tokens)
     width = max(len("gold"), *(len(x) for x in gold)) + 2
-    click.echo(f"{'gold':<{width}}| recovered (layer {probe.layer}, rank {probe.rank})")
+    click.echo(f"{'gold':<{width}}| recovered (hidden state {probe.hidden_state}, rank {probe.rank})")
     click.echo(f"{'-' * width}+{'-' * (width)}")
     for left, right in itertools.zip_longest(gold, pred, fillvalue=""):
         click.echo(f"{left:<{width}}| {right}")

@@ -1,17 +1,17 @@
 """Model layer: load a code (or text) transformer offline and extract, per layer, token attention
-and token vectors aligned to code tokens."""
+and per-hidden-state token hidden states, aligned to code tokens."""
 
 from codeprobe.model.extraction import Extractor
 from codeprobe.model.loading import LoadedModel, ModelInfo, load_model, shared_model
-from codeprobe.model.snippet import Snippet, SnippetResult
-from codeprobe.model.source import DEFAULT_MODEL, default_model_dir, model_fingerprint
+from codeprobe.model.model_io import ModelInput, SnippetResult
+from codeprobe.model.source import DEFAULT_MODEL_ID, default_model_dir, model_fingerprint
 
 __all__ = [
-    "DEFAULT_MODEL",
+    "DEFAULT_MODEL_ID",
     "Extractor",
     "LoadedModel",
     "ModelInfo",
-    "Snippet",
+    "ModelInput",
     "SnippetResult",
     "default_model_dir",
     "load_model",

@@ -12,63 +12,66 @@ import numpy as np
 
 from codeprobe.alignment import Alignment, align, token_boundary_cut
 from codeprobe.errors import InputError
-from codeprobe.model.snippet import Snippet, SnippetResult
+from codeprobe.model.model_io import ModelInput, SnippetResult
 
 
 @dataclass(frozen=True, eq=False)
 class Prepared:
-    """A snippet after tokenisation, alignment and the length policy."""
+    """A model input after tokenisation, alignment and the length policy."""
 
-    snippet: Snippet
+    model_input: ModelInput
     alignment: Alignment
     n_subwords: int  # subwords of the whole snippet, specials excluded
     ids: list[int]  # subword ids fed to the model, specials excluded
     rows: np.ndarray  # kept-token rows of `alignment` whose subwords all fit
     status: str
-    vector_alignment: Alignment | None = None  # of the snippet's own vector spans
-    vector_rows: np.ndarray | None = None  # its kept rows whose subwords all fit
+    hidden_state_alignment: Alignment | None = None  # of the input's own hidden-state spans
+    hidden_state_rows: np.ndarray | None = None  # its kept rows whose subwords all fit
 
     @property
-    def vector_pairs(self) -> tuple[Alignment, np.ndarray]:
-        """(alignment, kept rows) the vectors are pooled over."""
-        if self.vector_alignment is None:
+    def hidden_state_pairs(self) -> tuple[Alignment, np.ndarray]:
+        """(alignment, kept rows) the hidden states are pooled over."""
+        if self.hidden_state_alignment is None:
             return self.alignment, self.rows
-        return self.vector_alignment, self.vector_rows
+        return self.hidden_state_alignment, self.hidden_state_rows
 
-    def result(self, attention: np.ndarray | None, vectors: np.ndarray | None) -> SnippetResult:
-        """The snippet's result with its pooled `attention` and `vectors` (None: not computed)."""
+    def result(self, attention: np.ndarray | None, hidden_states: np.ndarray | None) -> SnippetResult:
+        """The snippet's result with its pooled `attention` and `hidden_states` (None: not
+        computed)."""
         al = self.alignment
-        vec_al, vec_rows = self.vector_pairs
-        if vectors is not None and vectors.shape[1] != vec_rows.shape[0]:  # not run: no rows
-            vec_rows = vec_rows[:0]
+        hs_al, hs_rows = self.hidden_state_pairs
+        if hidden_states is not None and hidden_states.shape[1] != hs_rows.shape[0]:  # not run: no rows
+            hs_rows = hs_rows[:0]
         return SnippetResult(
-            id=self.snippet.id,
+            id=self.model_input.id,
             status=self.status,
             tokens=al.tokens[self.rows],
             attention=attention,
-            vectors=vectors,
+            hidden_states=hidden_states,
             n_subwords=self.n_subwords,
             n_subwords_used=len(self.ids),
             n_unmatched_subwords=al.n_unmatched_subwords,
             n_tokens_without_subword=al.n_tokens_without_subword,
             n_shared_subwords=al.n_shared_subwords,
             n_tokens_truncated=al.n_kept - int(self.rows.shape[0]) if self.status == "truncated" else 0,
-            vector_tokens=vec_al.tokens[vec_rows],
+            hidden_state_tokens=hs_al.tokens[hs_rows],
         )
 
 
-def prepare(chunk: Sequence[Snippet], tokenizer: Any, budget: int, length_policy: str, vectors: bool) -> list[Prepared]:
-    """`chunk` tokenised (one call) and aligned, each snippet cut at a code-token boundary to
-    `budget` subwords (specials excluded) or skipped (`length_policy`); `vectors`: align the
-    snippets' own vector spans too.
+def prepare(
+    chunk: Sequence[ModelInput], tokenizer: Any, budget: int, length_policy: str, hidden_states: bool
+) -> list[Prepared]:
+    """`chunk` tokenised (one call) and aligned, each input cut at a code-token boundary to
+    `budget` subwords (specials excluded) or skipped (`length_policy`); `hidden_states`: align
+    the inputs' own hidden-state spans too.
 
     Raises:
-        InputError: an item that is not a Snippet, or code that is not text.
+        InputError: an item that is not a ModelInput, or code that is not text.
         AlignmentError: token spans out of range or out of order.
     """
     for s in chunk:
-        if not isinstance(s, Snippet):
-            raise InputError(f"expected Snippet, got {type(s).__name__}")
+        if not isinstance(s, ModelInput):
+            raise InputError(f"expected ModelInput, got {type(s).__name__}")
         if not isinstance(s.code, str):
             raise InputError(f"snippet {s.id!r}: code must be str, got {type(s.code).__name__}")
     enc = tokenizer(
@@ -84,23 +87,23 @@ def prepare(chunk: Sequence[Snippet], tokenizer: Any, budget: int, length_policy
     for s, ids, offsets in zip(chunk, enc["input_ids"], enc["offset_mapping"]):
         offsets = np.asarray(offsets, dtype=np.int64)
         al = align(s.code, offsets, s.token_starts, s.token_ends)
-        vec_al = None
-        if s.vector_starts is not None and vectors:
-            vec_al = align(s.code, offsets, s.vector_starts, s.vector_ends)
+        hs_al = None
+        if s.hidden_state_starts is not None and hidden_states:
+            hs_al = align(s.code, offsets, s.hidden_state_starts, s.hidden_state_ends)
         status, rows, n_full = "ok", np.arange(al.n_kept), len(ids)
-        vec_rows = None if vec_al is None else np.arange(vec_al.n_kept)
+        hs_rows = None if hs_al is None else np.arange(hs_al.n_kept)
         if n_full > budget:
             if length_policy == "skip":
                 out.append(
-                    Prepared(s, al, n_full, [], rows[:0], "skipped", vec_al, None if vec_al is None else vec_rows[:0])
+                    Prepared(s, al, n_full, [], rows[:0], "skipped", hs_al, None if hs_al is None else hs_rows[:0])
                 )
                 continue
             cut = token_boundary_cut(al, budget)
             ids, status = ids[:cut], "truncated"
             rows = np.flatnonzero(al.last_subword < cut)
-            if vec_al is not None:
-                vec_rows = np.flatnonzero(vec_al.last_subword < cut)
-        out.append(Prepared(s, al, n_full, ids, rows, status, vec_al, vec_rows))
+            if hs_al is not None:
+                hs_rows = np.flatnonzero(hs_al.last_subword < cut)
+        out.append(Prepared(s, al, n_full, ids, rows, status, hs_al, hs_rows))
     return out
 
 

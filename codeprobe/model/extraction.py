@@ -1,4 +1,5 @@
-"""Per-layer token attention and token vectors of a model, aligned to code tokens.
+"""Per-layer token attention and per-hidden-state token hidden states of a model, aligned to
+code tokens.
 
 One forward pass per batch gives every layer. Attention is pooled inside forward hooks on the
 attention modules, so at most one layer's (batch x heads x n x n) weights exist at a time;
@@ -9,10 +10,10 @@ on the CPU and torch sparse products on other devices; both give the same number
 Token attention (CAT-probing step 3): mean over heads, then the block mean over subword pairs,
 W A W^T; special tokens drop out because W has no column weight on them; rows are not
 renormalised. `heads="max"` takes the maximum over heads instead, before the block mean, as the
-CAT-probing reference code offers (arXiv 2210.04633; its `action_per_head`). Token vectors
-(AST-Probe): mean of the token's subword vectors, W H.
+CAT-probing reference code offers (arXiv 2210.04633; its `action_per_head`). Token hidden
+states (AST-Probe): mean of the token's subwords' hidden states, W H.
 
-The snippets in and results out are `codeprobe.model.snippet`'s; how snippets are tokenised,
+The inputs in and results out are `codeprobe.model.model_io`'s; how inputs are tokenised,
 aligned and batched, `codeprobe.model.batching`'s; the attention hooks,
 `codeprobe.model.attention_hooks`'s.
 
@@ -32,8 +33,8 @@ from codeprobe.errors import InputError, ModelLoadError
 from codeprobe.model.attention_hooks import AttentionHooks, attention_modules
 from codeprobe.model.batching import Prepared, batches, padded_inputs, prepare
 from codeprobe.model.loading import LoadedModel, ModelInfo, load_model
+from codeprobe.model.model_io import ModelInput, SnippetResult
 from codeprobe.model.pooling import KernelPooling, Members, SparsePooling
-from codeprobe.model.snippet import Snippet, SnippetResult
 from codeprobe.prefetch import prefetched, windows
 
 LENGTH_POLICIES = ("truncate", "skip")
@@ -42,7 +43,8 @@ HEAD_MODES = ("mean", "max", "all")
 
 
 class Extractor:
-    """Extract per-layer token attention and token vectors of code snippets.
+    """Extract per-layer token attention and per-hidden-state token hidden states of code
+    snippets.
 
     Args:
         model: a LoadedModel, or a name / path / None (packaged default) to load with
@@ -52,11 +54,11 @@ class Extractor:
         heads: "mean" (head-mean attention), "max" (maximum over heads of the subword
             attention, then the block mean; CAT-probing's reference offers it) or "all"
             (per head).
-        attention, vectors: which outputs to compute (skip one to save work).
+        attention, hidden_states: which outputs to compute (skip one to save work).
         length_policy: for snippets longer than the model takes: "truncate" (cut at a code-token
             boundary, as CAT-probing truncates) or "skip" (AST-Probe drops snippets that do not
             fit). A sliding window is not offered: CAT-probing needs attention between every
-            token pair, which does not exist across windows, and vectors from different windows
+            token pair, which does not exist across windows, and hidden states from different windows
             would mix contexts within one snippet; neither paper used one.
         max_subwords: lower limit than the model's on input length (specials included), e.g.
             CAT-probing's 256.
@@ -84,7 +86,7 @@ class Extractor:
         dtype: str | torch.dtype | None = None,
         heads: str = "mean",
         attention: bool = True,
-        vectors: bool = True,
+        hidden_states: bool = True,
         length_policy: str = "truncate",
         max_subwords: int | None = None,
         check_attention: bool = True,
@@ -101,8 +103,8 @@ class Extractor:
             )
         if length_policy not in LENGTH_POLICIES:
             raise InputError(f"length_policy must be one of {LENGTH_POLICIES}, got {length_policy!r}")
-        if not (attention or vectors):
-            raise InputError("nothing to extract: attention and vectors are both off")
+        if not (attention or hidden_states):
+            raise InputError("nothing to extract: attention and hidden_states are both off")
         if batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
         if bucket_batches < 1:
@@ -124,7 +126,7 @@ class Extractor:
         self.bucket_batches = bucket_batches
         self.heads = heads
         self.attention = attention
-        self.vectors = vectors
+        self.hidden_states = hidden_states
         self.length_policy = length_policy
         self.max_subwords = limit
         self.check_attention = check_attention
@@ -143,16 +145,16 @@ class Extractor:
         """Provenance of the model; record it with every result."""
         return self.loaded.info
 
-    def extract(self, snippets: Iterable[Snippet]) -> Iterator[SnippetResult]:
-        """Results for `snippets`, one per snippet, in order; lazily, batch by batch.
+    def extract(self, inputs: Iterable[ModelInput]) -> Iterator[SnippetResult]:
+        """Results for `inputs`, one per input, in order; lazily, batch by batch.
 
         Raises:
-            InputError: an item that is not a Snippet.
+            InputError: an item that is not a ModelInput.
             AlignmentError: token spans out of range or out of order.
             ModelLoadError: the model returned no usable attention weights.
         """
         # Tokenise and align the next window while the model runs on this one.
-        chunks = windows(snippets, self.batch_size, self.batch_size * self.bucket_batches)
+        chunks = windows(inputs, self.batch_size, self.batch_size * self.bucket_batches)
         for prepared in prefetched(chunks, self._prepare) if self.prefetch else map(self._prepare, chunks):
             # Inference mode only around the window: a `with` spanning the `yield` would leak it
             # into the caller's code between items.
@@ -160,9 +162,9 @@ class Extractor:
                 results = self._run(prepared)
             yield from results
 
-    def _prepare(self, chunk: Sequence[Snippet]) -> list[Prepared]:
+    def _prepare(self, chunk: Sequence[ModelInput]) -> list[Prepared]:
         budget = self.max_subwords - len(self.loaded.prefix_ids) - len(self.loaded.suffix_ids)
-        return prepare(chunk, self.loaded.tokenizer, budget, self.length_policy, self.vectors)
+        return prepare(chunk, self.loaded.tokenizer, budget, self.length_policy, self.hidden_states)
 
     def _run(self, prepared: list[Prepared]) -> list[SnippetResult]:
         pooled = {}
@@ -182,31 +184,33 @@ class Extractor:
         info = self.info
         head_dims = (info.n_heads,) if self.heads == "all" else ()
         att = np.zeros((info.n_layers, *head_dims, 0, 0), np.float32) if self.attention else None
-        vec = np.zeros((info.n_layers + 1, 0, info.hidden_size), np.float32) if self.vectors else None
-        return att, vec
+        hs = np.zeros((info.n_layers + 1, 0, info.hidden_size), np.float32) if self.hidden_states else None
+        return att, hs
 
     def _forward(self, run: list[Prepared]) -> dict[int, tuple[np.ndarray | None, np.ndarray | None]]:
-        """Pool one batch; returns {id(prepared): (attention, vectors)}."""
+        """Pool one batch; returns {id(prepared): (attention, hidden states)}."""
         lm = self.loaded
         prefix = list(lm.prefix_ids)
         input_ids, mask, lengths = padded_inputs(run, prefix, list(lm.suffix_ids), lm.pad_id)
         device = lm.device
         info = lm.info
         att_members = [Members.of(p.alignment, p.rows, len(prefix)) for p in run] if self.attention else None
-        vec_members = None
-        if self.vectors:
-            own = any(p.vector_alignment is not None for p in run)
-            vec_members = (
-                [Members.of(*p.vector_pairs, len(prefix)) for p in run] if own or not self.attention else att_members
+        hs_members = None
+        if self.hidden_states:
+            own = any(p.hidden_state_alignment is not None for p in run)
+            hs_members = (
+                [Members.of(*p.hidden_state_pairs, len(prefix)) for p in run]
+                if own or not self.attention
+                else att_members
             )
-        args = (att_members, vec_members, lengths, info.n_layers, info.n_heads, info.hidden_size, self.heads)
+        args = (att_members, hs_members, lengths, info.n_layers, info.n_heads, info.hidden_size, self.heads)
         pooling = KernelPooling(*args) if self._kernels else SparsePooling(*args, device)
         hooks = AttentionHooks(self._attention_modules, pooling) if self.attention else None
         try:
             out = lm.model(
                 input_ids=torch.from_numpy(input_ids).to(device),
                 attention_mask=torch.from_numpy(mask).to(device),
-                output_hidden_states=self.vectors,
+                output_hidden_states=self.hidden_states,
                 return_dict=True,
             )
         finally:
@@ -219,8 +223,8 @@ class Extractor:
                 self._check_rows(
                     pooling.row_sum_errors(), 1e-3 if info.dtype == "float32" else 5e-2
                 )  # half precision rounds
-        if self.vectors:
-            pooling.pool_vectors(out.hidden_states)
+        if self.hidden_states:
+            pooling.pool_hidden_states(out.hidden_states)
         return {id(p): pooled for p, pooled in zip(run, pooling.results())}
 
     @staticmethod

@@ -1,5 +1,6 @@
-"""Pooling of subword attention and hidden states to code tokens: the block mean W A W^T and the
-subword mean W H of every layer, for one batch, as soon as the model has produced them.
+"""Pooling of subword attention and hidden states to code tokens: the block mean W A W^T of every
+layer and the subword mean W H of every hidden state, for one batch, as soon as the model has
+produced them.
 
 W is the alignment's pooling matrix (`Alignment.pooling`): W[i, p] = 1/|S_i| for the subwords
 S_i of kept token i. Two backends compute the same numbers:
@@ -157,7 +158,7 @@ class KernelPooling:
     """Pooling of one batch on the CPU with compiled per-snippet loops (see the module doc).
 
     Args:
-        attention_members, vector_members: per snippet of the batch, in batch order (None: that
+        attention_members, hidden_state_members: per snippet of the batch, in batch order (None: that
             output is not computed).
         lengths: per snippet, its input length (specials included); the rest is padding.
         n_layers, n_heads, hidden_size: the model's.
@@ -167,14 +168,15 @@ class KernelPooling:
     def __init__(
         self,
         attention_members: list[Members] | None,
-        vector_members: list[Members] | None,
+        hidden_state_members: list[Members] | None,
         lengths: list[int],
         n_layers: int,
         n_heads: int,
         hidden_size: int,
         heads: str,
     ):
-        self.attention_members, self.vector_members, self.lengths = attention_members, vector_members, lengths
+        self.attention_members, self.hidden_state_members = attention_members, hidden_state_members
+        self.lengths = lengths
         self.heads = heads
         head_dims = (n_heads,) if heads == "all" else ()
         n_out = n_heads if heads == "all" else 1
@@ -184,9 +186,11 @@ class KernelPooling:
                 np.empty((n_layers, *head_dims, m.n_tokens, m.n_tokens), np.float32) for m in attention_members
             ]
             self._sums = [np.empty((n_layers, n_out, m.n_tokens, 2)) for m in attention_members]
-        self._vectors = None
-        if vector_members is not None:
-            self._vectors = [np.empty((n_layers + 1, m.n_tokens, hidden_size), np.float32) for m in vector_members]
+        self._hidden_states = None
+        if hidden_state_members is not None:
+            self._hidden_states = [
+                np.empty((n_layers + 1, m.n_tokens, hidden_size), np.float32) for m in hidden_state_members
+            ]
 
     def pool_attention(self, layer: int, weights: torch.Tensor) -> None:
         """weights (B, H, n, n) of transformer layer `layer`."""
@@ -202,12 +206,12 @@ class KernelPooling:
         for _ in _workers().map(pool, range(len(self.attention_members))):  # re-raises a kernel's error
             pass
 
-    def pool_vectors(self, hidden_states: tuple[torch.Tensor, ...]) -> None:
+    def pool_hidden_states(self, hidden_states: tuple[torch.Tensor, ...]) -> None:
         """hidden_states: n_layers + 1 tensors (B, n, d)."""
-        for layer, hidden in enumerate(hidden_states):
+        for index, hidden in enumerate(hidden_states):
             x = _float32_numpy(hidden)
-            for b, m in enumerate(self.vector_members):
-                _pool_rows(x[b], m.positions, m.offsets, self._vectors[b][layer])
+            for b, m in enumerate(self.hidden_state_members):
+                _pool_rows(x[b], m.positions, m.offsets, self._hidden_states[b][index])
 
     def row_sum_errors(self) -> np.ndarray:
         """(n_layers,) the largest `row_sum_error` of each layer over the batch's tokens."""
@@ -217,11 +221,11 @@ class KernelPooling:
         return np.max(per_snippet, axis=0)
 
     def results(self) -> list[tuple[np.ndarray | None, np.ndarray | None]]:
-        """Per snippet: (attention (L, [H,] k, k), vectors (L + 1, kv, d)), float32."""
+        """Per snippet: (attention (L, [H,] k, k), hidden states (L + 1, kh, d)), float32."""
         n = len(self.lengths)
         att = self._attention or [None] * n
-        vec = self._vectors or [None] * n
-        return list(zip(att, vec))
+        hs = self._hidden_states or [None] * n
+        return list(zip(att, hs))
 
 
 def _sparse(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int], device) -> torch.Tensor:
@@ -258,7 +262,7 @@ class SparsePooling:
     def __init__(
         self,
         attention_members: list[Members] | None,
-        vector_members: list[Members] | None,
+        hidden_state_members: list[Members] | None,
         lengths: list[int],
         n_layers: int,
         n_heads: int,
@@ -268,21 +272,23 @@ class SparsePooling:
     ):
         n = max(lengths)
         self.heads, self.n_heads, self.device = heads, n_heads, device
-        self.attention_members, self.vector_members = attention_members, vector_members
+        self.attention_members, self.hidden_state_members = attention_members, hidden_state_members
         key_mask = np.zeros((len(lengths), n, 1), np.float32)
         for b, length in enumerate(lengths):
             key_mask[b, :length] = 1.0
         self.key_mask = torch.from_numpy(key_mask).to(device)
         self._pooled: list[torch.Tensor] = []
         self._sums: list[torch.Tensor] = []
-        self._vectors: list[torch.Tensor] = []
+        self._hidden_states: list[torch.Tensor] = []
         self.w = self.w_att = None
         if attention_members is not None:
             self.w = _SparseW(attention_members, n, device)
             self.w_att = self._attention_matrix(self.w, device)
-        self.w_vec = None
-        if vector_members is not None:
-            self.w_vec = self.w if vector_members is attention_members else _SparseW(vector_members, n, device)
+        self.w_hs = None
+        if hidden_state_members is not None:
+            self.w_hs = (
+                self.w if hidden_state_members is attention_members else _SparseW(hidden_state_members, n, device)
+            )
 
     def _attention_matrix(self, w: _SparseW, device) -> torch.Tensor:
         """W applied to the attention flattened to (B * H * n, n): the head mean and the row
@@ -316,11 +322,11 @@ class SparsePooling:
         pooled = torch.sparse.mm(w.w, cols).view(b, k, k, h)  # [key, query, head]
         self._pooled.append(pooled.permute(0, 3, 2, 1))  # (B, H_out, query, key)
 
-    def pool_vectors(self, hidden_states: tuple[torch.Tensor, ...]) -> None:
-        w = self.w_vec
+    def pool_hidden_states(self, hidden_states: tuple[torch.Tensor, ...]) -> None:
+        w = self.w_hs
         for hidden in hidden_states:
             flat = hidden.reshape(w.b * w.n, -1).to(torch.float32)
-            self._vectors.append(torch.sparse.mm(w.w, flat).view(w.b, w.k, -1))
+            self._hidden_states.append(torch.sparse.mm(w.w, flat).view(w.b, w.k, -1))
 
     def row_sum_errors(self) -> np.ndarray:
         sums = torch.stack(self._sums).cpu().numpy()  # (L, B, k, H_out, 2)
@@ -331,20 +337,20 @@ class SparsePooling:
         return np.where(valid[None, :, :, None], err, 0.0).max(axis=(1, 2, 3))
 
     def results(self) -> list[tuple[np.ndarray | None, np.ndarray | None]]:
-        attention = vectors = None
+        attention = hidden_states = None
         if self._pooled:
             attention = torch.stack(self._pooled, dim=1).cpu().numpy()  # (B, L, H_out, k, k)
             if self.heads != "all":
                 attention = attention[:, :, 0]
-        if self._vectors:
-            vectors = torch.stack(self._vectors, dim=1).cpu().numpy()  # (B, L + 1, k, d)
+        if self._hidden_states:
+            hidden_states = torch.stack(self._hidden_states, dim=1).cpu().numpy()  # (B, L + 1, k, d)
         out = []
         for b in range(len(self.key_mask)):
-            att = vec = None
+            att = hs = None
             if attention is not None:
                 k = self.attention_members[b].n_tokens
                 att = np.ascontiguousarray(attention[b, ..., :k, :k])
-            if vectors is not None:
-                vec = np.ascontiguousarray(vectors[b, :, : self.vector_members[b].n_tokens])
-            out.append((att, vec))
+            if hidden_states is not None:
+                hs = np.ascontiguousarray(hidden_states[b, :, : self.hidden_state_members[b].n_tokens])
+            out.append((att, hs))
         return out

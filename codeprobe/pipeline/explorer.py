@@ -35,7 +35,7 @@ class ExplorerJob:
     def key(self, cfg: RunConfig) -> str:
         made_from = [Path(self.data_dir) / SPLITS_FILE]
         made_from += [Path(self.cat_summary)] if self.cat_summary else []
-        made_from += [Path(self.probe_dir).parents[1] / "layers.json"] if self.probe_dir else []
+        made_from += [Path(self.probe_dir).parents[1] / "hidden_states.json"] if self.probe_dir else []
         return step_key(
             "explorer-sample",
             {
@@ -123,5 +123,10 @@ def explorer_sample(job: ExplorerJob, cfg: RunConfig, cache_dir: str, key: str) 
             batch_size=cfg.extraction.batch_size,
         )
     if labels is not None:
-        payload["labels"] = {"hidden_state": probe.layer, "rank": probe.rank, "n_snippets": len(trees), "rows": labels}
+        payload["labels"] = {
+            "hidden_state": probe.hidden_state,
+            "rank": probe.rank,
+            "n_snippets": len(trees),
+            "rows": labels,
+        }
     return write_step_json(job.out_path, payload, key)

@@ -66,7 +66,8 @@ def probing_flow(config: dict[str, Any] | None = None, out_dir: str = "runs/main
 
 
 def summary_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """Flat per-layer rows (for a Prefect table artifact) from a run summary."""
+    """Flat rows, per layer (CAT) and per hidden state (AST-Probe), for a Prefect table artifact,
+    from a run summary."""
     rows = []
     for result in summary.get("results", []):
         base = {

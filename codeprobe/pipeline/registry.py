@@ -57,12 +57,14 @@ class Target:
 
 @dataclass(frozen=True)
 class SeriesCurve:
-    """How the report shows a method over a checkpoint series: a step x layer heat map of its
-    score, and its best row's score over the steps with baselines, and a table.
+    """How the report shows a method over a checkpoint series: a step x row heat map of its
+    score (a row is a transformer layer for CAT-probing, a hidden state for AST-Probe), and its
+    best row's score over the steps with baselines, and a table.
 
     Attributes:
-        title: the score's name ("CAT-score"); layer_axis: what a row's index is.
-        rows: a result's section -> its per-layer rows; index, score: their keys in a row.
+        title: the score's name ("CAT-score"); index_name: what a row is ("layer", "hidden
+            state"); index_axis: the axis label of a row's index.
+        rows: a result's section -> its rows; index, score: their keys in a row.
         best: a section -> the row followed over training (None: none).
         values: (section, best row) -> the values the curves and the table read.
         curves: (legend, key, ci key, line style, marker) per curve; the first is the score.
@@ -71,7 +73,8 @@ class SeriesCurve:
     """
 
     title: str
-    layer_axis: str
+    index_name: str
+    index_axis: str
     rows: Callable[[dict[str, Any]], list[dict[str, Any]]]
     index: str
     score: str

@@ -4,9 +4,11 @@ knows whether a step is done.
     RUN/config.json   RUN/summary.json   RUN/report.md   RUN/report.html   RUN/plots/
     RUN/data/<language>-<dataset>/                    snippets.jsonl, report.json, splits.json
     RUN/<method>/<model>/<language>-<dataset>/        a method's outputs (`RunFolder.results`):
-        cat/...        shard-NNNN.npz (`ResultFolder.shard`), heads-NNNN.npz, shard-NNNN.vectors/,
-                       samples.parquet, layers.parquet, rates.parquet, summary.json
-        astprobe/...   layers.json, random.json, ranks.json, probes/layer_LL_rank_RRR/
+        cat/...        shard-NNNN.npz (`ResultFolder.shard`), heads-NNNN.npz,
+                       shard-NNNN.hidden_states/, samples.parquet, layers.parquet,
+                       rates.parquet, summary.json
+        astprobe/...   hidden_states.json, random.json, ranks.json,
+                       probes/hidden_state_HH_rank_RRR/
     RUN/explorer/<model>/<language>-<dataset>.json    the snippet explorer's sample
     RUN/cache/hidden_states/                          AST-Probe's per-hidden-state fp16 caches
 
@@ -85,7 +87,7 @@ class ResultFolder:
     path: Path
 
     def file(self, name: str) -> Path:
-        """A file of this folder by its name (`summary.json`, `layers.json`, ...)."""
+        """A file of this folder by its name (`summary.json`, `hidden_states.json`, ...)."""
         return self.path / name
 
     def shard(self, index: int, prefix: str = "shard", suffix: str = ".npz") -> Path:
@@ -99,7 +101,9 @@ class ResultFolder:
 
     def probe(self, hidden_state: int, rank: int) -> Path:
         """The folder of AST-Probe's saved probe at (`hidden_state`, `rank`)."""
-        return self.path / "probes" / f"layer_{hidden_state:02d}_rank_{rank:03d}"
+        from codeprobe.probes.astprobe.sweeps import probe_folder_name
+
+        return self.path / "probes" / probe_folder_name(hidden_state, rank)
 
 
 @dataclass(frozen=True)

@@ -310,7 +310,7 @@ def _add_trees(out, items, lang, trees, probe) -> None:
             "f1": _num(tree.f1),
         }
     if probe is not None:
-        out["astprobe"] = {"hidden_state": probe.layer, "rank": probe.rank}
+        out["astprobe"] = {"hidden_state": probe.hidden_state, "rank": probe.rank}
 
 
 def nonterminal_scores(trees: Sequence[Any]) -> list[dict[str, Any]]:

@@ -64,7 +64,7 @@ def report_html(
         `random_baseline_ci`, `positional_baseline_ci`; `heads`: {`n_heads`, `scores` (L x H)};
         `rates`: {`types`, `num`, `eligible`, `rate` (L x T), `rank` (L x T), `n_samples`};
         `types`, `kept_types`), `astprobe` (summary.json's, optionally with `labels`,
-        `labels_layer`, `labels_snippets`) and `explorer` (an `explorer_payload`).
+        `labels_hidden_state`, `labels_snippets`) and `explorer` (an `explorer_payload`).
     lines, warnings, footer: text shown under the title, highlighted, and at the end.
     """
     return page(

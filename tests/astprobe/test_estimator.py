@@ -1,10 +1,11 @@
-"""The vector cache, the estimator (fit / score / predict / save / load, scikit-learn's
+"""The hidden-state cache, the estimator (fit / score / predict / save / load, scikit-learn's
 contract), sweeps, baselines and the multilingual analyses, on a tiny random-weight model and a
 few real functions."""
 
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 from tiny_model import one_thread, tiny_model, tiny_model_dir  # noqa: F401  (fixtures)
 
 from codeprobe.errors import InputError, UnknownLanguageError
-from codeprobe.model import Extractor, Snippet
+from codeprobe.model import Extractor, ModelInput
 from codeprobe.probes.astprobe import (
     ASTProbe,
     LabelVocab,
@@ -38,30 +39,28 @@ QUICK = TrainConfig(max_epochs=2, lr=1e-2)
 
 
 def _extractor(model, **kwargs):
-    return Extractor(model, attention=False, vectors=True, length_policy="skip", **kwargs)
+    return Extractor(model, attention=False, hidden_states=True, length_policy="skip", **kwargs)
 
 
 @pytest.fixture(scope="module")
 def python_splits(tiny_model, tmp_path_factory):
-    root = tmp_path_factory.mktemp("vectors")
+    root = tmp_path_factory.mktemp("hidden_states")
     items = cosqa_functions()[:90]
     ex = _extractor(tiny_model)
     return [prepare_split(items[a:b], "python", ex, root) for a, b in ((0, 60), (60, 75), (75, 90))], root
 
 
-def test_cache_holds_the_model_vectors_and_is_reused(tiny_model, python_splits, monkeypatch):
+def test_cache_holds_the_model_hidden_states_and_is_reused(tiny_model, python_splits, monkeypatch):
     (train, _, _), root = python_splits
     assert train.cache.n_states == 3 and train.cache.hidden == 32
-    layer = train.cache.layer(2)
-    assert isinstance(layer, np.memmap) and layer.dtype == np.float16
-    assert layer.shape == (sum(t.n_tokens for t in train.tuples), 32)
-    # The cached rows are the extractor's vectors for the same tokens (in float16).
+    state = train.cache.hidden_state(2)
+    assert isinstance(state, np.memmap) and state.dtype == np.float16
+    assert state.shape == (sum(t.n_tokens for t in train.tuples), 32)
+    # The cached rows are the extractor's hidden states for the same tokens (in float16).
     t = train.tuples[3]
-    direct = next(
-        _extractor(tiny_model).extract([Snippet(train.ids[3], train.codes[3], t.tokens.start_char, t.tokens.end_char)])
-    )
+    direct = next(_extractor(tiny_model).extract([ModelInput.from_tokens(train.ids[3], train.codes[3], t.tokens)]))
     start = int(train.cache.lengths[:3].sum())
-    np.testing.assert_allclose(layer[start : start + t.n_tokens], direct.vectors[2], atol=2e-3, rtol=2e-3)
+    np.testing.assert_allclose(state[start : start + t.n_tokens], direct.hidden_states[2], atol=2e-3, rtol=2e-3)
 
     # The same snippets and model: the model is not run again.
     def boom(*args, **kwargs):
@@ -85,7 +84,7 @@ def test_snippets_that_do_not_fit_are_dropped_and_counted(tiny_model, tmp_path):
 
 def test_estimator_fit_score_predict_save_load(tiny_model, python_splits, tmp_path):
     (train, valid, test), root = python_splits
-    probe = ASTProbe(rank=8, layer=1, cache_dir=root, config=QUICK)
+    probe = ASTProbe(rank=8, hidden_state=1, cache_dir=root, config=QUICK)
     with pytest.raises(InputError):
         probe.score(cosqa_functions()[75:90])
     probe.fit_splits(train, valid, model=tiny_model)
@@ -104,7 +103,8 @@ def test_estimator_fit_score_predict_save_load(tiny_model, python_splits, tmp_pa
 
     saved = probe.save(tmp_path / "probe")
     settings = json.loads((saved / "probe.json").read_text())
-    assert settings["layer"] == 1 and settings["rank"] == 8 and settings["language"] == "python"
+    assert settings["hidden_state"] == 1 and "layer" not in settings and settings["format"] == 2
+    assert settings["rank"] == 8 and settings["language"] == "python"
     assert settings["grammars"]["python"]["package"] == "tree-sitter-python"
     assert settings["vocabularies"]["python"]["c"][0] == "<unk>"
     assert settings["training"]["best_epoch"] == probe.fit_result_.best_epoch
@@ -117,15 +117,23 @@ def test_estimator_fit_score_predict_save_load(tiny_model, python_splits, tmp_pa
     # The model the probe reads new snippets with is the fitted one, after load as after fit.
     assert loaded.score(cosqa_functions()[75:90]) == pytest.approx(scores.f1)
 
+    # A probe saved before `layer` became `hidden_state` (probe.json format 1) loads the same.
+    old = shutil.copytree(saved, tmp_path / "old-probe")
+    old_settings = {("layer" if k == "hidden_state" else k): v for k, v in settings.items()}
+    (old / "probe.json").write_text(json.dumps({**old_settings, "format": 1}))
+    legacy = ASTProbe.load(old, model=tiny_model, cache_dir=root)
+    assert legacy.hidden_state == 1 and legacy.get_params() == probe.get_params()
+    assert legacy.evaluate_split(test).f1 == scores.f1
+
 
 def test_estimator_follows_scikit_learns_contract(tiny_model, python_splits):
     (train, valid, test), root = python_splits
-    probe = ASTProbe(rank=8, layer=1, language="Python", cache_dir=str(root), config=QUICK)
+    probe = ASTProbe(rank=8, hidden_state=1, language="Python", cache_dir=str(root), config=QUICK)
     # __init__ stores its arguments untouched; get_params gives them back.
     assert probe.language == "Python" and probe.cache_dir == str(root)
     assert probe.get_params() == {
         "rank": 8,
-        "layer": 1,
+        "hidden_state": 1,
         "language": "Python",
         "random_state": 0,
         "config": QUICK,
@@ -140,8 +148,8 @@ def test_estimator_follows_scikit_learns_contract(tiny_model, python_splits):
     # ... and checks nothing: bad settings fail when the probe runs, with typed errors.
     for bad, error in (
         ({"rank": 0}, InputError),
-        ({"layer": -1}, InputError),
-        ({"layer": 7}, InputError),
+        ({"hidden_state": -1}, InputError),
+        ({"hidden_state": 7}, InputError),
         ({"language": "klingon"}, UnknownLanguageError),
         ({"model_input": "tokens"}, InputError),
         ({"validation_fraction": 1.0}, InputError),
@@ -159,8 +167,8 @@ def test_estimator_follows_scikit_learns_contract(tiny_model, python_splits):
     copy = clone(probe)
     assert copy.get_params() == probe.get_params() and copy.config is not probe.config
     assert not hasattr(copy, "module_") and not hasattr(copy, "model_")
-    copy.set_params(layer=2, rank=4).fit_splits(train, valid, model=tiny_model)
-    assert copy.module_.rank == 4 and probe.module_.rank == 8 and probe.layer == 1
+    copy.set_params(hidden_state=2, rank=4).fit_splits(train, valid, model=tiny_model)
+    assert copy.module_.rank == 4 and probe.module_.rank == 8 and probe.hidden_state == 1
     # A clone with the same settings trains the same probe.
     twin = clone(probe).fit_splits(train, valid, model=tiny_model)
     assert torch.equal(twin.module_.proj, probe.module_.proj)
@@ -176,14 +184,16 @@ def test_grid_search_clones_the_probe_and_shares_the_model(tiny_model, python_sp
     from sklearn.model_selection import GridSearchCV
 
     _, root = python_splits
-    search = GridSearchCV(ASTProbe(rank=4, layer=1, cache_dir=root, config=QUICK), {"layer": [0, 2]}, cv=2)
+    search = GridSearchCV(
+        ASTProbe(rank=4, hidden_state=1, cache_dir=root, config=QUICK), {"hidden_state": [0, 2]}, cv=2
+    )
     search.fit([code for _, code in cosqa_functions()[:30]], model=tiny_model)
-    assert search.best_params_["layer"] in (0, 2) and search.best_estimator_.model_ is tiny_model
+    assert search.best_params_["hidden_state"] in (0, 2) and search.best_estimator_.model_ is tiny_model
     assert np.all((search.cv_results_["mean_test_score"] >= 0) & (search.cv_results_["mean_test_score"] <= 1))
-    assert search.best_estimator_.layer == search.best_params_["layer"]
+    assert search.best_estimator_.hidden_state == search.best_params_["hidden_state"]
 
 
-def test_fit_holds_out_validation_and_checks_the_layer(tiny_model, python_splits, monkeypatch):
+def test_fit_holds_out_validation_and_checks_the_hidden_state(tiny_model, python_splits, monkeypatch):
     _, root = python_splits
     items = cosqa_functions()[:20]
     seen = []
@@ -195,9 +205,9 @@ def test_fit_holds_out_validation_and_checks_the_layer(tiny_model, python_splits
 
     monkeypatch.setattr(ASTProbe, "fit_splits", spy)
     config = TrainConfig(max_epochs=4, lr=1e-2)
-    probe = ASTProbe(rank=4, layer=0, cache_dir=root, config=config, validation_fraction=0.25)
+    probe = ASTProbe(rank=4, hidden_state=0, cache_dir=root, config=config, validation_fraction=0.25)
     probe.fit([code for _, code in items], model=tiny_model)
-    ASTProbe(rank=4, layer=0, cache_dir=root, config=config, validation_fraction=0.25, random_state=1).fit(
+    ASTProbe(rank=4, hidden_state=0, cache_dir=root, config=config, validation_fraction=0.25, random_state=1).fit(
         [code for _, code in items], model=tiny_model
     )
     (train, valid), (_, other_valid) = seen
@@ -212,8 +222,8 @@ def test_fit_holds_out_validation_and_checks_the_layer(tiny_model, python_splits
     assert probe.evaluate_split(valid).loss == pytest.approx(probe.fit_result_.best_valid_loss, rel=1e-5)
     best = min(r.valid_loss for r in probe.fit_result_.history)
     assert probe.fit_result_.best_valid_loss == pytest.approx(best, rel=1e-9)
-    with pytest.raises(InputError, match="layer 7"):
-        ASTProbe(layer=7, cache_dir=root).fit(cosqa_functions()[:20], model=tiny_model)
+    with pytest.raises(InputError, match="hidden state 7"):
+        ASTProbe(hidden_state=7, cache_dir=root).fit(cosqa_functions()[:20], model=tiny_model)
 
 
 def test_sweep_returns_fitted_probes(tiny_model, python_splits, tmp_path):
@@ -227,26 +237,26 @@ def test_sweep_returns_fitted_probes(tiny_model, python_splits, tmp_path):
         save_dir=tmp_path / "p",
         model=str(tiny_model.info.name),
     )
-    assert [(p.layer, p.rank) for p in points] == [(0, 8), (2, 8), (1, 4)]
+    assert [(p.hidden_state, p.rank) for p in points] == [(0, 8), (2, 8), (1, 4)]
     for point in points:
         probe = point.probe
-        assert isinstance(probe, ASTProbe) and (probe.layer, probe.rank) == (point.layer, point.rank)
+        assert isinstance(probe, ASTProbe) and (probe.hidden_state, probe.rank) == (point.hidden_state, point.rank)
         check_is_fitted(probe)
         assert probe.fit_result_.best_epoch == point.best_epoch and probe.language_ == "python"
         assert probe.evaluate_split(test).f1 == point.scores.f1
         assert probe.evaluate_split(valid).f1 == point.valid_scores.f1
-    saved = ASTProbe.load(tmp_path / "p" / "layer_02_rank_008", model=tiny_model, cache_dir=root)
+    saved = ASTProbe.load(tmp_path / "p" / "hidden_state_02_rank_008", model=tiny_model, cache_dir=root)
     assert torch.equal(saved.module_.proj.cpu(), points[1].probe.module_.proj.cpu())
     assert saved.evaluate_split(test).f1 == points[1].scores.f1
     row = points[0].as_dict()
-    assert {"layer", "precision", "recall", "f1"} <= set(row) and "probe" not in row
+    assert {"hidden_state", "precision", "recall", "f1"} <= set(row) and "probe" not in row and "layer" not in row
     # A training result and the split it did not train on (or another rank) do not make a probe.
     result = points[0].probe.fit_result_
     with pytest.raises(InputError, match="rank"):
-        ASTProbe.from_fit_result(result, train, rank=4, layer=0)
+        ASTProbe.from_fit_result(result, train, rank=4, hidden_state=0)
     java = prepare_split(java_methods(12), "java", _extractor(tiny_model), tmp_path / "java")
     with pytest.raises(InputError):
-        ASTProbe.from_fit_result(result, java, rank=8, layer=0)
+        ASTProbe.from_fit_result(result, java, rank=8, hidden_state=0)
 
 
 def test_random_weights_baseline(tiny_model):
@@ -270,15 +280,19 @@ def test_shared_projection_and_direct_transfer(tiny_model, python_splits, tmp_pa
         prepare_split(java[a:b], "java", ex, tmp_path) for a, b in ((0, 40), (40, 50), (50, 60))
     )
     shared = fit_languages(
-        {"python": py_train, "java": j_train}, {"python": py_valid, "java": j_valid}, layer=1, rank=8, config=QUICK
+        {"python": py_train, "java": j_train},
+        {"python": py_valid, "java": j_valid},
+        hidden_state=1,
+        rank=8,
+        config=QUICK,
     )
     assert set(shared.module.vectors_c) == {"python", "java"}
     per = shared.evaluate({"python": py_test, "java": j_test})
     assert set(per) == {"python", "java"}
 
     mono = {
-        "python": fit_languages({"python": py_train}, {"python": py_valid}, layer=1, rank=8, config=QUICK),
-        "java": fit_languages({"java": j_train}, {"java": j_valid}, layer=1, rank=8, config=QUICK),
+        "python": fit_languages({"python": py_train}, {"python": py_valid}, hidden_state=1, rank=8, config=QUICK),
+        "java": fit_languages({"java": j_train}, {"java": j_valid}, hidden_state=1, rank=8, config=QUICK),
     }
     moved = transfer(mono["python"], mono["java"], "java")
     assert torch.equal(moved.module.proj, mono["python"].module.proj)
@@ -298,7 +312,7 @@ def _language_probe(proj, vectors_c, vectors_u, language="java"):
         module.proj.copy_(torch.tensor(proj, dtype=torch.float32))
         module.vectors_c[language].copy_(torch.tensor(vectors_c, dtype=torch.float32))
         module.vectors_u[language].copy_(torch.tensor(vectors_u, dtype=torch.float32))
-    return LanguageProbe(module, {language: (c, u)}, layer=1)
+    return LanguageProbe(module, {language: (c, u)}, hidden_state=1)
 
 
 def test_direct_transfer_hand_worked_example():
@@ -324,7 +338,7 @@ def test_direct_transfer_hand_worked_example():
 def test_cache_format_is_checked(tmp_path):
     (tmp_path / "meta.json").write_text(json.dumps({"format": 99}))
     with pytest.raises(InputError):
-        cache_module.VectorCache.open(tmp_path)
+        cache_module.HiddenStateCache.open(tmp_path)
 
 
 def test_code_tuple_tokens_feed_the_extractor():

@@ -152,7 +152,7 @@ def test_sanity_values_fall_with_docstrings_removed():
 
 
 def _extractor(model):
-    return Extractor(model, attention=False, vectors=True, length_policy="skip")
+    return Extractor(model, attention=False, hidden_states=True, length_policy="skip")
 
 
 def test_split_switches(tiny_model, tmp_path):
@@ -172,14 +172,14 @@ def test_split_switches(tiny_model, tmp_path):
     for code, t in zip(paper.codes, paper.tuples):
         assert t.tokens.tree.code == code and '"""' not in code
     assert sum(t.n_tokens for t in paper.tuples) < sum(t.n_tokens for t in plain.tuples)
-    # The cached vectors are those of the space-joined tokens.
-    from codeprobe.model import Snippet
+    # The cached hidden states are those of the space-joined tokens.
+    from codeprobe.model import ModelInput
 
     t = paper.tuples[0]
-    direct = next(_extractor(tiny_model).extract([Snippet.joined(paper.ids[0], t.tokens.texts)]))
+    direct = next(_extractor(tiny_model).extract([ModelInput.joined(paper.ids[0], t.tokens.texts)]))
     start = int(paper.cache.lengths[: paper.cache.ids.index(paper.ids[0])].sum())
-    layer = paper.cache.layer(1)
-    np.testing.assert_allclose(layer[start : start + t.n_tokens], direct.vectors[1], atol=2e-3, rtol=2e-3)
+    state = paper.cache.hidden_state(1)
+    np.testing.assert_allclose(state[start : start + t.n_tokens], direct.hidden_states[1], atol=2e-3, rtol=2e-3)
     with pytest.raises(InputError, match="model_input"):
         prepare_split(items, "python", _extractor(tiny_model), tmp_path, model_input="tokens")
 
@@ -187,7 +187,7 @@ def test_split_switches(tiny_model, tmp_path):
 def test_estimator_carries_the_switches(tiny_model, tmp_path):
     probe = ASTProbe(
         rank=4,
-        layer=1,
+        hidden_state=1,
         cache_dir=tmp_path,
         config=TrainConfig(max_epochs=1),
         remove_docstrings=True,

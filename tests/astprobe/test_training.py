@@ -1,5 +1,5 @@
 """The probe module, its loss against a loop oracle, and the fit loop: determinism, early
-stopping, the divergence guard, vocabularies, and learning on synthetic vectors."""
+stopping, the divergence guard, vocabularies, and learning on synthetic hidden states."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def test_vocabulary_is_built_from_training_only():
 
 
 def _synthetic(tuples, seed, labels, hidden=24):
-    """Vectors a rank-`hidden + len(labels)` probe can read the tuples from: consecutive
+    """Hidden states a rank-`hidden + len(labels)` probe can read the tuples from: consecutive
     differences of squared norm d_i + 1 (a random direction scaled by sqrt(d_i), plus a one-hot
     of c_i in the label dimensions)."""
     rng = np.random.default_rng(seed)
@@ -134,7 +134,7 @@ def test_divergence_is_rolled_back_or_reported(synthetic_splits):
     wild = fit(train, valid, vocabs, rank=8, config=TrainConfig(lr=50.0, max_epochs=4, patience=4))
     assert wild.rollbacks  # a huge step blows the orthogonality penalty up
     assert all(math.isfinite(float(p.detach().abs().sum())) for p in wild.module.parameters())
-    broken = ProbeData(np.full(train.vectors.shape, np.nan, np.float16), train.gold, "python")
+    broken = ProbeData(np.full(train.hidden_states.shape, np.nan, np.float16), train.gold, "python")
     with pytest.raises(ProbeDivergedError):
         fit(broken, broken, vocabs, rank=8, config=TrainConfig(max_epochs=2, patience=2))
 

@@ -35,8 +35,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 HIDDEN = 16
 
 
-def _vectors(tuples, seed, noise=0.0, scale=1.0, hidden=HIDDEN):
-    """Token vectors whose consecutive differences have squared norm d_i (a random direction
+def _hidden_states(tuples, seed, noise=0.0, scale=1.0, hidden=HIDDEN):
+    """Token hidden states whose consecutive differences have squared norm d_i (a random direction
     scaled by sqrt(d_i)), plus Gaussian noise, times `scale`: learnable to a degree set by
     `noise`."""
     rng = np.random.default_rng(seed)
@@ -59,12 +59,12 @@ def snippets():
 
 
 def _members(snippets, specs, hidden=HIDDEN):
-    """One (train, valid) pair of ProbeData per (noise, scale) spec: same snippets, own vectors."""
+    """One (train, valid) pair of ProbeData per (noise, scale) spec: same snippets, own hidden states."""
     train, valid, gold_train, gold_valid, _ = snippets
     return [
         (
-            ProbeData(_vectors(train, 2 * k, noise, scale, hidden), gold_train, "python"),
-            ProbeData(_vectors(valid, 2 * k + 1, noise, scale, hidden), gold_valid, "python"),
+            ProbeData(_hidden_states(train, 2 * k, noise, scale, hidden), gold_train, "python"),
+            ProbeData(_hidden_states(valid, 2 * k + 1, noise, scale, hidden), gold_valid, "python"),
         )
         for k, (noise, scale) in enumerate(specs)
     ]
@@ -90,7 +90,7 @@ def test_stacked_loss_matches_each_probe_alone(snippets):
     train, _, gold, _, vocabs = snippets
     # u labels from a few snippets only, so that some gold u are <unk> too.
     vocabs = {"python": (vocabs["python"][0], LabelVocab.build(t.u for t in train[:3]))}
-    data = [ProbeData(_vectors(train, k, noise=0.5), gold, "python") for k in range(3)]
+    data = [ProbeData(_hidden_states(train, k, noise=0.5), gold, "python") for k in range(3)]
     sizes = {"python": tuple(len(v) for v in vocabs["python"])}
     modules = [ProbeModule(HIDDEN, 5, sizes, torch.Generator().manual_seed(k)) for k in range(3)]
     targets = Targets.of(data[0], *vocabs["python"])
@@ -99,7 +99,7 @@ def test_stacked_loss_matches_each_probe_alone(snippets):
     tok, lay, d, c, u = targets.reference_batch(ids, "cpu")
     assert np.array_equal(tok, batch.tok) and (c == 0).any() and (u == 0).any()  # <unk> targets
 
-    h = torch.stack([torch.from_numpy(x.vectors[tok]) for x in data])
+    h = torch.stack([torch.from_numpy(x.hidden_states[tok]) for x in data])
     proj = torch.stack([m.proj for m in modules])
     stacked = stacked_loss(
         h,
@@ -157,7 +157,7 @@ def test_ranks_and_widths_train_in_groups(snippets):
     vocabs = snippets[4]
     narrow = _members(snippets, [(1, 1), (2, 1)])
     wide = _members(snippets, [(1, 1)], hidden=12)
-    # The first member twice (one vectors object: gathered once per batch) at two ranks.
+    # The first member twice (one hidden-states object: gathered once per batch) at two ranks.
     train = [narrow[0][0], narrow[1][0], narrow[0][0], wide[0][0]]
     valid = [narrow[0][1], narrow[1][1], narrow[0][1], wide[0][1]]
     ranks = [4, 4, 8, 4]
@@ -171,7 +171,7 @@ def test_ranks_and_widths_train_in_groups(snippets):
 def test_members_must_match(snippets):
     train, valid, gold_train, gold_valid, vocabs = snippets
     ((t, v),) = _members(snippets, [(1, 1)])
-    other = ProbeData(_vectors(train[1:], 0), TupleBatch.from_tuples(train[1:]), "python")
+    other = ProbeData(_hidden_states(train[1:], 0), TupleBatch.from_tuples(train[1:]), "python")
     with pytest.raises(InputError):
         fit_many([t, other], [v, v], vocabs, 4)
     with pytest.raises(InputError):
@@ -185,7 +185,7 @@ def test_members_must_match(snippets):
 def test_a_diverged_member_leaves_the_others_alone(snippets):
     vocabs = snippets[4]
     ((t, v),) = _members(snippets, [(1, 1)])
-    broken = ProbeData(np.full(t.vectors.shape, np.nan, np.float32), t.gold, "python")
+    broken = ProbeData(np.full(t.hidden_states.shape, np.nan, np.float32), t.gold, "python")
     config = TrainConfig(lr=1e-2, max_epochs=3, patience=2)
     results = fit_many([broken, t], [v, v], vocabs, 4, config=config, return_errors=True)
     assert isinstance(results[0], ProbeDivergedError)
@@ -299,27 +299,27 @@ def test_train_config_accepts_the_edges():
 
 @pytest.fixture(scope="module")
 def tiny_splits(tiny_model, tmp_path_factory):
-    root = tmp_path_factory.mktemp("vectors")
+    root = tmp_path_factory.mktemp("hidden_states")
     items = cosqa_functions()[:90]
-    ex = Extractor(tiny_model, attention=False, vectors=True, length_policy="skip")
+    ex = Extractor(tiny_model, attention=False, hidden_states=True, length_policy="skip")
     return [prepare_split(items[a:b], "python", ex, root) for a, b in ((0, 60), (60, 75), (75, 90))], root
 
 
 def test_sweeps_equal_probes_fitted_one_by_one(tiny_model, tiny_splits, tmp_path):
     (train, valid, test), root = tiny_splits
     config = TrainConfig(lr=1e-2, max_epochs=3)
-    layers = sweep(train, valid, test, [(0, 8), (1, 8), (2, 8)], config=config, save_dir=tmp_path)
+    states = sweep(train, valid, test, [(0, 8), (1, 8), (2, 8)], config=config, save_dir=tmp_path)
     ranks = sweep(train, valid, test, [(1, 4), (1, 8)], config=config)
-    for point in layers + ranks:
-        probe = ASTProbe(rank=point.rank, layer=point.layer, cache_dir=root, config=config)
+    for point in states + ranks:
+        probe = ASTProbe(rank=point.rank, hidden_state=point.hidden_state, cache_dir=root, config=config)
         probe.fit_splits(train, valid, model=tiny_model)
         alone = probe.evaluate_split(test)
         assert point.best_epoch == probe.fit_result_.best_epoch
         assert point.hit_max_epochs == probe.fit_result_.hit_max_epochs
         assert point.scores.loss == pytest.approx(alone.loss, rel=1e-4)
-    saved = ASTProbe.load(tmp_path / "layer_02_rank_008", model=tiny_model, cache_dir=root)
-    assert saved.evaluate_split(test).f1 == layers[2].scores.f1
-    row = layers[0].as_dict()
+    saved = ASTProbe.load(tmp_path / "hidden_state_02_rank_008", model=tiny_model, cache_dir=root)
+    assert saved.evaluate_split(test).f1 == states[2].scores.f1
+    row = states[0].as_dict()
     assert row["max_epochs"] == 3 and row["lr"] == 1e-2 and row["patience"] == 5
     assert {"best_epoch", "epochs", "hit_max_epochs", "batch_size", "orthogonality", "lr_factor"} <= set(row)
-    assert [p.as_dict()["hit_max_epochs"] for p in layers] == [p.probe.fit_result_.hit_max_epochs for p in layers]
+    assert [p.as_dict()["hit_max_epochs"] for p in states] == [p.probe.fit_result_.hit_max_epochs for p in states]

@@ -240,7 +240,7 @@ def test_input_errors():
         ({"model_input": "tokens"}, "model_input"),
         ({"head_pooling": "min"}, "head_pooling"),
         ({"per_head": True, "head_pooling": "max"}, "per_head"),
-        ({"model_input": "code_tokens", "vector_tokens": tuple_tokens}, "vector_tokens"),
+        ({"model_input": "code_tokens", "hidden_state_tokens": tuple_tokens}, "hidden_state_tokens"),
     ]
     for params, message in bad:
         probe = CATProbe(**params)
@@ -261,9 +261,9 @@ def test_probe_follows_scikit_learns_contract():
     tiny_roberta = tiny_model("roberta")
     snippets = SNIPPETS["java"]
     shared = partial(tuple_tokens, drop_line_continuations=True)
-    probe = CATProbe(types="topk", quantile=0.7, top_k=4, per_head=True, vector_tokens=shared)
+    probe = CATProbe(types="topk", quantile=0.7, top_k=4, per_head=True, hidden_state_tokens=shared)
     params = probe.get_params()
-    assert params["quantile"] == 0.7 and params["vector_tokens"] is shared and params["top_k"] == 4
+    assert params["quantile"] == 0.7 and params["hidden_state_tokens"] is shared and params["top_k"] == 4
     assert set(params) == {
         "types",
         "distance",
@@ -277,11 +277,11 @@ def test_probe_follows_scikit_learns_contract():
         "batch_size",
         "allow_parse_errors",
         "spill_dir",
-        "vector_tokens",
+        "hidden_state_tokens",
     }
     copy = clone(probe)
     assert copy is not probe and copy.get_params().keys() == params.keys()
-    assert all(copy.get_params()[k] == v for k, v in params.items() if k != "vector_tokens")
+    assert all(copy.get_params()[k] == v for k, v in params.items() if k != "hidden_state_tokens")
     want, got = probe.score(snippets, tiny_roberta, "java"), copy.score(snippets, tiny_roberta, "java")
     np.testing.assert_array_equal(got.samples.score, want.samples.score)
     assert got.kept_types == want.kept_types

@@ -49,7 +49,7 @@ def test_a_series_is_probed_per_checkpoint_and_only_where_new(tiny_training, pyt
     assert [r["checkpoint"] for r in results] == [str(series / "checkpoint-1"), str(series / "checkpoint-2")]
     for step in (1, 2):
         assert (run / "cat" / "mlm" / f"step-{step}" / DATA / "summary.json").is_file()
-        assert (run / "astprobe" / "mlm" / f"step-{step}" / DATA / "layers.json").is_file()
+        assert (run / "astprobe" / "mlm" / f"step-{step}" / DATA / "hidden_states.json").is_file()
     assert results[0]["model_info"]["fingerprint"] != results[1]["model_info"]["fingerprint"]
 
     # The report: per-layer sections for the last checkpoint only, then the series section.

@@ -1,5 +1,5 @@
 """The experiment runner without Prefect: validation-only selection, intervals in the summary,
-caches keyed on everything that shapes them, one vector cache shared by two processes, and the
+caches keyed on everything that shapes them, one hidden-state cache shared by two processes, and the
 CLI and the flow giving the same numbers."""
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def test_cli_and_flow_give_equal_numbers(tiny_model_dir, python_jsonl, tmp_path,
         "python",
         "--model",
         str(tiny_model_dir),
-        "--layers",
+        "--hidden-states",
         "0,1,2",
         "--rank",
         "32",
@@ -139,9 +139,9 @@ def test_cli_and_flow_give_equal_numbers(tiny_model_dir, python_jsonl, tmp_path,
 def _scores(results: list[dict]) -> list:
     ast = results[0].get("astprobe") or {}
     cat = results[0].get("cat") or {}
-    return [(p["layer"], p["rank"], p["f1"], p["valid_f1"], p["f1_ci"]) for p in ast.get("layers", [])] + [
-        (p["layer"], p["score"], p["score_ci"]) for p in cat.get("layers", [])
-    ]
+    return [
+        (p["hidden_state"], p["rank"], p["f1"], p["valid_f1"], p["f1_ci"]) for p in ast.get("hidden_states", [])
+    ] + [(p["layer"], p["score"], p["score_ci"]) for p in cat.get("layers", [])]
 
 
 _BUILD = textwrap.dedent("""
@@ -149,7 +149,8 @@ _BUILD = textwrap.dedent("""
     from pathlib import Path
     import numpy as np
     from codeprobe.model import Extractor, load_model
-    from codeprobe.probes.astprobe.cache import CacheItem, cached_vectors
+    from codeprobe.model import ModelInput
+    from codeprobe.probes.astprobe.cache import cached_hidden_states
     from codeprobe.syntax import parse
 
     model_dir, root, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
@@ -157,17 +158,17 @@ _BUILD = textwrap.dedent("""
     items = []
     for k, code in enumerate(codes):
         tokens = parse(code, "python").tokens()
-        items.append(CacheItem(str(k), code, tokens.start_char, tokens.end_char))
+        items.append(ModelInput.from_tokens(str(k), code, tokens))
     extractor = Extractor(load_model(model_dir, device="cpu"), batch_size=4, attention=False,
-                          vectors=True, length_policy="skip")
+                          hidden_states=True, length_policy="skip")
     while time.time() < start:  # both processes start building at the same moment
         time.sleep(0.005)
-    cache = cached_vectors(root, items, extractor)
-    print(cache.path, float(np.asarray(cache.layer(2), np.float64).sum()))
+    cache = cached_hidden_states(root, items, extractor)
+    print(cache.path, float(np.asarray(cache.hidden_state(2), np.float64).sum()))
 """)
 
 
-def test_two_processes_share_one_vector_cache(tiny_model_dir, tmp_path):  # noqa: F811
+def test_two_processes_share_one_hidden_state_cache(tiny_model_dir, tmp_path):  # noqa: F811
     import time
 
     script = tmp_path / "build.py"
@@ -189,24 +190,24 @@ def test_two_processes_share_one_vector_cache(tiny_model_dir, tmp_path):  # noqa
     caches = [p for p in (tmp_path / "cache").iterdir() if p.is_dir()]
     assert [p.name for p in caches] == [Path(path_a).name]  # no temporary directory left behind
     meta = json.loads((caches[0] / "meta.json").read_text())
-    size = (caches[0] / "layer_02.f16").stat().st_size
+    size = (caches[0] / "hidden_state_02.f16").stat().st_size
     assert size == sum(meta["lengths"]) * meta["hidden"] * 2 and np.isfinite(float(sum_a))
 
 
 def test_astprobe_reuses_the_cat_forward_pass(finished_run):
-    """CAT-probing's pass wrote the real model's token vectors of every snippet it read whole;
-    the AST-Probe sweep copied them instead of running the model (random weights: its own)."""
+    """CAT-probing's pass wrote the real model's token hidden states of every snippet it read
+    whole; the AST-Probe sweep copied them instead of running the model (random weights: its own)."""
     run, _ = finished_run
-    (layers,) = run.glob("astprobe/*/*/layers.json")
+    (swept,) = run.glob("astprobe/*/*/hidden_states.json")
     (random,) = run.glob("astprobe/*/*/random.json")
-    from codeprobe.probes.astprobe.cache import VectorCache
+    from codeprobe.probes.astprobe.cache import HiddenStateCache
 
-    stores = sorted(run.glob("cat/*/*/shard-*.vectors"))
+    stores = sorted(run.glob("cat/*/*/shard-*.hidden_states"))
     assert len(stores) == len(list(run.glob("cat/*/*/shard-*.npz")))
-    stored = {i for p in stores for i in VectorCache.open(p).ids}
-    n_probed = sum(json.loads(layers.read_text())["splits"].values())
+    stored = {i for p in stores for i in HiddenStateCache.open(p).ids}
+    n_probed = sum(json.loads(swept.read_text())["splits"].values())
     # every snippet but the one over CAT-probing's 256-subword cut (AST-Probe reads it whole)
-    assert json.loads(layers.read_text())["hidden_states_reused"] == len(stored) == n_probed - 1
+    assert json.loads(swept.read_text())["hidden_states_reused"] == len(stored) == n_probed - 1
     assert json.loads(random.read_text())["hidden_states_reused"] == 0
 
 

@@ -67,13 +67,13 @@ def test_run_writes_tables_report_and_rerun_recomputes_nothing(tiny_model_dir, p
     assert summary["versions"]["tree-sitter-python"] and summary["config"]["seed"] == 0
 
     assert_one_row_per_sample_layer(run, 24)
-    assert (run / "plots" / "cat_by_layer.png").exists() and (run / "plots" / "astprobe_by_layer.png").exists()
+    assert (run / "plots" / "cat_by_layer.png").exists() and (run / "plots" / "astprobe_by_hidden_state.png").exists()
     text = report.read_text()
     assert "text* sentence encoder" not in text  # a tiny random model is not the packaged text model
     assert "| layer | CAT-score | random | positional |" in text
 
     before = outputs(run)
-    assert len(before) == 3 + 1 + 3 + 3  # shards, CAT summary; layers, random weights, ranks; data
+    assert len(before) == 3 + 1 + 3 + 3  # shards, CAT summary; hidden states, random weights, ranks; data
     probing_flow(config=config, out_dir=str(run))
     assert outputs(run) == before
 

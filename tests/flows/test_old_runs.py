@@ -77,7 +77,7 @@ def test_report_of_a_schema1_run(old_run, tmp_path):
     assert f"Rank sweep at hidden state {a['ranks']['layer']} (best rank on validation: {a['ranks']['best_rank']})" in (
         section
     )
-    for plot in ("cat_by_layer.png", "astprobe_by_layer.png", "astprobe_by_rank.png"):
+    for plot in ("cat_by_layer.png", "astprobe_by_hidden_state.png", "astprobe_by_rank.png"):
         assert (out.parent / "plots" / plot).stat().st_size > 1000, plot
 
     # The page carries the same numbers, by hidden state, and CAT's type rates from rates.parquet.

@@ -20,7 +20,7 @@ CODE_WITH_TRAPS = (
 class OracleResult:
     tokens: list[int]
     attention: np.ndarray  # (L, k, k) or (L, H, k, k)
-    vectors: np.ndarray  # (L + 1, k, hidden)
+    hidden_states: np.ndarray  # (L + 1, k, hidden)
     truncated: bool
 
 
@@ -70,8 +70,8 @@ def oracle_extract(loaded, code, starts, ends, *, max_subwords=None, per_head=Fa
                 for j, sj in enumerate(members):
                     block[h, i, j] = np.mean([heads[h, p, q] for p in si for q in sj])
         layers.append(block if per_head else block[0])
-    vectors = []
+    hidden_states = []
     for hs in out.hidden_states:
         hs = hs[0].double().cpu().numpy()
-        vectors.append(np.array([hs[si].mean(0) for si in members]).reshape(len(members), -1))
-    return OracleResult([orc.kept[r] for r in rows], np.array(layers), np.array(vectors), truncated)
+        hidden_states.append(np.array([hs[si].mean(0) for si in members]).reshape(len(members), -1))
+    return OracleResult([orc.kept[r] for r in rows], np.array(layers), np.array(hidden_states), truncated)

@@ -13,18 +13,18 @@ from shared_data import cosqa_functions
 from tiny_models import tiny_loaded
 
 from codeprobe.errors import AlignmentError, InputError, ModelLoadError
-from codeprobe.model import Extractor, Snippet, load_model
+from codeprobe.model import Extractor, ModelInput, load_model
 from codeprobe.syntax import parse
 
 ATOL = 1e-5
 
 
 def snippet(i, code):
-    return Snippet.from_tokens(i, code, parse(code, "python").tokens())
+    return ModelInput.from_tokens(i, code, parse(code, "python").tokens())
 
 
 @cache
-def sample(n: int = 6) -> tuple[Snippet, ...]:
+def sample(n: int = 6) -> tuple[ModelInput, ...]:
     """The trap snippet plus real functions of varied length (so batches need padding)."""
     codes = sorted((code for _, code in cosqa_functions()[:60]), key=len)
     picks = [codes[0], codes[len(codes) // 3], codes[-8], codes[len(codes) // 2], codes[5]][: n - 1]
@@ -42,9 +42,9 @@ def check_against_oracle(loaded, snippets, results, **oracle_kw):
         o = oracle_extract(loaded, s.code, s.token_starts, s.token_ends, **oracle_kw)
         assert r.tokens.tolist() == o.tokens
         assert r.status == ("truncated" if o.truncated else "ok")
-        assert r.attention.dtype == np.float32 and r.vectors.dtype == np.float32
+        assert r.attention.dtype == np.float32 and r.hidden_states.dtype == np.float32
         np.testing.assert_allclose(r.attention, o.attention, rtol=0, atol=ATOL)
-        np.testing.assert_allclose(r.vectors, o.vectors, rtol=0, atol=ATOL)
+        np.testing.assert_allclose(r.hidden_states, o.hidden_states, rtol=0, atol=ATOL)
 
 
 POOLINGS = ["kernels", "sparse"]  # compiled CPU loops, and torch sparse products (GPUs)
@@ -58,7 +58,7 @@ def test_matches_oracle_with_padding(kind, pooling):
     info = loaded.info
     k = len(results[1].tokens)
     assert results[1].attention.shape == (info.n_layers, k, k)
-    assert results[1].vectors.shape == (info.n_layers + 1, k, info.hidden_size)
+    assert results[1].hidden_states.shape == (info.n_layers + 1, k, info.hidden_size)
     check_against_oracle(loaded, sample(), results)
 
 
@@ -102,10 +102,10 @@ def test_head_max_rows_are_checked(pooling):
 
 def test_joined_tokens_spans():
     texts = ["def", "f", "(", '"a  \n b"', "", " ", ")"]
-    s = Snippet.joined(0, texts)
+    s = ModelInput.joined(0, texts)
     assert s.code == 'def f ( "a  \n b"   )'
     assert [s.code[a:b] for a, b in zip(s.token_starts, s.token_ends)] == texts
-    c = Snippet.joined(0, texts, collapse_whitespace=True)
+    c = ModelInput.joined(0, texts, collapse_whitespace=True)
     # CAT-probing's reference: " ".join(" ".join(tokens).split())
     assert c.code == " ".join(" ".join(texts).split()) == 'def f ( "a b" )'
     assert [c.code[a:b] for a, b in zip(c.token_starts, c.token_ends)] == ["def", "f", "(", '"a b"', "", "", ")"]
@@ -120,7 +120,7 @@ def test_batch_size_does_not_change_results(kind):
     ex5 = Extractor(tiny_loaded(kind), batch_size=5)
     for a, b in zip(ex1.extract(sample()), ex5.extract(sample())):
         np.testing.assert_allclose(a.attention, b.attention, atol=ATOL)
-        np.testing.assert_allclose(a.vectors, b.vectors, atol=ATOL)
+        np.testing.assert_allclose(a.hidden_states, b.hidden_states, atol=ATOL)
 
 
 def test_truncation_cuts_at_a_token_boundary():
@@ -146,7 +146,7 @@ def test_skip_policy_keeps_order_and_marks_skipped():
     skipped = [r for r in results if r.status == "skipped"]
     assert skipped and len(skipped) < len(results)
     for r in skipped:
-        assert r.attention is None and r.vectors is None and r.n_subwords > 58
+        assert r.attention is None and r.hidden_states is None and r.n_subwords > 58
         assert r.n_subwords_used == 0 and r.n_tokens_truncated == 0
     check_against_oracle(
         loaded, [s for s, r in zip(sample(), results) if r.status == "ok"], [r for r in results if r.status == "ok"]
@@ -170,7 +170,7 @@ def test_default_model_matches_oracle():
     one = list(Extractor(loaded, batch_size=1).extract(snippets))
     for a, b in zip(results, one):
         np.testing.assert_allclose(a.attention, b.attention, atol=ATOL)
-        np.testing.assert_allclose(a.vectors, b.vectors, atol=ATOL)
+        np.testing.assert_allclose(a.hidden_states, b.hidden_states, atol=ATOL)
     # a pretrained model's attention rows over code tokens (specials dropped) sum to < 1
     sums = results[1].attention.sum(-1)
     assert np.all(sums > 0) and np.all(sums <= 1 + 1e-5)
@@ -185,11 +185,11 @@ def test_code_that_looks_like_special_tokens_is_text():
 
 def test_outputs_can_be_switched_off():
     loaded = tiny_loaded("codet5")
-    only_vec = next(Extractor(loaded, attention=False).extract(sample(1)))
-    only_att = next(Extractor(loaded, vectors=False).extract(sample(1)))
+    only_hs = next(Extractor(loaded, attention=False).extract(sample(1)))
+    only_att = next(Extractor(loaded, hidden_states=False).extract(sample(1)))
     both = next(Extractor(loaded).extract(sample(1)))
-    assert only_vec.attention is None and only_att.vectors is None
-    np.testing.assert_allclose(only_vec.vectors, both.vectors, atol=ATOL)
+    assert only_hs.attention is None and only_att.hidden_states is None
+    np.testing.assert_allclose(only_hs.hidden_states, both.hidden_states, atol=ATOL)
     np.testing.assert_allclose(only_att.attention, both.attention, atol=ATOL)
 
 
@@ -199,7 +199,7 @@ def test_snippet_without_tokens_gives_empty_arrays():
     assert len(s.token_starts) == 0
     r, after = list(Extractor(loaded, heads="all").extract([s, sample(1)[0]]))
     assert r.status == "ok" and r.tokens.shape == (0,)
-    assert r.attention.shape == (2, 4, 0, 0) and r.vectors.shape == (3, 0, 64)
+    assert r.attention.shape == (2, 4, 0, 0) and r.hidden_states.shape == (3, 0, 64)
     assert r.n_unmatched_subwords > 0 and after.attention.shape[-1] > 0
 
 
@@ -236,7 +236,7 @@ def test_bfloat16_is_close_to_float32():
     r32 = next(Extractor(tiny_loaded("codebert")).extract(sample(1)))
     assert r16.attention.dtype == np.float32
     np.testing.assert_allclose(r16.attention, r32.attention, atol=2e-2)
-    np.testing.assert_allclose(r16.vectors, r32.vectors, atol=0.15)
+    np.testing.assert_allclose(r16.hidden_states, r32.hidden_states, atol=0.15)
 
 
 @pytest.mark.parametrize(
@@ -246,7 +246,7 @@ def test_bfloat16_is_close_to_float32():
         ({"length_policy": "cut"}, "length_policy"),
         ({"heads": "min"}, "heads"),
         ({"pooling": "dense"}, "pooling"),
-        ({"attention": False, "vectors": False}, "nothing"),
+        ({"attention": False, "hidden_states": False}, "nothing"),
         ({"batch_size": 0}, "batch_size"),
         ({"max_subwords": 2}, "room"),
         ({"dtype": "float16"}, "already loaded"),
@@ -259,10 +259,10 @@ def test_bad_settings(kwargs, match):
 
 def test_bad_inputs():
     ex = Extractor(tiny_loaded("codebert"))
-    with pytest.raises(InputError, match="Snippet"):
+    with pytest.raises(InputError, match="ModelInput"):
         list(ex.extract(["def f(): pass"]))
     with pytest.raises(AlignmentError):
-        list(ex.extract([Snippet("x", "ab", np.array([0]), np.array([5]))]))
+        list(ex.extract([ModelInput("x", "ab", np.array([0]), np.array([5]))]))
 
 
 def test_length_buckets_change_nothing_but_the_batches():
@@ -273,37 +273,41 @@ def test_length_buckets_change_nothing_but_the_batches():
     assert [r.id for r in bucketed] == [r.id for r in plain]
     for a, b in zip(plain, bucketed):
         np.testing.assert_allclose(a.attention, b.attention, atol=1e-5)
-        np.testing.assert_allclose(a.vectors, b.vectors, atol=1e-5)
+        np.testing.assert_allclose(a.hidden_states, b.hidden_states, atol=1e-5)
 
 
 @pytest.mark.parametrize("pooling", POOLINGS)
 @pytest.mark.parametrize("kind", ["codebert", "codet5"])
-def test_vector_spans_of_their_own_match_the_oracle(kind, pooling):
-    """One forward pass, two token sets: attention over the code tokens, vectors over the
+def test_hidden_state_spans_of_their_own_match_the_oracle(kind, pooling):
+    """One forward pass, two token sets: attention over the code tokens, hidden states over the
     string-collapsed ones (AST-Probe's), each equal to the oracle on its own spans."""
     loaded = tiny_loaded(kind)
-    snippets = [s.with_vector_tokens(parse(s.code, "python").tokens(collapse_strings=True)) for s in sample()]
-    assert any(len(s.vector_starts) != len(s.token_starts) for s in snippets)
+    snippets = [s.with_hidden_state_tokens(parse(s.code, "python").tokens(collapse_strings=True)) for s in sample()]
+    assert any(len(s.hidden_state_starts) != len(s.token_starts) for s in snippets)
     both = list(Extractor(loaded, batch_size=4, pooling=pooling).extract(snippets))
     for s, r in zip(snippets, both):
         att = oracle_extract(loaded, s.code, s.token_starts, s.token_ends)
-        vec = oracle_extract(loaded, s.code, s.vector_starts, s.vector_ends)
-        assert r.tokens.tolist() == att.tokens and r.vector_tokens.tolist() == vec.tokens
+        hs = oracle_extract(loaded, s.code, s.hidden_state_starts, s.hidden_state_ends)
+        assert r.tokens.tolist() == att.tokens and r.hidden_state_tokens.tolist() == hs.tokens
         np.testing.assert_allclose(r.attention, att.attention, rtol=0, atol=ATOL)
-        np.testing.assert_allclose(r.vectors, vec.vectors, rtol=0, atol=ATOL)
+        np.testing.assert_allclose(r.hidden_states, hs.hidden_states, rtol=0, atol=ATOL)
 
 
-def test_vector_spans_of_their_own_under_truncation():
-    """A cut input keeps only the vector tokens whose subwords were all fed to the model."""
+def test_hidden_state_spans_of_their_own_under_truncation():
+    """A cut input keeps only the hidden-state tokens whose subwords were all fed to the model."""
     loaded = tiny_loaded("codebert")
     s = sample()[2]
-    s = s.with_vector_tokens(parse(s.code, "python").tokens(collapse_strings=True))
+    s = s.with_hidden_state_tokens(parse(s.code, "python").tokens(collapse_strings=True))
     r = next(Extractor(loaded, max_subwords=40).extract([s]))
     assert r.status == "truncated"
-    full = next(Extractor(loaded, vectors=True).extract([Snippet(0, s.code, s.vector_starts, s.vector_ends)]))
-    assert 0 < len(r.vector_tokens) < len(full.tokens)
-    assert r.vectors.shape[1] == len(r.vector_tokens)
-    assert r.vector_tokens.tolist() == full.tokens.tolist()[: len(r.vector_tokens)]
-    # the first vector token left out reaches past the last code token the model read
-    left_out = full.tokens[len(r.vector_tokens)]
-    assert s.vector_ends[left_out] > s.token_ends[r.tokens[-1]]
+    full = next(
+        Extractor(loaded, hidden_states=True).extract(
+            [ModelInput(0, s.code, s.hidden_state_starts, s.hidden_state_ends)]
+        )
+    )
+    assert 0 < len(r.hidden_state_tokens) < len(full.tokens)
+    assert r.hidden_states.shape[1] == len(r.hidden_state_tokens)
+    assert r.hidden_state_tokens.tolist() == full.tokens.tolist()[: len(r.hidden_state_tokens)]
+    # the first hidden-state token left out reaches past the last code token the model read
+    left_out = full.tokens[len(r.hidden_state_tokens)]
+    assert s.hidden_state_ends[left_out] > s.token_ends[r.tokens[-1]]

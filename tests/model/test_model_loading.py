@@ -16,7 +16,7 @@ from tiny_models import tiny_model
 
 from codeprobe.errors import ModelLoadError
 from codeprobe.model import (
-    DEFAULT_MODEL,
+    DEFAULT_MODEL_ID,
     code_models,
     default_model_dir,
     load_model,
@@ -135,7 +135,7 @@ def test_code_model_is_judged_by_name(tmp_path):
 
 def test_packaged_default_is_verified_and_labelled_a_text_model():
     info = load_model().info
-    assert info.name == DEFAULT_MODEL and info.source == "packaged"
+    assert info.name == DEFAULT_MODEL_ID and info.source == "packaged"
     assert info.fingerprint == model_fingerprint() == folder_fingerprint(default_model_dir())
     assert file_sha256(default_model_dir() / "model.safetensors") == DEFAULT_SHA
     assert info.is_code_model is False and "text model" in info.note

@@ -63,7 +63,7 @@ def test_backends_equal_the_dense_definition(backend, heads):
     pooling = KernelPooling(*args) if backend == "kernels" else SparsePooling(*args, "cpu")
     for layer in range(2):
         pooling.pool_attention(layer, att * (layer + 1) / (layer + 1))
-    pooling.pool_vectors(tuple(hidden))
+    pooling.pool_hidden_states(tuple(hidden))
     assert pooling.row_sum_errors().max() < 1e-5
     for b, (m, (a, v)) in enumerate(zip(members, pooling.results())):
         w = np.zeros((m.n_tokens, att.shape[-1]))

@@ -93,7 +93,7 @@ def test_recover_trees_page(tmp_path):
 
     model = str(tiny_roberta_dir())
     probe = ASTProbe(
-        rank=8, layer=2, language="python", cache_dir=tmp_path / "cache", config=TrainConfig(max_epochs=2)
+        rank=8, hidden_state=2, language="python", cache_dir=tmp_path / "cache", config=TrainConfig(max_epochs=2)
     ).fit(cosqa_functions()[:40], model=model)
     probe.save(tmp_path / "probe")
     snippet = tmp_path / "maximum.py"

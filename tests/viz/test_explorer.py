@@ -11,8 +11,7 @@ from cat.cat_models import tiny_model
 from shared_data import cosqa_functions
 
 from codeprobe.errors import InputError
-from codeprobe.model import Extractor
-from codeprobe.model import Snippet as ModelSnippet
+from codeprobe.model import Extractor, ModelInput
 from codeprobe.probes.astprobe.recovered_tree import RecoveredTree
 from codeprobe.probes.cat import CATProbe
 from codeprobe.syntax import ast_distance, parse, uast_distance
@@ -68,7 +67,7 @@ def test_scores_equal_the_library_and_the_masks_reproduce_them(payload):
 
 def test_tokens_distances_and_attention_are_the_snippets(payload):
     model = tiny_model("roberta")
-    extractor = Extractor(model, heads="all", vectors=False, max_subwords=256)
+    extractor = Extractor(model, heads="all", hidden_states=False, max_subwords=256)
     for s in payload["snippets"]:
         cat, code = s["cat"], s["code"]
         texts = cat["tokens"]["text"]
@@ -78,7 +77,7 @@ def test_tokens_distances_and_attention_are_the_snippets(payload):
         n = len(pos)
         dist = unpack(cat["distance"], cat["distance_dtype"], (n, n))
         np.testing.assert_array_equal(dist, uast_distance(tokens)[np.ix_(pos, pos)])
-        (result,) = extractor.extract([ModelSnippet.from_tokens(0, code, tokens)])
+        (result,) = extractor.extract([ModelInput.from_tokens(0, code, tokens)])
         full = result.attention.astype(np.float64)  # (L, H, n, n)
         stack = np.concatenate([full.mean(axis=1, keepdims=True), full], axis=1)
         att = unpack(cat["attention"], np.uint8, stack.shape) / 255.0

@@ -32,16 +32,16 @@ def series_groups(summaries: list[dict], label_run: bool = False) -> list[tuple[
 
 
 def series_matrix(results: list[dict], section: str, curve: SeriesCurve) -> tuple[list[int], list[int], np.ndarray]:
-    """(steps, layers, scores): scores[i, j] is the score of layer layers[j] at steps[i], NaN
-    where missing. Shape (n_steps, n_layers)."""
+    """(steps, indices, scores): scores[i, j] is the score of the row (a layer, a hidden state)
+    with index indices[j] at steps[i], NaN where missing. Shape (n_steps, n_indices)."""
     steps = [r["step"] for r in results]
-    layers = sorted({row[curve.index] for r in results for row in curve.rows(r[section])})
-    scores = np.full((len(steps), len(layers)), np.nan)
+    indices = sorted({row[curve.index] for r in results for row in curve.rows(r[section])})
+    scores = np.full((len(steps), len(indices)), np.nan)
     for i, r in enumerate(results):
         for row in curve.rows(r[section]):
             if row.get(curve.score) is not None:
-                scores[i, layers.index(row[curve.index])] = row[curve.score]
-    return steps, layers, scores
+                scores[i, indices.index(row[curve.index])] = row[curve.score]
+    return steps, indices, scores
 
 
 def series_lines(summaries: list[dict], plots: Path, label_run: bool) -> list[str]:
@@ -52,10 +52,11 @@ def series_lines(summaries: list[dict], plots: Path, label_run: bool) -> list[st
     lines = [
         "## Over training (checkpoint series)",
         "",
-        "Each checkpoint of a series is probed like a model of its own; the per-layer sections "
-        "above show each series' last checkpoint. Heat maps: score per (training step, layer); "
-        "curves: the best layer at each step (AST-Probe: chosen on validation; CAT: highest "
-        f"CAT-score), with its baselines. Brackets and bands: {UNCERTAINTY_NOTE}.",
+        "Each checkpoint of a series is probed like a model of its own; the sections above show "
+        "each series' last checkpoint. Heat maps: score per (training step, layer) for CAT, per "
+        "(training step, hidden state) for AST-Probe; curves: the best one at each step "
+        "(AST-Probe: the hidden state chosen on validation; CAT: the layer of highest CAT-score), "
+        f"with its baselines. Brackets and bands: {UNCERTAINTY_NOTE}.",
         "",
     ]
     for label, results in groups:
@@ -83,7 +84,7 @@ def series_lines(summaries: list[dict], plots: Path, label_run: bool) -> list[st
                 if best:
                     points.append((r["step"], best[curve.index], values))
                 table.append(curve.table_row(r["step"], best, values))
-            steps, layers, scores = series_matrix(done, m.name, curve)
-            series_figure(path, label, curve.title, curve.layer_axis, steps, layers, scores, points, list(curve.curves))
+            steps, indices, scores = series_matrix(done, m.name, curve)
+            series_figure(path, label, curve, steps, indices, scores, points)
             lines += [f"![{curve.title} over training]({plots.name}/{path.name})", "", *curve.table_header, *table, ""]
     return lines

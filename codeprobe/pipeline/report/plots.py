@@ -1,4 +1,5 @@
-"""The reports' figures: curves with their 95% bands, and a series' step x layer heat map.
+"""The reports' figures: curves with their 95% bands, and a series' step x row heat map (a row:
+a transformer layer, or a hidden state).
 
 Figures are drawn with `matplotlib.figure.Figure` and saved through its own canvas: no pyplot,
 no global backend, nothing changed at import.
@@ -9,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from codeprobe.files import write_atomic
+
+if TYPE_CHECKING:
+    from codeprobe.pipeline.registry import SeriesCurve
 
 
 @contextmanager
@@ -58,21 +62,22 @@ def curve(ax, rows: Sequence[dict], x: str, y: str, ci: str, color=None, **style
 def series_figure(
     path: Path,
     label: str,
-    title: str,
-    layer_axis: str,
+    series: SeriesCurve,
     steps: list[int],
-    layers: list[int],
+    indices: list[int],
     scores: np.ndarray,
     points: list[tuple[int, int, dict[str, Any]]],
-    curves: list[tuple[str, str, str, str, str | None]],
 ) -> None:
-    """Two panels: the step x layer heat map of `scores` (n_steps, n_layers), and the best
-    layer's score over steps with its 95% band and baselines.
+    """Two panels: the step x row heat map of `scores` (n_steps, n_indices), and the best row's
+    score over steps with its 95% band and baselines (`series.curves`: (legend, key, ci key,
+    line style, marker) per curve; the first is the score).
 
     Args:
-        points: (step, best layer, values) per step; `values` holds each curve's key and ci.
-        curves: (legend, key, ci key, line style, marker) per curve; the first is the score.
+        indices: the rows' indices (layers, hidden states: `series.index_name`).
+        points: (step, best row's index, values) per step; `values` holds each curve's key and
+            ci.
     """
+    title, name, curves = series.title, series.index_name, series.curves
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(13, 4.6))
@@ -80,14 +85,14 @@ def series_figure(
     image = hm.imshow(scores.T, origin="lower", aspect="auto", cmap="viridis")
     fig.colorbar(image, ax=hm, label=title)
     hm.set_xticks(range(len(steps)), [str(s) for s in steps], rotation=45 if len(steps) > 8 else 0)
-    hm.set_yticks(range(len(layers)), [str(layer) for layer in layers])
+    hm.set_yticks(range(len(indices)), [str(index) for index in indices])
     hm.set_xlabel("training step (checkpoints)")
-    hm.set_ylabel(layer_axis)
-    hm.set_title(f"{title} per layer and step")
+    hm.set_ylabel(series.index_axis)
+    hm.set_title(f"{title} per {name} and step")
     finite = scores[np.isfinite(scores)]
     middle = (finite.min() + finite.max()) / 2 if finite.size else 0
     for i in range(len(steps)):
-        for j in range(len(layers)):
+        for j in range(len(indices)):
             if np.isfinite(scores[i, j]):
                 hm.text(
                     i,
@@ -103,10 +108,10 @@ def series_figure(
         if xy(rows, "step", key)[0]:
             curve(ax, rows, "step", key, ci, ls=style, marker=marker, label=name)
     score_key = curves[0][1]
-    for step, layer, values in points:
+    for step, index, values in points:
         if values.get(score_key) is not None:
             ax.annotate(
-                str(layer),
+                str(index),
                 (step, values[score_key]),
                 textcoords="offset points",
                 xytext=(0, 6),
@@ -122,7 +127,7 @@ def series_figure(
         ax.minorticks_off()
     ax.set_xlabel("training step")
     ax.set_ylabel(title)
-    ax.set_title("best layer over training (labels: the layer); 95% bands")
+    ax.set_title(f"best {name} over training (labels: the {name}); 95% bands")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     fig.suptitle(label, fontsize=9)

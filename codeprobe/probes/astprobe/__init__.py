@@ -5,17 +5,18 @@ states through a linear projection (see docs/astprobe-results.md for numbers).
     tuples        (d, c, u) from a tree          recovery    trees from (d, c, u) (constituents)
     tuple_batch   (d, c, u) of a batch, flat     tree_scores P / R / F1, recall per label
     tree_drawing  a tree as text or networkx
-    probe         the torch module and loss      probe_data  a split's token vectors and gold (ProbeData)
+    probe         the torch module and loss      probe_data  a split's hidden states, gold (ProbeData)
     train_config  TrainConfig, PAPER_TRAINING    targets     gold as the loss reads it, batches
-    probe_run     one probe's schedule, early    fitting     fit / fit_many on vectors
-                  stopping, guard, FitResult     evaluation  predict / evaluate on vectors
-    cache / data  token vectors, once per model  estimator   ASTProbe: fit, score, predict, save
+    probe_run     one probe's schedule, early    fitting     fit / fit_many on hidden states
+                  stopping, guard, FitResult     evaluation  predict / evaluate on hidden states
+    cache / data  token hidden states, once per  estimator   ASTProbe: fit, score, predict, save
+                  model (HiddenStateCache)
     sweeps        fitted probe sweeps, baselines multilingual  shared subspace, transfer
     params        ASTProbe's argument checks     probe_files  a fitted probe on disk (save / load)
     recovered_tree  a predicted tree beside its gold tree (RecoveredTree)
 """
 
-from codeprobe.probes.astprobe.cache import VectorCache, cached_vectors
+from codeprobe.probes.astprobe.cache import HiddenStateCache, cached_hidden_states
 from codeprobe.probes.astprobe.data import ProbeSplit, prepare_split
 from codeprobe.probes.astprobe.estimator import ASTProbe
 from codeprobe.probes.astprobe.evaluation import ProbeScores, evaluate, predict
@@ -50,6 +51,7 @@ __all__ = [
     "ASTTuple",
     "Constituents",
     "FitResult",
+    "HiddenStateCache",
     "LabelRecall",
     "LabelVocab",
     "LanguageProbe",
@@ -63,8 +65,7 @@ __all__ = [
     "SweepPoint",
     "TrainConfig",
     "TupleBatch",
-    "VectorCache",
-    "cached_vectors",
+    "cached_hidden_states",
     "code_tuple",
     "constituents",
     "evaluate",

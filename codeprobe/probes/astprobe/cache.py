@@ -1,17 +1,26 @@
-"""Token-vector cache: run the frozen model once, keep every layer's pooled token vectors on disk.
+"""Hidden-state cache: run the frozen model once, keep every hidden state's pooled token hidden
+states on disk.
 
 The reference re-ran the language model on every batch of every epoch; here the model runs once
-per snippet, and each hidden-states layer goes to its own raw float16 file, memory-mapped when
-read. A layer sweep, a rank sweep or a rerun then only reads the layer it needs.
+per snippet, and each hidden state (0 = embeddings, h = output of the h-th transformer layer)
+goes to its own raw float16 file, memory-mapped when read. A sweep over hidden states, a rank
+sweep or a rerun then only reads the hidden state it needs.
 
 Layout of a cache directory:
-    meta.json          model provenance, snippet ids, their digests, tokens per snippet,
-                       fingerprint
-    layer_00.f16 ...   (total tokens, hidden) float16, C order; 00 = embeddings
+    meta.json                 model provenance, snippet ids, their digests, tokens per snippet,
+                              fingerprint
+    hidden_state_00.f16 ...   (total tokens, hidden) float16, C order; 00 = embeddings
+
+Format 4 renamed format 3's `layer_00.f16` files; a cache of another format is rebuilt (the
+fingerprint holds codeprobe's source, so any other codeprobe rebuilds it anyway).
+
+What a cache holds per snippet is a `codeprobe.model.ModelInput` (the text the model reads and
+the spans its hidden states are pooled over), keyed by its `digest`.
 
 One forward pass for two probes: a cache may be built from other caches of the same model (a
-"store" that CAT-probing's pass wrote with `write_store`), copying the vectors of every snippet
-they hold (same text, same token spans, read whole) and running the model only on the rest.
+"store" that CAT-probing's pass wrote with `write_store`), copying the hidden states of every
+snippet they hold (same text, same token spans, read whole) and running the model only on the
+rest.
 
 Concurrency: a cache is built in a private temporary directory and renamed into place once
 complete, under a file lock (`filelock`), so two processes asking for the same cache build it
@@ -28,7 +37,6 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from itertools import chain
 from pathlib import Path
 
@@ -36,55 +44,37 @@ import numpy as np
 from filelock import FileLock
 
 from codeprobe.errors import InputError
-from codeprobe.model import Extractor, Snippet
+from codeprobe.model import Extractor, ModelInput
 from codeprobe.progress import progress
 from codeprobe.provenance import source_hash
 
 log = logging.getLogger("codeprobe.astprobe")
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 
 def default_cache_dir() -> Path:
-    """Where token vectors are cached: $CODEPROBE_CACHE_DIR, else ~/.cache/codeprobe/astprobe."""
+    """Where token hidden states are cached: $CODEPROBE_CACHE_DIR, else
+    ~/.cache/codeprobe/astprobe."""
     env = os.environ.get("CODEPROBE_CACHE_DIR")
     return Path(env) / "astprobe" if env else Path.home() / ".cache" / "codeprobe" / "astprobe"
 
 
 @dataclass(frozen=True)
-class CacheItem:
-    """One snippet to encode: its id, the code the model sees, and its code tokens' character
-    spans (int64 (n,) each; e.g. `CodeTokens.start_char` / `end_char`)."""
-
-    id: str
-    code: str
-    token_starts: np.ndarray
-    token_ends: np.ndarray
-
-    @cached_property
-    def digest(self) -> str:
-        """sha256 of what shapes the item's vectors under one model: its text and token spans."""
-        h = hashlib.sha256(self.code.encode() + b"\0")
-        h.update(np.asarray(self.token_starts, np.int64).tobytes() + b"\0")
-        h.update(np.asarray(self.token_ends, np.int64).tobytes())
-        return h.hexdigest()
-
-
-@dataclass(frozen=True)
-class VectorCache:
+class HiddenStateCache:
     """An opened cache.
 
     Attributes:
         path: its directory.
-        ids: ids of the snippets that have vectors, in storage order (longest code first;
+        ids: ids of the snippets that have hidden states, in storage order (longest code first;
             skipped ones are absent).
         lengths: int64 (len(ids),), tokens per stored snippet.
         skipped: ids the model could not take whole (too long, or a token without subwords).
-        n_states: hidden-states layers stored (n_layers + 1; 0 = embeddings).
-        hidden: vector width.
+        n_states: hidden states stored (n_layers + 1; 0 = embeddings).
+        hidden: the model's hidden size.
         model: the model's provenance (`ModelInfo.as_dict()`).
-        digests: the stored snippets' `CacheItem.digest`, in storage order.
-        reused: how many of them were copied from another cache (`cached_vectors(reuse=)`)
+        digests: the stored snippets' `ModelInput.digest`, in storage order.
+        reused: how many of them were copied from another cache (`cached_hidden_states(reuse=)`)
             rather than computed when this one was built.
     """
 
@@ -103,24 +93,27 @@ class VectorCache:
         return int(self.lengths.sum())
 
     def rows(self) -> dict[str, slice]:
-        """digest -> the snippet's rows in every layer file."""
+        """digest -> the snippet's rows in every hidden state's file."""
         ends = np.cumsum(self.lengths)
         return {d: slice(int(e - n), int(e)) for d, e, n in zip(self.digests, ends, self.lengths)}
 
-    def layer(self, layer: int) -> np.ndarray:
-        """float16 (n_tokens, hidden), read-only memory map of `hidden_states[layer]`."""
-        if not 0 <= layer < self.n_states:
-            raise InputError(f"layer {layer} is not in 0..{self.n_states - 1}")
+    def hidden_state(self, index: int) -> np.ndarray:
+        """float16 (n_tokens, hidden), read-only memory map of hidden state `index` (the
+        model's `hidden_states[index]`, 0 = embeddings)."""
+        if not 0 <= index < self.n_states:
+            raise InputError(f"hidden state {index} is not in 0..{self.n_states - 1}")
         if self.n_tokens == 0:
             return np.zeros((0, self.hidden), np.float16)
-        return np.memmap(_layer_file(self.path, layer), dtype=np.float16, mode="r", shape=(self.n_tokens, self.hidden))
+        return np.memmap(
+            _hidden_state_file(self.path, index), dtype=np.float16, mode="r", shape=(self.n_tokens, self.hidden)
+        )
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> VectorCache:
+    def open(cls, path: str | os.PathLike) -> HiddenStateCache:
         path = Path(path)
         meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
         if meta.get("format") != FORMAT_VERSION:
-            raise InputError(f"{path} is not a vector cache of format {FORMAT_VERSION}")
+            raise InputError(f"{path} is not a hidden-state cache of format {FORMAT_VERSION}")
         return cls(
             path=path,
             ids=tuple(meta["ids"]),
@@ -134,7 +127,7 @@ class VectorCache:
         )
 
 
-def fingerprint(items: Sequence[CacheItem], extractor: Extractor, model_label: str | None = None) -> str:
+def fingerprint(items: Sequence[ModelInput], extractor: Extractor, model_label: str | None = None) -> str:
     """sha256 over codeprobe's source, the model's identity and every item's id, code and token
     spans."""
     h = hashlib.sha256()
@@ -145,36 +138,37 @@ def fingerprint(items: Sequence[CacheItem], extractor: Extractor, model_label: s
     return h.hexdigest()
 
 
-def cached_vectors(
+def cached_hidden_states(
     root: str | os.PathLike,
-    items: Sequence[CacheItem],
+    items: Sequence[ModelInput],
     extractor: Extractor,
     *,
     model_label: str | None = None,
-    reuse: Sequence[VectorCache] = (),
-) -> VectorCache:
+    reuse: Sequence[HiddenStateCache] = (),
+) -> HiddenStateCache:
     """The cache of these items under this model: reopened if it exists, else built.
 
     Args:
         root: directory of caches; this one is `root/<fingerprint prefix>`, so the same model
             and snippets always find their cache again and anything else gets a new one.
-        items: the snippets, with their code tokens' spans.
-        extractor: an `Extractor` with `vectors=True` (its length policy should be "skip":
+        items: the snippets as the model reads them (string ids), with the spans of the tokens
+            their hidden states are pooled over (`ModelInput.hidden_state_spans`).
+        extractor: an `Extractor` with `hidden_states=True` (its length policy should be "skip":
             AST-Probe needs every token of a snippet).
         model_label: recorded with the model (e.g. "random weights"); part of the fingerprint.
-        reuse: caches or stores of the same model (unlabelled) whose vectors of the same items
+        reuse: caches or stores of the same model (unlabelled) whose hidden states of the same items
             are copied instead of computed again (equal to float16 rounding: only the batch
             padding differs); a store of another model is ignored.
     """
     key = fingerprint(items, extractor, model_label)
     path = Path(root) / key[:24]
     if _complete(path, key):
-        return VectorCache.open(path)
+        return HiddenStateCache.open(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
         if not _complete(path, key):  # another process may have built it while we waited
             _build(path, items, extractor, key, model_label, reuse)
-    return VectorCache.open(path)
+    return HiddenStateCache.open(path)
 
 
 def _complete(path: Path, key: str) -> bool:
@@ -187,15 +181,15 @@ def _complete(path: Path, key: str) -> bool:
 
 def _build(
     path: Path,
-    items: Sequence[CacheItem],
+    items: Sequence[ModelInput],
     extractor: Extractor,
     key: str,
     model_label: str | None,
-    reuse: Sequence[VectorCache],
+    reuse: Sequence[HiddenStateCache],
 ) -> None:
     """Encode `items` into a temporary directory beside `path`, then rename it into place."""
-    if not extractor.vectors:
-        raise InputError("the extractor must compute vectors")
+    if not extractor.hidden_states:
+        raise InputError("the extractor must compute hidden states")
     model = dict(extractor.info.as_dict())
     if model_label:
         model["label"] = model_label
@@ -220,19 +214,19 @@ class _Writer:
     def __enter__(self) -> _Writer:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
-        self.files = [open(_layer_file(self.tmp, layer), "wb") for layer in range(self.n_states)]
+        self.files = [open(_hidden_state_file(self.tmp, index), "wb") for index in range(self.n_states)]
         return self
 
-    def add(self, item: CacheItem, vectors: np.ndarray | Sequence[np.ndarray]) -> None:
-        """vectors: (n_states, n, hidden), or one (n, hidden) array per layer."""
-        layers = [np.asarray(v, np.float16) for v in vectors]
-        for layer in layers:
-            if not np.isfinite(layer).all():
+    def add(self, item: ModelInput, hidden_states: np.ndarray | Sequence[np.ndarray]) -> None:
+        """hidden_states: (n_states, n, hidden), or one (n, hidden) array per hidden state."""
+        states = [np.asarray(h, np.float16) for h in hidden_states]
+        for state in states:
+            if not np.isfinite(state).all():
                 raise InputError(f"snippet {item.id}: hidden states exceed the float16 range of the cache")
-        for f, layer in zip(self.files, layers):
-            f.write(np.ascontiguousarray(layer).tobytes())
+        for f, state in zip(self.files, states):
+            f.write(np.ascontiguousarray(state).tobytes())
         self.ids.append(item.id)
-        self.lengths.append(int(layers[0].shape[0]))
+        self.lengths.append(int(states[0].shape[0]))
         self.digests.append(item.digest)
 
     def __exit__(self, kind, value, traceback) -> None:
@@ -260,15 +254,16 @@ class _Writer:
 
 
 def write_store(
-    path: str | os.PathLike, entries: Iterable[tuple[CacheItem, np.ndarray]], model: dict, key: str
+    path: str | os.PathLike, entries: Iterable[tuple[ModelInput, np.ndarray]], model: dict, key: str
 ) -> Path:
-    """Write the vectors another pass computed (e.g. CAT-probing's, `CATProbe(vector_tokens=)`)
-    as a cache that `cached_vectors(reuse=...)` copies from.
+    """Write the hidden states another pass computed (e.g. CAT-probing's,
+    `CATProbe(hidden_state_tokens=)`) as a cache that `cached_hidden_states(reuse=...)` copies
+    from.
 
     Args:
         path: the store's directory (replaced whole, atomically).
-        entries: (item, float (n_states, n, hidden) vectors over the item's n token spans), of
-            snippets the model read whole.
+        entries: (item, float (n_states, n, hidden) hidden states over the item's n token spans,
+            `ModelInput.hidden_state_spans`), of snippets the model read whole.
         model: the model's provenance (`ModelInfo.as_dict()`); only caches of this model reuse it.
         key: recorded as the store's fingerprint.
     """
@@ -276,13 +271,15 @@ def write_store(
     first = next(entries, None)
     n_states, hidden = (0, 0) if first is None else (first[1].shape[0], first[1].shape[2])
     with _Writer(Path(path), n_states, hidden) as writer:
-        for item, vectors in chain([first] if first else [], entries):
-            writer.add(item, vectors)
+        for item, hidden_states in chain([first] if first else [], entries):
+            writer.add(item, hidden_states)
         writer.meta.update(fingerprint=key, model=model)
     return Path(path)
 
 
-def _encode(writer: _Writer, items: Sequence[CacheItem], extractor: Extractor, reuse: Sequence[VectorCache]) -> None:
+def _encode(
+    writer: _Writer, items: Sequence[ModelInput], extractor: Extractor, reuse: Sequence[HiddenStateCache]
+) -> None:
     found = {}
     for cache in reuse:
         for digest, rows in cache.rows().items():
@@ -291,27 +288,24 @@ def _encode(writer: _Writer, items: Sequence[CacheItem], extractor: Extractor, r
     # cache's order (which `ids` records) need not be the input order.
     ordered = sorted(items, key=lambda it: -len(it.code))
     todo = [it for it in ordered if it.digest not in found]
-    results = extractor.extract(
-        Snippet(it.id, it.code, np.asarray(it.token_starts, np.int64), np.asarray(it.token_ends, np.int64))
-        for it in todo
-    )
-    layers = {}  # a reused cache's memory-mapped layers, opened once
-    for item in progress(ordered, total=len(ordered), desc="extracting vectors", unit="snippet"):
-        n = len(item.token_starts)
+    results = extractor.extract(todo)
+    states = {}  # a reused cache's memory-mapped hidden states, opened once
+    for item in progress(ordered, total=len(ordered), desc="extracting hidden states", unit="snippet"):
+        n = len(item.hidden_state_spans[0])
         if item.digest in found:
             cache, rows = found[item.digest]
-            if id(cache) not in layers:
-                layers[id(cache)] = [cache.layer(layer) for layer in range(cache.n_states)]
-            writer.add(item, [layer[rows] for layer in layers[id(cache)]])
+            if id(cache) not in states:
+                states[id(cache)] = [cache.hidden_state(index) for index in range(cache.n_states)]
+            writer.add(item, [state[rows] for state in states[id(cache)]])
             continue
         result = next(results)
-        if result.status != "ok" or result.vectors is None or result.tokens.shape[0] != n:
+        if result.status != "ok" or result.hidden_states is None or result.hidden_state_tokens.shape[0] != n:
             writer.skipped.append(item.id)
             continue
-        writer.add(item, result.vectors)
+        writer.add(item, result.hidden_states)
     writer.meta["reused"] = len(ordered) - len(todo)
     log.info(
-        "cached %d of %d snippets' vectors (%d of them copied from an earlier pass) in %s",
+        "cached %d of %d snippets' hidden states (%d of them copied from an earlier pass) in %s",
         len(writer.ids),
         len(items),
         writer.meta["reused"],
@@ -319,5 +313,5 @@ def _encode(writer: _Writer, items: Sequence[CacheItem], extractor: Extractor, r
     )
 
 
-def _layer_file(path: Path, layer: int) -> Path:
-    return path / f"layer_{layer:02d}.f16"
+def _hidden_state_file(path: Path, index: int) -> Path:
+    return path / f"hidden_state_{index:02d}.f16"

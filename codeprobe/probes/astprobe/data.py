@@ -1,11 +1,11 @@
-"""From code to probe inputs: parse, extract the gold tuples, and cache the token vectors.
+"""From code to probe inputs: parse, extract the gold tuples, and cache the token hidden states.
 
 `prepare_split` turns a list of snippets of one language into a `ProbeSplit`: the snippets that
 parse cleanly, have at least two code tokens and fit the model whole, their gold (d, c, u), and
-a `VectorCache` with every layer's token vectors. `ProbeSplit.data(layer)` is then all a fit or
-an evaluation at that layer needs.
+a `HiddenStateCache` with every hidden state's token hidden states. `ProbeSplit.data(h)` is then
+all a fit or an evaluation at hidden state h (0 = embeddings) needs.
 
-Token vectors are the mean of each code token's subword vectors, computed by default on the real
+A token's hidden state is the mean of its subwords' hidden states, computed by default on the real
 source text (aligned by character offsets); `model_input="code_tokens"` feeds the reference's
 re-spaced token string instead (still aligned by offsets). `remove_docstrings` and
 `drop_line_continuations` apply the reference's preprocessing (see `preprocess`, `tuples`).
@@ -22,8 +22,8 @@ from functools import cached_property
 import numpy as np
 
 from codeprobe.errors import InputError
-from codeprobe.model import Extractor, Snippet
-from codeprobe.probes.astprobe.cache import CacheItem, VectorCache, cached_vectors
+from codeprobe.model import Extractor, ModelInput
+from codeprobe.probes.astprobe.cache import HiddenStateCache, cached_hidden_states
 from codeprobe.probes.astprobe.preprocess import remove_docstrings as strip_docstrings
 from codeprobe.probes.astprobe.probe_data import ProbeData
 from codeprobe.probes.astprobe.tuple_batch import TupleBatch
@@ -45,7 +45,7 @@ class ProbeSplit:
         ids, codes: the kept snippets, in cache order; `codes` are the texts the tuples' token
             spans index (after `remove_docstrings`, the rewritten text).
         tuples: their gold (d, c, u).
-        cache: their token vectors, every layer.
+        cache: their token hidden states, every hidden state.
         dropped: count of snippets left out, per reason ("parse_error", "too_few_tokens",
             "does_not_fit_model").
         options: the switches that made it (`remove_docstrings`, `drop_line_continuations`,
@@ -56,7 +56,7 @@ class ProbeSplit:
     ids: tuple[str, ...]
     codes: tuple[str, ...]
     tuples: tuple[ASTTuple, ...]
-    cache: VectorCache
+    cache: HiddenStateCache
     dropped: dict[str, int] = field(default_factory=dict)
     options: dict[str, object] = field(default_factory=dict)
 
@@ -67,13 +67,13 @@ class ProbeSplit:
     def gold(self) -> TupleBatch:
         return TupleBatch.from_tuples(self.tuples)
 
-    def data(self, layer: int) -> ProbeData:
-        """Inputs of a fit or an evaluation at `layer` (0 = embeddings), memory-mapped."""
-        return ProbeData(self.cache.layer(layer), self.gold, self.language)
+    def data(self, hidden_state: int) -> ProbeData:
+        """Inputs of a fit or an evaluation at `hidden_state` (0 = embeddings), memory-mapped."""
+        return ProbeData(self.cache.hidden_state(hidden_state), self.gold, self.language)
 
-    def check(self, language: str, options: dict[str, object], layer: int) -> None:
+    def check(self, language: str, options: dict[str, object], hidden_state: int) -> None:
         """Raise InputError unless this split is in `language`, was made with the switches
-        `options`, and holds hidden state `layer`."""
+        `options`, and holds `hidden_state`."""
         if self.language != language:
             raise InputError(f"this probe is for {language}, the split is {self.language}")
         differ = sorted(k for k, v in self.options.items() if k in options and options[k] != v)
@@ -82,8 +82,10 @@ class ProbeSplit:
                 f"the split was prepared with other {', '.join(differ)} than this probe's: "
                 "prepare it with the probe's `prepare`"
             )
-        if not 0 <= layer < self.cache.n_states:
-            raise InputError(f"layer {layer} does not exist: the model has hidden states 0..{self.cache.n_states - 1}")
+        if not 0 <= hidden_state < self.cache.n_states:
+            raise InputError(
+                f"hidden state {hidden_state} does not exist: the model has hidden states 0..{self.cache.n_states - 1}"
+            )
 
 
 def split_vocabs(split: ProbeSplit) -> tuple[LabelVocab, LabelVocab]:
@@ -136,15 +138,15 @@ def prepare_split(
     remove_docstrings: bool = False,
     drop_line_continuations: bool = False,
     model_input: str = "source",
-    reuse: Sequence[VectorCache] = (),
+    reuse: Sequence[HiddenStateCache] = (),
 ) -> ProbeSplit:
     """Parse, extract gold tuples, and encode (or reopen the cache of) one split.
 
     Args:
         snippets: see `as_pairs`.
         language: their language.
-        extractor: vectors on; its length policy should be "skip".
-        cache_root: directory holding vector caches; this split's lives in a subdirectory
+        extractor: hidden states on; its length policy should be "skip".
+        cache_root: directory holding hidden-state caches; this split's lives in a subdirectory
             named by a fingerprint of the model and the snippets, so reruns reuse it.
         model_label: recorded with the cache (e.g. "random weights", which changes the
             fingerprint so that it does not collide with the real model's cache).
@@ -156,7 +158,7 @@ def prepare_split(
             `tuples.tree_tuple`).
         model_input: "source" (the snippet's text) or "code_tokens" (the tuple's tokens joined
             by single spaces, as the reference fed its models).
-        reuse: caches of the same model to copy vectors from (see `cached_vectors`), e.g. the
+        reuse: caches of the same model to copy hidden states from (see `cached_hidden_states`), e.g. the
             stores CAT-probing's forward pass wrote.
 
     Raises:
@@ -184,14 +186,14 @@ def prepare_split(
             dropped["too_few_tokens"] += 1
             continue
         kept.append((ident, code, tree_tuple(tree, drop_line_continuations=drop_line_continuations)))
-    items = [_cache_item(i, c, t, model_input) for i, c, t in kept]
-    cache = cached_vectors(cache_root, items, extractor, model_label=model_label, reuse=reuse)
+    items = [_model_input(i, c, t, model_input) for i, c, t in kept]
+    cache = cached_hidden_states(cache_root, items, extractor, model_label=model_label, reuse=reuse)
     by_id = {i: (c, t) for i, c, t in kept}
     if cache.skipped:
         dropped["does_not_fit_model"] += len(cache.skipped)
     lengths = np.array([by_id[i][1].n_tokens for i in cache.ids], dtype=np.int64)
     if not np.array_equal(lengths, cache.lengths):
-        raise InputError(f"the vector cache in {cache.path} does not match its snippets")
+        raise InputError(f"the hidden-state cache in {cache.path} does not match its snippets")
     return ProbeSplit(
         language=language,
         ids=cache.ids,
@@ -207,12 +209,11 @@ def prepare_split(
     )
 
 
-def _cache_item(ident: str, code: str, t: ASTTuple, model_input: str) -> CacheItem:
+def _model_input(ident: str, code: str, t: ASTTuple, model_input: str) -> ModelInput:
     """What the model reads for one snippet, with the tuple tokens' spans in that text."""
     if model_input == "code_tokens":
-        joined = Snippet.joined(ident, t.tokens.texts)
-        return CacheItem(ident, joined.code, joined.token_starts, joined.token_ends)
-    return CacheItem(ident, code, t.tokens.start_char, t.tokens.end_char)
+        return ModelInput.joined(ident, t.tokens.texts)
+    return ModelInput.from_tokens(ident, code, t.tokens)
 
 
 def ensure_nonempty(splits: Sequence[ProbeSplit], names: Sequence[str]) -> None:

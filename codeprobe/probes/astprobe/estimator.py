@@ -1,14 +1,18 @@
 """`ASTProbe`: AST-Probe as a scikit-learn estimator (fit, predict, score; save, load).
 
-    probe = ASTProbe(rank=128, layer=3, language="python").fit(train_codes, model="path/to/model")
+    probe = ASTProbe(rank=128, hidden_state=3, language="python").fit(train_codes, model="path/to/model")
     probe.score(test_codes)            # mean F1 of the recovered trees
     trees = probe.predict(["def f(a): return a"])
     probe.save("runs/probe"); ASTProbe.load("runs/probe")
     sklearn.base.clone(probe)          # the same settings, unfitted
 
 Inputs are code strings, (id, code) pairs or `codeprobe.datasets.Snippet`s. The model runs once
-per snippet; its token vectors are cached on disk (see `cache`), so refitting at another layer or
-rank, or scoring the same snippets again, never re-runs it.
+per snippet; its token hidden states are cached on disk (see `cache`), so refitting at another
+hidden state or rank, or scoring the same snippets again, never re-runs it.
+
+`hidden_state` is the index into the model's hidden states (0 = the embeddings, h >= 1 = the
+output of the h-th transformer layer), never a transformer layer itself: codeprobe says `layer`
+only for a transformer block (CAT-probing's layers, 0-based).
 
 The contract is scikit-learn's (`sklearn.base.BaseEstimator`), as `CATProbe`'s: `__init__`
 stores its arguments as given, under the same names, and checks nothing; `fit` checks them;
@@ -51,17 +55,18 @@ VALIDATION_SEED_SALT = 7919
 
 
 class ASTProbe(BaseEstimator):
-    """AST-Probe on one model layer, a scikit-learn estimator (see the module doc).
+    """AST-Probe on one of a model's hidden states, a scikit-learn estimator (see the module doc).
 
     Args:
         rank: dimension of the syntactic subspace (the paper: 128; sweeps 8..512).
-        layer: hidden-states index (0 = embeddings, l = output of transformer layer l).
+        hidden_state: index into the model's hidden states (0 = embeddings, h >= 1 = output of
+            the h-th transformer layer).
         language: the snippets' language (any name `canonical_language` knows).
         random_state: seeds initialisation, batch order and the validation split.
         config: optimisation settings (default: the spec's).
         validation_fraction: share of `fit`'s snippets held out for early stopping when no
             `X_valid` is given.
-        cache_dir: root of the token-vector caches (None: `default_cache_dir()`).
+        cache_dir: root of the hidden-state caches (None: `default_cache_dir()`).
         device: where the model runs (None: CUDA if available); the probe trains on
             `config.device`.
         extraction_batch_size: snippets per forward pass of the model.
@@ -84,14 +89,14 @@ class ASTProbe(BaseEstimator):
         model_: the model `fit` was given (a name or directory, a `LoadedModel`, or None for
             the packaged default); `predict`, `score`, `evaluate` and `recall_by_label` read new
             snippets with it.
-        model_info_: provenance of the model whose cached vectors trained the probe.
+        model_info_: provenance of the model whose cached hidden states trained the probe.
         fit_result_: how the training went (`FitResult`); None after `load`.
     """
 
     def __init__(
         self,
         rank: int = 128,
-        layer: int = 3,
+        hidden_state: int = 3,
         *,
         language: str = "python",
         random_state: int = 0,
@@ -105,7 +110,7 @@ class ASTProbe(BaseEstimator):
         model_input: str = "source",
     ) -> None:
         self.rank = rank
-        self.layer = layer
+        self.hidden_state = hidden_state
         self.language = language
         self.random_state = random_state
         self.config = config
@@ -138,9 +143,10 @@ class ASTProbe(BaseEstimator):
         return self.fit_splits(train, valid, model=model)
 
     def fit_splits(self, train: ProbeSplit, valid: ProbeSplit, *, model: str | LoadedModel | None = None) -> ASTProbe:
-        """Train on prepared splits (see `prepare`): no model run if their vectors are cached.
+        """Train on prepared splits (see `prepare`): no model run if their hidden states are
+        cached.
 
-        model: the model the splits' vectors came from (see `fit`), kept as `model_` to read
+        model: the model the splits' hidden states came from (see `fit`), kept as `model_` to read
             new snippets with.
         """
         language = check_params(self)
@@ -149,8 +155,8 @@ class ASTProbe(BaseEstimator):
         self._check_split(valid, language)
         vocabs = split_vocabs(train)
         result = fit(
-            train.data(self.layer),
-            valid.data(self.layer),
+            train.data(self.hidden_state),
+            valid.data(self.hidden_state),
             {language: vocabs},
             self.rank,
             config=self.config,
@@ -172,7 +178,7 @@ class ASTProbe(BaseEstimator):
             train: the split it trained on; the probe takes its language and preprocessing
                 switches (`ProbeSplit.options`), its label vocabularies and model provenance.
             model: see `fit_splits`.
-            params: the other constructor arguments (`rank`, `layer`, `random_state`,
+            params: the other constructor arguments (`rank`, `hidden_state`, `random_state`,
                 `config`, ...); `rank` must be the trained projection's.
 
         Raises:
@@ -208,7 +214,7 @@ class ASTProbe(BaseEstimator):
         module, vocabs = self._fitted()
         ensure_nonempty([split], ["evaluation"])
         self._check_split(split, self.language_)
-        return evaluate(module, split.data(self.layer), vocabs, self.config.device)
+        return evaluate(module, split.data(self.hidden_state), vocabs, self.config.device)
 
     def score(self, X, y=None) -> float:
         """Mean F1 of the recovered trees (higher is better, as scikit-learn expects); `y` is
@@ -225,7 +231,7 @@ class ASTProbe(BaseEstimator):
         module, vocabs = self._fitted()
         ensure_nonempty([split], ["evaluation"])
         self._check_split(split, self.language_)
-        pred = predict(module, split.data(self.layer), vocabs, self.config.device).tuples
+        pred = predict(module, split.data(self.hidden_state), vocabs, self.config.device).tuples
         return recall_by_label(pred, split.gold)
 
     def predict(self, X) -> list[RecoveredTree]:
@@ -238,7 +244,7 @@ class ASTProbe(BaseEstimator):
         if len(split) == 0:
             return []
         self._check_split(split, self.language_)
-        pred = predict(module, split.data(self.layer), vocabs, self.config.device).tuples
+        pred = predict(module, split.data(self.hidden_state), vocabs, self.config.device).tuples
         return recovered_trees(pred, split)
 
     # -- data -------------------------------------------------------------------------------
@@ -251,7 +257,7 @@ class ASTProbe(BaseEstimator):
         extractor: Extractor | None = None,
         model_label: str | None = None,
     ) -> ProbeSplit:
-        """Parse `X`, extract gold tuples and cache every layer's token vectors.
+        """Parse `X`, extract gold tuples and cache every hidden state's token hidden states.
 
         The model that reads `X`: `extractor` if given, else `model` (see `extractor`).
         """
@@ -268,7 +274,7 @@ class ASTProbe(BaseEstimator):
         )
 
     def extractor(self, model: str | LoadedModel | None = None) -> Extractor:
-        """The vector extractor of `model` (None: the fitted `model_`; before fitting, the
+        """The hidden-state extractor of `model` (None: the fitted `model_`; before fitting, the
         packaged default), loaded on first use and kept."""
         if model is None:
             model = getattr(self, "model_", None)
@@ -291,7 +297,7 @@ class ASTProbe(BaseEstimator):
             loaded,
             batch_size=self.extraction_batch_size,
             attention=False,
-            vectors=True,
+            hidden_states=True,
             length_policy="skip",
         )
         self._extractor = (model, settings, extractor)
@@ -310,12 +316,13 @@ class ASTProbe(BaseEstimator):
     def load(cls, path: str | os.PathLike, *, model: str | LoadedModel | None = None, **kwargs) -> ASTProbe:
         """A fitted probe saved by `save`. Its `model_` is the saved model name unless `model`
         is given (e.g. a `LoadedModel` already in memory); `kwargs` override constructor
-        settings (e.g. `cache_dir`, `device`)."""
+        settings (e.g. `cache_dir`, `device`). Probes saved before `layer` became
+        `hidden_state` load too (see `probe_files.read_probe`)."""
         settings, module = read_probe(path)
         config = TrainConfig(**settings["config"])
         probe = cls(
             rank=settings["rank"],
-            layer=settings["layer"],
+            hidden_state=settings["hidden_state"],
             language=settings["language"],
             random_state=settings["random_state"],
             config=kwargs.pop("config", config),
@@ -341,13 +348,14 @@ class ASTProbe(BaseEstimator):
     # -- helpers ----------------------------------------------------------------------------
 
     def _check_split(self, split: ProbeSplit, language: str) -> None:
-        """`split` is in this probe's language, made with its switches, and holds its layer."""
+        """`split` is in this probe's language, made with its switches, and holds its hidden
+        state."""
         options = {
             "remove_docstrings": self.remove_docstrings,
             "drop_line_continuations": self.drop_line_continuations,
             "model_input": self.model_input,
         }
-        split.check(language, options, self.layer)
+        split.check(language, options, self.hidden_state)
 
     def _cache_root(self) -> Path:
         return Path(self.cache_dir) if self.cache_dir is not None else default_cache_dir()

@@ -74,7 +74,7 @@ def predict(
         for ids in eval_batches(len(data)):
             tok, lay, d, c, u = enc.reference_batch(ids, device)
             h = torch.empty((tok.size, data.hidden), dtype=torch.float32, device=device)
-            out = module(gather(data.vectors, tok, h), lay.split_index, data.language)
+            out = module(gather(data.hidden_states, tok, h), lay.split_index, data.language)
             parts.append(loss_parts(*out, d, c, u, lay))
             right_pairs += _ordered_right(out[0], d, lay)
             dhat.append(out[0].double().cpu().numpy())

@@ -1,10 +1,10 @@
-"""Fit probes on precomputed token vectors (AST-Probe, arXiv 2206.11719), the recipe of
+"""Fit probes on precomputed token hidden states (AST-Probe, arXiv 2206.11719), the recipe of
 `TrainConfig`.
 
 Several probes train together (`fit_many`): probes of the same snippets, each reading its own
-token vectors (one per layer, say), go through one pass over the batches. A batch gathers the
-same rows from every probe's vectors, (S, n, hidden), and probes of one shape (hidden, rank) are
-scored with batched matrix products; each probe keeps its own parameters, Adam state,
+token hidden states (one hidden state each, say), go through one pass over the batches. A batch
+gathers the same rows from every probe's hidden states, (S, n, hidden), and probes of one shape
+(hidden, rank) are scored with batched matrix products; each probe keeps its own parameters, Adam state,
 learning-rate schedule, early stopping, best checkpoint and divergence guard (`ProbeRun`), so
 its result is the one it gets trained alone (`fit`, which is `fit_many` of one probe) with the
 same seed, up to float rounding. A probe that has stopped leaves the stack.
@@ -70,13 +70,13 @@ def fit_many(
 ) -> list[FitResult | ProbeDivergedError]:
     """Train several probes of the same snippets together, one pass over the batches per epoch.
 
-    Each probe ("member") has its own token vectors (e.g. one layer each, or the same layer at
-    several ranks) of the same snippets with the same gold tuples. Every member gets exactly
+    Each probe ("member") has its own token hidden states (e.g. one hidden state each, or the
+    same hidden state at several ranks) of the same snippets with the same gold tuples. Every member gets exactly
     what `fit` would give it alone with the same `random_state` (same initialisation, batch
     order, learning-rate schedule, early stopping, checkpoint and divergence guard), up to float
     rounding of the batched products. Members of one (hidden, rank) shape are stacked and scored
     with batched matrix products; the shapes share the batch loop, and members that read the
-    same vectors array gather its rows once per batch (pass the same object). A member that has
+    same hidden-states array gather its rows once per batch (pass the same object). A member that has
     stopped costs nothing further.
 
     Args:
@@ -128,7 +128,7 @@ def _fit_many(
     for k, (t, v, rank) in enumerate(zip(train_sets, valid_sets, ranks)):
         hidden = t[0].hidden
         if any(d.hidden != hidden for d in t + v):
-            raise InputError("all splits need token vectors of the same width")
+            raise InputError("all splits need token hidden states of the same width")
         generator = torch.Generator().manual_seed(random_state)
         module = ProbeModule(hidden, rank, label_sizes, generator, config.init).to(config.device)
         runs.append(ProbeRun(module, t, v, config, name=f"probe {k}" if len(ranks) > 1 else "probe"))
@@ -191,8 +191,8 @@ def _step(
     batch: Batch,
     orthogonality_weight: float,
 ) -> list[float]:
-    """One optimiser step of every probe of a stack on its vectors h (S, n, hidden); returns each
-    probe's loss (penalty included). The gradient of the summed loss for one probe's parameters
+    """One optimiser step of every probe of a stack on its hidden states h (S, n, hidden);
+    returns each probe's loss (penalty included). The gradient of the summed loss for one probe's parameters
     is that of its own loss: the probes share nothing."""
     lang = batch.language
     proj = torch.stack([m.proj for m in modules])
@@ -223,7 +223,7 @@ def _train_epoch(runs: list[ProbeRun], targets: list[Targets], config: TrainConf
         batch = targets[which].batch(ids, config.device)
         gathered: dict[int, torch.Tensor] = {}
         for group in groups:
-            h = stack([run.train[which].vectors for run in group], batch.tok, config.device, gathered)
+            h = stack([run.train[which].hidden_states for run in group], batch.tok, config.device, gathered)
             losses = _step(
                 [run.module for run in group], [run.optimizer for run in group], h, batch, config.orthogonality
             )
@@ -245,11 +245,11 @@ def _valid_losses(runs: list[ProbeRun], targets: list[Targets], device: str) -> 
                 batch = tgt.batch(ids, device)
                 gathered: dict[int, torch.Tensor] = {}
                 for group in groups:
-                    # A few members at a time, so that the gathered vectors stay within bounds.
+                    # A few members at a time, so that the gathered hidden states stay within bounds.
                     width = max(1, _EVAL_FLOATS // max(1, batch.tok.size * group[0].shape[0]))
                     for k in range(0, len(group), width):
                         chunk = group[k : k + width]
-                        h = stack([run.valid[which].vectors for run in chunk], batch.tok, device, gathered)
+                        h = stack([run.valid[which].hidden_states for run in chunk], batch.tok, device, gathered)
                         lang = batch.language
                         stacked = stacked_loss(
                             h,

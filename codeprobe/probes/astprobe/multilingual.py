@@ -30,13 +30,13 @@ class LanguageProbe:
 
     module: ProbeModule
     vocabs: dict[str, tuple[LabelVocab, LabelVocab]]
-    layer: int
+    hidden_state: int
     result: FitResult | None = None
 
     def evaluate(self, tests: Mapping[str, ProbeSplit], device: str = "cpu") -> dict[str, ProbeScores]:
         """Scores on each language's test split."""
         return {
-            lang: evaluate(self.module, split.data(self.layer), self.vocabs[lang], device)
+            lang: evaluate(self.module, split.data(self.hidden_state), self.vocabs[lang], device)
             for lang, split in tests.items()
         }
 
@@ -44,7 +44,7 @@ class LanguageProbe:
 def fit_languages(
     train: Mapping[str, ProbeSplit],
     valid: Mapping[str, ProbeSplit],
-    layer: int,
+    hidden_state: int,
     rank: int = 128,
     *,
     config: TrainConfig = TrainConfig(),
@@ -60,14 +60,14 @@ def fit_languages(
         for lang, split in train.items()
     }
     result = fit(
-        [split.data(layer) for split in train.values()],
-        [valid[lang].data(layer) for lang in train],
+        [split.data(hidden_state) for split in train.values()],
+        [valid[lang].data(hidden_state) for lang in train],
         vocabs,
         rank,
         config=config,
         random_state=random_state,
     )
-    return LanguageProbe(result.module, vocabs, layer, result)
+    return LanguageProbe(result.module, vocabs, hidden_state, result)
 
 
 def transfer(source: LanguageProbe, target: LanguageProbe, language: str) -> LanguageProbe:
@@ -75,8 +75,8 @@ def transfer(source: LanguageProbe, target: LanguageProbe, language: str) -> Lan
     the hidden space (V' = B_S^T B_T V_T)."""
     if language not in target.vocabs:
         raise InputError(f"the target probe does not know {language}")
-    if source.layer != target.layer or source.module.proj.shape != target.module.proj.shape:
-        raise InputError("source and target probes need the same layer, width and rank")
+    if source.hidden_state != target.hidden_state or source.module.proj.shape != target.module.proj.shape:
+        raise InputError("source and target probes need the same hidden state, width and rank")
     b_s = source.module.proj.detach()
     b_t = target.module.proj.detach()
     c_vocab, u_vocab = target.vocabs[language]
@@ -85,7 +85,7 @@ def transfer(source: LanguageProbe, target: LanguageProbe, language: str) -> Lan
         module.proj.copy_(b_s)
         module.vectors_c[language].copy_(b_s.T @ b_t @ target.module.vectors_c[language].detach())
         module.vectors_u[language].copy_(b_s.T @ b_t @ target.module.vectors_u[language].detach())
-    return LanguageProbe(module.eval(), {language: target.vocabs[language]}, target.layer)
+    return LanguageProbe(module.eval(), {language: target.vocabs[language]}, target.hidden_state)
 
 
 def transfer_matrix(

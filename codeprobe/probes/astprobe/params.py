@@ -20,7 +20,7 @@ def check_params(probe: ASTProbe) -> str:
     """Check the constructor's arguments (scikit-learn checks them when the estimator runs,
     not in `__init__`); return the canonical language name."""
     language = canonical_language(probe.language)
-    for name, least in (("rank", 1), ("layer", 0), ("extraction_batch_size", 1)):
+    for name, least in (("rank", 1), ("hidden_state", 0), ("extraction_batch_size", 1)):
         value = getattr(probe, name)
         if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < least:
             raise InputError(f"{name} must be an integer >= {least}, got {value!r}")

@@ -1,17 +1,18 @@
 """The AST-Probe module and its loss, on flat token batches (no padding anywhere).
 
-A batch holds the token vectors of several snippets back to back, (N, hidden). Consecutive
+A batch holds the token hidden states of several snippets back to back, (N, hidden). Consecutive
 differences are taken over the whole flat array and the ones that straddle two snippets are
 dropped by index. The pairwise d loss runs over an explicit list of the (i, j) pairs inside each
 snippet, sum of L^2 over the batch, rather than a (B, L_max, L_max) block that one long snippet
 would inflate for the whole batch.
 
 `stacked_loss` is the training path: the same loss for a stack of S probes of one shape, each
-reading its own token vectors of the same snippets (one layer each, say), with batched matrix
-products and the batch's index work done once for all S (see `fitting.fit_many`). It projects
-the differences of all consecutive tokens, straddling ones included, and ignores those by
-target, so that no (S, n, rank) tensor is gathered by index. `ProbeModule.forward` with
-`loss_parts` is the plain single-probe form (prediction uses it; tests compare the two).
+reading its own token hidden states of the same snippets (one hidden state each, say), with
+batched matrix products and the batch's index work done once for all S (see
+`fitting.fit_many`). It projects the differences of all consecutive tokens, straddling ones
+included, and ignores those by target, so that no (S, n, rank) tensor is gathered by index.
+`ProbeModule.forward` with `loss_parts` is the plain single-probe form (prediction uses it;
+tests compare the two).
 """
 
 from __future__ import annotations
@@ -67,18 +68,19 @@ class ProbeModule(nn.Module):
     def rank(self) -> int:
         return int(self.proj.shape[1])
 
-    def forward(self, vectors: torch.Tensor, split_index: torch.Tensor, language: str):
+    def forward(self, hidden_states: torch.Tensor, split_index: torch.Tensor, language: str):
         """Scores for a flat batch.
 
         Args:
-            vectors: float (N, hidden), token vectors of the batch's snippets back to back.
+            hidden_states: float (N, hidden), token hidden states of the batch's snippets back
+                to back.
             split_index: long (M,), the flat index i of every pair (i, i + 1) inside one snippet.
             language: whose label vectors to use.
 
         Returns:
             dhat (M,), c logits (M, |C|), u logits (N, |U|).
         """
-        t = vectors @ self.proj
+        t = hidden_states @ self.proj
         delta = t[split_index + 1] - t[split_index]
         dhat = (delta * delta).sum(dim=1)
         return dhat, delta @ self.vectors_c[language], t @ self.vectors_u[language]
@@ -193,16 +195,18 @@ class FlatTargets:
 
 
 def stacked_loss(
-    vectors: torch.Tensor,
+    hidden_states: torch.Tensor,
     proj: torch.Tensor,
     vectors_c: torch.Tensor,
     vectors_u: torch.Tensor,
     targets: FlatTargets,
 ) -> LossParts:
-    """The loss terms of S probes of one shape at once, each on its own vectors of one batch.
+    """The loss terms of S probes of one shape at once, each on its own hidden states of one
+    batch.
 
     Args:
-        vectors: float (S, n, hidden), each probe's token vectors of the same flat batch.
+        hidden_states: float (S, n, hidden), each probe's token hidden states of the same flat
+            batch.
         proj: (S, hidden, rank), the projections B.
         vectors_c, vectors_u: (S, rank, |C|) and (S, rank, |U|), the label vectors.
         targets: the batch's gold (shared by the S probes).
@@ -213,13 +217,13 @@ def stacked_loss(
     """
     # (h_i+1 - h_i) B rather than t_i+1 - t_i, and h (B V_u) rather than t V_u: the same
     # products, with no (S, n, rank) tensor to slice and pad back in the backward pass.
-    diff = (vectors[:, 1:] - vectors[:, :-1]) @ proj
+    diff = (hidden_states[:, 1:] - hidden_states[:, :-1]) @ proj
     dhat = diff.square().sum(dim=-1)
     pairs = dhat.index_select(1, targets.pair_a) - dhat.index_select(1, targets.pair_b)
     d_sum = F.relu(1.0 - pairs).sum(dim=1)
     d_count = torch.tensor(targets.pair_a.numel(), device=d_sum.device)
     c_sum = _cross_entropy_sums(diff @ vectors_c, targets.c)
-    u_sum = _cross_entropy_sums(vectors @ (proj @ vectors_u), targets.u)
+    u_sum = _cross_entropy_sums(hidden_states @ (proj @ vectors_u), targets.u)
     return LossParts(d_sum, d_count, c_sum, targets.c_count, u_sum, targets.u_count)
 
 

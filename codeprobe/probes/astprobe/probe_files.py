@@ -1,6 +1,10 @@
 """A fitted `ASTProbe` on disk: a directory holding `probe.safetensors` (the projection B and
 the label vectors V_c, V_u) and `probe.json` (settings, vocabularies, model and grammar
-provenance, training history), each written atomically."""
+provenance, training history), each written atomically.
+
+`probe.json` format 2 records the probed hidden state as `hidden_state`; format 1 (codeprobe
+before the rename) recorded it as `layer`, and `read_probe` still reads it.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ if TYPE_CHECKING:
     from codeprobe.probes.astprobe.estimator import ASTProbe
 
 SETTINGS_FILE = "probe.json"
+SETTINGS_FORMAT = 2  # 1: the hidden state recorded as `layer`
 WEIGHTS_FILE = "probe.safetensors"
 
 
@@ -32,10 +37,10 @@ def probe_settings(probe: ASTProbe) -> dict[str, Any]:
     grammar = grammar_info(language)
     result = probe.fit_result_
     return {
-        "format": 1,
+        "format": SETTINGS_FORMAT,
         "model": None if isinstance(probe.model_, LoadedModel) else probe.model_,
         "model_info": probe.model_info_,
-        "layer": probe.layer,
+        "hidden_state": probe.hidden_state,
         "rank": probe.rank,
         "language": language,
         "languages": list(module.vectors_c),
@@ -69,7 +74,8 @@ def write_probe(path: str | os.PathLike, module: ProbeModule, settings: dict[str
 
 
 def read_probe(path: str | os.PathLike) -> tuple[dict[str, Any], ProbeModule]:
-    """(settings, module) of the probe `write_probe` wrote to `path` (the module on the CPU).
+    """(settings, module) of the probe `write_probe` wrote to `path` (the module on the CPU);
+    the settings of a format-1 probe.json with its `layer` read as `hidden_state`.
 
     Raises:
         ModelLoadError: unreadable files, or a grammar version other than the one installed
@@ -81,6 +87,8 @@ def read_probe(path: str | os.PathLike) -> tuple[dict[str, Any], ProbeModule]:
         tensors = load_file(str(path / WEIGHTS_FILE))
     except (OSError, ValueError) as err:
         raise ModelLoadError(f"cannot load a probe from {path}: {err}") from err
+    if "hidden_state" not in settings and "layer" in settings:  # format 1
+        settings["hidden_state"] = settings.pop("layer")
     language = settings["language"]
     installed = grammar_info(language).package_version
     saved = settings["grammars"][language]["version"]

@@ -1,15 +1,16 @@
-"""Sweeps of fitted probes over (layer, rank) points, and the random-weights baseline.
+"""Sweeps of fitted probes over (hidden state, rank) points, and the random-weights baseline.
 
-A sweep fits one probe per (layer, rank) point on cached vectors (the model never re-runs) and
+A sweep fits one probe per (hidden state, rank) point on cached hidden states (the model never
+re-runs) and
 scores it on the validation split (for selection: `select_on_validation`) and the test split
 (for reporting); each point carries its fitted `ASTProbe` (`ASTProbe.from_fit_result`). All
-points of a sweep train together (`fit_many`): one pass over the batches per epoch, the layers'
-probes stacked, each with its own schedule, early stopping and checkpoint; every point gets the
+points of a sweep train together (`fit_many`): one pass over the batches per epoch, the hidden
+states' probes stacked, each with its own schedule, early stopping and checkpoint; every point gets the
 probe it would get trained alone. Baselines, as in
 the paper (arXiv 2206.11719):
-- embedding: the real model's layer 0 (the embeddings alone);
+- embedding: the real model's hidden state 0 (the embeddings alone);
 - random: the same architecture with random weights (seeded), the pretrained embeddings
-  copied in as the paper did, probed at the same layers (a layer sweep on its vectors).
+  copied in as the paper did, probed at the same hidden states (a sweep over its hidden states).
 """
 
 from __future__ import annotations
@@ -42,12 +43,19 @@ RANDOM_LABEL = "random weights (seed {seed}), pretrained embeddings"
 _SCORE_KEYS = ("precision", "recall", "f1", "acc_c", "acc_u", "d_pairs", "loss")
 
 
+def probe_folder_name(hidden_state: int, rank: int) -> str:
+    """The folder a sweep saves its probe at (`hidden_state`, `rank`) in:
+    `hidden_state_HH_rank_RRR` (for the first seed)."""
+    return f"hidden_state_{hidden_state:02d}_rank_{rank:03d}"
+
+
 @dataclass(frozen=True)
 class SweepPoint:
     """One probe of a sweep, scored on validation (for selection) and on test (for reporting).
 
     Attributes:
-        layer, rank: where it probed (layer: hidden-states index, 0 = embeddings).
+        hidden_state, rank: where it probed (hidden_state: index into the model's hidden
+            states, 0 = embeddings).
         seed: the probe's seed (initialisation and batch order).
         scores: test scores, or None if training diverged (see `error`).
         valid_scores: validation scores (None if it diverged).
@@ -68,7 +76,7 @@ class SweepPoint:
     lowered the validation loss, so the kept probe has seen one epoch (see `TrainConfig.init`).
     """
 
-    layer: int
+    hidden_state: int
     rank: int
     scores: ProbeScores | None
     best_epoch: int
@@ -89,12 +97,12 @@ class SweepPoint:
     probe: ASTProbe | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict:
-        """JSON-ready: layer, rank, seed; test scores under their plain names (precision,
+        """JSON-ready: hidden_state, rank, seed; test scores under their plain names (precision,
         recall, f1, acc_c, acc_u, d_pairs, loss), validation scores as valid_f1, ...; the
         per-snippet test F1 (`test_f1_per_snippet`); the training facts (best_epoch, epochs,
         hit_max_epochs, rollbacks, diverged, seconds) and the training settings that shaped the
         point (lr, batch_size, orthogonality, max_epochs, patience, min_improvement, lr_factor)."""
-        out: dict = {"layer": self.layer, "rank": self.rank, "seed": self.seed}
+        out: dict = {"hidden_state": self.hidden_state, "rank": self.rank, "seed": self.seed}
         for prefix, scores in (("", self.scores), ("valid_", self.valid_scores)):
             for k in _SCORE_KEYS:
                 out[prefix + k] = None if scores is None else round(getattr(scores, k), 6)
@@ -129,23 +137,25 @@ def sweep(
     model: str | LoadedModel | None = None,
 ) -> list[SweepPoint]:
     """Fit (all together, see the module doc) and score on validation and test a probe at every
-    (layer, rank) of `points`, for every seed.
+    (hidden state, rank) of `points`, for every seed.
 
     Args:
-        train, valid, test: prepared splits of one language (their caches hold every layer).
-        points: (layer, rank) pairs; layer is a hidden-states index (0 = embeddings).
+        train, valid, test: prepared splits of one language (their caches hold every hidden
+            state).
+        points: (hidden state, rank) pairs; a hidden state is an index into the model's hidden
+            states (0 = embeddings).
         seeds: probe seeds (default: `random_state` alone); several give mean and spread.
-        save_dir: if given, each probe is saved in `save_dir/layer_LL_rank_RRR` (for the first
-            seed; `..._seed_S` for the others).
-        model: the model the caches' vectors came from, the probes' `model_` (recorded in
+        save_dir: if given, each probe is saved in `save_dir/hidden_state_HH_rank_RRR` (for the
+            first seed; `..._seed_S` for the others).
+        model: the model the caches' hidden states came from, the probes' `model_` (recorded in
             saved probes).
 
     Returns:
-        One point per (layer, rank, seed), seeds innermost, with its fitted probe; a probe that
+        One point per (hidden state, rank, seed), seeds innermost, with its fitted probe; a probe that
         diverged has no scores and says why.
 
     Raises:
-        InputError: an empty split, or a layer the caches do not hold.
+        InputError: an empty split, or a hidden state the caches do not hold.
     """
     points = list(points)
     if not points:
@@ -153,20 +163,20 @@ def sweep(
     seeds = [random_state] if seeds is None else list(seeds)
     ensure_nonempty([train, valid, test], ["training", "validation", "test"])
     n_states = train.cache.n_states
-    bad = sorted({layer for layer, _ in points if not 0 <= layer < n_states})
+    bad = sorted({h for h, _ in points if not 0 <= h < n_states})
     if bad:
-        raise InputError(f"layers {bad} do not exist: the model has hidden states 0..{n_states - 1}")
+        raise InputError(f"hidden states {bad} do not exist: the model has hidden states 0..{n_states - 1}")
     vocabs = split_vocabs(train)
-    # One ProbeData per layer, shared by its ranks, so that a batch reads a layer's rows once.
-    layers = sorted({layer for layer, _ in points})
-    train_data = {layer: train.data(layer) for layer in layers}
-    valid_data = {layer: valid.data(layer) for layer in layers}
+    # One ProbeData per hidden state, shared by its ranks, so that a batch reads its rows once.
+    hidden_states = sorted({h for h, _ in points})
+    train_data = {h: train.data(h) for h in hidden_states}
+    valid_data = {h: valid.data(h) for h in hidden_states}
     by_seed = {}
     for seed in seeds:
         start = time.perf_counter()
         results = fit_many(
-            [train_data[layer] for layer, _ in points],
-            [valid_data[layer] for layer, _ in points],
+            [train_data[h] for h, _ in points],
+            [valid_data[h] for h, _ in points],
             {train.language: vocabs},
             [rank for _, rank in points],
             config=config,
@@ -175,13 +185,13 @@ def sweep(
         )
         by_seed[seed] = (results, (time.perf_counter() - start) / len(points))
     out = []
-    for k, (layer, rank) in enumerate(points):
+    for k, (hidden_state, rank) in enumerate(points):
         for j, seed in enumerate(seeds):
             result, share = by_seed[seed][0][k], by_seed[seed][1]
             out.append(
                 _scored(
                     result,
-                    layer,
+                    hidden_state,
                     rank,
                     seed,
                     share,
@@ -197,21 +207,23 @@ def sweep(
     return out
 
 
-def _scored(result, layer, rank, seed, share, train, valid, test, config, save_dir, model, suffix: str) -> SweepPoint:
+def _scored(
+    result, hidden_state, rank, seed, share, train, valid, test, config, save_dir, model, suffix: str
+) -> SweepPoint:
     start = time.perf_counter()
     if isinstance(result, ProbeDivergedError):
-        log.warning("layer %d, rank %d, seed %d: %s", layer, rank, seed, result)
-        return SweepPoint(layer, rank, None, 0, (), share, config, error=str(result), seed=seed)
+        log.warning("hidden state %d, rank %d, seed %d: %s", hidden_state, rank, seed, result)
+        return SweepPoint(hidden_state, rank, None, 0, (), share, config, error=str(result), seed=seed)
     probe = ASTProbe.from_fit_result(
-        result, train, model=model, rank=rank, layer=layer, random_state=seed, config=config
+        result, train, model=model, rank=rank, hidden_state=hidden_state, random_state=seed, config=config
     )
     valid_scores = probe.evaluate_split(valid)
     scores = probe.evaluate_split(test)
     if save_dir is not None:
-        probe.save(Path(save_dir) / f"layer_{layer:02d}_rank_{rank:03d}{suffix}")
+        probe.save(Path(save_dir) / f"{probe_folder_name(hidden_state, rank)}{suffix}")
     log.info(
-        "layer %d, rank %d, seed %d: valid F1 %.4f, test F1 %.4f (epoch %d of %d%s)",
-        layer,
+        "hidden state %d, rank %d, seed %d: valid F1 %.4f, test F1 %.4f (epoch %d of %d%s)",
+        hidden_state,
         rank,
         seed,
         valid_scores.f1,
@@ -221,7 +233,7 @@ def _scored(result, layer, rank, seed, share, train, valid, test, config, save_d
         ", budget reached" if result.hit_max_epochs else "",
     )
     return SweepPoint(
-        layer,
+        hidden_state,
         rank,
         scores,
         result.best_epoch,
@@ -238,7 +250,7 @@ def _scored(result, layer, rank, seed, share, train, valid, test, config, save_d
 
 
 def select_on_validation(points: Sequence[dict], by: str, among: Iterable[int] | None = None) -> int | None:
-    """The `by` value ("layer" or "rank"; restricted to `among` if given) whose probes have the
+    """The `by` value ("hidden_state" or "rank"; restricted to `among` if given) whose probes have the
     best mean validation F1 over seeds (ties: the smaller value); None if every probe diverged.
     `points` are `SweepPoint.as_dict()`s."""
     allowed = None if among is None else set(among)

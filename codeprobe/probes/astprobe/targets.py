@@ -1,7 +1,7 @@
 """A split's gold as the loss reads it (`Targets`), and how its snippets are cut into batches.
 
 A batch (`Batch`) is a set of snippets laid back to back: the rows of their tokens in the
-split's flat vectors, and their gold as `FlatTargets` (label ids of one vocabulary pair, and
+split's flat hidden states, and their gold as `FlatTargets` (label ids of one vocabulary pair, and
 every pair of split points with gold d_a > d_b), shared by every probe of the same snippets.
 """
 
@@ -27,7 +27,7 @@ EVAL_BATCH = 256  # snippets per evaluation batch
 class Batch:
     """One batch's token rows and gold, shared by every probe of the same snippets."""
 
-    tok: np.ndarray  # int64 (n,): rows of the split's token vectors
+    tok: np.ndarray  # int64 (n,): rows of the split's token hidden states
     targets: FlatTargets
     language: str
 

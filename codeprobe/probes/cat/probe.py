@@ -64,10 +64,11 @@ class SnippetInputs:
     """Everything CAT-probing computed for one snippet: the sample to score plus what a report
     or a plot shows. `labels` are the texts of the sample's tokens.
 
-    With `CATProbe(vector_tokens=...)`, `vectors` holds float32 (n_layers + 1, m, hidden), every
-    hidden-states layer pooled over the m tokens in `vector_spans` ((m,) start and end offsets
-    in `code`), from the same forward pass; None when the snippet was not read whole or a vector
-    token got no subword (a probe of vectors needs every token of the whole snippet).
+    With `CATProbe(hidden_state_tokens=...)`, `hidden_states` holds float32 (n_layers + 1, m,
+    hidden), every hidden state (0 = embeddings) pooled over the m tokens in
+    `hidden_state_spans` ((m,) start and end offsets in `code`), from the same forward pass;
+    None when the snippet was not read whole or one of those tokens got no subword (a probe of
+    hidden states needs every token of the whole snippet).
     """
 
     sample: CATSample
@@ -78,8 +79,8 @@ class SnippetInputs:
     n_tokens_without_subword: int
     n_shared_subwords: int
     code: str = ""
-    vector_spans: tuple[np.ndarray, np.ndarray] | None = None
-    vectors: np.ndarray | None = None
+    hidden_state_spans: tuple[np.ndarray, np.ndarray] | None = None
+    hidden_states: np.ndarray | None = None
 
 
 def _items(snippets: Iterable[Any], language: str | None) -> tuple[str, Iterator[tuple[str, str]]]:
@@ -145,9 +146,9 @@ class CATProbe(BaseEstimator):
         batch_size: snippets per forward pass.
         allow_parse_errors: score snippets whose tree has ERROR/MISSING nodes (default: skip).
         spill_dir: where "topk" keeps its temporary file (default: the system's temp dir).
-        vector_tokens: tree -> tokens (e.g. AST-Probe's `tuple_tokens`): the same forward pass
-            also pools every layer's hidden states over these tokens (`SnippetInputs.vectors`),
-            so that one pass serves a vector probe too. Needs model_input="source".
+        hidden_state_tokens: tree -> tokens (e.g. AST-Probe's `tuple_tokens`): the same forward
+            pass also pools every hidden state over these tokens (`SnippetInputs.hidden_states`),
+            so that one pass serves a probe of hidden states too. Needs model_input="source".
 
     The arguments are stored as given and checked when the probe runs: a bad one raises
     `InputError` there.
@@ -168,7 +169,7 @@ class CATProbe(BaseEstimator):
         batch_size: int = 16,
         allow_parse_errors: bool = False,
         spill_dir: str | None = None,
-        vector_tokens: Callable[[Any], Any] | None = None,
+        hidden_state_tokens: Callable[[Any], Any] | None = None,
     ):
         self.types = types
         self.distance = distance
@@ -182,7 +183,7 @@ class CATProbe(BaseEstimator):
         self.batch_size = batch_size
         self.allow_parse_errors = allow_parse_errors
         self.spill_dir = spill_dir
-        self.vector_tokens = vector_tokens
+        self.hidden_state_tokens = hidden_state_tokens
 
     def _check_params(self) -> None:
         """Check the settings (scikit-learn checks them when the estimator runs, not in
@@ -202,8 +203,10 @@ class CATProbe(BaseEstimator):
             raise InputError(f"model_input must be one of {', '.join(MODEL_INPUTS)}, got {self.model_input!r}")
         if self.head_pooling not in HEAD_POOLINGS:
             raise InputError(f"head_pooling must be one of {', '.join(HEAD_POOLINGS)}, got {self.head_pooling!r}")
-        if self.vector_tokens is not None and self.model_input != "source":
-            raise InputError("vector_tokens pools the hidden states of the source text; it needs model_input='source'")
+        if self.hidden_state_tokens is not None and self.model_input != "source":
+            raise InputError(
+                "hidden_state_tokens pools the hidden states of the source text; it needs model_input='source'"
+            )
         if self.per_head and self.head_pooling != "mean":
             raise InputError("per_head scores every head beside the head mean; head_pooling='max' needs per_head=False")
 
@@ -219,7 +222,7 @@ class CATProbe(BaseEstimator):
             model,
             batch_size=self.batch_size,
             heads="all" if self.per_head else self.head_pooling,
-            vectors=self.vector_tokens is not None,
+            hidden_states=self.hidden_state_tokens is not None,
             length_policy="truncate",
             max_subwords=self.max_subwords,
         )
@@ -245,13 +248,13 @@ class CATProbe(BaseEstimator):
         parse = lambda chunk: [self._parse(i, c, language) for i, c in chunk]  # noqa: E731
         for parsed in prefetched(chunks, parse) if getattr(extractor, "prefetch", True) else map(parse, chunks):
             runnable = {k: x for k, x in enumerate(parsed) if not isinstance(x, SkippedSample)}
-            results = extractor.extract([self._model_snippet(k, x[1], x[2]) for k, x in runnable.items()])
+            results = extractor.extract([self._model_input(k, x[1], x[2]) for k, x in runnable.items()])
             by_index = {r.id: r for r in results}
             for k, x in enumerate(parsed):
                 if isinstance(x, SkippedSample):
                     yield x
                     continue
-                ident, tokens, vector_tokens = x
+                ident, tokens, hidden_state_tokens = x
                 r = by_index[k]
                 if r.status == "skipped":
                     yield SkippedSample(ident, SKIP_TOO_LONG)
@@ -273,11 +276,11 @@ class CATProbe(BaseEstimator):
                     n_unmatched_subwords=r.n_unmatched_subwords,
                     n_tokens_without_subword=r.n_tokens_without_subword,
                     n_shared_subwords=r.n_shared_subwords,
-                    **self._vectors(tokens.tree.code, vector_tokens, r),
+                    **self._hidden_states(tokens.tree.code, hidden_state_tokens, r),
                 )
 
     def _parse(self, ident: str, code: str, language: str):
-        """(id, code tokens, vector tokens or None), or why the snippet is skipped."""
+        """(id, code tokens, hidden-state tokens or None), or why the snippet is skipped."""
         try:
             tree = parse(code, language)
         except CodeprobeError as err:  # empty, binary, ...: this snippet only
@@ -285,26 +288,31 @@ class CATProbe(BaseEstimator):
         if tree.issues and not self.allow_parse_errors:
             return SkippedSample(ident, SKIP_PARSE_ERROR)
         tokens = tree.tokens()
-        vector_tokens = self.vector_tokens(tree) if self.vector_tokens is not None else None
-        return ident, tokens, vector_tokens
+        hidden_state_tokens = self.hidden_state_tokens(tree) if self.hidden_state_tokens is not None else None
+        return ident, tokens, hidden_state_tokens
 
-    def _model_snippet(self, key: int, tokens: Any, vector_tokens: Any):
+    def _model_input(self, key: int, tokens: Any, hidden_state_tokens: Any):
         """What the model reads for one snippet, with the tokens' spans in that text."""
-        from codeprobe.model import Snippet as ModelSnippet
+        from codeprobe.model import ModelInput
 
         if self.model_input == "code_tokens":
-            return ModelSnippet.joined(key, tokens.texts, collapse_whitespace=True)
-        snippet = ModelSnippet.from_tokens(key, tokens.tree.code, tokens)
-        return snippet if vector_tokens is None else snippet.with_vector_tokens(vector_tokens)
+            return ModelInput.joined(key, tokens.texts, collapse_whitespace=True)
+        model_input = ModelInput.from_tokens(key, tokens.tree.code, tokens)
+        if hidden_state_tokens is None:
+            return model_input
+        return model_input.with_hidden_state_tokens(hidden_state_tokens)
 
     @staticmethod
-    def _vectors(code: str, vector_tokens: Any, result: Any) -> dict[str, Any]:
-        """The SnippetInputs fields of the vector tokens (see `SnippetInputs`)."""
-        if vector_tokens is None:
+    def _hidden_states(code: str, hidden_state_tokens: Any, result: Any) -> dict[str, Any]:
+        """The SnippetInputs fields of the hidden-state tokens (see `SnippetInputs`)."""
+        if hidden_state_tokens is None:
             return {}
-        spans = (np.asarray(vector_tokens.start_char, np.int64), np.asarray(vector_tokens.end_char, np.int64))
-        whole = result.status == "ok" and result.vector_tokens.shape[0] == spans[0].shape[0]
-        return {"code": code, "vector_spans": spans, "vectors": result.vectors if whole else None}
+        spans = (
+            np.asarray(hidden_state_tokens.start_char, np.int64),
+            np.asarray(hidden_state_tokens.end_char, np.int64),
+        )
+        whole = result.status == "ok" and result.hidden_state_tokens.shape[0] == spans[0].shape[0]
+        return {"code": code, "hidden_state_spans": spans, "hidden_states": result.hidden_states if whole else None}
 
     def score(self, snippets: Iterable[Any], model: Any = None, language: str | None = None) -> CATResult:
         """CAT-scores of `model` on `snippets` (all in one language): per-sample rows,

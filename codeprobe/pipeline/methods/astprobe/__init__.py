@@ -2,10 +2,11 @@
 sweep over hidden states (selected on validation), the random-weights baseline, the rank sweep at
 the selected hidden state; its summary section, report section and checkpoint-series curve.
 
-    RUN/astprobe/<model>/<language>-<dataset>/layers.json   the sweep over hidden states
-                                              random.json   the random-weights model's sweep
-                                              ranks.json    the rank sweep at the best one
-                                              probes/       the fitted probes (safetensors)
+    RUN/astprobe/<model>/<language>-<dataset>/hidden_states.json   the sweep over hidden states
+                                              random.json          the random-weights model's sweep
+                                              ranks.json           the rank sweep at the best one
+                                              probes/              the fitted probes (safetensors):
+                                                  hidden_state_HH_rank_RRR/
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ def report(sections: list[tuple[str, dict[str, Any]]], plots: Path) -> list[str]
     """The Markdown section: F1 by hidden state (and by rank) with baselines, and a table per
     result."""
     with axes(
-        plots / "astprobe_by_layer.png",
+        plots / "astprobe_by_hidden_state.png",
         "AST-Probe test F1 by hidden state (95% bootstrap bands)",
         "hidden-states index (0 = embeddings)",
         "F1",
@@ -35,10 +35,10 @@ def report(sections: list[tuple[str, dict[str, Any]]], plots: Path) -> list[str]
                 )
             emb = a["baselines"]["embedding"]
             if emb and emb.get("f1") is not None:
-                ax.axhline(emb["f1"], ls="--", color=color, alpha=0.6, label=f"{label}: embedding layer")
+                ax.axhline(emb["f1"], ls="--", color=color, alpha=0.6, label=f"{label}: embeddings (hidden state 0)")
             if a.get("best_hidden_state") is not None:
                 ax.axvline(a["best_hidden_state"], color=color, alpha=0.25, lw=4, label=f"{label}: best on validation")
-    lines = ["## AST-Probe", "", f"![AST-Probe F1 by hidden state]({plots.name}/astprobe_by_layer.png)", ""]
+    lines = ["## AST-Probe", "", f"![AST-Probe F1 by hidden state]({plots.name}/astprobe_by_hidden_state.png)", ""]
     if any(a.get("ranks") and len(a["ranks"]["points"]) > 1 for _, a in sections):
         with axes(plots / "astprobe_by_rank.png", "AST-Probe F1 by rank (best hidden state)", "rank", "F1") as ax:
             ax.set_xscale("log", base=2)
@@ -153,7 +153,8 @@ def _series_row(step: int, best: dict | None, v: dict) -> str:
 
 SERIES = SeriesCurve(
     title="AST-Probe test F1",
-    layer_axis="hidden-states index (0 = embeddings)",
+    index_name="hidden state",
+    index_axis="hidden-states index (0 = embeddings)",
     rows=lambda a: a["hidden_states"],
     index="hidden_state",
     score="f1",

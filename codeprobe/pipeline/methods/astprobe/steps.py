@@ -74,7 +74,7 @@ def sweep_step(
         `out_path`.
     """
     from codeprobe.model import Extractor
-    from codeprobe.probes.astprobe.cache import VectorCache
+    from codeprobe.probes.astprobe.cache import HiddenStateCache
     from codeprobe.probes.astprobe.data import ensure_nonempty, prepare_split
     from codeprobe.probes.astprobe.sweeps import sweep
 
@@ -90,10 +90,10 @@ def sweep_step(
             loaded = _random_model(model, device, dtype, cfg.seed)
             label = loaded.info.name
         extractor = Extractor(
-            loaded, batch_size=cfg.extraction.batch_size, attention=False, vectors=True, length_policy="skip"
+            loaded, batch_size=cfg.extraction.batch_size, attention=False, hidden_states=True, length_policy="skip"
         )
         by_id = {snippet.id: snippet for snippet in read_snippets(data_dir)}
-        stores = [] if weights == "random" else [VectorCache.open(p) for p in reuse if Path(p).is_dir()]
+        stores = [] if weights == "random" else [HiddenStateCache.open(p) for p in reuse if Path(p).is_dir()]
         prepared = [
             prepare_split(
                 [by_id[i] for i in splits[name]],
@@ -174,11 +174,11 @@ def run(cfg: RunConfig, steps: Steps, target: Target, log) -> None:
 
     rank = cfg.astprobe.rank
     # Hidden state 0 (the embeddings) is always probed: it is the embedding baseline.
-    real = submit("layers.json", [(h, rank) for h in sorted({0, *hidden_states})], "pretrained")
+    real = submit("hidden_states.json", [(h, rank) for h in sorted({0, *hidden_states})], "pretrained")
     random = (
         submit("random.json", [(h, rank) for h in hidden_states], "random") if cfg.astprobe.random_baseline else None
     )
-    best = select_on_validation(read_json(real.result())["points"], "layer", among=hidden_states)
+    best = select_on_validation(read_json(real.result())["points"], "hidden_state", among=hidden_states)
     log.info("AST-Probe %s / %s: best hidden state on validation %s", target.model, target.language, best)
     if random is not None:
         random.result()

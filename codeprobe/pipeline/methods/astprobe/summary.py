@@ -35,9 +35,9 @@ def summarize(folder: ResultFolder, cfg: RunConfig) -> dict[str, Any] | None:
     random-weights model at the same hidden state), `best_hidden_state` and `selection`
     ("validation"), `baselines` (`embedding`, `random`), `ranks` (the rank sweep at the best
     one, its best rank chosen on validation too)."""
-    if not folder.file("layers.json").exists():
+    if not folder.file("hidden_states.json").exists():
         return None
-    real = read_json(folder.file("layers.json"))
+    real = read_json(folder.file("hidden_states.json"))
     random = read_json(folder.file("random.json")) if folder.file("random.json").exists() else None
     ranks = read_json(folder.file("ranks.json")) if folder.file("ranks.json").exists() else None
     chosen = cfg.astprobe.hidden_states if cfg.astprobe else ()
@@ -49,7 +49,7 @@ def summarize(folder: ResultFolder, cfg: RunConfig) -> dict[str, Any] | None:
             p["minus_embedding"] = _paired(p, embedding)
         if p["hidden_state"] in random_rows:
             p["minus_random_weights"] = _paired(p, random_rows[p["hidden_state"]])
-    best = select_on_validation(real["points"], "layer", among=chosen or None)
+    best = select_on_validation(real["points"], "hidden_state", among=chosen or None)
     out = {
         "rank": cfg.astprobe.rank if cfg.astprobe else None,
         "selection": "validation",
@@ -67,7 +67,7 @@ def summarize(folder: ResultFolder, cfg: RunConfig) -> dict[str, Any] | None:
         "training": {**cfg.train_config().settings(), "seeds": cfg.astprobe.probe_seeds if cfg.astprobe else 1},
     }
     if ranks is not None and best is not None:
-        swept = {"points": ranks["points"] + [p for p in real["points"] if p["layer"] == best]}
+        swept = {"points": ranks["points"] + [p for p in real["points"] if p["hidden_state"] == best]}
         points = sorted(_aggregate(swept), key=lambda p: p["rank"])
         out["ranks"] = {
             "hidden_state": best,
@@ -79,25 +79,24 @@ def summarize(folder: ResultFolder, cfg: RunConfig) -> dict[str, Any] | None:
 
 
 def model_info(folder: ResultFolder) -> dict[str, Any] | None:
-    path = folder.file("layers.json")
+    path = folder.file("hidden_states.json")
     return read_json(path).get("model") if path.exists() else None
 
 
 def _aggregate(swept: dict | None) -> list[dict]:
-    """One entry per (hidden state, rank) of a sweep's points (whose `layer` is the hidden
-    state): scores averaged over seeds, the per-snippet test F1 averaged over seeds (for
-    intervals and pairing), and the seeds' spread."""
+    """One entry per (hidden state, rank) of a sweep's points: scores averaged over seeds, the
+    per-snippet test F1 averaged over seeds (for intervals and pairing), and the seeds' spread."""
     if not swept:
         return []
     ids = swept.get("test_ids")
     groups: dict[tuple[int, int], list[dict]] = {}
     for p in swept["points"]:
-        groups.setdefault((p["layer"], p["rank"]), []).append(p)
+        groups.setdefault((p["hidden_state"], p["rank"]), []).append(p)
     out = []
-    for (layer, rank), ps in sorted(groups.items()):
+    for (hidden_state, rank), ps in sorted(groups.items()):
         ok = [p for p in ps if not p["diverged"]]
         entry: dict[str, Any] = {
-            "hidden_state": layer,
+            "hidden_state": hidden_state,
             "rank": rank,
             "seeds": len(ps),
             "diverged": not ok,
@@ -112,7 +111,7 @@ def _aggregate(swept: dict | None) -> list[dict]:
         if ok:
             per = np.mean([p["test_f1_per_snippet"] for p in ok], axis=0)
             entry["_per_snippet"] = dict(zip(ids, per)) if ids else None
-            entry["f1_ci"] = mean_ci(per, random_state=layer * 1000 + rank).as_list()
+            entry["f1_ci"] = mean_ci(per, random_state=hidden_state * 1000 + rank).as_list()
             if len(ok) > 1:
                 entry["f1_seed_std"] = float(np.std([p["f1"] for p in ok], ddof=1))
         else:

@@ -2,12 +2,12 @@
 per shard of snippets (a forward pass with attention, scored as it streams), one reduce over the
 shards; its summary section, report section, checkpoint-series curve and HTML views.
 
-    RUN/cat/<model>/<language>-<dataset>/shard-NNNN.npz       a shard's scorer state (`_key`)
-                                         heads-NNNN.npz       its per-head rows (paper/all)
-                                         shard-NNNN.vectors/  AST-Probe's hidden states, pooled
-                                                              by the same forward pass
+    RUN/cat/<model>/<language>-<dataset>/shard-NNNN.npz             a shard's scorer state (`_key`)
+                                         heads-NNNN.npz             its per-head rows (paper/all)
+                                         shard-NNNN.hidden_states/  AST-Probe's hidden states,
+                                                                    pooled by the same forward pass
                                          samples.parquet, layers.parquet, rates.parquet,
-                                         summary.json         the reduce's outputs (`_key`)
+                                         summary.json               the reduce's outputs (`_key`)
 """
 
 from __future__ import annotations

@@ -79,7 +79,8 @@ def _series_row(step: int, best: dict | None, v: dict) -> str:
 
 SERIES = SeriesCurve(
     title="CAT-score",
-    layer_axis="transformer layer (0-based)",
+    index_name="layer",
+    index_axis="transformer layer (0-based)",
     rows=lambda c: c["layers"],
     index="layer",
     score="score",

@@ -95,7 +95,7 @@ def run(cfg: RunConfig, steps: Steps, target: Target, log) -> None:
 
 def hidden_state_store(shard_path: str | Path) -> Path:
     """Where a CAT shard keeps the hidden states its forward pass pooled for a later method."""
-    return Path(shard_path).with_suffix(".vectors")
+    return Path(shard_path).with_suffix(".hidden_states")
 
 
 def heads_path(shard_path: str | Path) -> Path:
@@ -116,7 +116,7 @@ def cat_probe(settings: dict[str, Any]):
         **settings["cat"],
         random_state=settings["seed"],
         batch_size=settings["extraction"]["batch_size"],
-        vector_tokens=None if tokens is None else partial(tuple_tokens, **tokens),
+        hidden_state_tokens=None if tokens is None else partial(tuple_tokens, **tokens),
     )
 
 
@@ -161,8 +161,9 @@ def cat_shard(
     Returns:
         `out_path`.
     """
+    from codeprobe.model import ModelInput
     from codeprobe.prefetch import threaded_map
-    from codeprobe.probes.astprobe.cache import CacheItem, write_store
+    from codeprobe.probes.astprobe.cache import write_store
     from codeprobe.probes.cat.dataset import SkippedSample
     from codeprobe.probes.cat.results import MEAN_HEAD as MEAN_HEAD_ROW
 
@@ -183,13 +184,13 @@ def cat_shard(
     def pooled():  # streamed: a shard never holds its hidden states, nor its attention
         for x, out in threaded_map(lambda x: (x, outcome(x)), probe.inputs(snippets, extractor, language=language)):
             outcomes.append(out)
-            if getattr(x, "vectors", None) is not None:
-                yield CacheItem(x.sample.sample_id, x.code, *x.vector_spans), x.vectors
+            if getattr(x, "hidden_states", None) is not None:
+                yield ModelInput(x.sample.sample_id, x.code, *x.hidden_state_spans), x.hidden_states
 
     extraction = settings["extraction"]
     with device_lock(extraction["device"]):
         extractor = probe.extractor(loaded_model(model, extraction["device"], extraction["dtype"]))
-        if probe.vector_tokens is None:
+        if probe.hidden_state_tokens is None:
             deque(pooled(), maxlen=0)  # no store to write: run the stream for its outcomes
         else:
             write_store(hidden_state_store(out_path), pooled(), extractor.info.as_dict(), key)
