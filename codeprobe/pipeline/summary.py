@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from codeprobe.files import read_json, write_json
+from codeprobe.model.checkpoints import series_name
 from codeprobe.pipeline.config import RunConfig
 from codeprobe.pipeline.registry import methods
 from codeprobe.pipeline.runfolder import RunFolder, model_display_name
@@ -159,7 +160,11 @@ def is_last_step(summary: dict[str, Any], result: dict[str, Any]) -> bool:
 def run_line(summary: dict[str, Any], *, code: bool = True) -> str:
     """One sentence on what a run probed: models, languages, datasets, sizes, time."""
     cfg = summary["config"]
-    names = ", ".join(model_display_name(m) for m in cfg["models"])
+    shown = (
+        model_display_name(series_name(r["model"])) + " (checkpoints)" if r.get("step") is not None else r["model_name"]
+        for r in summary["results"]
+    )
+    names = ", ".join(dict.fromkeys(shown)) or ", ".join(model_display_name(m) for m in cfg["models"])
     run = f"`{summary['run']}`" if code else summary["run"]
     stages = summary.get("stages") or {}
     return (
