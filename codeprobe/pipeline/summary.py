@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from codeprobe.files import read_json, write_json
+from codeprobe.files import json_value, read_json, write_json
 from codeprobe.model.checkpoints import series_name
 from codeprobe.pipeline.config import RunConfig
 from codeprobe.pipeline.registry import methods
@@ -67,7 +67,7 @@ def summarize_run(
         "results": results,
     }
     write_json(run.summary, summary, sort_keys=False)
-    return read_json(run.summary)  # as JSON holds it (NaN as null)
+    return json_value(summary)  # as the file holds it (NaN as null)
 
 
 def _result(run: RunFolder, cfg: RunConfig, probed: ProbedModel, language: str, dataset: str) -> dict[str, Any]:

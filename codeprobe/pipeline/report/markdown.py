@@ -49,10 +49,8 @@ def render_report(runs: list[Path] | Path, out: Path) -> Path:
             body = m.report(sections, plots)
             lines += body[:2] + [f"Brackets: {UNCERTAINTY_NOTE}.", ""] + body[2:]
     lines += series_lines(summaries, plots, label_run)
-    for s in summaries[:1]:
-        lines += data_lines(s)
-    for s in summaries[1:]:
-        lines += [line for line in data_lines(s) if line not in lines]
+    data = [line for s in summaries for line in data_lines(s)]
+    lines += list(dict.fromkeys(data))
     if summaries[0].get("versions"):
         lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(summaries[0]["versions"].items()))]
     write_atomic(out, "\n".join(lines) + "\n")

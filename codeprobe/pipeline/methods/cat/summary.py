@@ -45,7 +45,7 @@ def summarize(folder: ResultFolder, cfg: RunConfig) -> dict[str, Any] | None:
                 "skip_reasons": r["skip_reasons"],
             }
             for r in s["layers"]
-            if r["head"] in (MEAN_HEAD, -1)
+            if r["head"] == MEAN_HEAD
         ],
         "types": s["settings"].get("types"),
         "kept_types": s["settings"].get("kept_types"),
