@@ -82,6 +82,9 @@ def prepare(
         split_special_tokens=True,
         return_attention_mask=False,
         return_token_type_ids=False,
+        # No "Token indices sequence length is longer than ... (N > 512)" warning: the full
+        # length is wanted here, and every input is cut to `budget` or skipped below.
+        verbose=False,
     )
     out = []
     for s, ids, offsets in zip(chunk, enc["input_ids"], enc["offset_mapping"]):
