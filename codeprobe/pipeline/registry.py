@@ -103,6 +103,10 @@ class Method:
             may pool this method's hidden states (None: it runs its own pass).
         html_view: (result folder, section) -> the section as the HTML report shows it (extra
             views read from its files; default: the section as it is).
+        intermediates: its result folder -> the files and folders there that only its own
+            finished steps needed (removable by `codeprobe clean` once its result is written:
+            nothing after the method's last step reads them, and its run skips them when that
+            step is done); default: none.
     """
 
     name: str
@@ -115,6 +119,7 @@ class Method:
     model_info: Callable[[ResultFolder], dict[str, Any] | None] = lambda folder: None
     shared_pass: Callable[[RunConfig], dict[str, Any] | None] = lambda cfg: None
     html_view: Callable[[ResultFolder, dict[str, Any]], dict[str, Any]] = lambda folder, section: dict(section)
+    intermediates: Callable[[ResultFolder], list[Path]] = lambda folder: []
 
     def enabled(self, cfg: RunConfig) -> bool:
         return getattr(cfg, self.name, None) is not None

@@ -6,6 +6,7 @@ shards; its summary section, report section, checkpoint-series curve and HTML vi
                                          heads-NNNN.npz             its per-head rows (paper/all)
                                          shard-NNNN.hidden_states/  AST-Probe's hidden states,
                                                                     pooled by the same forward pass
+                                                                    (moved into its cache)
                                          samples.parquet, layers.parquet, rates.parquet,
                                          summary.json               the reduce's outputs (`_key`)
 """
@@ -13,7 +14,7 @@ shards; its summary section, report section, checkpoint-series curve and HTML vi
 from __future__ import annotations
 
 from codeprobe.pipeline.methods.cat.report import SERIES, report
-from codeprobe.pipeline.methods.cat.steps import run
+from codeprobe.pipeline.methods.cat.steps import intermediates, run
 from codeprobe.pipeline.methods.cat.summary import html_view, model_info, summarize
 from codeprobe.pipeline.registry import Method
 
@@ -27,4 +28,5 @@ METHOD = Method(
     series=SERIES,
     model_info=model_info,
     html_view=html_view,
+    intermediates=intermediates,
 )

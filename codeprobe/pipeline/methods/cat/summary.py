@@ -1,11 +1,9 @@
 """CAT-probing's section of summary.json, and what the HTML page adds to it (the layer x head
-map and the type rates, read from the method's files)."""
+map and the type rates, read from the reduce's outputs)."""
 
 from __future__ import annotations
 
 from typing import Any
-
-import numpy as np
 
 from codeprobe.files import read_json
 from codeprobe.pipeline.config import RunConfig
@@ -17,7 +15,9 @@ from codeprobe.pipeline.runfolder import ResultFolder
 def summarize(folder: ResultFolder, cfg: RunConfig) -> dict[str, Any] | None:
     """CAT-probing's section: `layers` (per transformer layer, the head-mean CAT-score and both
     baselines, each with its 95% bootstrap interval `*_ci`, and the paired differences
-    `minus_positional`, `minus_random`), and the settings that shaped them."""
+    `minus_positional`, `minus_random`), and the settings that shaped them: `max_subwords` is
+    the input limit in use (the model's where lower than the setting), and `n_truncated` counts
+    the snippets the model read cut there."""
     path = folder.file("summary.json")
     if not path.exists():
         return None
@@ -52,6 +52,31 @@ def summarize(folder: ResultFolder, cfg: RunConfig) -> dict[str, Any] | None:
         "distance": s["settings"].get("distance"),
         "quantile": s["settings"].get("quantile"),
         "max_subwords": s["settings"].get("max_subwords"),
+        "n_truncated": s["settings"].get("n_truncated"),
+        "inputs": _inputs(s, cfg),
+    }
+
+
+def _inputs(s: dict[str, Any], cfg: RunConfig) -> dict[str, Any] | None:
+    """What entered the scores (`codeprobe.pipeline.summary.input_lines` shows it): the
+    snippets, how many were scored, cut at the input limit, or skipped (by reason)."""
+    rows = [r for r in s["layers"] if r["head"] == MEAN_HEAD]
+    if not rows:
+        return None
+    first = rows[0]
+    dropped: dict[str, int] = {}
+    for part in filter(None, (first.get("skip_reasons") or "").split("; ")):
+        reason, _, count = part.rpartition("=")
+        dropped[reason] = dropped.get(reason, 0) + int(count)
+    used = sorted({int(r["n_used"]) for r in rows})
+    return {
+        "snippets": int(first["n_used"]) + int(first["n_skipped"]),
+        "used": used[0] if len(used) == 1 else used,
+        "used_as": "scored",
+        "dropped": dropped,
+        "truncated": s["settings"].get("n_truncated"),
+        "max_subwords": s["settings"].get("max_subwords"),
+        "max_subwords_setting": cfg.cat.max_subwords if cfg.cat is not None else None,
     }
 
 
@@ -65,33 +90,13 @@ def html_view(folder: ResultFolder, section: dict[str, Any]) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
     out = dict(section)
-    out["heads"] = out.get("heads") or head_table(folder)
+    path = folder.file("summary.json")
+    out["heads"] = out.get("heads") or (read_json(path).get("heads") if path.exists() else None)
     rates = folder.file("rates.parquet")
     if rates.exists():
         n_samples = max((row.get("n_used") or 0 for row in out["layers"]), default=0)
         out["rates"] = _rates(pq.read_table(rates).to_pydict(), len(out["layers"]), n_samples)
     return out
-
-
-def head_table(folder: ResultFolder) -> dict[str, Any] | None:
-    """Dataset CAT-score of every (layer, head): the mean over samples with a score, from the
-    shards' per-head rows. {"n_heads": H, "scores": L x H} or None without per-head rows."""
-    files = folder.shards(prefix="heads")
-    if not files:
-        return None
-    layer, head, score = [], [], []
-    for f in files:
-        with np.load(f, allow_pickle=False) as z:
-            layer.append(z["layer"]), head.append(z["head"]), score.append(z["score"])
-    layer, head, score = np.concatenate(layer), np.concatenate(head), np.concatenate(score)
-    sel = (head >= 0) & ~np.isnan(score)
-    n_layers, n_heads = int(layer.max()) + 1, int(head.max()) + 1
-    total = np.zeros((n_layers, n_heads))
-    count = np.zeros((n_layers, n_heads))
-    np.add.at(total, (layer[sel], head[sel]), score[sel])
-    np.add.at(count, (layer[sel], head[sel]), 1)
-    mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
-    return {"n_heads": n_heads, "scores": [[None if np.isnan(v) else round(float(v), 6) for v in row] for row in mean]}
 
 
 def _rates(table: dict[str, list], n_layers: int, n_samples: int) -> dict[str, Any]:
