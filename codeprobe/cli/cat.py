@@ -157,7 +157,9 @@ def cat_command(
         raise InputError(f"{file} cannot be scored: {inputs[0].reason}")
     snippet = inputs[0]
     if snippet.status == "truncated":
-        log.warning("%s: input cut to %d subwords; the tokens after the cut are not scored", name, max_subwords)
+        log.warning(
+            "%s: input cut to %d subwords; the tokens after the cut are not scored", name, extractor.max_subwords
+        )
     result = probe.score_inputs(inputs, lang, extractor)
     rows = result.samples
     mean = np.flatnonzero(rows.head == MEAN_HEAD)  # the paper's score: head-mean attention
@@ -200,7 +202,7 @@ def cat_command(
             distance=distance,
             quantile=probe.quantile,
             random_state=seed,
-            max_subwords=max_subwords,
+            max_subwords=extractor.max_subwords,
             kept_types=result.kept_types,
             max_snippets=None,
         )

@@ -61,7 +61,8 @@ class Extractor:
             token pair, which does not exist across windows, and hidden states from different windows
             would mix contexts within one snippet; neither paper used one.
         max_subwords: lower limit than the model's on input length (specials included), e.g.
-            CAT-probing's 256.
+            CAT-probing's 256; the limit in use, the lower of the two
+            (`LoadedModel.input_limit`), is the attribute `max_subwords`.
         check_attention: verify per batch and layer that every real token's pooled attention row
             sums to 1 over the real keys (softmax rows that give padding nothing).
         bucket_batches: snippets are read in windows of `bucket_batches * batch_size`, and each
@@ -118,10 +119,7 @@ class Extractor:
         else:
             self.loaded = load_model(model, device=device, dtype=dtype or "float32")
         info = self.loaded.info
-        framing = len(self.loaded.prefix_ids) + len(self.loaded.suffix_ids)
-        limit = info.max_subwords if max_subwords is None else min(max_subwords, info.max_subwords)
-        if limit <= framing:
-            raise InputError(f"max_subwords {limit} leaves no room beside {framing} special tokens")
+        limit = self.loaded.input_limit(max_subwords)
         self.batch_size = batch_size
         self.bucket_batches = bucket_batches
         self.heads = heads

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from codeprobe.errors import ModelLoadError
+from codeprobe.errors import InputError, ModelLoadError
 from codeprobe.model.architecture import framing, input_template, max_subwords, model_class
 from codeprobe.model.code_models import is_code_model
 from codeprobe.model.fingerprint import folder_fingerprint, weight_files
@@ -111,6 +111,21 @@ class LoadedModel:
     def device(self) -> torch.device:
         """Device of the model's weights (inputs are moved there)."""
         return next(self.model.parameters()).device
+
+    def input_limit(self, max_subwords: int | None = None) -> int:
+        """The most subwords a snippet is given, special tokens included: the model's own
+        limit (`info.max_subwords`: its positions, less the offset a RoBERTa-style model starts
+        them at), or `max_subwords` where that is lower. The one place the limit in use is
+        computed: the extractor cuts (or skips) there, and runs record and print it.
+
+        Raises:
+            InputError: a limit that leaves no room beside the special tokens.
+        """
+        limit = self.info.max_subwords if max_subwords is None else min(int(max_subwords), self.info.max_subwords)
+        framing = len(self.prefix_ids) + len(self.suffix_ids)
+        if limit <= framing:
+            raise InputError(f"max_subwords {limit} leaves no room beside {framing} special tokens")
+        return limit
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

@@ -182,7 +182,7 @@ def run_line(summary: dict[str, Any], *, code: bool = True) -> str:
 
 
 def data_lines(summary: dict[str, Any]) -> list[str]:
-    """One line per dataset: rows read, kept, and skipped by reason."""
+    """One line per dataset: rows read, kept, and skipped by reason; then `input_lines`."""
     lines = []
     for r in summary["results"]:
         data = r.get("data") or {}
@@ -192,4 +192,40 @@ def data_lines(summary: dict[str, Any]) -> list[str]:
                 f"Data {r['language']} / {r['dataset']}: read {data.get('read')}, kept {data.get('kept')}; "
                 f"skipped: {skipped}."
             )
-    return list(dict.fromkeys(lines))
+    return list(dict.fromkeys(lines + input_lines(summary)))
+
+
+def input_lines(summary: dict[str, Any]) -> list[str]:
+    """One line per method and result: the snippets it was given, how many it used, how many
+    the model read cut at its input limit, and how many it dropped, by reason (a method's
+    section's `inputs`)."""
+    lines = []
+    for r in summary["results"]:
+        if not is_last_step(summary, r):
+            continue
+        for m in methods():
+            inputs = (r.get(m.name) or {}).get("inputs")
+            if inputs:
+                lines.append(f"{m.title} {r['model_name']}, {r['language']} / {r['dataset']}: {_inputs_text(inputs)}.")
+    return lines
+
+
+def _inputs_text(inputs: dict[str, Any]) -> str:
+    used = inputs["used"]
+    used = f"{used[0]}-{used[-1]}" if isinstance(used, list) else used
+    text = f"{inputs['snippets']} snippets, {used} {inputs['used_as']}"
+    limit, setting = inputs.get("max_subwords"), inputs.get("max_subwords_setting")
+    limit_text = f"{limit} subwords" + (
+        f" (the model's limit; the setting asks {setting})" if limit is not None and setting and limit < setting else ""
+    )
+    if inputs.get("truncated") is not None:
+        text += f"; {inputs['truncated']} cut at {limit_text}"
+    dropped = inputs.get("dropped") or {}
+    if dropped:
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(dropped.items()))
+        text += f"; dropped: {reasons}"
+        if "does_not_fit_model" in dropped or "too_long" in dropped:
+            text += f" (longer than {limit_text})"
+    else:
+        text += "; none dropped"
+    return text

@@ -122,6 +122,7 @@ def sweep_step(
             "weights": weights,
             "model": loaded.info.as_dict(),
             "test_ids": list(prepared[2].ids),
+            "max_subwords": extractor.max_subwords,  # longer snippets are dropped: does_not_fit_model
             "splits": {name: len(p) for name, p in zip(("train", "valid", "test"), prepared)},
             "dropped": {name: p.dropped for name, p in zip(("train", "valid", "test"), prepared)},
             "hidden_states_reused": sum(p.cache.reused for p in prepared),

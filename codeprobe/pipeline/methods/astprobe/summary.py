@@ -63,6 +63,8 @@ def summarize(folder: ResultFolder, cfg: RunConfig) -> dict[str, Any] | None:
         "ranks": None,
         "splits": real.get("splits"),
         "dropped": real.get("dropped"),
+        "max_subwords": real.get("max_subwords"),
+        "inputs": _inputs(real),
         "hidden_states_reused": real.get("hidden_states_reused", 0),
         "training": {**cfg.train_config().settings(), "seeds": cfg.astprobe.probe_seeds if cfg.astprobe else 1},
     }
@@ -76,6 +78,28 @@ def summarize(folder: ResultFolder, cfg: RunConfig) -> dict[str, Any] | None:
             "points": [_public(p) for p in points],
         }
     return out
+
+
+def _inputs(real: dict[str, Any]) -> dict[str, Any] | None:
+    """What entered the probes (`codeprobe.pipeline.summary.input_lines` shows it): the
+    snippets, how many were probed per split, and how many were dropped, by reason
+    (`does_not_fit_model`: longer than the input limit `max_subwords`)."""
+    splits = real.get("splits")
+    if not splits:
+        return None
+    dropped: dict[str, int] = {}
+    for reasons in (real.get("dropped") or {}).values():
+        for reason, n in reasons.items():
+            dropped[reason] = dropped.get(reason, 0) + int(n)
+    used = sum(splits.values())
+    return {
+        "snippets": used + sum(dropped.values()),
+        "used": used,
+        "used_as": "probed (" + ", ".join(f"{name} {n}" for name, n in splits.items()) + ")",
+        "dropped": dropped,
+        "truncated": None,
+        "max_subwords": real.get("max_subwords"),
+    }
 
 
 def model_info(folder: ResultFolder) -> dict[str, Any] | None:

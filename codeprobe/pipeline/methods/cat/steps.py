@@ -19,6 +19,7 @@ from codeprobe.progress import progress
 from codeprobe.provenance import step_key, versions
 
 MEAN_HEAD = "mean"  # summary.json's `head` of head-mean rows
+TRUNCATED_FIELD = "_n_truncated"  # a shard's count of snippets cut at the input limit
 
 
 def shared_tokens(cfg: RunConfig) -> dict[str, Any] | None:
@@ -177,6 +178,7 @@ def cat_shard(
     probe = cat_probe(settings)
     scorer = _scorer(settings, language)
     outcomes: list = []  # per snippet, in reading order: its first pass, or why it was skipped
+    truncated = [0]  # snippets the model read cut at the input limit
 
     def outcome(x):  # on a worker thread
         return scorer.first_pass(x if isinstance(x, SkippedSample) else x.sample)
@@ -184,6 +186,7 @@ def cat_shard(
     def pooled():  # streamed: a shard never holds its hidden states, nor its attention
         for x, out in threaded_map(lambda x: (x, outcome(x)), probe.inputs(snippets, extractor, language=language)):
             outcomes.append(out)
+            truncated[0] += getattr(x, "status", None) == "truncated"
             if getattr(x, "hidden_states", None) is not None:
                 yield ModelInput(x.sample.sample_id, x.code, *x.hidden_state_spans), x.hidden_states
 
@@ -203,7 +206,13 @@ def cat_shard(
         write_head_rows(rows, out_path)
     else:  # an earlier run's, with other settings, must not stay beside this shard
         heads_path(out_path).unlink(missing_ok=True)
-    return str(scorer.save(out_path, **{KEY_FIELD: np.array(key)}))
+    return str(scorer.save(out_path, **{KEY_FIELD: np.array(key), TRUNCATED_FIELD: np.array(truncated[0])}))
+
+
+def n_truncated(shard_path: str | Path) -> int:
+    """How many of a shard's snippets the model read cut at the input limit."""
+    with np.load(shard_path, allow_pickle=False) as z:
+        return int(z[TRUNCATED_FIELD]) if TRUNCATED_FIELD in z.files else 0
 
 
 def write_head_rows(rows: list[dict[str, np.ndarray]], shard_path: str) -> Path:
@@ -235,14 +244,17 @@ def cat_reduce(
     if is_done(done, key):
         return str(done)
     extraction = settings["extraction"]
-    info = loaded_model(model, extraction["device"], extraction["dtype"]).info
+    loaded = loaded_model(model, extraction["device"], extraction["dtype"])
+    info = loaded.info
     with _scorer(settings, language) as scorer:
         for path in shard_paths:
             scorer.merge(CATAccumulator.load(path))
         result = scorer.result(
             {
                 "distance": settings["cat"]["distance"],
-                "max_subwords": settings["cat"]["max_subwords"],
+                # The limit the extractor cut at (the model's, where lower than the setting).
+                "max_subwords": loaded.input_limit(settings["cat"]["max_subwords"]),
+                "n_truncated": sum(n_truncated(path) for path in shard_paths),
                 "model": info.as_dict(),
                 "grammar": settings["grammar"],
                 "versions": settings["versions"],
