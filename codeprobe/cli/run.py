@@ -33,13 +33,15 @@ def run_command(out_dir: str, config_path: str | None, models: tuple[str, ...]) 
     """Run the main job: CAT-probing and AST-Probe of the packaged default model (a text model,
     all-MiniLM-L6-v2) on Python standard-library functions, with baselines and a report."""
     from codeprobe.pipeline.config import RunConfig
+    from codeprobe.pipeline.experiment import check_run
     from codeprobe.pipeline.server import check_prefect_server
 
     # A bad config is one line and exit 2 (ConfigError), before the server or any work starts.
     config = RunConfig.read(config_path) if config_path else RunConfig()
     if models:
         config = config.with_changes(models=models)
-    check_prefect_server()  # before the heavy imports: a server that cannot start fails in seconds
+    check_run(config, out_dir)  # model, data, languages, run folder: one line, before any server
+    check_prefect_server()  # a server that cannot start fails in seconds
     from codeprobe.pipeline.flow import main_job
 
     report = main_job(out_dir, config)

@@ -17,7 +17,7 @@ that cannot be read at all raises `DatasetError` when `load_dataset` is called, 
 
 from codeprobe.datasets.filters import Splits, dedupe, max_length, parses_cleanly, sample, split
 from codeprobe.datasets.loader import FORMATS, load_dataset
-from codeprobe.datasets.selection import load_splits
+from codeprobe.datasets.selection import check_usable, load_splits
 from codeprobe.datasets.snippet import SKIP_REASONS, DatasetReport, SkipCounter, Snippet
 from codeprobe.datasets.sources import EXTENSIONS, extract_functions, language_of_file, stdlib_root
 
@@ -29,6 +29,7 @@ __all__ = [
     "SkipCounter",
     "Snippet",
     "Splits",
+    "check_usable",
     "dedupe",
     "extract_functions",
     "language_of_file",

@@ -38,7 +38,7 @@ def preflight(cfg: RunConfig) -> dict[str, Any]:
     cannot load, a dataset that cannot be read, an unknown language or a bad setting. Returns
     the provenance of each model to probe (for a checkpoint series, its finished checkpoints as
     found now: `codeprobe.pipeline.series`), by the name the steps load it by."""
-    from codeprobe.datasets import SkipCounter, load_dataset
+    from codeprobe.datasets import check_usable
     from codeprobe.probes.cat.types import check_strategy
     from codeprobe.syntax.languages import canonical_language
 
@@ -50,7 +50,7 @@ def preflight(cfg: RunConfig) -> dict[str, Any]:
             check_strategy(cfg.cat.types, language)
     for dataset in cfg.datasets:
         for language in cfg.languages:
-            load_dataset(dataset, language, counter=SkipCounter())  # checks the source up front
+            check_usable(dataset, language)  # readable, with a snippet the data step keeps
     infos = {
         m.name: loaded_model(m.name, cfg.extraction.device, cfg.extraction.dtype).info
         for spec in cfg.models
@@ -63,16 +63,38 @@ def preflight(cfg: RunConfig) -> dict[str, Any]:
     return infos
 
 
+def check_run_folder(run: RunFolder, cfg: RunConfig) -> None:
+    """Raise unless `run` is free for this experiment or already holds it (a rerun resumes it);
+    writes nothing.
+
+    Raises:
+        InputError: the folder holds a run with another config, or is not a folder.
+    """
+    if run.root.exists() and not run.root.is_dir():
+        raise InputError(f"{run.root} is a file, not a run folder; choose another output folder")
+    if run.config.exists() and RunConfig.read(run.config) != cfg:
+        raise InputError(f"{run.root} holds a run with a different config; choose another output folder")
+
+
 def claim_run_folder(run: RunFolder, cfg: RunConfig) -> None:
     """Write RUN/config.json, or check that the folder already holds this same experiment: a run
     folder is one experiment, so reruns resume it and a different config needs a new folder."""
     from codeprobe.files import write_atomic
 
-    if run.config.exists():
-        if RunConfig.read(run.config) != cfg:
-            raise InputError(f"{run.root} holds a run with a different config; choose another output folder")
-        return
-    write_atomic(run.config, cfg.to_json())
+    check_run_folder(run, cfg)
+    if not run.config.exists():
+        write_atomic(run.config, cfg.to_json())
+
+
+def check_run(cfg: RunConfig, out_dir: str | Path) -> dict[str, Any]:
+    """Everything about a run that can be checked without a forward pass, touching nothing:
+    `preflight` (the config, the models, the datasets, the languages) and the run folder
+    (`check_run_folder`). Entry points call it before they start a Prefect server, so a mistake
+    is one line within seconds; returns `preflight`'s model provenance. `out_dir`'s strftime
+    fields are filled in, as the flow does."""
+    infos = preflight(cfg)
+    check_run_folder(RunFolder(Path(time.strftime(str(out_dir)))), cfg)
+    return infos
 
 
 def run_experiment(

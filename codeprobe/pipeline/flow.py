@@ -22,7 +22,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from codeprobe.files import read_json
 from codeprobe.pipeline.config import RunConfig, parse_config
-from codeprobe.pipeline.experiment import run_experiment
+from codeprobe.pipeline.experiment import check_run, run_experiment
 from codeprobe.pipeline.server import check_prefect_server
 from codeprobe.progress import outer_only
 
@@ -99,5 +99,6 @@ def main_job(out_dir: str = "runs/main", config: RunConfig | None = None) -> str
     functions, both methods. Returns the report's path."""
     cfg = config or RunConfig()
     logging.getLogger("codeprobe").setLevel(logging.INFO)
+    check_run(cfg, out_dir)  # a mistake is one line, before a server starts or the folder is claimed
     check_prefect_server()
     return probing_flow(config=cfg.to_dict(), out_dir=out_dir)

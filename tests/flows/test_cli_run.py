@@ -14,6 +14,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def test_model_option_replaces_the_configs_models(monkeypatch, tmp_path):
+    import codeprobe.pipeline.experiment as experiment
     import codeprobe.pipeline.flow as flow
     import codeprobe.pipeline.server as server
 
@@ -23,6 +24,7 @@ def test_model_option_replaces_the_configs_models(monkeypatch, tmp_path):
         seen.update(out_dir=out_dir, config=config)
         return str(tmp_path / "report.md")
 
+    monkeypatch.setattr(experiment, "check_run", lambda config, out_dir: {})  # no such models here
     monkeypatch.setattr(server, "check_prefect_server", lambda: None)
     monkeypatch.setattr(flow, "main_job", main_job)
     config = EXAMPLES / "probe-checkpoints.json"
