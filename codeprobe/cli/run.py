@@ -42,11 +42,39 @@ def run_command(out_dir: str, config_path: str | None, models: tuple[str, ...]) 
         config = config.with_changes(models=models)
     check_run(config, out_dir)  # model, data, languages, run folder: one line, before any server
     check_prefect_server()  # a server that cannot start fails in seconds
-    from codeprobe.pipeline.flow import main_job
-
-    report = main_job(out_dir, config)
+    report = _run_main_job(out_dir, config)
     click.echo(f"report: {report}")
     click.echo(f"interactive report: {Path(report).with_suffix('.html')}")
+
+
+def _run_main_job(out_dir: str, config) -> str:
+    """`main_job`, stopped within seconds by Ctrl-C or SIGTERM: the steps' threads stop within a
+    batch (`codeprobe.interrupt`), the temporary Prefect server, in its own session, hears how
+    the run ended, and the user reads one line, last, saying what finished and how to resume;
+    the exit status is the shell's for the signal, 130 (SIGINT) or 143 (SIGTERM). A second signal
+    exits at once. Finished steps are on disk, each recording its key, so a rerun resumes."""
+    import signal
+    import sys
+
+    from codeprobe.interrupt import exit_status, handle_signals, stop_requested
+
+    try:
+        with handle_signals():
+            from codeprobe.pipeline.flow import main_job
+
+            return main_job(out_dir, config)
+    except BaseException as err:
+        # Prefect reports an interrupt its own way at times (its SIGTERM handler raises a
+        # TerminationSignal, a BaseException): a stop request marks every interrupt.
+        if not (isinstance(err, KeyboardInterrupt) or stop_requested()):
+            raise
+        from codeprobe.pipeline.steps import finished_steps
+
+        done = finished_steps()
+        what = ", ".join(f"{n} {name}" for name, n in sorted(done.items()))
+        finished = f"{sum(done.values())} steps finished ({what})" if done else "no step finished"
+        click.echo(f"codeprobe: interrupted: {finished}; rerun the same command to resume", err=True)
+        sys.exit(exit_status(default=getattr(err, "signal", signal.SIGINT)))
 
 
 @click.command("report")

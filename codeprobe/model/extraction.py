@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from codeprobe.errors import InputError, ModelLoadError
+from codeprobe.interrupt import check_interrupted
 from codeprobe.model.attention_hooks import AttentionHooks, attention_modules
 from codeprobe.model.batching import Prepared, batches, padded_inputs, prepare
 from codeprobe.model.loading import LoadedModel, ModelInfo, load_model
@@ -167,6 +168,7 @@ class Extractor:
     def _run(self, prepared: list[Prepared]) -> list[SnippetResult]:
         pooled = {}
         for batch in batches(prepared, self.batch_size):
+            check_interrupted()  # Ctrl-C / SIGTERM stop a step's thread within a batch
             pooled.update(self._forward(batch))
         results = []
         for p in prepared:

@@ -21,9 +21,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from codeprobe.files import read_json
+from codeprobe.interrupt import interruptible
 from codeprobe.pipeline.config import RunConfig, parse_config
 from codeprobe.pipeline.experiment import check_run, run_experiment
-from codeprobe.pipeline.server import check_prefect_server
+from codeprobe.pipeline.server import prefect_api
+from codeprobe.pipeline.steps import counted
 from codeprobe.progress import outer_only
 
 
@@ -35,7 +37,9 @@ class PrefectSteps:
 
     def submit(self, name: str, fn: Callable[..., str], *args: Any):
         if name not in self._tasks:
-            self._tasks[name] = task(fn, name=name, cache_policy=NO_CACHE, persist_result=False, retries=0)
+            self._tasks[name] = task(
+                counted(name, fn), name=name, cache_policy=NO_CACHE, persist_result=False, retries=0
+            )
         return self._tasks[name].submit(*args)
 
 
@@ -51,11 +55,16 @@ def probing_flow(config: dict[str, Any] | None = None, out_dir: str = "runs/main
             so a scheduled deployment can write each run to its own folder.
     Returns:
         The path of the run's report.md.
+
+    An interrupt (Ctrl-C, SIGTERM through Prefect's handler) that ends the body also stops the
+    steps running on the task runner's threads within a batch (`codeprobe.interrupt`), instead
+    of the task runner waiting for them to finish.
     """
     log = get_run_logger()
     cfg = parse_config(config)
     run = Path(time.strftime(out_dir)).resolve()
-    report = run_experiment(cfg, run, PrefectSteps(), log)
+    with interruptible():
+        report = run_experiment(cfg, run, PrefectSteps(), log)
     create_markdown_artifact(
         markdown=report.read_text(encoding="utf-8"), key="codeprobe-report", description=f"codeprobe run {run}"
     )
@@ -96,9 +105,13 @@ def summary_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
 
 def main_job(out_dir: str = "runs/main", config: RunConfig | None = None) -> str:
     """The main job: the probing flow on the packaged default model over Python standard-library
-    functions, both methods. Returns the report's path."""
+    functions, both methods. Returns the report's path.
+
+    Without `PREFECT_API_URL`, codeprobe starts the temporary Prefect server itself, in its own
+    session, and stops it when the flow ends, also on Ctrl-C (`codeprobe.pipeline.server.prefect_api`):
+    an interrupted run reports how it ended to a server that is still there, in a moment."""
     cfg = config or RunConfig()
     logging.getLogger("codeprobe").setLevel(logging.INFO)
     check_run(cfg, out_dir)  # a mistake is one line, before a server starts or the folder is claimed
-    check_prefect_server()
-    return probing_flow(config=cfg.to_dict(), out_dir=out_dir)
+    with prefect_api():
+        return probing_flow(config=cfg.to_dict(), out_dir=out_dir)

@@ -8,15 +8,19 @@ library and the CLI); the Prefect flow runs each as a task (`codeprobe.pipeline.
 
 from __future__ import annotations
 
+import functools
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
+from codeprobe.interrupt import check_interrupted
 from codeprobe.pipeline.config import DEFAULT_MODEL
 
 _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
+_FINISHED: Counter[str] = Counter()  # steps of this process that returned, by step name
 
 
 class Handle(Protocol):
@@ -42,7 +46,31 @@ class LocalSteps:
     """Run each step at once, in this process."""
 
     def submit(self, name: str, fn: Callable[..., str], *args: Any) -> Handle:
-        return _Done(fn(*args))
+        return _Done(counted(name, fn)(*args))
+
+
+def counted(name: str, fn: Callable[..., str]) -> Callable[..., str]:
+    """`fn` as a step named `name`: it does not start once a stop was requested
+    (`codeprobe.interrupt`: a step queued behind the running ones then ends at once), and each
+    return is counted in `finished_steps` (a step already done, returning at once, too). Every
+    `Steps` runs its steps through it."""
+
+    @functools.wraps(fn)
+    def step(*args: Any, **kwargs: Any) -> str:
+        check_interrupted()
+        out = fn(*args, **kwargs)
+        with _LOCKS_GUARD:
+            _FINISHED[name] += 1
+        return out
+
+    return step
+
+
+def finished_steps() -> dict[str, int]:
+    """How many steps of each name have finished (or were found done) in this process, for
+    saying what an interrupted run got done."""
+    with _LOCKS_GUARD:
+        return dict(_FINISHED)
 
 
 def model_arg(model: str) -> str | None:

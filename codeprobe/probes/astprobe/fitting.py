@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from codeprobe.errors import InputError
+from codeprobe.interrupt import check_interrupted
 from codeprobe.probes.astprobe.evaluation import mean_loss
 from codeprobe.probes.astprobe.probe import LossParts, ProbeModule, orthogonality, stacked_loss
 from codeprobe.probes.astprobe.probe_data import ProbeData, as_list, stack
@@ -220,6 +221,7 @@ def _train_epoch(runs: list[ProbeRun], targets: list[Targets], config: TrainConf
     totals = {id(run): 0.0 for run in runs}
     steps = 0
     for which, ids in epoch_batches([len(t) for t in targets], config.batch_size, rng):
+        check_interrupted()  # Ctrl-C / SIGTERM stop a step's thread within a batch
         batch = targets[which].batch(ids, config.device)
         gathered: dict[int, torch.Tensor] = {}
         for group in groups:
