@@ -52,3 +52,11 @@ class ModelLoadError(CodeprobeError, RuntimeError):
 
 class AlignmentError(InputError):
     """Subwords and code tokens cannot be aligned (e.g. a tokenizer without offsets)."""
+
+
+class DiskFullError(CodeprobeError, OSError):
+    """The disk (or quota) filled while codeprobe wrote a file or folder: the message names the
+    folder, about how much more the step needed and what is free. Not the input's fault: the CLI
+    exits with status 74 (EX_IOERR); a rerun after freeing space resumes."""
+
+    exit_status = 74

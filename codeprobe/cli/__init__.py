@@ -12,14 +12,16 @@ from codeprobe.errors import CodeprobeError
 
 
 class _Group(click.Group):
-    """Turns codeprobe's typed errors into a one-line message and exit status 2."""
+    """Turns codeprobe's typed errors into a one-line message and exit status 2 (bad input),
+    or the error's own `exit_status` (a full disk: 74, EX_IOERR, so a script tells "free space
+    and rerun" from "fix the input")."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except CodeprobeError as err:
             click.echo(f"codeprobe: error: {err}", err=True)
-            sys.exit(2)
+            sys.exit(getattr(err, "exit_status", 2))
 
 
 @click.group(cls=_Group)

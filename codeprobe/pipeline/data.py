@@ -1,6 +1,6 @@
 """The data step: load, filter, sample and split one dataset in one language, into
 `RUN/data/<language>-<dataset>/` (snippets.jsonl, report.json with the skips by reason, and,
-last, splits.json recording the step key)."""
+last, splits.json recording the step key), each with its integrity record (`codeprobe.files`)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,25 @@ from dataclasses import asdict
 from pathlib import Path
 
 from codeprobe.files import read_json, write_atomic, write_json
-from codeprobe.pipeline.runfolder import is_done, write_step_json
+from codeprobe.pipeline.runfolder import StepOutput, step_output, write_step_json
 
 SNIPPETS_FILE = "snippets.jsonl"
 SPLITS_FILE = "splits.json"
 SPLITS = ("train", "valid", "test")
 
 
+@step_output(
+    lambda a: StepOutput(
+        Path(a["out_dir"], SPLITS_FILE),
+        a["key"],
+        also=lambda: [Path(a["out_dir"], SNIPPETS_FILE), Path(a["out_dir"], "report.json")],
+        returns=a["out_dir"],
+    )
+)
 def prepare_data(dataset: str, language: str, n_snippets: int, seed: int, out_dir: str, key: str) -> str:
     """Load, filter (parse errors, duplicates, size), sample and split one dataset in one
     language; write snippets.jsonl, report.json (the skip counts) and, last, splits.json
-    (which records `key`) to `out_dir`.
+    (which records `key`) to `out_dir`; done when they are, as written (`step_output`).
 
     Returns:
         `out_dir`.
@@ -27,12 +35,10 @@ def prepare_data(dataset: str, language: str, n_snippets: int, seed: int, out_di
     from codeprobe.datasets import load_splits
 
     out = Path(out_dir)
-    if is_done(out / SPLITS_FILE, key):
-        return str(out)
     parts, report = load_splits(dataset, language, n_snippets=n_snippets, seed=seed)
     chosen = [snippet for name in SPLITS for snippet in getattr(parts, name)]
-    write_atomic(out / SNIPPETS_FILE, "".join(json.dumps(asdict(s)) + "\n" for s in chosen))
-    write_json(out / "report.json", report.to_dict())
+    write_atomic(out / SNIPPETS_FILE, "".join(json.dumps(asdict(s)) + "\n" for s in chosen), record=True)
+    write_json(out / "report.json", report.to_dict(), record=True)
     write_step_json(out / SPLITS_FILE, {name: [s.id for s in getattr(parts, name)] for name in SPLITS}, key)
     return str(out)
 

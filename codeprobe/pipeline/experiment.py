@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from codeprobe.errors import InputError
+from codeprobe.files import remove_stale_temporaries
 from codeprobe.pipeline.config import RunConfig, parse_config
 from codeprobe.pipeline.data import count_snippets, prepare_data
 from codeprobe.pipeline.explorer import explorer_jobs, explorer_sample
@@ -116,6 +117,7 @@ def run_experiment(
     started = time.perf_counter()
     infos = preflight(cfg)
     claim_run_folder(run, cfg)
+    remove_stale_temporaries(run.root)  # a killed run's temporary files and folders (`codeprobe.files`)
     stage_seconds: dict[str, float] = {}
 
     def timed(stage: str, fn, *args) -> None:

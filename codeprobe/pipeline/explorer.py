@@ -15,7 +15,7 @@ from typing import Any
 from codeprobe.files import read_json
 from codeprobe.pipeline.config import RunConfig
 from codeprobe.pipeline.data import SPLITS_FILE, read_snippets, read_splits
-from codeprobe.pipeline.runfolder import RunFolder, is_done, recorded_key, write_step_json
+from codeprobe.pipeline.runfolder import RunFolder, StepOutput, recorded_key, step_output, write_step_json
 from codeprobe.pipeline.steps import device_lock, loaded_model
 from codeprobe.pipeline.summary import is_last_step
 from codeprobe.provenance import step_key
@@ -80,6 +80,7 @@ def explorer_jobs(run: RunFolder, cfg: RunConfig, summary: dict[str, Any]) -> li
     return jobs
 
 
+@step_output(lambda a: StepOutput(a["job"].out_path, a["key"]))
 def explorer_sample(job: ExplorerJob, cfg: RunConfig, cache_dir: str, key: str) -> str:
     """The snippet explorer's sample of a run's test split, written as JSON to `job.out_path`
     (recording the step `key`; a file that records it already is kept).
@@ -90,8 +91,6 @@ def explorer_sample(job: ExplorerJob, cfg: RunConfig, cache_dir: str, key: str) 
     """
     from codeprobe.viz.explorer import explorer_payload, nonterminal_scores
 
-    if is_done(job.out_path, key):
-        return job.out_path
     by_id = {s.id: s for s in read_snippets(job.data_dir)}
     test = [by_id[i] for i in read_splits(job.data_dir)["test"]]
     cat = read_json(job.cat_summary)["settings"] if job.cat_summary else None

@@ -17,20 +17,37 @@ the model spec, or `<series>/step-<N>` for a checkpoint), `<dataset>` a slug of 
 
 Every file is written atomically (`codeprobe.files`). A step's output records the step's key
 (`KEY_FIELD`, inside the .json or .npz itself, so the output and its key land in one rename); a
-step is done when its output records the key it would be run with (`is_done`).
+step is done when its output records the key it would be run with and it, and every other file
+the step wrote that a later step reads back, is as written: its size and checksum match the
+record `codeprobe.files` made when writing it (`is_done`). A damaged file is logged as a WARNING
+naming it and its step computed again; a file without a record (an older codeprobe's) is simply
+not done.
+
+One process computes a step; another asking for it at the same time waits for it
+(`step_output`: check done, take the output's file lock `.<name>.lock`, check done again,
+compute). The lock is an flock, released by the kernel when its holder dies, so a killed
+holder's lock is never stale.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+import logging
 import re
 import zipfile
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from filelock import FileLock, Timeout
 
-from codeprobe.files import read_json, write_json
+from codeprobe.files import check, read_json, write_json
+
+log = logging.getLogger("codeprobe.pipeline")
 
 KEY_FIELD = "_key"  # the step key recorded inside each output (see `is_done`)
 
@@ -68,15 +85,89 @@ def recorded_key(path: str | Path) -> str | None:
         return None
 
 
-def is_done(path: str | Path, key: str) -> bool:
+def is_done(path: str | Path, key: str, also: Iterable[str | Path] = ()) -> bool:
     """A finished output recording `key` is the record that a step is done, whatever state an
-    orchestrator's own result record was left in (a kill -9 can land between the two)."""
-    return recorded_key(path) == key
+    orchestrator's own result record was left in (a kill -9 can land between the two), if it and
+    the files of `also` (the others the step wrote that are read back) are as written
+    (`codeprobe.files.check`: a damaged one is logged as a WARNING naming it, and is not done)."""
+    if recorded_key(path) != key:
+        return False
+    return all([check(p) == "ok" for p in (path, *also)])  # every file checked: each damaged one is named
 
 
 def write_step_json(path: str | Path, obj: dict[str, Any], key: str) -> str:
-    """Write a step's JSON output recording its `key`, atomically; returns the path."""
-    return str(write_json(path, {**obj, KEY_FIELD: key}))
+    """Write a step's JSON output recording its `key`, atomically, with its integrity record;
+    returns the path."""
+    return str(write_json(path, {**obj, KEY_FIELD: key}, record=True))
+
+
+def lock_path(path: str | Path) -> Path:
+    """The file lock of the step writing `path`: `.<name>.lock` beside it."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.lock")
+
+
+@contextmanager
+def computing(path: str | Path, key: str, also: Callable[[], Iterable[str | Path]] = tuple) -> Iterator[bool]:
+    """One process computes the step writing `path` (recording `key`); another waits for it.
+
+    Yields True when the step is done (`is_done(path, key, also())`), at once or after waiting
+    for the process computing it; else False, holding the step's lock (`lock_path`, an flock the
+    kernel releases when its holder dies) until the block ends, while the caller computes it.
+    """
+    path = Path(path)
+    if is_done(path, key, also()):
+        yield True
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(lock_path(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.info("waiting for another process computing %s", path)
+        lock.acquire()
+    try:
+        done = is_done(path, key, also())  # the other process may have computed it meanwhile
+        if not done:
+            log.info("computing %s", path)
+        yield done
+    finally:
+        lock.release()
+
+
+@dataclass(frozen=True)
+class StepOutput:
+    """What a step function writes: `file` records `key`; `also` lists the other files it wrote
+    that are read back (checked if present: a function, called when checking); `returns` is
+    what the step returns when done (default: `file`)."""
+
+    file: str | Path
+    key: str
+    also: Callable[[], Iterable[str | Path]] = field(default=tuple)
+    returns: str | None = None
+
+
+def step_output(output: Callable[[dict[str, Any]], StepOutput]):
+    """Decorate a step function so that it is computed once (`computing`): `output` maps its
+    arguments by name to its `StepOutput`. When done, the step returns at once (or after waiting
+    for the process computing it) without running."""
+
+    def decorate(fn):
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def step(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            out = output(bound.arguments)
+            with computing(out.file, out.key, out.also) as done:
+                if done:
+                    return str(out.returns if out.returns is not None else out.file)
+                return fn(*args, **kwargs)
+
+        return step
+
+    return decorate
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,19 @@ One forward pass for two probes: a cache may be built from other caches of the s
 snippet they hold (same text, same token spans, read whole) and running the model only on the
 rest.
 
-Concurrency: a cache is built in a private temporary directory and renamed into place once
+Concurrency: a cache is built in a private temporary directory (`codeprobe.files.temporary_dir`,
+a name `remove_stale_temporaries` recognises once its writer died) and renamed into place once
 complete, under a file lock (`filelock`), so two processes asking for the same cache build it
-once, and a reader never sees a half-written one; files are never rewritten in place.
+once, and a reader never sees a half-written one; files are never rewritten in place. The
+temporary directory is removed on any error; a full disk is a `DiskFullError` naming the folder
+and about how much more the cache needed.
+
+Integrity: meta.json records each hidden-state file's size and crc32, computed as its bytes are
+written (`files`), and has its own record beside it (`codeprobe.files.check`). A cache is reused
+only when every file matches (`verified`: read once per process per (path, size, mtime)); a
+damaged cache is logged as a WARNING naming the file and built again, a damaged store is ignored
+(`reusable`: its hidden states are computed again). A cache or store without these records (an
+older codeprobe's) is not reused.
 """
 
 from __future__ import annotations
@@ -34,7 +44,7 @@ import json
 import logging
 import os
 import shutil
-import tempfile
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain
@@ -44,6 +54,7 @@ import numpy as np
 from filelock import FileLock
 
 from codeprobe.errors import InputError
+from codeprobe.files import check, disk_full, is_disk_full, matches, remove_stale_temporaries, temporary_dir, write_json
 from codeprobe.model import Extractor, ModelInput
 from codeprobe.progress import progress
 from codeprobe.provenance import source_hash
@@ -167,6 +178,7 @@ def cached_hidden_states(
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
         if not _complete(path, key):  # another process may have built it while we waited
+            remove_stale_temporaries(path.parent)  # a killed build's: only the lock's holder writes here
             _build(path, items, extractor, key, model_label, reuse)
     return HiddenStateCache.open(path)
 
@@ -176,7 +188,36 @@ def _complete(path: Path, key: str) -> bool:
         meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return meta.get("format") == FORMAT_VERSION and meta.get("fingerprint") == key
+    return meta.get("format") == FORMAT_VERSION and meta.get("fingerprint") == key and verified(path)
+
+
+def verified(path: str | os.PathLike) -> bool:
+    """Whether the cache or store `path` is as written: its meta.json matches its record and
+    every hidden-state file the size and checksum meta.json records (`codeprobe.files.matches`,
+    memoised per file). A damaged one is logged as a WARNING naming the file."""
+    path = Path(path)
+    meta_file = path / "meta.json"
+    state = check(meta_file)  # warns itself when damaged
+    if state != "ok":
+        return False
+    records = json.loads(meta_file.read_text(encoding="utf-8")).get("files")
+    if not isinstance(records, dict):
+        return False
+    for name, record in records.items():
+        if not matches(path / name, record):
+            log.warning(
+                "%s is damaged (its size or checksum differs from those recorded when it was written): "
+                "not used, its hidden states computed again",
+                path / name,
+            )
+            return False
+    return True
+
+
+def reusable(paths: Iterable[str | os.PathLike]) -> list[HiddenStateCache]:
+    """The stores (or caches) of `paths` that exist and are as written (`verified`), opened; a
+    damaged one is skipped with a warning naming it (its hidden states are computed again)."""
+    return [HiddenStateCache.open(p) for p in paths if Path(p).is_dir() and verified(p)]
 
 
 def _build(
@@ -194,27 +235,50 @@ def _build(
     if model_label:
         model["label"] = model_label
     model = json.loads(json.dumps(model))  # as a store records it
-    with _Writer(path, extractor.info.n_layers + 1, extractor.info.hidden_size) as writer:
+    n_tokens = sum(len(item.hidden_state_spans[0]) for item in items)  # at most: skipped ones are not written
+    expected = n_tokens * extractor.info.hidden_size * 2 * (extractor.info.n_layers + 1)
+    with _Writer(path, extractor.info.n_layers + 1, extractor.info.hidden_size, expected) as writer:
         _encode(writer, items, extractor, [c for c in reuse if c.model == model])
         writer.meta.update(fingerprint=key, model=model)
 
 
 class _Writer:
     """Writes a cache into a private temporary directory beside `path` and, when its block
-    ends without an error, renames it into place (replacing a stale one whole)."""
+    ends without an error, renames it into place (replacing a stale one whole). The temporary
+    directory is removed on any error; a full disk raises `DiskFullError`.
 
-    def __init__(self, path: Path, n_states: int, hidden: int) -> None:
+    Args:
+        expected: about how many bytes the cache will hold (for `DiskFullError`'s message), or
+            None; `expected_items`: else, how many snippets it will hold (the bytes are
+            extrapolated from those written).
+    """
+
+    def __init__(
+        self, path: Path, n_states: int, hidden: int, expected: int | None = None, expected_items: int | None = None
+    ) -> None:
         self.path, self.n_states, self.hidden = path, n_states, hidden
+        self.expected, self.expected_items = expected, expected_items
         self.ids: list[str] = []
         self.lengths: list[int] = []
         self.digests: list[str] = []
         self.skipped: list[str] = []
         self.meta: dict = {}
+        self.sizes = [0] * n_states
+        self.crcs = [0] * n_states
 
     def __enter__(self) -> _Writer:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
-        self.files = [open(_hidden_state_file(self.tmp, index), "wb") for index in range(self.n_states)]
+        try:
+            self.tmp = temporary_dir(self.path)
+        except OSError as err:
+            self._raise_if_full(err)
+            raise
+        self.files = []
+        try:
+            self.files = [open(_hidden_state_file(self.tmp, index), "wb") for index in range(self.n_states)]
+        except BaseException as err:
+            self._discard()
+            self._raise_if_full(err)
+            raise
         return self
 
     def add(self, item: ModelInput, hidden_states: np.ndarray | Sequence[np.ndarray]) -> None:
@@ -223,17 +287,46 @@ class _Writer:
         for state in states:
             if not np.isfinite(state).all():
                 raise InputError(f"snippet {item.id}: hidden states exceed the float16 range of the cache")
-        for f, state in zip(self.files, states):
-            f.write(np.ascontiguousarray(state).tobytes())
+        for index, (f, state) in enumerate(zip(self.files, states)):
+            data = np.ascontiguousarray(state).tobytes()
+            try:
+                f.write(data)
+            except OSError as err:
+                self._raise_if_full(err)
+                raise
+            self.crcs[index] = zlib.crc32(data, self.crcs[index])
+            self.sizes[index] += len(data)
         self.ids.append(item.id)
         self.lengths.append(int(states[0].shape[0]))
         self.digests.append(item.digest)
 
-    def __exit__(self, kind, value, traceback) -> None:
+    def _raise_if_full(self, err: BaseException) -> None:
+        if not is_disk_full(err):
+            return
+        written = sum(self.sizes)
+        needed = self.expected
+        if needed is None and self.expected_items and self.ids:
+            needed = written * self.expected_items // len(self.ids)
+        raise disk_full(self.path.parent, None if needed is None else needed - written, written) from err
+
+    def _discard(self) -> None:
         for f in self.files:
-            f.close()
+            try:
+                f.close()
+            except OSError:
+                pass  # a full disk again: the folder goes anyway
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __exit__(self, kind, value, traceback) -> None:
         try:
             if kind is None:
+                try:
+                    for f in self.files:
+                        f.close()  # flushes: a full disk may show here
+                except OSError as err:
+                    self._raise_if_full(err)
+                    raise
+                names = [_hidden_state_file(self.tmp, index).name for index in range(self.n_states)]
                 meta = {
                     "format": FORMAT_VERSION,
                     "n_states": self.n_states,
@@ -243,18 +336,26 @@ class _Writer:
                     "lengths": self.lengths,
                     "digests": self.digests,
                     "skipped": self.skipped,
+                    "files": {
+                        name: {"size": size, "crc32": f"{crc:08x}"}
+                        for name, size, crc in zip(names, self.sizes, self.crcs)
+                    },
                     **self.meta,
                 }
-                (self.tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+                write_json(self.tmp / "meta.json", meta, record=True)
                 if self.path.exists():
                     shutil.rmtree(self.path)
                 os.replace(self.tmp, self.path)
         finally:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            self._discard()
 
 
 def write_store(
-    path: str | os.PathLike, entries: Iterable[tuple[ModelInput, np.ndarray]], model: dict, key: str
+    path: str | os.PathLike,
+    entries: Iterable[tuple[ModelInput, np.ndarray]],
+    model: dict,
+    key: str,
+    expected_items: int | None = None,
 ) -> Path:
     """Write the hidden states another pass computed (e.g. CAT-probing's,
     `CATProbe(hidden_state_tokens=)`) as a cache that `cached_hidden_states(reuse=...)` copies
@@ -266,11 +367,12 @@ def write_store(
             `ModelInput.hidden_state_spans`), of snippets the model read whole.
         model: the model's provenance (`ModelInfo.as_dict()`); only caches of this model reuse it.
         key: recorded as the store's fingerprint.
+        expected_items: about how many entries will come (for a full disk's message), or None.
     """
     entries = iter(entries)
     first = next(entries, None)
     n_states, hidden = (0, 0) if first is None else (first[1].shape[0], first[1].shape[2])
-    with _Writer(Path(path), n_states, hidden) as writer:
+    with _Writer(Path(path), n_states, hidden, expected_items=expected_items) as writer:
         for item, hidden_states in chain([first] if first else [], entries):
             writer.add(item, hidden_states)
         writer.meta.update(fingerprint=key, model=model)

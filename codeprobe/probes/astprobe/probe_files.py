@@ -1,6 +1,7 @@
 """A fitted `ASTProbe` on disk: a directory holding `probe.safetensors` (the projection B and
 the label vectors V_c, V_u) and `probe.json` (settings, vocabularies, model and grammar
-provenance, training history), each written atomically.
+provenance, training history), each written atomically with its integrity record
+(`codeprobe.files.check`).
 
 `probe.json` format 2 records the probed hidden state as `hidden_state`; format 1 (codeprobe
 before the rename) recorded it as `layer`, and `read_probe` still reads it.
@@ -68,8 +69,8 @@ def write_probe(path: str | os.PathLike, module: ProbeModule, settings: dict[str
     reader never sees half a file)."""
     path = Path(path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-    write_atomic(path / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp)))
-    write_json(path / SETTINGS_FILE, settings, sort_keys=False)
+    write_atomic(path / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp)), record=True)
+    write_json(path / SETTINGS_FILE, settings, sort_keys=False, record=True)
     return path
 
 

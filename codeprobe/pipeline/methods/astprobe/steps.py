@@ -11,9 +11,10 @@ from codeprobe.files import read_json
 from codeprobe.pipeline.config import RunConfig
 from codeprobe.pipeline.data import read_snippets, read_splits
 from codeprobe.pipeline.registry import Target
-from codeprobe.pipeline.runfolder import is_done, write_step_json
+from codeprobe.pipeline.runfolder import StepOutput, step_output, write_step_json
 from codeprobe.pipeline.steps import Steps, device_lock, loaded_model, model_arg
-from codeprobe.probes.astprobe.sweeps import select_on_validation
+from codeprobe.probes.astprobe.probe_files import SETTINGS_FILE, WEIGHTS_FILE
+from codeprobe.probes.astprobe.sweeps import probe_folder_name, select_on_validation
 from codeprobe.provenance import step_key
 
 WEIGHTS = ("pretrained", "random")
@@ -47,6 +48,21 @@ def step_settings(cfg: RunConfig) -> dict[str, Any]:
     }
 
 
+def saved_probes(out_path: str | Path, points: list[tuple[int, int]], weights: str) -> list[Path]:
+    """The files of the probes a sweep step saved (pretrained weights only): every seed's at
+    every point, under `probes/` beside its output."""
+    if weights != "pretrained":
+        return []
+    names = {probe_folder_name(h, r) for h, r in points}
+    folders = [
+        p for p in (Path(out_path).parent / "probes").glob("hidden_state_*") if p.name.split("_seed_")[0] in names
+    ]
+    return [folder / name for folder in sorted(folders) for name in (SETTINGS_FILE, WEIGHTS_FILE)]
+
+
+@step_output(
+    lambda a: StepOutput(a["out_path"], a["key"], also=lambda: saved_probes(a["out_path"], a["points"], a["weights"]))
+)
 def sweep_step(
     model: str,
     language: str,
@@ -62,7 +78,7 @@ def sweep_step(
     """Fit an AST-Probe at every (hidden state, rank) of `points` for every seed on the train
     split, early-stopped on valid, and score each on valid (for selection) and on test (for
     reporting); write them as one JSON file recording `key`, and save the probes beside it
-    (pretrained weights only).
+    (pretrained weights only); done when they are, as written (`step_output`).
 
     Args:
         weights: "pretrained" (the model as loaded) or "random" (the same architecture with
@@ -74,12 +90,10 @@ def sweep_step(
         `out_path`.
     """
     from codeprobe.model import Extractor
-    from codeprobe.probes.astprobe.cache import HiddenStateCache
+    from codeprobe.probes.astprobe.cache import reusable
     from codeprobe.probes.astprobe.data import ensure_nonempty, prepare_split
     from codeprobe.probes.astprobe.sweeps import sweep
 
-    if is_done(out_path, key):
-        return out_path
     settings = step_settings(cfg)
     splits = read_splits(data_dir)
     device, dtype = cfg.extraction.device, cfg.extraction.dtype
@@ -93,7 +107,7 @@ def sweep_step(
             loaded, batch_size=cfg.extraction.batch_size, attention=False, hidden_states=True, length_policy="skip"
         )
         by_id = {snippet.id: snippet for snippet in read_snippets(data_dir)}
-        stores = [] if weights == "random" else [HiddenStateCache.open(p) for p in reuse if Path(p).is_dir()]
+        stores = [] if weights == "random" else reusable(reuse)  # a damaged store is skipped, with a warning
         prepared = [
             prepare_split(
                 [by_id[i] for i in splits[name]],

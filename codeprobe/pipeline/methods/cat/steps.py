@@ -13,7 +13,7 @@ from codeprobe.files import write_atomic, write_npz
 from codeprobe.pipeline.config import RunConfig
 from codeprobe.pipeline.data import read_snippets
 from codeprobe.pipeline.registry import Target, methods
-from codeprobe.pipeline.runfolder import KEY_FIELD, is_done, write_step_json
+from codeprobe.pipeline.runfolder import KEY_FIELD, StepOutput, step_output, write_step_json
 from codeprobe.pipeline.steps import Steps, device_lock, loaded_model
 from codeprobe.progress import progress
 from codeprobe.provenance import step_key, versions
@@ -135,6 +135,9 @@ def _scorer(settings: dict[str, Any], language: str):
     )
 
 
+@step_output(
+    lambda a: StepOutput(a["out_path"], a["key"], also=lambda: [p for p in [heads_path(a["out_path"])] if p.exists()])
+)
 def cat_shard(
     model: str,
     language: str,
@@ -150,7 +153,8 @@ def cat_shard(
 
     Adds the shard's samples, in the data's order, to the streaming scorer
     (`codeprobe.probes.cat.scorer.CATAccumulator`) and saves its state (flat arrays, no pickle)
-    recording `key`; a shard whose file already records `key` is not recomputed. Under `paper`
+    recording `key`; a shard whose file already records `key`, as written, is not recomputed
+    (`step_output`: nor computed twice at once). Under `paper`
     and `all` each sample is scored as the forward pass yields it, so the shard holds one
     window's attention at a time and its file keeps the head-mean rows and the type-rate table
     (per-head rows go beside it, `heads_path`). Under `topk` the kept types come from the whole
@@ -168,8 +172,6 @@ def cat_shard(
     from codeprobe.probes.cat.dataset import SkippedSample
     from codeprobe.probes.cat.results import MEAN_HEAD as MEAN_HEAD_ROW
 
-    if is_done(out_path, key):
-        return out_path
     shard_snippets = read_snippets(data_dir)[shard * shard_size : (shard + 1) * shard_size]
     # Read shortest first, so that each length bucket of the extractor holds similar lengths
     # (less padding); the shard keeps the data's order.
@@ -196,7 +198,7 @@ def cat_shard(
         if probe.hidden_state_tokens is None:
             deque(pooled(), maxlen=0)  # no store to write: run the stream for its outcomes
         else:
-            write_store(hidden_state_store(out_path), pooled(), extractor.info.as_dict(), key)
+            write_store(hidden_state_store(out_path), pooled(), extractor.info.as_dict(), key, len(snippets))
     outcomes = [outcomes[k] for k in np.argsort(order, kind="stable")]
     for x in outcomes:
         scorer.add(x)
@@ -224,6 +226,13 @@ def write_head_rows(rows: list[dict[str, np.ndarray]], shard_path: str) -> Path:
     return write_npz(heads_path(shard_path), arrays)
 
 
+@step_output(
+    lambda a: StepOutput(
+        Path(a["out_dir"], "summary.json"),
+        a["key"],
+        also=lambda: [Path(a["out_dir"], name) for name in ("samples.parquet", "layers.parquet", "rates.parquet")],
+    )
+)
 def cat_reduce(
     model: str, language: str, shard_paths: list[str], settings: dict[str, Any], out_dir: str, key: str
 ) -> str:
@@ -241,8 +250,6 @@ def cat_reduce(
 
     out = Path(out_dir)
     done = out / "summary.json"
-    if is_done(done, key):
-        return str(done)
     extraction = settings["extraction"]
     loaded = loaded_model(model, extraction["device"], extraction["dtype"])
     info = loaded.info
@@ -261,9 +268,9 @@ def cat_reduce(
             }
         )
     meta = result.metadata()
-    write_atomic(out / "samples.parquet", lambda tmp: result.samples.to_parquet(tmp, meta))
-    write_atomic(out / "layers.parquet", lambda tmp: pq.write_table(result.summary.to_arrow(meta), tmp))
-    write_atomic(out / "rates.parquet", lambda tmp: pq.write_table(result.rates.to_arrow(), tmp))
+    write_atomic(out / "samples.parquet", lambda tmp: result.samples.to_parquet(tmp, meta), record=True)
+    write_atomic(out / "layers.parquet", lambda tmp: pq.write_table(result.summary.to_arrow(meta), tmp), record=True)
+    write_atomic(out / "rates.parquet", lambda tmp: pq.write_table(result.rates.to_arrow(), tmp), record=True)
     summary = result.summary
     names = (
         "layer",
