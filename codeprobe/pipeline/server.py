@@ -174,10 +174,10 @@ class TemporaryServer:
                         "to a running server (`prefect server start`)"
                     )
                 time.sleep(0.1)
-            if self.process.returncode != _PORT_IN_USE:
+            status = self.process.returncode
+            self.stop()
+            if status != _PORT_IN_USE:
                 break
-        status = self.process.returncode
-        self.stop()
         raise PrefectServerError(
             f"Prefect's temporary server exited at start-up (status {status}; its messages are above); "
             "set PREFECT_API_URL to a running server (`prefect server start`) to work around it"

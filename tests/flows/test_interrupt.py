@@ -152,6 +152,34 @@ def test_ctrl_c_and_sigterm_stop_a_run_and_a_rerun_resumes(many_shards, tmp_path
     assert _cat_rows(json.loads((run / "summary.json").read_text())) == _cat_rows(reference)
 
 
+_ORPHAN = """
+import os
+from codeprobe.pipeline.server import TemporaryServer
+server = TemporaryServer()
+server.start(300)
+print(server.api_url, flush=True)
+os._exit(1)  # as a second Ctrl-C ends a run: no cleanup at all
+"""
+
+
+def test_the_temporary_server_ends_with_the_run(tmp_path):
+    import httpx
+
+    out = subprocess.run(
+        [sys.executable, "-c", _ORPHAN], env=_env(tmp_path), capture_output=True, text=True, timeout=START_WITHIN_S
+    )
+    url = out.stdout.strip()
+    assert out.returncode == 1 and url.startswith("http://127.0.0.1:"), out.stderr
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(f"{url}/health", timeout=2)
+        except httpx.ConnectError:
+            break  # it stopped itself: nothing left running in a session of its own
+        assert time.monotonic() < deadline, "the server outlived the run"
+        time.sleep(0.2)
+
+
 # -- the cooperative checks -------------------------------------------------------------------
 
 
@@ -226,6 +254,27 @@ def test_first_signal_interrupts_and_stops_threads_and_handlers_come_back():
     assert caught.value.signum == signal.SIGTERM and interrupt.stop_requested()
     assert interrupt.exit_status() == 143
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+_SLOW_CLEANUP = """
+import os, signal, time
+from codeprobe.interrupt import handle_signals
+with handle_signals():
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(60)
+    except KeyboardInterrupt:
+        print("cleaning up", flush=True)
+        os.kill(os.getpid(), signal.SIGTERM)  # the user does not wait for a slow cleanup
+        time.sleep(60)
+print("not reached", flush=True)
+"""
+
+
+def test_a_second_signal_exits_at_once():
+    out = subprocess.run([sys.executable, "-c", _SLOW_CLEANUP], capture_output=True, text=True, timeout=50)
+    assert out.returncode == 143 and out.stdout == "cleaning up\n", out.stderr
+    assert out.stderr.strip().splitlines()[-1] == "codeprobe: SIGTERM again: stopping at once"
 
 
 def test_an_interrupt_leaving_a_flow_body_stops_its_threads_and_an_error_does_not():
