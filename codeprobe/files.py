@@ -159,6 +159,18 @@ _MEMO: dict[tuple, bool] = {}
 _MEMO_LOCK = threading.Lock()
 
 
+def _memo_key(path: Path, st: os.stat_result, record: dict[str, Any]) -> tuple:
+    return (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino, record.get("crc32"))
+
+
+def remember(path: str | os.PathLike, record: dict[str, Any]) -> None:
+    """Note that file `path`, as it is now, matches `record` (its writer computed it from the
+    bytes it wrote): `matches` need not read it again in this process."""
+    path = Path(path)
+    with _MEMO_LOCK:
+        _MEMO[_memo_key(path, path.stat(), record)] = True
+
+
 def matches(path: str | os.PathLike, record: dict[str, Any]) -> bool:
     """Whether file `path` has the size and checksum of `record` (`file_record`); memoised per
     process by (path, size, mtime, record), so each file is read once. False if it is missing."""
@@ -169,7 +181,7 @@ def matches(path: str | os.PathLike, record: dict[str, Any]) -> bool:
         return False
     if st.st_size != record.get("size"):
         return False
-    memo = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino, record.get("crc32"))
+    memo = _memo_key(path, st, record)
     with _MEMO_LOCK:
         if memo in _MEMO:
             return _MEMO[memo]
@@ -268,6 +280,7 @@ def write_atomic(
         os.replace(tmp, path)
         if sums is not None:
             write_atomic(sidecar, json.dumps(sums))
+            remember(path, sums)
     except BaseException as err:
         written = tmp.stat().st_size if tmp.exists() else None
         tmp.unlink(missing_ok=True)

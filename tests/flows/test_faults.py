@@ -351,3 +351,35 @@ def test_two_runs_into_one_folder_compute_each_step_once(finished, config, tmp_p
     assert len(shards) == len(list(run.glob("cat/*/*/shard-*.npz"))) >= 2
     assert sorted(computed) == sorted(set(computed)), "a step computed twice"
     assert _scores(run) == _scores(finished)
+
+
+def test_write_atomic_on_a_full_disk_names_the_folder(tmp_path, disk_budget):
+    from codeprobe.files import write_npz
+
+    disk_budget(tmp_path, 1000)
+    with pytest.raises(DiskFullError, match=rf"^no space left on device in {tmp_path} \(the step needed about \d"):
+        write_npz(tmp_path / "x.npz", {"a": np.zeros(10_000)})
+    assert list(tmp_path.iterdir()) == []  # no temporary file, no record
+
+
+def test_the_cli_prints_a_full_disk_as_one_line(tmp_path):
+    import click
+    from click.testing import CliRunner
+
+    from codeprobe.cli import _Group
+    from codeprobe.files import disk_full
+
+    @click.group(cls=_Group)
+    def cli() -> None:
+        pass
+
+    @cli.command()
+    def fill() -> None:
+        raise disk_full(tmp_path, needed=340 << 20)
+
+    result = CliRunner().invoke(cli, ["fill"])
+    assert result.exit_code == 74
+    assert result.output.startswith(
+        f"codeprobe: error: no space left on device in {tmp_path} (the step needed about 340 MiB more; "
+    )
+    assert result.output.count("\n") == 1

@@ -54,7 +54,16 @@ import numpy as np
 from filelock import FileLock
 
 from codeprobe.errors import InputError
-from codeprobe.files import check, disk_full, is_disk_full, matches, remove_stale_temporaries, temporary_dir, write_json
+from codeprobe.files import (
+    check,
+    disk_full,
+    is_disk_full,
+    matches,
+    remember,
+    remove_stale_temporaries,
+    temporary_dir,
+    write_json,
+)
 from codeprobe.model import Extractor, ModelInput
 from codeprobe.progress import progress
 from codeprobe.provenance import source_hash
@@ -346,6 +355,8 @@ class _Writer:
                 if self.path.exists():
                     shutil.rmtree(self.path)
                 os.replace(self.tmp, self.path)
+                for name, record in meta["files"].items():  # verified as written: not read again here
+                    remember(self.path / name, record)
         finally:
             self._discard()
 
