@@ -46,6 +46,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from codeprobe.files import check, read_json, write_json
+from codeprobe.interrupt import check_interrupted
 
 log = logging.getLogger("codeprobe.pipeline")
 
@@ -125,7 +126,13 @@ def computing(path: str | Path, key: str, also: Callable[[], Iterable[str | Path
         lock.acquire(timeout=0)
     except Timeout:
         log.info("waiting for another process computing %s", path)
-        lock.acquire()
+        while True:
+            check_interrupted()  # Ctrl-C / SIGTERM: an interrupted run stops waiting too
+            try:
+                lock.acquire(timeout=0.5)
+                break
+            except Timeout:
+                pass
     try:
         done = is_done(path, key, also())  # the other process may have computed it meanwhile
         if not done:

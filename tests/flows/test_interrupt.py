@@ -245,6 +245,34 @@ def test_a_step_does_not_start_once_a_stop_was_requested():
     assert ran == [1] and finished_steps()["probe-step"] == before + 1
 
 
+def test_waiting_for_a_step_another_process_computes_stops_too(tmp_path):
+    from filelock import FileLock
+
+    from codeprobe.pipeline.runfolder import computing, lock_path
+
+    out = tmp_path / "step.json"
+    other = FileLock(lock_path(out))  # held as by another process computing the step
+    other.acquire()
+    ended = []
+
+    def wait_for_it() -> None:
+        try:
+            with computing(out, "key"):
+                ended.append("computed")
+        except Interrupted:
+            ended.append("interrupted")
+
+    waiter = threading.Thread(target=wait_for_it, daemon=True)
+    try:
+        waiter.start()
+        time.sleep(0.5)
+        interrupt.request_stop()
+        waiter.join(10)
+        assert ended == ["interrupted"]
+    finally:
+        other.release()
+
+
 def test_first_signal_interrupts_and_stops_threads_and_handlers_come_back():
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(Interrupted) as caught:
