@@ -77,6 +77,8 @@ def is_temporary(name: str) -> bool:
 
 
 def _alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) would end the process there: keep its files
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
