@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codeprobe.errors import InputError
+from codeprobe.files import record_path
 from codeprobe.pipeline.registry import methods
-from codeprobe.pipeline.runfolder import ResultFolder, RunFolder
+from codeprobe.pipeline.runfolder import ResultFolder, RunFolder, lock_path
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,9 @@ def intermediate_paths(run: RunFolder) -> list[Path]:
     found = []
     for m in methods():
         for summary in sorted((run.root / m.name).rglob("summary.json")):
-            found += m.intermediates(ResultFolder(summary.parent))
+            for path in m.intermediates(ResultFolder(summary.parent)):
+                # with its integrity record and its step lock, where it has them
+                found += [p for p in (path, record_path(path), lock_path(path)) if p.exists()]
     cache = run.hidden_state_cache.parent
     return found + ([cache] if cache.exists() else [])
 

@@ -41,6 +41,8 @@ def test_clean_removes_the_intermediates_and_keeps_the_results(cleaned_run):
     assert any(p.startswith("cache/") for p in removed)
     assert any(Path(p).name.startswith("shard-") for p in removed)
     assert any(Path(p).name.startswith("heads-") for p in removed)
+    # nor the integrity records and step locks of what was removed
+    assert not [p for p in run.glob("cat/*/*/.*") if p.name.startswith((".shard-", ".heads-"))]
     kept = set(files(run))
     for name in ("config.json", "summary.json", "report.md", "report.html"):
         assert name in kept

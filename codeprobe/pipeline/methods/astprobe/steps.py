@@ -3,6 +3,7 @@ sweep at the hidden state chosen on validation; `run` submits them."""
 
 from __future__ import annotations
 
+import shutil
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,8 @@ def sweep_step(
         weights: "pretrained" (the model as loaded) or "random" (the same architecture with
             random weights, the paper's baseline).
         cache_dir: the run's hidden-state cache; reuse: stores an attention method's forward
-            pass pooled for AST-Probe (copied, not computed again; pretrained weights only).
+            pass pooled for AST-Probe (copied, not computed again; pretrained weights only),
+            removed once the caches hold their hidden states.
 
     Returns:
         `out_path`.
@@ -121,6 +123,8 @@ def sweep_step(
             for name in ("train", "valid", "test")
         ]
         ensure_nonempty(prepared, ["training", "validation", "test"])
+        for store in stores:  # moved into the caches: each hidden state is kept on disk once
+            shutil.rmtree(store.path, ignore_errors=True)
         save_dir = Path(out_path).parent / "probes" if weights == "pretrained" else None
         results = sweep(
             *prepared,

@@ -13,7 +13,15 @@ from codeprobe.files import write_atomic, write_npz
 from codeprobe.pipeline.config import RunConfig
 from codeprobe.pipeline.data import read_snippets
 from codeprobe.pipeline.registry import Target, methods
-from codeprobe.pipeline.runfolder import KEY_FIELD, StepOutput, step_output, write_step_json
+from codeprobe.pipeline.runfolder import (
+    KEY_FIELD,
+    ResultFolder,
+    StepOutput,
+    is_done,
+    recorded_key,
+    step_output,
+    write_step_json,
+)
 from codeprobe.pipeline.steps import Steps, device_lock, loaded_model
 from codeprobe.progress import progress
 from codeprobe.provenance import step_key, versions
@@ -56,7 +64,8 @@ def step_settings(cfg: RunConfig, language: str) -> dict[str, Any]:
 
 
 def run(cfg: RunConfig, steps: Steps, target: Target, log) -> None:
-    """A step per shard of `extraction.shard_size` snippets, then the reduce."""
+    """A step per shard of `extraction.shard_size` snippets, then the reduce. Once the reduce is
+    done, the shards are not needed (nor checked): `codeprobe clean` may have removed them."""
     settings = step_settings(cfg, target.language)
     shard_size = cfg.extraction.shard_size
     n_shards = max(1, -(-target.n_snippets // shard_size))
@@ -65,33 +74,43 @@ def run(cfg: RunConfig, steps: Steps, target: Target, log) -> None:
         step_key("cat-shard", {"where": where, "shard": k, "shard_size": shard_size, "settings": settings})
         for k in range(n_shards)
     ]
+    paths = [str(target.results.shard(k)) for k in range(n_shards)]
+    if settings["hidden_state_tokens"] is not None:
+        # A later method keys its steps by these stores' keys, whether or not the stores are
+        # still there (AST-Probe moves them into its cache).
+        target.shared.setdefault("hidden_states", {}).update(
+            {key: str(hidden_state_store(path)) for key, path in zip(keys, paths)}
+        )
+    reduce_key = step_key("cat-reduce", {"shards": keys, "settings": settings})
+    if is_done(target.results.file("summary.json"), reduce_key, also=reduce_tables(target.results.path)):
+        log.info("CAT %s / %s: scored (done earlier)", target.model, target.language)
+        return
     futures = [
         steps.submit(
-            "cat-shard",
-            cat_shard,
-            target.model,
-            target.language,
-            target.data_dir,
-            k,
-            shard_size,
-            settings,
-            str(target.results.shard(k)),
-            keys[k],
+            "cat-shard", cat_shard, target.model, target.language, target.data_dir, k, shard_size, settings, path, key
         )
-        for k in range(n_shards)
+        for k, (path, key) in enumerate(zip(paths, keys))
     ]
-    paths = []
-    stores = target.shared.setdefault("hidden_states", {})
     for k, future in enumerate(progress(futures, desc=f"CAT {target.model}", unit="shard", inner=False)):
-        paths.append(future.result())
-        if settings["hidden_state_tokens"] is not None:
-            stores[keys[k]] = str(hidden_state_store(paths[-1]))
+        future.result()
         log.info("CAT %s / %s: shard %d/%d done", target.model, target.language, k + 1, n_shards)
-    reduce_key = step_key("cat-reduce", {"shards": keys, "settings": settings})
     steps.submit(
         "cat-reduce", cat_reduce, target.model, target.language, paths, settings, str(target.results.path), reduce_key
     ).result()
     log.info("CAT %s / %s: scored", target.model, target.language)
+
+
+def reduce_tables(out_dir: str | Path) -> list[Path]:
+    """The tables the reduce writes beside its summary.json (read back by the reports)."""
+    return [Path(out_dir, name) for name in ("samples.parquet", "layers.parquet", "rates.parquet")]
+
+
+def intermediates(folder: ResultFolder) -> list[Path]:
+    """The shards, their per-head rows and their hidden-state stores, once the reduce has
+    written its summary (which holds all that the reports read of them)."""
+    if recorded_key(folder.file("summary.json")) is None:
+        return []
+    return [*folder.shards(), *folder.shards(prefix="heads"), *folder.shards(suffix=".hidden_states")]
 
 
 def hidden_state_store(shard_path: str | Path) -> Path:
@@ -219,18 +238,40 @@ def n_truncated(shard_path: str | Path) -> int:
 
 def write_head_rows(rows: list[dict[str, np.ndarray]], shard_path: str) -> Path:
     """Write the per-head rows of a shard's scored samples (the head mean and every head)
-    beside the shard, for `head_table`. Only `paper` and `all` have them: `topk`'s kept types
-    come from dataset-wide rates."""
+    beside the shard, for the reduce's `head_table`. Only `paper` and `all` have them: `topk`'s
+    kept types come from dataset-wide rates."""
     arrays = {k: np.concatenate([r[k] for r in rows]) for k in ("layer", "head", "score")}
     arrays["sample_id"] = np.concatenate([r["sample_id"] for r in rows]).astype(str)
     return write_npz(heads_path(shard_path), arrays)
+
+
+def head_table(shard_paths: list[str]) -> dict[str, Any] | None:
+    """Dataset CAT-score of every (layer, head): the mean over samples with a score, from the
+    shards' per-head rows (`write_head_rows`). {"n_heads": H, "scores": L x H, null where no
+    sample has a score}, or None where the shards have no per-head rows."""
+    files = [heads_path(p) for p in shard_paths if heads_path(p).exists()]
+    if not files:
+        return None
+    layer, head, score = [], [], []
+    for f in files:
+        with np.load(f, allow_pickle=False) as z:
+            layer.append(z["layer"]), head.append(z["head"]), score.append(z["score"])
+    layer, head, score = np.concatenate(layer), np.concatenate(head), np.concatenate(score)
+    sel = (head >= 0) & ~np.isnan(score)
+    n_layers, n_heads = int(layer.max()) + 1, int(head.max()) + 1
+    total = np.zeros((n_layers, n_heads))
+    count = np.zeros((n_layers, n_heads))
+    np.add.at(total, (layer[sel], head[sel]), score[sel])
+    np.add.at(count, (layer[sel], head[sel]), 1)
+    mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    return {"n_heads": n_heads, "scores": [[None if np.isnan(v) else round(float(v), 6) for v in row] for row in mean]}
 
 
 @step_output(
     lambda a: StepOutput(
         Path(a["out_dir"], "summary.json"),
         a["key"],
-        also=lambda: [Path(a["out_dir"], name) for name in ("samples.parquet", "layers.parquet", "rates.parquet")],
+        also=lambda: reduce_tables(a["out_dir"]),
     )
 )
 def cat_reduce(
@@ -242,7 +283,8 @@ def cat_reduce(
 
     Writes samples.parquet (per sample and layer), layers.parquet (per-layer summary),
     rates.parquet (the frequent-type table) and, last, summary.json (recording `key`; head-mean
-    rows have `head` "mean"); returns the summary's path.
+    rows have `head` "mean"; `heads` is the layer x head table, `head_table`), so that nothing
+    after the reduce reads the shards; returns the summary's path.
     """
     import pyarrow.parquet as pq
 
@@ -295,6 +337,13 @@ def cat_reduce(
         row["head"] = MEAN_HEAD if row["head"] < 0 else int(row["head"])
     return write_step_json(
         done,
-        {"method": "CAT-probing", "language": language, "model": info.as_dict(), "layers": layers, "settings": meta},
+        {
+            "method": "CAT-probing",
+            "language": language,
+            "model": info.as_dict(),
+            "layers": layers,
+            "heads": head_table(shard_paths),
+            "settings": meta,
+        },
         key,
     )
