@@ -21,10 +21,13 @@ def with_ci(value: float | None, ci: list[float | None] | None) -> str:
 
 def difference(d: dict[str, Any] | None) -> str:
     """A paired difference `+0.120 [+0.100, +0.140]`, marked `n.d.` (not distinguishable) when
-    its interval crosses zero."""
+    its interval crosses zero; `+0.120 (no interval)` where too few samples gave none."""
     if not d or d.get("mean") is None:
         return "n/a"
-    text = f"{d['mean']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]"
+    ci = d.get("ci")
+    if not ci or ci[0] is None or ci[1] is None:
+        return f"{d['mean']:+.3f} (no interval)"
+    text = f"{d['mean']:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]"
     return text if d.get("distinguishable") else text + " n.d."
 
 
