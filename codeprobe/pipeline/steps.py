@@ -53,17 +53,24 @@ def counted(name: str, fn: Callable[..., str]) -> Callable[..., str]:
     """`fn` as a step named `name`: it does not start once a stop was requested
     (`codeprobe.interrupt`: a step queued behind the running ones then ends at once), and each
     return is counted in `finished_steps` (a step already done, returning at once, too). Every
-    `Steps` runs its steps through it."""
+    `Steps` runs its steps through it.
 
-    @functools.wraps(fn)
+    The wrapper keeps `fn`'s signature (`__wrapped__`, which Prefect reads) but not its qualified
+    name: a task runner that pickles it (Dask) then pickles it by value, with `fn` and the helpers
+    it calls by reference, rather than finding `fn` under that name."""
+
     def step(*args: Any, **kwargs: Any) -> str:
         check_interrupted()
         out = fn(*args, **kwargs)
-        with _LOCKS_GUARD:
-            _FINISHED[name] += 1
+        _count_finished(name)
         return out
 
-    return step
+    return functools.update_wrapper(step, fn, assigned=("__name__", "__doc__"))
+
+
+def _count_finished(name: str) -> None:
+    with _LOCKS_GUARD:
+        _FINISHED[name] += 1
 
 
 def finished_steps() -> dict[str, int]:
