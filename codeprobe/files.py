@@ -63,12 +63,33 @@ def _temporary_prefix(path: Path) -> str:
     return f".{path.name}.{_HOST}-{os.getpid()}-"
 
 
+def _umask() -> int:
+    """This process's umask, read without changing it (os.umask sets it, which would race with
+    other threads creating files); 0o022 where /proc does not say."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
+def published(tmp: Path, folder: bool = False) -> None:
+    """Give a temporary file (or folder) the permissions a plain `open` (or `mkdir`) would:
+    mkstemp and mkdtemp make them private (0600, 0700), which would keep a run's results from
+    the colleagues the umask lets read them."""
+    os.chmod(tmp, (0o777 if folder else 0o666) & ~_umask())
+
+
 def temporary_dir(path: str | os.PathLike) -> Path:
     """A new private temporary folder beside `path` (for writing a folder whole, then renaming
     it into place), named so that `remove_stale_temporaries` recognises it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=_temporary_prefix(path), suffix=".tmp", dir=path.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=_temporary_prefix(path), suffix=".tmp", dir=path.parent))
+    published(tmp, folder=True)
+    return tmp
 
 
 def is_temporary(name: str) -> bool:
@@ -277,6 +298,7 @@ def write_atomic(
             with os.fdopen(fd, "wb") as f:
                 f.write(raw)
             sums = bytes_record(raw) if record else None
+        published(tmp)
         sidecar = record_path(path)
         sidecar.unlink(missing_ok=True)  # a kill after the rename leaves the file unrecorded, never wrongly recorded
         os.replace(tmp, path)
