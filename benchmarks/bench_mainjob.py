@@ -1,24 +1,30 @@
-"""Benchmark: the pipeline against the model's own forward pass, and the main job's stages.
+"""Benchmark: `codeprobe run` against the model's own forward pass, and the main job.
 
-1. CAT-probing over a dataset (the pipeline's steps: parsing, distances, extraction, alignment,
-   pooling, per-head and head-mean scores, shard files, then the reduce: bootstrap intervals
-   and the result tables), against a bare forward pass of the same model over the same
-   snippets, with attentions and hidden states, the same batch size and the same input cut
-   (256 subwords, specials included), its batches sorted by length (tokenisation not timed).
-   The pipeline runs twice: as `codeprobe run` with `astprobe` off (the target's definition),
-   and as the default run, whose pass also stores AST-Probe's token hidden states of every snippet.
-   All sides run shard by shard, alternating, so drift in machine speed hits them alike; the
-   data preparation (sampling, splitting) is the run's fixed start-up and is not timed.
-   Target: CAT-probing <= 1.2x bare.
+1. CAT-probing as users run it: `codeprobe run` itself, in a child process (its entry point,
+   its allocator setting, its Prefect flow and task runner), with `{"data": {"n_snippets": N},
+   "astprobe": null}`, at each N of `--n` (default 500 and 3,000). Its CAT stage is the time
+   the run records for it (summary.json's `stages`: parsing, distances, extraction, pooling,
+   per-head and head-mean scores, shard files, the reduce with bootstrap intervals and the
+   result tables). Against it, a bare forward pass of the same model over the same functions
+   (the run's own data folder), in a child process of its own with glibc's default allocator:
+   attentions and hidden states, the same batch size and input cut (256 subwords, specials
+   included), shard by shard, its batches sorted by length (tokenisation not timed). Printed
+   per side: wall, user and system CPU time (the command's whole, Prefect's server included,
+   for the run; the forward loop's for the bare pass), the system share of CPU time and the
+   peak RSS; then the run folder's size, and the ratio CAT stage / bare last.
+   Targets: CAT stage <= 1.2x bare at 3,000 snippets; system time < 10% of CPU time.
 2. `--main-job`: the default main job (`codeprobe run`, probes trained to convergence) into a
-   fresh folder, with the time of every stage. Target: within 5 minutes on an idle 2-core CPU.
+   fresh folder, as a child process: every stage's time, wall, user and system time, peak RSS
+   and the run folder's size. Target: within 5 minutes on an idle 2-core CPU.
 3. `--memory N [N ...]`: peak RSS of CAT-probing over N standard-library functions (cycled with
    new ids beyond the 16,000 there are), one fresh process per N; the ratio of the largest to
    the smallest shows whether memory grows with the number of snippets. `--limit-heap`: with
-   glibc's mmap threshold pinned as codeprobe's entry points pin it (`codeprobe.allocator`).
+   glibc's allocator set as codeprobe's entry points set it (`codeprobe.allocator`).
 
-Usage: python benchmarks/bench_mainjob.py [--n 1000] [--batch-size 16] [--main-job]
-       [--memory 2000 20000]
+On a shared machine, wall times move with the other work; CPU times (user + system) much less.
+
+Usage: python benchmarks/bench_mainjob.py [--n 500 3000] [--batch-size 16] [--main-job]
+       [--memory 2000 20000 [--limit-heap]]
 """
 
 from __future__ import annotations
@@ -33,14 +39,6 @@ import time
 from pathlib import Path
 
 import torch
-
-
-def load(n: int, out: Path):
-    """n standard-library functions prepared as the pipeline prepares them (not timed)."""
-    from codeprobe.pipeline.data import prepare_data, read_snippets
-
-    data_dir = prepare_data("stdlib", "python", n, 0, str(out / "data"), key=f"bench-{n}")
-    return data_dir, read_snippets(data_dir)
 
 
 def bare_batches(loaded, codes: list[str], batch_size: int, max_subwords: int):
@@ -86,78 +84,122 @@ def bare_forward(loaded, codes: list[str], batch_size: int, max_subwords: int) -
     return seconds
 
 
+def _mib(kib: int) -> float:
+    return kib / 1024
+
+
+def _tree_bytes(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def codeprobe_run(out: Path, config: dict | None) -> dict:
+    """Run `codeprobe run --out out [--config ...]` as a child process (the console script's
+    entry point, as a user starts it); its wall time, its resource usage (the command's own and
+    its waited-for children's: Prefect's temporary server), its summary's stage times and the
+    run folder's size."""
+    cmd = [sys.executable, "-c", "from codeprobe.cli import main; main()", "run", "--out", str(out / "run")]
+    if config is not None:
+        (out / "config.json").write_text(json.dumps(config))
+        cmd += ["--config", str(out / "config.json")]
+    with open(out / "run.log", "w") as log:
+        t0 = time.perf_counter()
+        child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status):
+        sys.exit(f"codeprobe run failed ({out / 'run.log'}):\n{(out / 'run.log').read_text()[-3000:]}")
+    summary = json.loads((out / "run" / "summary.json").read_text())
+    return {
+        "wall": wall,
+        "user": usage.ru_utime,
+        "system": usage.ru_stime,
+        "peak_mib": _mib(usage.ru_maxrss),
+        "stages": summary["stages"],
+        "flow": summary["seconds"],
+        "folder_mib": _tree_bytes(out / "run") / 2**20,
+    }
+
+
+_BARE_CHILD = """
+import json, resource, sys, time
+sys.path.insert(0, sys.argv[1])
+from bench_mainjob import bare_forward
+from codeprobe.pipeline.data import read_snippets
+from codeprobe.pipeline.steps import loaded_model
+data_dir, batch_size, max_subwords, shard_size = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+snippets = read_snippets(data_dir)
+loaded = loaded_model("default", None)
+r0, seconds = resource.getrusage(resource.RUSAGE_SELF), 0.0
+for k in range(0, len(snippets), shard_size):
+    seconds += bare_forward(loaded, [s.code for s in snippets[k : k + shard_size]], batch_size, max_subwords)
+r1 = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"wall": seconds, "user": r1.ru_utime - r0.ru_utime, "system": r1.ru_stime - r0.ru_stime,
+                  "peak_mib": r1.ru_maxrss / 1024, "n": len(snippets)}))
+"""
+
+
+def bare_side(data_dir: Path, batch_size: int, max_subwords: int, shard_size: int) -> dict:
+    """The bare forward pass over the snippets of `data_dir`, shard by shard, in a fresh child
+    process with glibc's default allocator (what a user's own torch loop gets); its forward
+    loop's wall (model calls only), user and system time, and the process's peak RSS."""
+    args = [str(Path(__file__).parent), str(data_dir), str(batch_size), str(max_subwords), str(shard_size)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    child = subprocess.run([sys.executable, "-c", _BARE_CHILD, *args], capture_output=True, text=True, env=env)
+    if child.returncode:
+        sys.exit(f"the bare forward pass failed:\n{child.stderr[-3000:]}")
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
+def _cpu(side: dict) -> str:
+    cpu = side["user"] + side["system"]
+    return (
+        f"user {side['user']:7.1f} s, system {side['system']:6.1f} s "
+        f"({100 * side['system'] / max(cpu, 1e-9):4.1f}% of CPU), peak RSS {side['peak_mib']:6.0f} MiB"
+    )
+
+
 def cat_speed(args) -> None:
     from codeprobe.pipeline.config import RunConfig
-    from codeprobe.pipeline.methods.cat.steps import cat_reduce, cat_shard, step_settings
-    from codeprobe.pipeline.steps import loaded_model
 
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp)
-        data_dir, snippets = load(args.n, out)
-        cfg = RunConfig(batch_size=args.batch_size)
-        shared = step_settings(cfg, "python")  # the default run: CAT's pass stores AST-Probe's hidden states
-        sides = {"CAT only": step_settings(cfg.with_changes(astprobe=None), "python"), "shared pass": shared}
-        loaded = loaded_model("default", None)
-        max_subwords, shard_size = cfg.cat.max_subwords, cfg.extraction.shard_size
-        print(
-            f"model: {loaded.info.name} ({loaded.info.n_layers} layers), {len(snippets)} stdlib functions, "
-            f"batch {args.batch_size}, input cut at {max_subwords} subwords, per-head scores "
-            f"{'on' if shared['cat']['per_head'] else 'off'}, torch threads {torch.get_num_threads()}, "
-            f"load average {os.getloadavg()[0]:.1f}"
-        )
-        n_shards = -(-len(snippets) // shard_size)
-        bare = 0.0
-        seconds = dict.fromkeys(sides, 0.0)
-        reduce_seconds = dict.fromkeys(sides, 0.0)
-        paths: dict[str, list[str]] = {name: [] for name in sides}
-        for k in range(n_shards):
-            shard = snippets[k * shard_size : (k + 1) * shard_size]
-            bare += bare_forward(loaded, [s.code for s in shard], args.batch_size, max_subwords)
-            for name, settings in sides.items():
-                t0 = time.perf_counter()
-                paths[name].append(
-                    cat_shard(
-                        "default",
-                        "python",
-                        data_dir,
-                        k,
-                        shard_size,
-                        settings,
-                        str(out / name / f"shard-{k:04d}.npz"),
-                        f"bench-{k}",
-                    )
-                )
-                seconds[name] += time.perf_counter() - t0
-        for name, settings in sides.items():
-            t0 = time.perf_counter()
-            cat_reduce("default", "python", paths[name], settings, str(out / name), "bench-reduce")
-            reduce_seconds[name] = time.perf_counter() - t0
-            seconds[name] += reduce_seconds[name]
-        print(f"load average after: {os.getloadavg()[0]:.1f}")
-        print(f"bare forward (attentions + hidden states):                    {bare:8.2f} s")
-        print(
-            f"pipeline, shared pass (AST-Probe's hidden states stored too): {seconds['shared pass']:8.2f} s "
-            f"(reduce {reduce_seconds['shared pass']:.2f} s): {seconds['shared pass'] / bare:.2f}x bare"
-        )
-        print(
-            f"codeprobe CAT-probing pipeline (astprobe off):                {seconds['CAT only']:8.2f} s "
-            f"(reduce {reduce_seconds['CAT only']:.2f} s)"
-        )
-        print(f"ratio CAT-probing / bare: {seconds['CAT only'] / bare:.2f}x (target <= 1.2x)")
+    cfg = RunConfig(batch_size=args.batch_size)
+    max_subwords, shard_size = cfg.cat.max_subwords, cfg.extraction.shard_size
+    ratios = {}
+    for n in args.n:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp)
+            config = {"data": {"n_snippets": n}, "astprobe": None, "extraction": {"batch_size": args.batch_size}}
+            load_before = os.getloadavg()[0]
+            run = codeprobe_run(out, config)
+            data_dir = next((out / "run" / "data").iterdir())
+            bare = bare_side(data_dir, args.batch_size, max_subwords, shard_size)
+            cat = run["stages"]["CAT-probing"]
+            ratios[n] = cat / bare["wall"]
+            print(
+                f"{bare['n']} stdlib functions, batch {args.batch_size}, input cut at {max_subwords} subwords, "
+                f"shards of {shard_size}; load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
+            )
+            print(f"  bare forward pass:       wall {bare['wall']:7.1f} s, {_cpu(bare)}")
+            print(
+                f"  codeprobe run (command): wall {run['wall']:7.1f} s, {_cpu(run)}; stages: "
+                + ", ".join(f"{k} {v:.1f} s" for k, v in run["stages"].items())
+            )
+            print(f"  run folder: {run['folder_mib']:.1f} MiB")
+            print(
+                f"  ratio CAT stage / bare forward pass at {bare['n']}: {cat:.1f} s / {bare['wall']:.1f} s = "
+                f"{ratios[n]:.2f}x (target <= 1.2x)"
+            )
+    print("ratio CAT stage / bare: " + ", ".join(f"{r:.2f}x at {n}" for n, r in ratios.items()) + " (target <= 1.2x)")
 
 
 def main_job(args) -> None:
-    from codeprobe.pipeline.flow import main_job as run_main_job
-
     with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        run_main_job(str(Path(tmp) / "run"))
-        total = time.perf_counter() - t0
-        summary = json.loads((Path(tmp) / "run" / "summary.json").read_text())
-        for stage, seconds in summary["stages"].items():
+        run = codeprobe_run(Path(tmp), None)
+        for stage, seconds in run["stages"].items():
             print(f"  stage {stage:<14} {seconds:8.1f} s")
-        print(f"  flow (experiment)    {summary['seconds']:8.1f} s")
-        print(f"main job, whole command (with Prefect's temporary server): {total:.1f} s (target <= 300 s)")
+        print(f"  flow (experiment)    {run['flow']:8.1f} s")
+        print(f"  whole command: wall {run['wall']:.1f} s, {_cpu(run)}")
+        print(f"  run folder: {run['folder_mib']:.1f} MiB")
+        print(f"main job, whole command (with Prefect's temporary server): {run['wall']:.1f} s (target <= 300 s)")
 
 
 _MEMORY_CHILD = """
@@ -192,7 +234,7 @@ def memory(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--n", type=int, nargs="+", default=[500, 3000])
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--main-job", action="store_true")
     parser.add_argument("--memory", type=int, nargs="*", default=[])

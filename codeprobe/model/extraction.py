@@ -18,8 +18,10 @@ aligned and batched, `codeprobe.model.batching`'s; the attention hooks,
 `codeprobe.model.attention_hooks`'s.
 
 Under glibc, the peak RSS of any long torch loop (a bare forward pass too) creeps up by about a
-tenth over thousands of batches as the heap fragments; MALLOC_MMAP_THRESHOLD_=1048576 in the
-environment removes that creep (see benchmarks/bench_extraction.py).
+tenth over thousands of batches as the heap fragments. `codeprobe.allocator.limit_heap_growth`
+(called by codeprobe's entry points) sets the allocator to reuse freed memory, and the extractor
+hands the free pages back between windows (`release_free_memory`), which keeps it flat without
+the kernel zero-filling every batch's activations again.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
+from codeprobe.allocator import release_free_memory
 from codeprobe.errors import InputError, ModelLoadError
 from codeprobe.interrupt import check_interrupted
 from codeprobe.model.attention_hooks import AttentionHooks, attention_modules
@@ -159,6 +162,7 @@ class Extractor:
             # into the caller's code between items.
             with torch.inference_mode():
                 results = self._run(prepared)
+            release_free_memory()  # the window's activations, freed: resident size stays flat
             yield from results
 
     def _prepare(self, chunk: Sequence[ModelInput]) -> list[Prepared]:
