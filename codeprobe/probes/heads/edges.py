@@ -1,0 +1,126 @@
+"""A snippet's relation edges as flat arrays, and the sample the heads scorer takes.
+
+An edge is (relation code, head token, dependent span [start, end)) over codeprobe's code
+tokens (the edges `codeprobe.syntax` extracts from the grammar's field names: the head token is
+the first token of the head span). Relation codes are small non-negative ints; their names live
+with whoever made the edges (a `relations` sequence, code -> name, can be given to the result).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from codeprobe.errors import InputError
+
+
+def _int_array(x, name: str) -> np.ndarray:
+    a = np.asarray(x)
+    if a.ndim != 1:
+        raise InputError(f"{name} must be 1-d, got shape {a.shape}")
+    if a.size and not np.issubdtype(a.dtype, np.integer):
+        raise InputError(f"{name} must be integers, got {a.dtype}")
+    return a.astype(np.int64, copy=False)
+
+
+@dataclass(frozen=True)
+class RelationEdges:
+    """E relation edges of one snippet, as int64 (E,) arrays.
+
+    Attributes:
+        relation: relation codes (>= 0).
+        head: the head token's index (the first token of the head span), 0 <= head < n.
+        dep_start, dep_end: the dependent span [dep_start, dep_end) of token indices,
+            0 <= dep_start < dep_end <= n.
+
+    Build with `RelationEdges.of(...)` (converts and checks lengths); `check(n)` checks the
+    indices against a snippet of n tokens.
+    """
+
+    relation: np.ndarray
+    head: np.ndarray
+    dep_start: np.ndarray
+    dep_end: np.ndarray
+
+    @classmethod
+    def of(cls, relation, head, dep_start, dep_end) -> RelationEdges:
+        """Edges from four equal-length integer sequences.
+
+        Raises:
+            InputError: not 1-d integers, or unequal lengths.
+        """
+        arrays = [
+            _int_array(x, name)
+            for x, name in ((relation, "relation"), (head, "head"), (dep_start, "dep_start"), (dep_end, "dep_end"))
+        ]
+        if len({a.size for a in arrays}) != 1:
+            raise InputError(f"edge arrays differ in length: {[a.size for a in arrays]}")
+        return cls(*arrays)
+
+    @classmethod
+    def empty(cls) -> RelationEdges:
+        z = np.zeros(0, dtype=np.int64)
+        return cls(z, z, z, z)
+
+    def __len__(self) -> int:
+        return int(self.relation.size)
+
+    def check(self, n: int) -> RelationEdges:
+        """Self, after checking every index against a snippet of `n` tokens.
+
+        Raises:
+            InputError: a negative relation code, a head outside [0, n), or a dependent span
+                that is empty or outside [0, n).
+        """
+        if not len(self):
+            return self
+        if self.relation.min() < 0:
+            raise InputError("relation codes must be >= 0")
+        if self.head.min() < 0 or self.head.max() >= n:
+            raise InputError(f"a head token lies outside the snippet's {n} tokens")
+        if self.dep_start.min() < 0 or self.dep_end.max() > n or np.any(self.dep_end <= self.dep_start):
+            raise InputError(f"a dependent span is empty or lies outside the snippet's {n} tokens")
+        return self
+
+
+@dataclass(frozen=True)
+class HeadsSample:
+    """One snippet for the heads scorer.
+
+    Attributes:
+        sample_id: the snippet's id (seeds its random-attention baseline).
+        attention: float (L, H, n, n) token attention of every layer and head, rows = the
+            attending (query) token, each row summing to ~1 (what `codeprobe.model.pooling`
+            gives with heads="all"). Any source of that shape: a model, a random-weights model.
+        edges: its `RelationEdges` over the n tokens.
+        tokens: the n code tokens' texts; needed only for the keyword baseline (None: no
+            keyword rule can fire in this snippet).
+    """
+
+    sample_id: str
+    attention: np.ndarray
+    edges: RelationEdges
+    tokens: Sequence[str] | None = None
+
+    @property
+    def n_tokens(self) -> int:
+        return int(np.shape(self.attention)[-1])
+
+    def checked(self) -> HeadsSample:
+        """Self after checking shapes and edge indices.
+
+        Raises:
+            InputError: attention not (L, H, n, n), tokens not n long, or bad edges.
+        """
+        shape = np.shape(self.attention)
+        if len(shape) != 4 or shape[2] != shape[3]:
+            raise InputError(f"sample {self.sample_id!r}: attention must be (L, H, n, n), got {shape}")
+        if self.tokens is not None and len(self.tokens) != shape[3]:
+            raise InputError(f"sample {self.sample_id!r}: {len(self.tokens)} tokens for attention over {shape[3]}")
+        try:
+            self.edges.check(shape[3])
+        except InputError as err:
+            raise InputError(f"sample {self.sample_id!r}: {err}") from None
+        return self

@@ -1,0 +1,145 @@
+"""The vectorised per-edge scores against the loop oracle, and their sanity cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from heads.heads_data import WORDS, random_attention, random_edges
+from oracles import heads as oracle
+
+from codeprobe.errors import InputError
+from codeprobe.probes.heads import RelationEdges, predictor_names, rule_hits, score_edges, score_index
+from codeprobe.probes.heads.baselines import greedy_predictors
+
+KS = (1, 2, 3, 10)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("exclude_self", [True, False])
+def test_scores_match_oracle(seed, ties, causal, exclude_self):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 16))
+    attention = random_attention(rng, 2, 3, n, ties=ties, causal=causal)
+    edges = random_edges(rng, n, 12)
+    got = score_edges(attention, edges, ks=KS, causal=causal, exclude_self=exclude_self)
+    hits, sas, scorable = oracle.edge_scores(
+        attention.tolist(), edges.relation, edges.head, edges.dep_start, edges.dep_end, KS, causal, exclude_self
+    )
+    np.testing.assert_array_equal(got.scorable, np.array(scorable, dtype=bool))
+    want = np.array(hits, dtype=bool).reshape(4, len(KS), 6, len(edges))
+    np.testing.assert_array_equal(got.hits, want)
+    np.testing.assert_allclose(got.sas, np.array(sas).reshape(2, 6, len(edges)), rtol=0, atol=1e-12)
+
+
+def test_ties_go_to_the_lower_index():
+    attention = np.full((1, 1, 5, 5), 0.2)
+    edges = RelationEdges.of([0, 0, 0], [2, 2, 2], [0, 1, 3], [1, 2, 4])
+    got = score_edges(attention, edges, ks=(1, 2))
+    assert got.hits[0, 0, 0].tolist() == [True, False, False]  # top-1 of row 2 = token 0
+    assert got.hits[0, 1, 0].tolist() == [True, True, False]  # top-2 = 0, 1 (2 itself excluded)
+    got = score_edges(attention, edges, ks=(1, 2), exclude_self=False)
+    assert got.hits[0, 1, 0].tolist() == [True, True, False]
+    edges = RelationEdges.of([0], [1], [2], [3])
+    assert score_edges(attention, edges, ks=(2,), exclude_self=False).hits[0, 0, 0].tolist() == [False]  # 0, 1
+    assert score_edges(attention, edges, ks=(2,), exclude_self=True).hits[0, 0, 0].tolist() == [True]  # 0, 2
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_gold_attention_scores_one(causal):
+    """Attention one-hot on each edge's target scores 1.0 at k = 1 in every mode's own setup."""
+    rng = np.random.default_rng(5)
+    n = 30
+    heads = rng.permutation(n)[:8]
+    if causal:  # targets must lie left of the attending token
+        heads = np.sort(rng.permutation(np.arange(10, n))[:8])
+        start = heads - rng.integers(3, 10, 8)
+    else:
+        start = (heads + rng.integers(1, 6, 8)) % n
+    end = np.minimum(start + rng.integers(1, 4, 8), np.where(causal, heads, n))
+    edges = RelationEdges.of(np.zeros(8, dtype=int), heads, start, end)
+    for score, target in ((0, start), (2, end - 1)):
+        attention = np.full((1, 1, n, n), 1e-3)
+        attention[0, 0, heads, target] = 1.0
+        got = score_edges(attention, edges, ks=(1,), causal=causal)
+        assert got.scorable[score].all()
+        assert got.hits[score, 0].mean() == 1.0
+        assert got.hits[1, 0].mean() == 1.0  # any token of the span
+    if not causal:
+        attention = np.full((1, 1, n, n), 1e-3)
+        attention[0, 0, start, heads] = 1.0
+        keep = ~np.isin(start, heads)  # a token both attends as a dependent and as a head: drop
+        got = score_edges(attention, RelationEdges.of(*(x[keep] for x in (edges.relation, heads, start, end))))
+        assert got.hits[3, 0].mean() == 1.0
+
+
+def test_causal_edges_to_the_right_are_not_scorable():
+    attention = np.tril(np.ones((1, 1, 4, 4)))
+    attention /= attention.sum(-1, keepdims=True)
+    edges = RelationEdges.of([0, 0], [1, 3], [3, 0], [4, 2])
+    got = score_edges(attention, edges, causal=True)
+    assert got.scorable[:, 0].tolist() == [False, False, False, True]  # 1 -> [3, 4) looks right
+    assert got.scorable[:, 1].tolist() == [True, True, True, False]  # 3 -> [0, 2) looks left
+    assert not got.hits[:3, :, :, 0].any() and not got.hits[3, :, :, 1].any()
+
+
+def test_bad_inputs():
+    with pytest.raises(InputError):
+        score_edges(np.ones((1, 3, 3)), RelationEdges.empty())
+    with pytest.raises(InputError):
+        score_edges(np.ones((1, 1, 3, 3)) / 3, RelationEdges.of([0], [0], [2], [4]))
+    with pytest.raises(InputError):
+        score_edges(np.ones((1, 1, 3, 3)) / 3, RelationEdges.of([0], [0], [2], [2]))
+    a = np.ones((1, 1, 3, 3)) / 3
+    a[0, 0, 0, 1] = np.nan
+    with pytest.raises(InputError):
+        score_edges(a, RelationEdges.of([0], [0], [2], [3]))
+    with pytest.raises(InputError):
+        RelationEdges.of([0, 1], [0], [1], [2])
+    with pytest.raises(InputError):
+        score_index("dep->head", "last")
+    assert score_index("head->dep", "last") == 2
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("causal", [False, True])
+def test_rule_hits_match_oracle(seed, causal):
+    rng = np.random.default_rng(seed)
+    n = 25
+    tokens = list(rng.choice(WORDS, n))
+    edges = random_edges(rng, n, 30)
+    keywords = ("if", "else", "for")
+    names = predictor_names(4, keywords)
+    got = rule_hits(edges, n, tokens, max_offset=4, keywords=keywords, causal=causal)
+    want = oracle.rule_hits(names, edges.relation, edges.head, edges.dep_start, edges.dep_end, tokens, n, causal, True)
+    np.testing.assert_array_equal(got, np.array(want, dtype=bool))
+    for score in range(4):
+        for k in (1, 3, 5):
+            cands = np.arange(len(names))
+            assert greedy_predictors(got[score], k, cands) == oracle.greedy(want[score], k, list(cands))
+
+
+def test_offset_baseline_exact():
+    """Every dependent starts 2 after its head: offset +2 hits all, and nothing else does."""
+    n = 20
+    heads = np.arange(0, 16, 2)
+    edges = RelationEdges.of(np.zeros(8, dtype=int), heads, heads + 2, heads + 4)
+    hits = rule_hits(edges, n, None, max_offset=3)
+    names = predictor_names(3, ())
+    first = hits[score_index("head->dep", "first")]
+    assert [names[p] for p in np.flatnonzero(first.all(axis=1))] == ["+2"]
+    assert first.sum() == len(edges)
+    assert greedy_predictors(first, 1, np.arange(len(names))) == [names.index("+2")]
+    last = hits[score_index("head->dep", "last")]
+    assert [names[p] for p in np.flatnonzero(last.any(axis=1))] == ["+3"]
+    back = hits[score_index("dep->head")]
+    assert [names[p] for p in np.flatnonzero(back.any(axis=1))] == ["-2"]
+
+
+def test_keyword_rule_finds_the_next_keyword():
+    tokens = ["if", "x", ":", "y", "else", ":", "z", "else"]
+    edges = RelationEdges.of([0], [0], [4], [5])
+    names = predictor_names(1, ("else",))
+    hits = rule_hits(edges, len(tokens), tokens, max_offset=1, keywords=("else",))
+    assert [names[p] for p in np.flatnonzero(hits[0, :, 0])] == ["next:else"]
