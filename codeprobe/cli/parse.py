@@ -1,17 +1,18 @@
-"""`codeprobe parse`: the code tokens of one snippet (and, with --json, both distance matrices)."""
+"""`codeprobe parse`: the code tokens of one snippet (and, with --json, both distance matrices and
+the relation edges)."""
 
 from __future__ import annotations
 
 import click
 
 from codeprobe.cli.common import echo_json, file_argument, lang_option, read_source, resolve_language
-from codeprobe.syntax import ast_distance, parse, uast_distance
+from codeprobe.syntax import ast_distance, parse, relation_edges, uast_distance
 
 
 @click.command("parse")
 @file_argument
 @lang_option
-@click.option("--json", "as_json", is_flag=True, help="One JSON object with tokens and distances.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object with tokens, distances and relation edges.")
 @click.option("--collapse-strings", is_flag=True, help="One token per string literal (AST-Probe).")
 @click.option("--strict", is_flag=True, help="Fail on any syntax error instead of reporting it.")
 def parse_command(file: str, language: str | None, as_json: bool, collapse_strings: bool, strict: bool):
@@ -34,6 +35,7 @@ def parse_command(file: str, language: str | None, as_json: bool, collapse_strin
                 ],
                 "ast_distance": ast_distance(tokens).tolist(),
                 "uast_distance": uast_distance(tokens).tolist(),
+                "relations": relation_edges(tokens).to_records(),
             }
         )
         return

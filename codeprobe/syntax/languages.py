@@ -354,10 +354,15 @@ class TypeTable:
     Attributes:
         names: distinct type names (aliases share one), ERROR last.
         of_kind: int32 (65536,), index into `names` of each tree-sitter symbol id.
-        named: bool (len(names),), whether a type is a named node type.
+        named: bool (len(names),), whether a type is a named node type (a name that is both,
+            like Python's `lambda` node and `lambda` keyword, counts as named).
+        kind_named: bool (65536,), whether each tree-sitter symbol id is a named node (exact,
+            where `named` is not).
         comment, string, identifier: bool (len(names),), the entry's `comments`, `strings` and
             `identifiers`.
         marker: index into `names` of the entry's `code_marker`, or -1.
+        fields: the grammar's field names (`condition`, `body`, ...), indexed by tree-sitter's
+            field id; "" at 0, which means no field.
     """
 
     names: tuple[str, ...]
@@ -367,6 +372,8 @@ class TypeTable:
     string: object
     identifier: object
     marker: int
+    kind_named: object = None
+    fields: tuple[str, ...] = ("",)
 
 
 @cache
@@ -382,11 +389,13 @@ def type_table(language: str) -> TypeTable:
     position = {name: i for i, name in enumerate(names)}
     of_kind = np.zeros(ERROR_KIND + 1, dtype=np.int32)
     named = np.zeros(len(names), dtype=bool)
+    kind_named = np.zeros(ERROR_KIND + 1, dtype=bool)
     for kind, name in zip(kinds, kind_names):
         if name is None:
             continue
         of_kind[kind] = position[name]
-        named[position[name]] |= kind == ERROR_KIND or lang.node_kind_is_named(kind)
+        kind_named[kind] = kind == ERROR_KIND or lang.node_kind_is_named(kind)
+        named[position[name]] |= kind_named[kind]
 
     def mask(types: tuple[str, ...]) -> np.ndarray:
         out = np.zeros(len(names), dtype=bool)
@@ -401,4 +410,6 @@ def type_table(language: str) -> TypeTable:
         string=mask(spec.strings),
         identifier=mask(spec.identifiers),
         marker=position.get(spec.code_marker, -1) if spec.code_marker else -1,
+        kind_named=kind_named,
+        fields=("", *(lang.field_name_for_id(f) or "" for f in range(1, lang.field_count + 1))),
     )

@@ -57,9 +57,14 @@ class SyntaxTree:
         start_byte, end_byte: int64, half-open byte span of each node.
         subtree_end: int64, one past the last preorder index of each node's subtree (a node's
             subtree is the index range [i, subtree_end[i])).
-        is_named: bool, named node (anonymous nodes are keywords and punctuation).
+        is_named: bool, named node (anonymous nodes are keywords and punctuation; Python's
+            `lambda` keyword is anonymous though its type name is also a named node's).
         is_missing: bool, zero-width token inserted by error recovery.
         is_error: bool, ERROR node.
+        field_names: the grammar's field names (shared by its trees), "" at 0; `field_ids`
+            index it.
+        field_ids: int32, the node's field in its parent (tree-sitter's field names: an
+            `if_statement`'s `condition`, a `call`'s `arguments`), 0 where it is in none.
         issues: every ERROR and MISSING node, located.
         grammar: the grammar that parsed it (package and version).
         wrapper: the wrapper used to make the snippet parse, or None.
@@ -77,6 +82,8 @@ class SyntaxTree:
     is_named: np.ndarray
     is_missing: np.ndarray
     is_error: np.ndarray
+    field_names: tuple[str, ...]
+    field_ids: np.ndarray
     issues: tuple[ParseIssue, ...]
     grammar: GrammarInfo
     wrapper: Wrapper | None = field(default=None)

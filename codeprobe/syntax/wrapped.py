@@ -39,6 +39,8 @@ def cut_wrapper(arrays: NodeArrays, holder: np.ndarray, lo: int, hi: int, lo_ws:
         np.concatenate(([hi - lo], end)),  # as tree-sitter's root: to the end of the input
         np.concatenate(([False], arrays.missing[keep])),
         np.concatenate(([keep.size + 1], new_index[arrays.subtree_end[keep] - 1] + 1)),
+        # A node under the new root was in a field of the wrapper's node, if in any: not now.
+        np.concatenate(([0], np.where(top, 0, arrays.field[keep]))).astype(np.int32),
     )
 
 
