@@ -18,10 +18,12 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from codeprobe.errors import CodeprobeError
 
@@ -137,6 +139,7 @@ class TemporaryServer:
     def __init__(self) -> None:
         self.process: subprocess.Popen | None = None
         self.port = 0
+        self.log: IO[bytes] | None = None
 
     @property
     def api_url(self) -> str:
@@ -153,10 +156,16 @@ class TemporaryServer:
         deadline = time.monotonic() + timeout
         for _ in range(5):  # another process may take the port between our look and uvicorn's bind
             self.port = _free_port()
+            # Its messages go to a file of its own, not to the user's terminal: its services log
+            # tracebacks when they are stopped mid-flush at the end of a run, which concern
+            # nobody; the file's end is shown if it fails to start.
+            self.log = tempfile.TemporaryFile()
             self.process = subprocess.Popen(
                 [sys.executable, "-c", _SERVE, "--factory", "prefect.server.api.server:create_app",
                  "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "error", "--lifespan", "on"],
                 stdin=subprocess.PIPE,
+                stdout=self.log,
+                stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,
             )  # fmt: skip
@@ -167,6 +176,7 @@ class TemporaryServer:
                 except httpx.HTTPError:
                     pass
                 if time.monotonic() > deadline:
+                    self._show_log()
                     self.stop()
                     raise PrefectServerError(
                         f"Prefect's temporary server did not answer within {timeout:.0f} s; set "
@@ -175,6 +185,8 @@ class TemporaryServer:
                     )
                 time.sleep(0.1)
             status = self.process.returncode
+            if status != _PORT_IN_USE:
+                self._show_log()
             self.stop()
             if status != _PORT_IN_USE:
                 break
@@ -183,9 +195,19 @@ class TemporaryServer:
             "set PREFECT_API_URL to a running server (`prefect server start`) to work around it"
         )
 
+    def _show_log(self, lines: int = 30) -> None:
+        """Write the end of the server's messages to standard error."""
+        if self.log is not None:
+            self.log.seek(0)
+            tail = self.log.read().decode("utf-8", "replace").splitlines()[-lines:]
+            sys.stderr.write("".join(f"prefect server: {line}\n" for line in tail))
+
     def stop(self, timeout: float = 10.0) -> None:
         """End the server (SIGTERM, then SIGKILL after `timeout` seconds) and reap it."""
         process, self.process = self.process, None
+        log, self.log = self.log, None
+        if log is not None:
+            log.close()  # the server keeps its own descriptor until it ends
         if process is None:
             return
         if process.stdin is not None:

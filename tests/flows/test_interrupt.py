@@ -20,7 +20,7 @@ from astprobe.tiny_model import tiny_model_dir  # noqa: F401  (session fixture)
 from flow_configs import small_config
 from shared_data import cosqa_functions
 
-from codeprobe import interrupt
+from codeprobe import interrupt, provenance
 from codeprobe.interrupt import Interrupted
 from codeprobe.pipeline.config import parse_config
 from codeprobe.pipeline.experiment import run_experiment
@@ -114,7 +114,8 @@ def _assert_stopped(run: Path, lines: list[str], seconds: float, returncode: int
     assert seconds < STOP_WITHIN_S, f"{seconds:.0f} s from the signal to the end"
     assert lines[-1].startswith("codeprobe: interrupted: ") and lines[-1].rstrip("\n").endswith(MESSAGE_END)
     assert "cat-shard" in lines[-1]  # it names what finished
-    assert "Traceback" not in text and "Unable to connect" not in text and "ConnectError" not in text
+    for noise in ("Traceback", "Unable to connect", "ConnectError"):
+        assert noise not in text, text[max(0, text.find(noise) - 2000) :][:6000]
     # It stopped: the CAT reduce, the summary and the report were never reached.
     n_shards = len(list(run.glob("cat/*/*/shard-*.npz")))
     assert 1 <= n_shards < shards and not (run / "summary.json").exists() and not (run / "report.md").exists()
@@ -132,6 +133,7 @@ def test_ctrl_c_and_sigterm_stop_a_run_and_a_rerun_resumes(many_shards, tmp_path
     run = tmp_path / "run"
     env = _env(tmp_path)
 
+    source = provenance.source_hash.__wrapped__()
     proc = _codeprobe_run(config, run, env)
     lines, seconds = _signal_after_first_shard(proc, signal.SIGINT)
     _assert_stopped(run, lines, seconds, proc.returncode, 130, shards)
@@ -141,7 +143,8 @@ def test_ctrl_c_and_sigterm_stop_a_run_and_a_rerun_resumes(many_shards, tmp_path
     proc = _codeprobe_run(config, run, env)
     lines, seconds = _signal_after_first_shard(proc, signal.SIGTERM)
     _assert_stopped(run, lines, seconds, proc.returncode, 143, shards)
-    assert all(p.stat().st_mtime_ns == t for p, t in first.items())
+    if provenance.source_hash.__wrapped__() == source:  # a change of codeprobe's code recomputes all
+        assert all(p.stat().st_mtime_ns == t for p, t in first.items())
 
     # The same command finishes the run, with the numbers of a run never interrupted.
     proc = _codeprobe_run(config, run, env)
