@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tree_sitter
 from snippets import SNIPPETS
 
 from codeprobe.errors import (
@@ -13,7 +14,7 @@ from codeprobe.errors import (
     UnknownLanguageError,
 )
 from codeprobe.syntax import known_languages, parse
-from codeprobe.syntax.languages import wrappers
+from codeprobe.syntax.languages import ts_language, wrappers
 from codeprobe.syntax.parsing import _parse_with
 
 
@@ -130,7 +131,7 @@ def test_wrapper_holder_is_cut_so_wrapped_equals_bare(language):
     wrapped, rank = _parse_with(code, code.encode(), language, holder)
     assert rank == (False, 0) and wrapped is not None
     assert list(wrapped.types) == list(bare.types)
-    for name in ("parent", "depth", "is_named"):
+    for name in ("parent", "depth", "is_named", "field_ids"):
         np.testing.assert_array_equal(getattr(wrapped, name), getattr(bare, name), err_msg=name)
 
 
@@ -161,7 +162,7 @@ def test_wrapped_parse_equals_bare_parse_node_for_node():
     wrapped, rank = _parse_with(code, code.encode(), "java", wrappers("java")[0])
     assert rank == (False, 0)
     assert list(wrapped.types) == list(bare.types)
-    for name in ("parent", "depth", "start_byte", "end_byte", "is_named"):
+    for name in ("parent", "depth", "start_byte", "end_byte", "is_named", "field_ids"):
         np.testing.assert_array_equal(getattr(wrapped, name), getattr(bare, name), err_msg=name)
 
 
@@ -249,6 +250,25 @@ def test_arrays_are_read_only():
     tree = parse("x = 1", "python")
     with pytest.raises(ValueError):
         tree.parent[0] = 3
+
+
+def test_field_ids_are_tree_sitters_fields_of_each_child():
+    code = "def f(a):\n    if a:\n        return g(a, *b)\n"
+    tree = parse(code, "python")
+    ts_root = tree_sitter.Parser(ts_language("python")).parse(code.encode()).root_node
+    expected, stack = [], [(ts_root, "")]  # preorder; the root is in no field
+    while stack:
+        node, field = stack.pop()
+        expected.append(field)
+        stack.extend(reversed([(c, node.field_name_for_child(i) or "") for i, c in enumerate(node.children)]))
+    assert [tree.field_names[f] for f in tree.field_ids] == expected
+    assert "condition" in expected and tree.field_names[0] == ""
+
+
+def test_lambda_keyword_is_anonymous_though_a_named_type_shares_its_name():
+    tree = parse("f = lambda x: x\n", "python")
+    kinds = [(str(t), bool(n)) for t, n in zip(tree.types, tree.is_named) if t == "lambda"]
+    assert kinds == [("lambda", True), ("lambda", False)]  # the node, then its keyword
 
 
 def test_to_networkx_is_the_tree():

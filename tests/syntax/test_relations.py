@@ -235,3 +235,17 @@ def test_deep_nesting_needs_no_recursion():
     depth = sys.getrecursionlimit() + 100
     code = "x = " + "(" * depth + "1" + ")" * depth + "\n"
     assert edges_of(code, "python")[0][0] == "assignment:left->right"
+
+
+def test_the_docs_examples_are_what_the_code_gives():
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "relations.md").read_text(encoding="utf-8")
+    for language, fence in (("python", "```python\ndef scale"), ("java", "```java\npublic int max")):
+        start = doc.index(fence) + len(fence.split("\n")[0]) + 1
+        code = doc[start : doc.index("```", start)]
+        rows = doc[doc.index("| relation | head | dependent |", start) :].split("\n\n")[0].splitlines()[2:]
+        documented = []
+        for row in rows:
+            name, head, dep = (cell.strip() for cell in row.strip("|").split(" | "))
+            s, e = dep[1 : dep.index(")")].split(", ")
+            documented.append((name.strip("`"), int(head.split()[0]), int(s), int(e)))
+        assert documented == edges_of(code, language), language
