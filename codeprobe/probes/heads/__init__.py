@@ -16,6 +16,7 @@ the best head per relation chosen on validation and reported on test with bootst
 
 from codeprobe.probes.heads.baselines import DEFAULT_MAX_OFFSET, predictor_names, random_rows, rule_hits
 from codeprobe.probes.heads.edges import HeadsSample, RelationEdges
+from codeprobe.probes.heads.results import BASELINES, HeadsResult, RelationScore, RelationSummary, SASScore, evaluate
 from codeprobe.probes.heads.score import (
     DEFAULT_KS,
     DEPENDENT,
@@ -30,6 +31,7 @@ from codeprobe.probes.heads.score import (
 from codeprobe.probes.heads.scorer import HeadsAccumulator, RelationTotals
 
 __all__ = [
+    "BASELINES",
     "DEFAULT_KS",
     "DEFAULT_MAX_OFFSET",
     "DEPENDENT",
@@ -38,9 +40,14 @@ __all__ = [
     "SCORES",
     "EdgeScores",
     "HeadsAccumulator",
+    "HeadsResult",
     "HeadsSample",
     "RelationEdges",
+    "RelationScore",
+    "RelationSummary",
     "RelationTotals",
+    "SASScore",
+    "evaluate",
     "predictor_names",
     "random_rows",
     "rule_hits",

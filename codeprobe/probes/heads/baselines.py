@@ -132,13 +132,13 @@ def sample_key(sample_id: str) -> int:
 def random_rows(
     n_heads_total: int, attending: np.ndarray, n: int, *, random_state: int, sample_id: str, causal: bool = False
 ) -> np.ndarray:
-    """float64 (G, R, n): random attention rows of G heads for the attending tokens only.
+    """float32 (G, R, n): random attention rows of G heads for the attending tokens only.
 
     Seeded by (random_state, sample_id): a sample's draws do not depend on other samples, their
     order or shards (they depend on its own edges, which fix the rows drawn).
     """
     rng = np.random.default_rng([int(random_state), sample_key(sample_id)])
-    a = rng.random((int(n_heads_total), np.size(attending), n))
+    a = rng.random((int(n_heads_total), np.size(attending), n), dtype=np.float32)
     if causal:
         a[:, np.arange(n)[None, :] > np.asarray(attending)[:, None]] = 0.0
     total = a.sum(axis=-1, keepdims=True)

@@ -123,7 +123,8 @@ def topk_members(keyed: np.ndarray, ks: Sequence[int], excluded_mask: np.ndarray
     keyed: float (..., n) rows, -inf at excluded tokens; excluded_mask: bool, broadcastable to
     keyed (excluded tokens are never members). Descending weight, ties to the lower index: the
     k-th largest value v comes from one `np.partition` for all ks; the members are the tokens
-    above v and, of those equal to v, the leftmost ones that fill the k places.
+    above v and, of those equal to v, the leftmost ones that fill the k places (a cumulative
+    count only in the rows where more tokens tie at v than there are places left).
     """
     n = keyed.shape[-1]
     ks = [min(int(k), n) for k in ks]
@@ -131,13 +132,43 @@ def topk_members(keyed: np.ndarray, ks: Sequence[int], excluded_mask: np.ndarray
     if n == 0:
         return out
     part = np.partition(-keyed, sorted(set(k - 1 for k in ks)), axis=-1)
+    excluded_mask = np.broadcast_to(excluded_mask, keyed.shape)
     for i, k in enumerate(ks):
         v = -part[..., k - 1 : k]
-        greater = keyed > v
-        ties = keyed == v
-        room = k - greater.sum(axis=-1, keepdims=True)
-        out[i] = (greater | (ties & (np.cumsum(ties, axis=-1) <= room))) & ~excluded_mask
+        member = keyed >= v
+        # Exact where more than k tokens reach v: ties at v (fill the places left, leftmost
+        # first) or v = -inf (fewer candidates than k: excluded tokens tie there).
+        over = member.sum(axis=-1) > k
+        if over.any():
+            x, t = keyed[over], v[over]
+            greater, ties = x > t, x == t
+            room = k - greater.sum(axis=-1, keepdims=True)
+            member[over] = (greater | (ties & (np.cumsum(ties, axis=-1) <= room))) & ~excluded_mask[over]
+        out[i] = member
     return out
+
+
+def ranked_topk(keyed: np.ndarray, excluded_mask: np.ndarray, k: int) -> np.ndarray:
+    """int64 (..., k): each row's top k tokens in rank order (descending weight, lower index
+    first), -1 after the last candidate. The top k' of a row for k' < k is its first k'."""
+    shape, n = keyed.shape[:-1], keyed.shape[-1]
+    flat = keyed.reshape(-1, n)
+    out = np.full((flat.shape[0], int(k)), -1, dtype=np.int64)
+    if n == 0 or not flat.shape[0]:
+        return out.reshape(*shape, int(k))
+    members = topk_members(flat, (k,), np.broadcast_to(excluded_mask, keyed.shape).reshape(-1, n))[0]
+    rows, cols = np.nonzero(members)  # row-major: each row's members by ascending index
+    counts = members.sum(axis=-1)
+    slot = np.arange(rows.size) - (np.cumsum(counts) - counts)[rows]
+    out[rows, slot] = cols
+    weight = np.where(out >= 0, np.take_along_axis(flat, np.maximum(out, 0), axis=-1), -np.inf)
+    order = np.argsort(-weight, axis=-1, kind="stable")  # ties keep ascending index; padding last
+    return np.take_along_axis(out, order, axis=-1).reshape(*shape, int(k))
+
+
+def _first_rank(found: np.ndarray) -> np.ndarray:
+    """int (..., E): the first position along the last axis where found is True, else its size."""
+    return np.where(found.any(axis=-1), found.argmax(axis=-1), found.shape[-1])
 
 
 @dataclass(frozen=True)
@@ -178,36 +209,39 @@ def score_rows(
         causal, exclude_self: see the module's conventions.
 
     Raises:
-        InputError: a candidate cell is NaN or infinite.
+        InputError: a weight of the rows is NaN or infinite.
     """
-    rows = np.asarray(rows, dtype=np.float64)
+    rows = np.asarray(rows)
+    if rows.dtype.kind != "f":
+        rows = rows.astype(np.float64)
     g, r, n = rows.shape
     n_edges = len(edges)
     ok = scorable(edges, causal=causal, exclude_self=exclude_self)
-    hits = np.zeros((len(SCORES), len(ks), g, n_edges), dtype=bool)
     sas = np.zeros((len(SAS_DIRECTIONS), g, n_edges), dtype=np.float64)
     if n_edges == 0:
-        return EdgeScores(hits, sas, ok)
+        return EdgeScores(np.zeros((len(SCORES), len(ks), g, 0), dtype=bool), sas, ok)
     excl = excluded(attending, n, causal=causal, exclude_self=exclude_self)
-    if not np.all(np.isfinite(rows[:, ~excl])):
+    if not np.isfinite(rows).all():
         raise InputError("attention has NaN or infinite weights")
     keyed = np.where(excl, -np.inf, rows)
     h, s, e = edges.head, edges.dep_start, edges.dep_end
     row_of_head = np.searchsorted(attending, h)
     row_of_dep = np.searchsorted(attending, s)
-    head_rows, span_row = np.unique(row_of_head, return_inverse=True)  # only head rows need spans
-    members = topk_members(keyed, ks, excl)
-    for i in range(len(ks)):
-        m = members[i]
-        hits[0, i] = m[:, row_of_head, s]
-        hits[2, i] = m[:, row_of_head, e - 1]
-        hits[3, i] = m[:, row_of_dep, h]
-        count = np.zeros((g, head_rows.size, n + 1), dtype=np.int32)
-        np.cumsum(m[:, head_rows], axis=-1, out=count[..., 1:])
-        hits[1, i] = count[:, span_row, e] > count[:, span_row, s]
+    ranked = ranked_topk(keyed, excl, ks[-1])  # (G, R, kmax)
+    from_head = ranked[:, row_of_head]  # (G, E, kmax)
+    ranks = np.stack(
+        [
+            _first_rank(from_head == s[None, :, None]),
+            _first_rank((from_head >= s[None, :, None]) & (from_head < e[None, :, None])),
+            _first_rank(from_head == (e - 1)[None, :, None]),
+            _first_rank(ranked[:, row_of_dep] == h[None, :, None]),
+        ]
+    )  # (4, G, E): the best rank of a target in the top kmax, kmax = none
+    hits = ranks[:, None] < np.asarray(ks)[None, :, None, None]
     hits &= ok[:, None, None, :]
+    head_rows, span_row = np.unique(row_of_head, return_inverse=True)  # only head rows need spans
     mass = np.zeros((g, head_rows.size, n + 1), dtype=np.float64)
-    np.cumsum(rows[:, head_rows], axis=-1, out=mass[..., 1:])
+    np.cumsum(rows[:, head_rows], axis=-1, dtype=np.float64, out=mass[..., 1:])
     sas[0] = np.where(ok[1], mass[:, span_row, e] - mass[:, span_row, s], 0.0)
     sas[1] = np.where(ok[3], rows[:, row_of_dep, h], 0.0)
     return EdgeScores(hits, sas, ok)
