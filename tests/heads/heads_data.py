@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from codeprobe.probes.heads import HeadsSample, RelationEdges
+from codeprobe.probes.heads import EdgeArrays, HeadsSample
 
 WORDS = ["if", "else", "x", "(", ")", "=", "for", "in", "y"]
 
@@ -27,7 +27,7 @@ def random_edges(rng, n, count, n_relations=3):
     head = rng.integers(0, n, count)
     start = rng.integers(0, n, count)
     end = np.minimum(start + rng.integers(1, 5, count), n)
-    return RelationEdges.of(rng.integers(0, n_relations, count), head, start, end)
+    return EdgeArrays.of(rng.integers(0, n_relations, count), head, start, end)
 
 
 def make_samples(seed, count=6, n_layers=2, n_heads=3, *, ties=True, causal=False, n_relations=3):

@@ -10,7 +10,7 @@ from heads.heads_data import make_samples, random_attention
 from oracles import heads as oracle
 
 from codeprobe.errors import InputError
-from codeprobe.probes.heads import HeadsAccumulator, HeadsSample, RelationEdges
+from codeprobe.probes.heads import EdgeArrays, HeadsAccumulator, HeadsSample
 from codeprobe.probes.heads.results import evaluate
 
 KEYWORDS = ("if", "else")
@@ -42,7 +42,7 @@ def planted(seed, count, *, offset=None, keyword=False, gold_head=(1, 2)):
             start = np.array([next(j for j in range(h + 1, n) if tokens[j] == "else") for h in heads])
         else:
             start = rng.integers(12, n, 3)
-        edges = RelationEdges.of(np.zeros(3, dtype=int), heads, start, start + 1)
+        edges = EdgeArrays.of(np.zeros(3, dtype=int), heads, start, start + 1)
         attention = random_attention(rng, 2, 3, n)
         if gold_head is not None:
             layer, head = gold_head

@@ -8,7 +8,7 @@ from heads.heads_data import WORDS, random_attention, random_edges
 from oracles import heads as oracle
 
 from codeprobe.errors import InputError
-from codeprobe.probes.heads import RelationEdges, predictor_names, rule_hits, score_edges, score_index
+from codeprobe.probes.heads import EdgeArrays, predictor_names, random_rows, rule_hits, score_edges, score_index
 from codeprobe.probes.heads.baselines import greedy_predictors
 
 KS = (1, 2, 3, 10)
@@ -35,13 +35,13 @@ def test_scores_match_oracle(seed, ties, causal, exclude_self):
 
 def test_ties_go_to_the_lower_index():
     attention = np.full((1, 1, 5, 5), 0.2)
-    edges = RelationEdges.of([0, 0, 0], [2, 2, 2], [0, 1, 3], [1, 2, 4])
+    edges = EdgeArrays.of([0, 0, 0], [2, 2, 2], [0, 1, 3], [1, 2, 4])
     got = score_edges(attention, edges, ks=(1, 2))
     assert got.hits[0, 0, 0].tolist() == [True, False, False]  # top-1 of row 2 = token 0
     assert got.hits[0, 1, 0].tolist() == [True, True, False]  # top-2 = 0, 1 (2 itself excluded)
     got = score_edges(attention, edges, ks=(1, 2), exclude_self=False)
     assert got.hits[0, 1, 0].tolist() == [True, True, False]
-    edges = RelationEdges.of([0], [1], [2], [3])
+    edges = EdgeArrays.of([0], [1], [2], [3])
     assert score_edges(attention, edges, ks=(2,), exclude_self=False).hits[0, 0, 0].tolist() == [False]  # 0, 1
     assert score_edges(attention, edges, ks=(2,), exclude_self=True).hits[0, 0, 0].tolist() == [True]  # 0, 2
 
@@ -58,7 +58,7 @@ def test_gold_attention_scores_one(causal):
     else:
         start = (heads + rng.integers(1, 6, 8)) % n
     end = np.minimum(start + rng.integers(1, 4, 8), np.where(causal, heads, n))
-    edges = RelationEdges.of(np.zeros(8, dtype=int), heads, start, end)
+    edges = EdgeArrays.of(np.zeros(8, dtype=int), heads, start, end)
     for score, target in ((0, start), (2, end - 1)):
         attention = np.full((1, 1, n, n), 1e-3)
         attention[0, 0, heads, target] = 1.0
@@ -70,14 +70,14 @@ def test_gold_attention_scores_one(causal):
         attention = np.full((1, 1, n, n), 1e-3)
         attention[0, 0, start, heads] = 1.0
         keep = ~np.isin(start, heads)  # a token both attends as a dependent and as a head: drop
-        got = score_edges(attention, RelationEdges.of(*(x[keep] for x in (edges.relation, heads, start, end))))
+        got = score_edges(attention, EdgeArrays.of(*(x[keep] for x in (edges.relation, heads, start, end))))
         assert got.hits[3, 0].mean() == 1.0
 
 
 def test_causal_edges_to_the_right_are_not_scorable():
     attention = np.tril(np.ones((1, 1, 4, 4)))
     attention /= attention.sum(-1, keepdims=True)
-    edges = RelationEdges.of([0, 0], [1, 3], [3, 0], [4, 2])
+    edges = EdgeArrays.of([0, 0], [1, 3], [3, 0], [4, 2])
     got = score_edges(attention, edges, causal=True)
     assert got.scorable[:, 0].tolist() == [False, False, False, True]  # 1 -> [3, 4) looks right
     assert got.scorable[:, 1].tolist() == [True, True, True, False]  # 3 -> [0, 2) looks left
@@ -86,17 +86,17 @@ def test_causal_edges_to_the_right_are_not_scorable():
 
 def test_bad_inputs():
     with pytest.raises(InputError):
-        score_edges(np.ones((1, 3, 3)), RelationEdges.empty())
+        score_edges(np.ones((1, 3, 3)), EdgeArrays.empty())
     with pytest.raises(InputError):
-        score_edges(np.ones((1, 1, 3, 3)) / 3, RelationEdges.of([0], [0], [2], [4]))
+        score_edges(np.ones((1, 1, 3, 3)) / 3, EdgeArrays.of([0], [0], [2], [4]))
     with pytest.raises(InputError):
-        score_edges(np.ones((1, 1, 3, 3)) / 3, RelationEdges.of([0], [0], [2], [2]))
+        score_edges(np.ones((1, 1, 3, 3)) / 3, EdgeArrays.of([0], [0], [2], [2]))
     a = np.ones((1, 1, 3, 3)) / 3
     a[0, 0, 0, 1] = np.nan
     with pytest.raises(InputError):
-        score_edges(a, RelationEdges.of([0], [0], [2], [3]))
+        score_edges(a, EdgeArrays.of([0], [0], [2], [3]))
     with pytest.raises(InputError):
-        RelationEdges.of([0, 1], [0], [1], [2])
+        EdgeArrays.of([0, 1], [0], [1], [2])
     with pytest.raises(InputError):
         score_index("dep->head", "last")
     assert score_index("head->dep", "last") == 2
@@ -124,7 +124,7 @@ def test_offset_baseline_exact():
     """Every dependent starts 2 after its head: offset +2 hits all, and nothing else does."""
     n = 20
     heads = np.arange(0, 16, 2)
-    edges = RelationEdges.of(np.zeros(8, dtype=int), heads, heads + 2, heads + 4)
+    edges = EdgeArrays.of(np.zeros(8, dtype=int), heads, heads + 2, heads + 4)
     hits = rule_hits(edges, n, None, max_offset=3)
     names = predictor_names(3, ())
     first = hits[score_index("head->dep", "first")]
@@ -139,7 +139,26 @@ def test_offset_baseline_exact():
 
 def test_keyword_rule_finds_the_next_keyword():
     tokens = ["if", "x", ":", "y", "else", ":", "z", "else"]
-    edges = RelationEdges.of([0], [0], [4], [5])
+    edges = EdgeArrays.of([0], [0], [4], [5])
     names = predictor_names(1, ("else",))
     hits = rule_hits(edges, len(tokens), tokens, max_offset=1, keywords=("else",))
     assert [names[p] for p in np.flatnonzero(hits[0, :, 0])] == ["next:else"]
+
+
+def test_random_rows_are_seeded_per_sample_and_causal():
+    attending = np.array([0, 3, 5])
+    a = random_rows(4, attending, 6, random_state=2, sample_id="x", causal=True)
+    np.testing.assert_array_equal(a, random_rows(4, attending, 6, random_state=2, sample_id="x", causal=True))
+    assert not np.array_equal(a, random_rows(4, attending, 6, random_state=2, sample_id="y", causal=True))
+    assert a.shape == (4, 3, 6)
+    np.testing.assert_allclose(a.sum(-1), 1.0, rtol=1e-6)
+    assert (a[:, 0, 1:] == 0).all() and (a[:, 1, 4:] == 0).all() and (a[:, 2] > 0).all()
+
+
+def test_edges_like_any_object_with_the_arrays():
+    class Other:
+        relation = np.array([1], dtype=np.int32)
+        head, dep_start, dep_end = np.array([0]), np.array([1]), np.array([2])
+
+    e = EdgeArrays.like(Other())
+    assert len(e) == 1 and e.relation.dtype == np.int64

@@ -9,7 +9,7 @@ import pytest
 from heads.heads_data import make_samples
 
 from codeprobe.errors import InputError
-from codeprobe.probes.heads import HeadsAccumulator, HeadsSample, RelationEdges, score_edges
+from codeprobe.probes.heads import EdgeArrays, HeadsAccumulator, HeadsSample, score_edges
 
 KEYWORDS = ("if", "else", "for")
 
@@ -99,6 +99,6 @@ def test_refusals():
     with pytest.raises(InputError):
         a.add(make_samples(1, count=1, n_layers=3)[0])
     with pytest.raises(InputError):
-        a.add(HeadsSample("bad", np.ones((2, 3, 2, 2)) / 2, RelationEdges.empty(), ["x"]))
+        a.add(HeadsSample("bad", np.ones((2, 3, 2, 2)) / 2, EdgeArrays.empty(), ["x"]))
     with pytest.raises(InputError):
         HeadsAccumulator.from_arrays({"format": np.asarray(1)})

@@ -7,7 +7,7 @@ arXiv:2210.14473) measure it, and the weight the dependent gets (SAS-style, Chen
 2024, arXiv:2309.07311); against fixed-offset, offset + keyword and random-attention baselines;
 the best head per relation chosen on validation and reported on test with bootstrap intervals.
 
-- `codeprobe.probes.heads.edges`: the inputs (`RelationEdges`, `HeadsSample`).
+- `codeprobe.probes.heads.edges`: the inputs (`EdgeArrays`, `HeadsSample`).
 - `codeprobe.probes.heads.score`: the vectorised per-edge scores and their conventions.
 - `codeprobe.probes.heads.baselines`: rule predictors and random attention.
 - `codeprobe.probes.heads.scorer`: the streaming `HeadsAccumulator`.
@@ -15,7 +15,7 @@ the best head per relation chosen on validation and reported on test with bootst
 """
 
 from codeprobe.probes.heads.baselines import DEFAULT_MAX_OFFSET, predictor_names, random_rows, rule_hits
-from codeprobe.probes.heads.edges import HeadsSample, RelationEdges
+from codeprobe.probes.heads.edges import EdgeArrays, HeadsSample
 from codeprobe.probes.heads.results import BASELINES, HeadsResult, RelationScore, RelationSummary, SASScore, evaluate
 from codeprobe.probes.heads.score import (
     DEFAULT_KS,
@@ -42,7 +42,7 @@ __all__ = [
     "HeadsAccumulator",
     "HeadsResult",
     "HeadsSample",
-    "RelationEdges",
+    "EdgeArrays",
     "RelationScore",
     "RelationSummary",
     "RelationTotals",

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from codeprobe.probes.heads.edges import RelationEdges
+from codeprobe.probes.heads.edges import EdgeArrays
 from codeprobe.probes.heads.score import scorable
 
 DEFAULT_MAX_OFFSET = 10
@@ -84,7 +84,7 @@ def predictions(
 
 
 def rule_hits(
-    edges: RelationEdges,
+    edges: EdgeArrays,
     n: int,
     tokens: Sequence[str] | None,
     *,

@@ -2,8 +2,9 @@
 
 An edge is (relation code, head token, dependent span [start, end)) over codeprobe's code
 tokens (the edges `codeprobe.syntax` extracts from the grammar's field names: the head token is
-the first token of the head span). Relation codes are small non-negative ints; their names live
-with whoever made the edges (a `relations` sequence, code -> name, can be given to the result).
+the first token of the head span). Relation codes are small non-negative ints that must mean the same
+relation in every snippet of a dataset (one vocabulary: `codeprobe.syntax.relations`'
+`RelationEdges.select`); their names live with that vocabulary (`evaluate(relation_names=...)`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def _int_array(x, name: str) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class RelationEdges:
+class EdgeArrays:
     """E relation edges of one snippet, as int64 (E,) arrays.
 
     Attributes:
@@ -35,7 +36,7 @@ class RelationEdges:
         dep_start, dep_end: the dependent span [dep_start, dep_end) of token indices,
             0 <= dep_start < dep_end <= n.
 
-    Build with `RelationEdges.of(...)` (converts and checks lengths); `check(n)` checks the
+    Build with `EdgeArrays.of(...)` (converts and checks lengths); `check(n)` checks the
     indices against a snippet of n tokens.
     """
 
@@ -45,7 +46,7 @@ class RelationEdges:
     dep_end: np.ndarray
 
     @classmethod
-    def of(cls, relation, head, dep_start, dep_end) -> RelationEdges:
+    def of(cls, relation, head, dep_start, dep_end) -> EdgeArrays:
         """Edges from four equal-length integer sequences.
 
         Raises:
@@ -60,14 +61,22 @@ class RelationEdges:
         return cls(*arrays)
 
     @classmethod
-    def empty(cls) -> RelationEdges:
+    def like(cls, edges) -> EdgeArrays:
+        """The edges of any object with `relation`, `head`, `dep_start` and `dep_end` arrays,
+        e.g. `codeprobe.syntax.relations.RelationEdges` after `select(vocabulary)` (so that a
+        code means the same relation in every snippet of the dataset).
+        """
+        return cls.of(edges.relation, edges.head, edges.dep_start, edges.dep_end)
+
+    @classmethod
+    def empty(cls) -> EdgeArrays:
         z = np.zeros(0, dtype=np.int64)
         return cls(z, z, z, z)
 
     def __len__(self) -> int:
         return int(self.relation.size)
 
-    def check(self, n: int) -> RelationEdges:
+    def check(self, n: int) -> EdgeArrays:
         """Self, after checking every index against a snippet of `n` tokens.
 
         Raises:
@@ -94,14 +103,14 @@ class HeadsSample:
         attention: float (L, H, n, n) token attention of every layer and head, rows = the
             attending (query) token, each row summing to ~1 (what `codeprobe.model.pooling`
             gives with heads="all"). Any source of that shape: a model, a random-weights model.
-        edges: its `RelationEdges` over the n tokens.
+        edges: its `EdgeArrays` over the n tokens.
         tokens: the n code tokens' texts; needed only for the keyword baseline (None: no
             keyword rule can fire in this snippet).
     """
 
     sample_id: str
     attention: np.ndarray
-    edges: RelationEdges
+    edges: EdgeArrays
     tokens: Sequence[str] | None = None
 
     @property

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from codeprobe.errors import InputError
-from codeprobe.probes.heads.edges import RelationEdges
+from codeprobe.probes.heads.edges import EdgeArrays
 
 SCORES: tuple[tuple[str, str], ...] = (
     ("head->dep", "first"),
@@ -79,7 +79,7 @@ def check_ks(ks: Sequence[int]) -> tuple[int, ...]:
     return out
 
 
-def attending_positions(edges: RelationEdges) -> np.ndarray:
+def attending_positions(edges: EdgeArrays) -> np.ndarray:
     """int64 (R,): the sorted distinct tokens whose rows the scores read (heads, dependents'
     first tokens)."""
     return np.unique(np.concatenate([edges.head, edges.dep_start]))
@@ -97,7 +97,7 @@ def excluded(attending: np.ndarray, n: int, *, causal: bool, exclude_self: bool)
     return out
 
 
-def scorable(edges: RelationEdges, *, causal: bool, exclude_self: bool) -> np.ndarray:
+def scorable(edges: EdgeArrays, *, causal: bool, exclude_self: bool) -> np.ndarray:
     """bool (4, E): whether each edge can be scored under each of `SCORES` (its target is a
     candidate of the attending row; for `any`, some token of the span is)."""
     h, s, e = edges.head, edges.dep_start, edges.dep_end
@@ -192,7 +192,7 @@ class EdgeScores:
 def score_rows(
     rows: np.ndarray,
     attending: np.ndarray,
-    edges: RelationEdges,
+    edges: EdgeArrays,
     *,
     ks: Sequence[int] = DEFAULT_KS,
     causal: bool = False,
@@ -249,7 +249,7 @@ def score_rows(
 
 def score_edges(
     attention: np.ndarray,
-    edges: RelationEdges,
+    edges: EdgeArrays,
     *,
     ks: Sequence[int] = DEFAULT_KS,
     causal: bool = False,
@@ -260,7 +260,7 @@ def score_edges(
     Args:
         attention: float (L, H, n, n) token attention (rows = attending token, ~sum 1), from
             any source (a model, a random-weights model, a synthetic one).
-        edges: its `RelationEdges`.
+        edges: its `EdgeArrays`.
         ks, causal, exclude_self: see `score_rows` and the module's conventions.
 
     Returns:
