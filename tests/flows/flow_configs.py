@@ -1,6 +1,20 @@
-"""Small RunConfigs for the pipeline tests."""
+"""Small RunConfigs for the pipeline tests, and what a rerun of one must leave untouched."""
 
 from __future__ import annotations
+
+from pathlib import Path
+
+
+def step_outputs(run: Path) -> dict[str, int]:
+    """mtime of every step output (shards, probe points, data): what a rerun must not rewrite
+    (codeprobe's integrity records and locks, `.<name>.sum` and `.<name>.lock`, left out)."""
+    files = [
+        *run.glob("cat/*/*/shard-*.npz"),
+        *run.glob("cat/*/*/summary.json"),
+        *run.glob("astprobe/*/*/*.json"),
+        *run.glob("data/*/*.json*"),
+    ]
+    return {str(p): p.stat().st_mtime_ns for p in files if not p.name.startswith(".")}
 
 
 def small_config(model_dir, dataset, **overrides) -> dict:

@@ -14,21 +14,11 @@ import numpy as np
 import pytest
 from astprobe.tiny_model import tiny_model_dir  # noqa: F401  (session fixture)
 from click.testing import CliRunner
-from flow_configs import small_config
+from flow_configs import small_config, step_outputs
 
 from codeprobe import provenance
 from codeprobe.pipeline.config import parse_config
 from codeprobe.pipeline.experiment import run_experiment
-
-
-def outputs(run: Path) -> dict[str, int]:
-    files = [
-        *run.glob("cat/*/*/shard-*.npz"),
-        *run.glob("cat/*/*/summary.json"),
-        *run.glob("astprobe/*/*/*.json"),
-        *run.glob("data/*/*.json*"),
-    ]
-    return {str(p): p.stat().st_mtime_ns for p in files if not p.name.startswith(".")}  # not records, locks
 
 
 @pytest.fixture(scope="module")
@@ -70,15 +60,15 @@ def test_summary_selects_on_validation_and_carries_intervals(finished_run):
 
 def test_a_change_of_code_recomputes_and_nothing_else_does(finished_run, monkeypatch):
     run, cfg = finished_run
-    before = outputs(run)
+    before = step_outputs(run)
     run_experiment(cfg, run)
-    assert outputs(run) == before  # same code, data, model and versions: nothing recomputed
+    assert step_outputs(run) == before  # same code, data, model and versions: nothing recomputed
 
     changed = {**provenance.environment(), "codeprobe_source": "a different source"}
     monkeypatch.setattr(provenance, "environment", lambda: changed)
     summary_before = json.loads((run / "summary.json").read_text())["results"]
     run_experiment(cfg, run)
-    after = outputs(run)
+    after = step_outputs(run)
     assert all(after[p] != t for p, t in before.items()), "every step must be redone"
     # ... and gives the same numbers (everything is seeded).
     summary_after = json.loads((run / "summary.json").read_text())["results"]

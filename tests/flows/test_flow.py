@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from astprobe.tiny_model import tiny_model_dir  # noqa: F401  (session fixture)
-from flow_configs import small_config
+from flow_configs import small_config, step_outputs
 
 from codeprobe.errors import DatasetError, ModelLoadError
 from codeprobe.pipeline import data
@@ -24,17 +24,6 @@ from codeprobe.pipeline.methods.cat import steps as cat
 from codeprobe.probes.cat.scorer import CATAccumulator
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
-
-
-def outputs(run: Path) -> dict[str, float]:
-    """mtime of every task output (shards, probe points, data): what a rerun must not rewrite."""
-    files = [
-        *run.glob("cat/*/*/shard-*.npz"),
-        *run.glob("cat/*/*/summary.json"),
-        *run.glob("astprobe/*/*/*.json"),
-        *run.glob("data/*/*.json*"),
-    ]
-    return {str(p): p.stat().st_mtime_ns for p in files}
 
 
 def assert_one_row_per_sample_layer(run: Path, n_samples: int) -> None:
@@ -72,10 +61,10 @@ def test_run_writes_tables_report_and_rerun_recomputes_nothing(tiny_model_dir, p
     assert "text* sentence encoder" not in text  # a tiny random model is not the packaged text model
     assert "| layer | CAT-score | random | positional |" in text
 
-    before = outputs(run)
+    before = step_outputs(run)
     assert len(before) == 3 + 1 + 3 + 3  # shards, CAT summary; hidden states, random weights, ranks; data
     probing_flow(config=config, out_dir=str(run))
-    assert outputs(run) == before
+    assert step_outputs(run) == before
 
 
 def test_killed_run_resumes_without_redoing_finished_shards(tiny_model_dir, python_jsonl, tmp_path):  # noqa: F811
