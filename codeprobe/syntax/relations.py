@@ -46,7 +46,8 @@ class RelationEdges:
     """The relation edges of one snippet's code tokens.
 
     Attributes:
-        names: the distinct relation names, sorted; `relation` indexes it.
+        names: the relation names `relation` indexes: from `relation_edges`, those with an edge
+            here, sorted; from `select`, the vocabulary it was given.
         relation: int32 (m,), each edge's relation as an index into `names`.
         head: int64 (m,), the head token's index (into the code tokens).
         dep_start, dep_end: int64 (m,), the dependent's half-open token span [start, end).
@@ -74,18 +75,22 @@ class RelationEdges:
         per = np.bincount(self.relation, minlength=len(self.names))
         return Counter({name: int(c) for name, c in zip(self.names, per.tolist()) if c})
 
-    def select(self, names: Iterable[str]) -> RelationEdges:
-        """Only the edges of the given relations (names absent here are ignored), with `names`
-        reduced to those present."""
-        wanted = set(names)
-        keep_names = tuple(n for n in self.names if n in wanted)
-        code = np.full(len(self.names) + 1, -1, dtype=np.int32)
-        code[[self.names.index(n) for n in keep_names]] = np.arange(len(keep_names), dtype=np.int32)
+    def select(self, vocabulary: Iterable[str]) -> RelationEdges:
+        """Only the edges of the relations in `vocabulary`, coded by their position in it: give
+        every snippet the same vocabulary (`frequent_relations(...)`, say) and codes mean the
+        same relation across snippets. Names in it that have no edge here are kept.
+
+        Raises:
+            ValueError: a name repeated in `vocabulary`.
+        """
+        names = tuple(vocabulary)
+        position = {name: i for i, name in enumerate(names)}
+        if len(position) != len(names):
+            raise ValueError("vocabulary repeats a relation name")
+        code = np.asarray([position.get(name, -1) for name in self.names] + [-1], dtype=np.int32)
         new = code[self.relation]
         keep = new >= 0
-        return RelationEdges(
-            keep_names, new[keep], self.head[keep], self.dep_start[keep], self.dep_end[keep], self.n_tokens
-        )
+        return _ordered(names, new[keep], self.head[keep], self.dep_start[keep], self.dep_end[keep], self.n_tokens)
 
     def to_records(self) -> list[dict]:
         """The edges as JSON-ready dicts: {"relation", "head", "dependent": [start, end]}."""
@@ -193,14 +198,18 @@ def _edges(names, code, head, dep_start, dep_end, n_tokens: int) -> RelationEdge
     position = {name: i for i, name in enumerate(unique)}
     renumber = np.asarray([position[name] for name in names], dtype=np.int32)
     relation = renumber[np.asarray(code, dtype=np.int64)] if len(names) else np.zeros(0, np.int32)
-    head = np.asarray(head, dtype=np.int64)
-    dep_start = np.asarray(dep_start, dtype=np.int64)
-    dep_end = np.asarray(dep_end, dtype=np.int64)
+    return _ordered(tuple(unique), relation, head, dep_start, dep_end, n_tokens)
+
+
+def _ordered(names, relation, head, dep_start, dep_end, n_tokens: int) -> RelationEdges:
+    """Read-only edges in (head, dep_start, dep_end, relation) order."""
+    relation = np.asarray(relation, dtype=np.int32)
+    head, dep_start, dep_end = (np.asarray(a, dtype=np.int64) for a in (head, dep_start, dep_end))
     order = np.lexsort((relation, dep_end, dep_start, head))
     arrays = [a[order] for a in (relation, head, dep_start, dep_end)]
     for a in arrays:
         a.setflags(write=False)
-    return RelationEdges(tuple(unique), *arrays, n_tokens)
+    return RelationEdges(names, *arrays, n_tokens)
 
 
 def relation_counts(edge_sets: Iterable[RelationEdges]) -> Counter:

@@ -193,13 +193,21 @@ def test_arrays_are_read_only_and_ordered():
 def test_select_counts_and_records():
     edges = relation_edges(parse("if a:\n    b = 1\nelse:\n    b = 2\n", "python").tokens())
     assert edges.counts()["assignment:left->right"] == 2
-    only = edges.select(["assignment:left->right", "no:such->relation"])
-    assert only.names == ("assignment:left->right",)
+    only = edges.select(["no:such->relation", "assignment:left->right"])
+    assert only.names == ("no:such->relation", "assignment:left->right")  # the vocabulary's codes
+    assert only.relation.tolist() == [1, 1] and not only.relation.flags.writeable
     assert only.to_records() == [
         {"relation": "assignment:left->right", "head": 3, "dependent": [5, 6]},
         {"relation": "assignment:left->right", "head": 8, "dependent": [10, 11]},
     ]
     assert len(edges.select([])) == 0
+    with pytest.raises(ValueError):
+        edges.select(["a:b->c", "a:b->c"])
+    # One vocabulary, the same codes in every snippet.
+    vocabulary = sorted(edges.names, reverse=True)
+    other = relation_edges(parse("y = g(2)\n", "python").tokens()).select(vocabulary)
+    assert other.names == tuple(vocabulary)
+    assert [vocabulary[r] for r in other.relation.tolist()] == ["assignment:left->right"]
 
 
 def test_frequent_relations_keep_those_with_enough_edges():
