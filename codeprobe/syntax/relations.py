@@ -21,7 +21,8 @@ string is one token and nothing inside it is a field). A field child that covers
 give none either. A field that repeats (an `if_statement`'s `alternative`: each `elif` and the
 `else`) gives one edge per child. A relation's name is grammar vocabulary joined by `:` and
 `->`; a punctuation token in it may itself hold those characters, so names are labels, not
-something to split.
+something to split (and a keyword that is also a field name could, in principle, give a
+`T:k->b` the name of a `T:a->b`; no grammar's real code in the tests does).
 
 `docs/relations.md` shows what Python's and Java's relations look like.
 """
