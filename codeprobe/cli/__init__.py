@@ -45,8 +45,17 @@ def main(verbose: int) -> None:
 from codeprobe.cli.astprobe import astprobe_group  # noqa: E402
 from codeprobe.cli.cat import cat_command  # noqa: E402
 from codeprobe.cli.clean import clean_command  # noqa: E402
+from codeprobe.cli.heads import heads_command  # noqa: E402
 from codeprobe.cli.parse import parse_command  # noqa: E402
 from codeprobe.cli.run import report_command, run_command  # noqa: E402
 
-for _command in (parse_command, cat_command, astprobe_group, run_command, report_command, clean_command):
+for _command in (
+    parse_command,
+    cat_command,
+    heads_command,
+    astprobe_group,
+    run_command,
+    report_command,
+    clean_command,
+):
     main.add_command(_command)

@@ -4,12 +4,13 @@ explorer (token attention beside tree distances, the CAT-score's pairs, gold and
 trees). Hand-written SVG and canvas drawing, inlined: a page fetches nothing."""
 
 from codeprobe.viz.explorer import choose_snippets, explorer_payload, nonterminal_scores
-from codeprobe.viz.html import explorer_html, page, report_html, write_html
+from codeprobe.viz.html import explorer_html, heads_html, page, report_html, write_html
 
 __all__ = [
     "choose_snippets",
     "explorer_html",
     "explorer_payload",
+    "heads_html",
     "nonterminal_scores",
     "page",
     "report_html",

@@ -94,6 +94,55 @@ def explorer_html(payload: dict[str, Any], *, title: str, lines: list[str] = (),
     )
 
 
+def heads_html(obj: dict[str, Any], attention: Any) -> str:
+    """`codeprobe heads --html`: one snippet's relation edges on its code, with a relation
+    picker, each head's hits on them, and a chosen head's attention row from an edge's
+    attending token.
+
+    obj: the JSON object of `codeprobe heads` (`code`, `tokens` with `start`/`end` character
+    offsets, `relations`, `edges`, `settings`, `n_layers`, `n_heads`, ...).
+    attention: float (L, H, n, n) token attention over its tokens. Only the rows of attending
+    tokens (head tokens, dependents' first tokens) are stored, each scaled to uint8 by its
+    maximum.
+    """
+    import numpy as np
+
+    from codeprobe.viz.explorer import pack
+
+    a = np.asarray(attention, dtype=np.float64)
+    n_layers, n_heads, n, _ = a.shape
+    edges = obj["edges"]
+    attending = sorted({e["head"] for e in edges} | {e["dependent"][0] for e in edges})
+    rows = a[:, :, attending].reshape(n_layers * n_heads, len(attending), n)
+    scale = rows.max(axis=-1) if n else np.zeros(rows.shape[:2])
+    quant = np.rint(rows / np.where(scale > 0, scale, 1.0)[..., None] * 255).astype(np.uint8)
+    info = obj["model"]
+    lines = [
+        f"{info['name']} ({info['architecture']}, {info['kind']}, {obj['n_layers']} layers x {obj['n_heads']} heads), "
+        f"{obj['language']}; {obj['input']['n_kept_tokens']} of {obj['input']['n_code_tokens']} code tokens read, "
+        f"{obj['input']['n_edges_scored']} of {obj['input']['n_edges']} relation edges scored "
+        f"({obj['input']['n_edges_dropped']} dropped: a token the model did not read)"
+    ]
+    notes = list(obj.get("notes", []))
+    warnings = [x for x in notes if x.startswith(info["name"])]
+    lines += [x for x in notes if x not in warnings]
+    heads = {k: obj[k] for k in ("code", "tokens", "relations", "edges", "settings", "n_layers", "n_heads")}
+    heads["rows"] = {
+        "attending": attending,
+        "weights": pack(quant),
+        "scale": [round(float(x), 6) for x in scale.ravel()],
+    }
+    return page(
+        {
+            "kind": "heads",
+            "title": f"{obj['file']}: relation edges and the heads of {info['name']}",
+            "lines": lines,
+            "warnings": warnings,
+            "heads": heads,
+        }
+    )
+
+
 def write_html(text: str, path: str | Path) -> Path:
     """Write a page (UTF-8) and return its path."""
     return write_atomic(path, text)

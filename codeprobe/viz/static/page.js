@@ -634,6 +634,133 @@
     render();
   }
 
+  // ------------------------------------------------------------------ one snippet's relations and heads (codeprobe heads --html)
+  function relationsSection() {
+    const R = DATA.heads;
+    if (!R) return;
+    const L = R.n_layers, H = R.n_heads, G = L * H, toks = R.tokens, n = toks.length;
+    const ks = R.settings.ks.map(String);
+    const dirs = R.settings.shown_scores;  // [head->dep/<dependent>, dep->head/first]
+    const att = R.rows.attending, rowOf = new Map(att.map((t, r) => [t, r]));
+    const state = { rel: 0, dir: 0, k: ks[0], edge: 0, layer: 0, head: 0 };
+    let weights = null;
+    const controls = el("div", { class: "controls" });
+    const body = el("div");
+    section("relations", "Relation edges and the heads that get them right", controls, body);
+    const rel = () => R.relations[state.rel];
+    const edge = () => R.edges[rel().edges[state.edge]];
+    const score = () => rel().scores[dirs[state.dir]];
+    function pickBest() {
+      const best = score().k[state.k].best_heads;
+      if (best && best.length) { state.layer = best[0][0]; state.head = best[0][1]; }
+    }
+    function drawControls() {
+      const items = [];
+      items.push(...select("Relation", R.relations.map((r, i) => [i, `${r.name} (${r.n_edges})`]), state.rel, (v) => { state.rel = +v; state.edge = 0; pickBest(); render(); }, "relation-select"));
+      items.push(...select("Direction", dirs.map((d, i) => [i, d.replace("/", ", dependent: ")]), state.dir, (v) => { state.dir = +v; pickBest(); render(); }, "direction-select"));
+      items.push(...select("k", ks.map((k) => [k, "top-" + k]), state.k, (v) => { state.k = v; pickBest(); render(); }, "k-select"));
+      items.push(...select("Edge", rel().edges.map((e, i) => [i, `${R.edges[e].head_text} \u2192 ${R.edges[e].dependent_text.slice(0, 40)}`]), state.edge, (v) => { state.edge = +v; render(); }, "edge-select"));
+      items.push(...select("Layer", [...Array(L).keys()].map((l) => [l, String(l)]), state.layer, (v) => { state.layer = +v; render(); }, "layer-select"));
+      items.push(...select("Head", [...Array(H).keys()].map((h) => [h, "head " + h]), state.head, (v) => { state.head = +v; render(); }, "head-select"));
+      controls.replaceChildren(...items);
+    }
+    const hitBy = (e, layer, head) => {
+      const sc = R.edges[e].scores[dirs[state.dir]];
+      if (!sc.scorable) return null;
+      return sc.hits[state.k].some((p) => p[0] === layer && p[1] === head);
+    };
+    function grid() {
+      const total = score().scorable;
+      const table = el("table", { class: "heat", "data-testid": "relation-heads" });
+      const top = el("tr", {}, el("th", { text: "layer" }));
+      for (let h = 0; h < H; h++) top.append(el("th", { text: "h" + h }));
+      table.append(top);
+      for (let l = 0; l < L; l++) {
+        const tr = el("tr", {}, el("th", { text: String(l) }));
+        for (let h = 0; h < H; h++) {
+          const c = rel().edges.reduce((s, e) => s + (hitBy(e, l, h) ? 1 : 0), 0);
+          const col = total ? viridis(c / total) : [240, 240, 240];
+          const td = el("td", { style: `background:${rgb(col)};color:${inkOn(col)}`, text: total ? `${c}/${total}` : "\u2013",
+            title: `head ${l}.${h}: ${c} of ${total} scorable edges hit at top-${state.k}` });
+          if (l === state.layer && h === state.head) td.classList.add("sel");
+          td.addEventListener("click", () => { state.layer = l; state.head = h; render(); });
+          tr.append(td);
+        }
+        table.append(tr);
+      }
+      return table;
+    }
+    function codeView() {
+      const pre = el("pre", { class: "code rel", "data-testid": "heads-code" });
+      const e = edge(), direction = dirs[state.dir].split("/")[0];
+      const from = direction === "head->dep" ? e.head : e.dependent[0];
+      const r = rowOf.get(from), g = state.layer * H + state.head;
+      const row = [];
+      if (weights && r !== undefined) for (let j = 0; j < n; j++) row.push((weights[(g * att.length + r) * n + j] / 255) * R.rows.scale[g * att.length + r]);
+      const order = row.map((_, j) => j).filter((j) => j !== from && (!R.settings.causal || j <= from)).sort((a, b) => row[b] - row[a] || a - b);
+      const rank = new Map(order.map((j, i) => [j, i + 1]));
+      const heads = new Set(rel().edges.map((i) => R.edges[i].head));
+      const deps = new Set(rel().edges.flatMap((i) => { const d = R.edges[i].dependent; return [...Array(d[1] - d[0]).keys()].map((x) => x + d[0]); }));
+      const mx = Math.max(...row, 1e-12);
+      let at = 0;
+      const code = R.code;
+      toks.forEach((t, i) => {
+        if (t.start > at) pre.append(code.slice(at, t.start));
+        const cls = ["t"];
+        if (heads.has(i)) cls.push("rh");
+        if (deps.has(i)) cls.push("rd");
+        if (i === e.head) cls.push("sh");
+        if (i >= e.dependent[0] && i < e.dependent[1]) cls.push("sd");
+        if (i === from) cls.push("from");
+        const k = rank.get(i);
+        if (k !== undefined && k <= +state.k) cls.push("tk");
+        const w = row.length ? row[i] : 0;
+        const span = el("span", { class: cls.join(" "), "data-i": i, "data-weight": row.length ? w.toFixed(5) : null,
+          style: row.length ? `background: rgba(255,140,0,${(w / mx).toFixed(3)})` : null,
+          title: `#${i} ${t.type}` + (row.length ? `\nattention from #${from} ${JSON.stringify(toks[from].text)}: ${fmt(w, 4)}` + (k ? `, rank ${k}` : " (not a candidate)") : "") },
+        code.slice(t.start, t.end));
+        pre.append(span);
+        at = t.end;
+      });
+      pre.append(code.slice(at));
+      return pre;
+    }
+    function edgeTable() {
+      const table = el("table", { "data-testid": "relation-edges" });
+      table.append(el("tr", {}, ...["", "head", "dependent", `head ${state.layer}.${state.head} top-${state.k}`, `heads hitting (of ${G})`, "offsets hitting"].map((t, i) => el("th", { class: i < 3 ? "l" : null, text: t }))));
+      rel().edges.forEach((e, i) => {
+        const x = R.edges[e], sc = x.scores[dirs[state.dir]], hit = hitBy(e, state.layer, state.head);
+        const tr = el("tr", { style: i === state.edge ? "font-weight:700;cursor:pointer" : "cursor:pointer", onclick: () => { state.edge = i; render(); } },
+          el("td", { class: "l", text: i === state.edge ? "\u25b6" : "" }), el("td", { class: "l", text: `#${x.head} ${x.head_text}` }),
+          el("td", { class: "l", text: `[${x.dependent[0]}, ${x.dependent[1]}) ${x.dependent_text.slice(0, 60)}` }),
+          el("td", { text: hit === null ? "n/s" : hit ? "\u2713" : "\u2717" }), el("td", { text: sc.scorable ? String(sc.hits[state.k].length) : "n/s" }),
+          el("td", { text: sc.offsets.join(" ") || "\u2013" }));
+        table.append(tr);
+      });
+      return table;
+    }
+    function render() {
+      state.edge = Math.min(state.edge, rel().edges.length - 1);
+      drawControls();
+      const sc = score(), c = sc.k[state.k], base = c.offset_baseline;
+      const best = c.best_heads.slice(0, 12).map((p) => `${p[0]}.${p[1]}`).join(" ") + (c.best_heads.length > 12 ? ` (+${c.best_heads.length - 12})` : "");
+      const summary = el("div", { class: "card", "data-testid": "relation-summary" },
+        el("div", { class: "big", text: `${rel().name}: best heads hit ${c.best_hits} of ${sc.scorable} scorable edges at top-${state.k}` + (best ? ` (${best})` : "") }),
+        el("div", { text: `best fixed offsets (greedy set of ${state.k}, chosen on this snippet): ${base.hits} of ${sc.scorable} (${base.offsets.join(", ") || "none"})` }),
+        el("div", { class: "note", text: "Chosen on this snippet's own edges; one snippet has no intervals (codeprobe run gives them, choosing on validation and reporting on test)." }));
+      const legend = el("p", { class: "note rel" }, "In the code: ", el("span", { class: "t rh", text: "head tokens" }), " and ", el("span", { class: "t rd", text: "dependents" }),
+        " of this relation's edges; the chosen edge's ", el("span", { class: "t sh", text: "head" }), " and ", el("span", { class: "t sd", text: "dependent" }),
+        `; shading: head ${state.layer}.${state.head}'s attention from the attending token (`, el("span", { class: "t from", text: "boxed" }),
+        `), weight / row maximum; `, el("span", { class: "t tk", text: "bold" }), ` = its top ${state.k}. Hover a token for its weight and rank.`);
+      const top = el("div", { class: "row" }, el("div", {}, el("h3", { text: "Code" }), codeView(), legend),
+        el("div", {}, el("h3", { text: `Edges of this relation hit per head (${dirs[state.dir]}, top-${state.k}); click a cell` }), grid(), summary));
+      body.replaceChildren(top, el("h3", { text: "Edges" }), edgeTable());
+    }
+    pickBest();
+    render();
+    inflate(R.rows.weights).then((w) => { weights = w; render(); document.body.setAttribute("data-heads-ready", "1"); });
+  }
+
   // ------------------------------------------------------------------ page
   function header() {
     const h = document.querySelector("header");
@@ -651,6 +778,7 @@
   ratesSection();
   astSection();
   explorerSection();
+  relationsSection();
   footer();
   document.body.setAttribute("data-ready", "1");
 })();
