@@ -277,22 +277,29 @@ def format_text(obj: dict[str, Any]) -> list[str]:
                 cells = [f"top-{k}: {_heads_text(sc['hits'][k])}" for k in ks] if sc["scorable"] else ["n/s"]
                 lines.append(f"    {name.split('/')[0]:<9}  " + "   ".join(cells))
     lines.append("")
-    lines.append("# per relation: the heads that hit most of its edges, and the best fixed offsets (greedy set of k)")
-    lines.append(f"{'relation':<44} {'direction':<9} {'k':>2}  {'model: hits':>11}  best heads{'':<18}  offset")
+    lines.append(
+        "# per relation and direction, at each k: the most edges one head hits (the heads that do, "
+        "or how many when more than 4), and the best fixed offsets' hits (a greedy set of k offsets)"
+    )
+    header = f"{'relation':<40} {'direction':<9}"
+    for k in ks:
+        header += f"  {'top-' + k + ': model':<24} {'offsets':<14}"
+    lines.append(header.rstrip())
     for rel in obj["relations"]:
         for name in shown:
             sc = rel["scores"][name]
+            row = f"{rel['name']:<40} {name.split('/')[0]:<9}"
             if not sc["scorable"]:
-                lines.append(f"{rel['name']:<44} {name.split('/')[0]:<9} {'':>2}  {'n/s':>11}")
+                lines.append(row + "  n/s")
                 continue
             for k in ks:
-                c = sc["k"][k]
-                base = c["offset_baseline"]
-                lines.append(
-                    f"{rel['name']:<44} {name.split('/')[0]:<9} {k:>2}  {c['best_hits']:>5} / {sc['scorable']:<3}  "
-                    f"{_heads_text(c['best_heads'], 6):<28}  {base['hits']} / {sc['scorable']} "
-                    f"({','.join(base['offsets']) or '-'})"
-                )
+                c, base = sc["k"][k], sc["k"][k]["offset_baseline"]
+                best = c["best_heads"]
+                who = _heads_text(best) if 0 < len(best) <= 4 else f"{len(best)} heads"
+                model = f"{c['best_hits']}/{sc['scorable']} ({who})" if best else f"0/{sc['scorable']}"
+                offsets = f"{base['hits']}/{sc['scorable']} ({','.join(base['offsets']) or '-'})"
+                row += f"  {model:<24} {offsets:<14}"
+            lines.append(row.rstrip())
     return lines
 
 
