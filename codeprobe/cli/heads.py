@@ -5,7 +5,7 @@ The attention is CAT-probing's: `CATProbe(per_head=True).inputs` runs the model 
 every head's subword attention to the code tokens it kept (tokens with at least one subword,
 cut at `--max-subwords` on a token boundary). Edges come from `relation_edges` over all code
 tokens; an edge is scored when its head token and every token of its dependent span were kept
-(`edges_on_kept`), and the others are counted as dropped. Scores are
+(`codeprobe.probes.heads.on_kept_tokens`), and the others are counted as dropped. Scores are
 `codeprobe.probes.heads.score_edges`' (the attending token excluded from its own top k; for a
 decoder, only tokens at or left of the attending one are candidates).
 
@@ -27,7 +27,7 @@ from codeprobe.cli.common import echo_json, file_argument, lang_option, read_sou
 from codeprobe.errors import CodeParseError, InputError
 from codeprobe.probes.cat import SkippedSample
 from codeprobe.probes.cat.probe import DEFAULT_MAX_SUBWORDS, CATProbe
-from codeprobe.probes.heads import DEFAULT_MAX_OFFSET, DEPENDENT, SCORES, EdgeArrays, score_edges, score_index
+from codeprobe.probes.heads import DEFAULT_MAX_OFFSET, DEPENDENT, SCORES, on_kept_tokens, score_edges, score_index
 from codeprobe.probes.heads.baselines import greedy_predictors, predictor_names, rule_hits
 from codeprobe.probes.heads.score import check_ks
 from codeprobe.syntax import parse, relation_edges
@@ -45,32 +45,6 @@ def score_name(index: int) -> str:
     """'head->dep/first', ... for an index of `SCORES`."""
     direction, dependent = SCORES[index]
     return f"{direction}/{dependent}"
-
-
-def edges_on_kept(edges: Any, positions: np.ndarray, n_tokens: int) -> tuple[EdgeArrays, np.ndarray]:
-    """Relation edges over all `n_tokens` code tokens moved onto the tokens the model kept.
-
-    Args:
-        edges: `RelationEdges` (or anything with relation, head, dep_start, dep_end arrays).
-        positions: int (k,), the kept tokens' indices into the code tokens, increasing.
-
-    Returns:
-        (the kept edges as `EdgeArrays` over kept-token indices 0..k-1, bool (m,) which edges
-        were kept): an edge is kept when its head token and every token of its dependent span
-        were kept.
-    """
-    positions = np.asarray(positions, dtype=np.int64)
-    kept = np.zeros(n_tokens, dtype=bool)
-    kept[positions] = True
-    index = np.full(n_tokens, -1, dtype=np.int64)
-    index[positions] = np.arange(positions.size)
-    missing = np.concatenate([[0], np.cumsum(~kept)])  # tokens not kept before each index
-    head, start, end = (np.asarray(x, dtype=np.int64) for x in (edges.head, edges.dep_start, edges.dep_end))
-    keep = kept[head] & (missing[end] == missing[start])
-    moved = EdgeArrays.of(
-        np.asarray(edges.relation)[keep], index[head[keep]], index[start[keep]], index[end[keep] - 1] + 1
-    )
-    return moved, keep
 
 
 def _heads_of(mask: np.ndarray, n_heads: int) -> list[list[int]]:
@@ -131,7 +105,7 @@ def snippet_heads(
     positions = np.asarray(snippet.sample.positions, dtype=np.int64)
     attention = np.asarray(snippet.sample.attention)
     n_layers, n_heads, n, _ = attention.shape
-    edges, keep = edges_on_kept(all_edges, positions, len(tokens))
+    edges, keep = on_kept_tokens(all_edges, positions, len(tokens))
     causal = info.kind == "decoder"
     scores = score_edges(attention, edges, ks=ks, causal=causal)
     offsets = rule_hits(edges, n, None, max_offset=max_offset, causal=causal)  # (4, P, E)

@@ -162,3 +162,23 @@ def test_edges_like_any_object_with_the_arrays():
 
     e = EdgeArrays.like(Other())
     assert len(e) == 1 and e.relation.dtype == np.int64
+
+
+def test_edges_move_onto_the_kept_tokens():
+    """An edge is kept when its head and its whole dependent span were read; indices are then
+    the kept tokens' (token 2 was not read: the edge reaching over it is dropped)."""
+    from types import SimpleNamespace
+
+    from codeprobe.probes.heads import on_kept_tokens
+
+    edges = SimpleNamespace(
+        relation=np.array([0, 1, 2, 0]),
+        head=np.array([0, 1, 3, 2]),
+        dep_start=np.array([1, 2, 4, 3]),
+        dep_end=np.array([2, 4, 5, 5]),
+    )
+    moved, keep = on_kept_tokens(edges, np.array([0, 1, 3, 4]), 5)
+    assert keep.tolist() == [True, False, True, False]
+    assert moved.relation.tolist() == [0, 2]
+    assert moved.head.tolist() == [0, 2]
+    assert moved.dep_start.tolist() == [1, 3] and moved.dep_end.tolist() == [2, 4]

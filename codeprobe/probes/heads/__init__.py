@@ -15,7 +15,7 @@ the best head per relation chosen on validation and reported on test with bootst
 """
 
 from codeprobe.probes.heads.baselines import DEFAULT_MAX_OFFSET, predictor_names, random_rows, rule_hits
-from codeprobe.probes.heads.edges import EdgeArrays, HeadsSample
+from codeprobe.probes.heads.edges import EdgeArrays, HeadsSample, on_kept_tokens
 from codeprobe.probes.heads.results import BASELINES, HeadsResult, RelationScore, RelationSummary, SASScore, evaluate
 from codeprobe.probes.heads.score import (
     DEFAULT_KS,
@@ -48,6 +48,7 @@ __all__ = [
     "RelationTotals",
     "SASScore",
     "evaluate",
+    "on_kept_tokens",
     "predictor_names",
     "random_rows",
     "rule_hits",

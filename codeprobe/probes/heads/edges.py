@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -133,3 +134,29 @@ class HeadsSample:
         except InputError as err:
             raise InputError(f"sample {self.sample_id!r}: {err}") from None
         return self
+
+
+def on_kept_tokens(edges: Any, positions: np.ndarray, n_tokens: int) -> tuple[EdgeArrays, np.ndarray]:
+    """Relation edges over all `n_tokens` code tokens moved onto the tokens the model kept.
+
+    Args:
+        edges: `RelationEdges` (or anything with relation, head, dep_start, dep_end arrays).
+        positions: int (k,), the kept tokens' indices into the code tokens, increasing.
+
+    Returns:
+        (the kept edges as `EdgeArrays` over kept-token indices 0..k-1, bool (m,) which edges
+        were kept): an edge is kept when its head token and every token of its dependent span
+        were kept.
+    """
+    positions = np.asarray(positions, dtype=np.int64)
+    kept = np.zeros(n_tokens, dtype=bool)
+    kept[positions] = True
+    index = np.full(n_tokens, -1, dtype=np.int64)
+    index[positions] = np.arange(positions.size)
+    missing = np.concatenate([[0], np.cumsum(~kept)])  # tokens not kept before each index
+    head, start, end = (np.asarray(x, dtype=np.int64) for x in (edges.head, edges.dep_start, edges.dep_end))
+    keep = kept[head] & (missing[end] == missing[start])
+    moved = EdgeArrays.of(
+        np.asarray(edges.relation)[keep], index[head[keep]], index[start[keep]], index[end[keep] - 1] + 1
+    )
+    return moved, keep
