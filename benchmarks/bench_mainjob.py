@@ -6,7 +6,8 @@
    the run records for it (summary.json's `stages`: parsing, distances, extraction, pooling,
    per-head and head-mean scores, shard files, the reduce with bootstrap intervals and the
    result tables). Against it, a bare forward pass of the same model over the same functions
-   (the run's own data folder), in a child process of its own with glibc's default allocator:
+   (the run's own data folder), in a child process of its own with glibc's default allocator
+   (`--limit-heap`: set as codeprobe's entry points set it):
    attentions and hidden states, the same batch size and input cut (256 subwords, specials
    included), shard by shard, its batches sorted by length (tokenisation not timed). Printed
    per side: wall, user and system CPU time (the command's whole, Prefect's server included,
@@ -23,8 +24,8 @@
 
 On a shared machine, wall times move with the other work; CPU times (user + system) much less.
 
-Usage: python benchmarks/bench_mainjob.py [--n 500 3000] [--batch-size 16] [--main-job]
-       [--memory 2000 20000 [--limit-heap]]
+Usage: python benchmarks/bench_mainjob.py [--n 500 3000] [--batch-size 16] [--limit-heap]
+       [--main-job] [--memory 2000 20000] [--skip-cat]
 """
 
 from __future__ import annotations
@@ -122,6 +123,9 @@ def codeprobe_run(out: Path, config: dict | None) -> dict:
 
 _BARE_CHILD = """
 import json, resource, sys, time
+if sys.argv[6] == "limit-heap":
+    from codeprobe.allocator import limit_heap_growth
+    limit_heap_growth()
 sys.path.insert(0, sys.argv[1])
 from bench_mainjob import bare_forward
 from codeprobe.pipeline.data import read_snippets
@@ -138,11 +142,13 @@ print(json.dumps({"wall": seconds, "user": r1.ru_utime - r0.ru_utime, "system": 
 """
 
 
-def bare_side(data_dir: Path, batch_size: int, max_subwords: int, shard_size: int) -> dict:
+def bare_side(data_dir: Path, batch_size: int, max_subwords: int, shard_size: int, limit_heap: bool = False) -> dict:
     """The bare forward pass over the snippets of `data_dir`, shard by shard, in a fresh child
-    process with glibc's default allocator (what a user's own torch loop gets); its forward
-    loop's wall (model calls only), user and system time, and the process's peak RSS."""
-    args = [str(Path(__file__).parent), str(data_dir), str(batch_size), str(max_subwords), str(shard_size)]
+    process with glibc's default allocator (what a user's own torch loop gets; `limit_heap`:
+    set as codeprobe's entry points set it); its forward loop's wall (model calls only), user
+    and system time, and the process's peak RSS."""
+    heap = "limit-heap" if limit_heap else "default"
+    args = [str(Path(__file__).parent), str(data_dir), str(batch_size), str(max_subwords), str(shard_size), heap]
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     child = subprocess.run([sys.executable, "-c", _BARE_CHILD, *args], capture_output=True, text=True, env=env)
     if child.returncode:
@@ -171,7 +177,7 @@ def cat_speed(args) -> None:
             load_before = os.getloadavg()[0]
             run = codeprobe_run(out, config)
             data_dir = next((out / "run" / "data").iterdir())
-            bare = bare_side(data_dir, args.batch_size, max_subwords, shard_size)
+            bare = bare_side(data_dir, args.batch_size, max_subwords, shard_size, args.limit_heap)
             cat = run["stages"]["CAT-probing"]
             ratios[n] = cat / bare["wall"]
             print(
@@ -242,7 +248,8 @@ def main() -> None:
     parser.add_argument(
         "--limit-heap",
         action="store_true",
-        help="--memory children call codeprobe.allocator.limit_heap_growth first, as the CLI does",
+        help="--memory children and the bare forward pass call codeprobe.allocator.limit_heap_growth "
+        "first, as the CLI does (the bare pass: glibc's defaults otherwise)",
     )
     args = parser.parse_args()
     if args.memory:
