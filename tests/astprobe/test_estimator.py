@@ -108,7 +108,9 @@ def test_estimator_fit_score_predict_save_load(tiny_model, python_splits, tmp_pa
     assert settings["grammars"]["python"]["package"] == "tree-sitter-python"
     assert settings["vocabularies"]["python"]["c"][0] == "<unk>"
     assert settings["training"]["best_epoch"] == probe.fit_result_.best_epoch
-    assert sorted(p.name for p in saved.iterdir()) == ["probe.json", "probe.safetensors"]  # no temporary left
+    names = sorted(p.name for p in saved.iterdir())
+    # the files, their integrity records, and no temporary left
+    assert names == [".probe.json.sum", ".probe.safetensors.sum", "probe.json", "probe.safetensors"]
     loaded = ASTProbe.load(saved, model=tiny_model, cache_dir=root)
     assert torch.equal(loaded.module_.proj, probe.module_.proj)
     assert loaded.model_ is tiny_model and loaded.get_params() == probe.get_params()
