@@ -9,10 +9,10 @@ JSON lacks) into null, and read by `read_json`.
 **Integrity record.** A file written with `record=True` (every step output: `write_npz`,
 `codeprobe.pipeline.runfolder.write_step_json` and the files a step reads back) gets a sidecar
 `.<name>.sum` beside it: `{"size": bytes, "crc32": "8 hex digits"}` of the bytes written
-(`zlib.crc32`, computed on the data given, or on the file a writer function made). The old
-sidecar is removed before the file is renamed into place and the new one written after, so a kill
-in between leaves a file without a record, which counts as unverified (recomputed), never as
-whole. `check(path)` compares a file with its record ("ok", "damaged", "unrecorded", "missing"),
+(`zlib.crc32`, computed on the data given, or on the file a writer function made). The new
+record is written before the file is renamed into place, so a kill in between leaves the old file
+(or none) beside a record it does not match: the step is not done, and the file counts as whole
+exactly when it is in place. `check(path)` compares a file with its record ("ok", "damaged", "unrecorded", "missing"),
 memoised per process by (path, size, mtime) so a file is read once however often it is asked
 about; a damaged file is logged once, as a WARNING naming it. Directories of many large files
 (AST-Probe's hidden-state caches and stores) record each file's size and checksum in their
@@ -300,10 +300,14 @@ def write_atomic(
             sums = bytes_record(raw) if record else None
         published(tmp)
         sidecar = record_path(path)
-        sidecar.unlink(missing_ok=True)  # a kill after the rename leaves the file unrecorded, never wrongly recorded
+        if sums is None:
+            sidecar.unlink(missing_ok=True)  # an older record describes another content
+        else:
+            # The record first: a kill before the rename leaves the old file (or none) beside a
+            # record it does not match, so the step is not done; after it, the file is whole.
+            write_atomic(sidecar, json.dumps(sums))
         os.replace(tmp, path)
         if sums is not None:
-            write_atomic(sidecar, json.dumps(sums))
             remember(path, sums)
     except BaseException as err:
         written = tmp.stat().st_size if tmp.exists() else None
