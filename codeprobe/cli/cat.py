@@ -9,7 +9,17 @@ from pathlib import Path
 import click
 import numpy as np
 
-from codeprobe.cli.common import echo_json, file_argument, lang_option, read_source, resolve_language
+from codeprobe.cli.common import (
+    allow_parse_errors_option,
+    device_option,
+    echo_json,
+    file_argument,
+    lang_option,
+    max_subwords_option,
+    model_option,
+    read_source,
+    resolve_language,
+)
 from codeprobe.errors import CodeParseError, InputError
 from codeprobe.probes.cat import (
     DEFAULT_QUANTILE,
@@ -33,7 +43,7 @@ def _num(x: float) -> float | None:
 
 @click.command("cat")
 @file_argument
-@click.option("--model", default=None, help="Model directory or cached Hugging Face id; default: the packaged model.")
+@model_option
 @lang_option
 @click.option(
     "--types",
@@ -56,13 +66,7 @@ def _num(x: float) -> float | None:
     help="q: thresholds are the q-quantile of attention and the (1 - q)-quantile of distance.",
 )
 @click.option("--top-k", type=int, default=DEFAULT_TOP_K, show_default=True, help="k of --types topk.")
-@click.option(
-    "--max-subwords",
-    type=int,
-    default=DEFAULT_MAX_SUBWORDS,
-    show_default=True,
-    help="Model input limit, special tokens included (cut at a code-token boundary).",
-)
+@max_subwords_option(DEFAULT_MAX_SUBWORDS)
 @click.option(
     "--model-input",
     type=click.Choice(MODEL_INPUTS),
@@ -78,8 +82,8 @@ def _num(x: float) -> float | None:
     help="Mean or maximum over a layer's heads, before the block mean over subwords.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random-attention baseline.")
-@click.option("--device", default=None, help="cpu, cuda, cuda:1, ...; default: CUDA when available.")
-@click.option("--allow-parse-errors", is_flag=True, help="Score code with syntax errors instead of failing.")
+@device_option
+@allow_parse_errors_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (logs go to standard error).")
 @click.option(
     "--plot",

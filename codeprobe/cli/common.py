@@ -19,6 +19,27 @@ lang_option = click.option(
 )
 
 
+# The options of every command that runs a model on one snippet (cat, heads).
+model_option = click.option(
+    "--model", default=None, help="Model directory or cached Hugging Face id; default: the packaged model."
+)
+device_option = click.option("--device", default=None, help="cpu, cuda, cuda:1, ...; default: CUDA when available.")
+allow_parse_errors_option = click.option(
+    "--allow-parse-errors", is_flag=True, help="Score code with syntax errors instead of failing."
+)
+
+
+def max_subwords_option(default: int):
+    """--max-subwords with its default (the probe's)."""
+    return click.option(
+        "--max-subwords",
+        type=int,
+        default=default,
+        show_default=True,
+        help="Model input limit, special tokens included (cut at a code-token boundary).",
+    )
+
+
 def read_source(file: str) -> bytes:
     """The raw bytes of FILE, or of standard input for '-'."""
     if file == "-":

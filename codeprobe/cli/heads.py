@@ -23,7 +23,17 @@ from typing import Any
 import click
 import numpy as np
 
-from codeprobe.cli.common import echo_json, file_argument, lang_option, read_source, resolve_language
+from codeprobe.cli.common import (
+    allow_parse_errors_option,
+    device_option,
+    echo_json,
+    file_argument,
+    lang_option,
+    max_subwords_option,
+    model_option,
+    read_source,
+    resolve_language,
+)
 from codeprobe.errors import CodeParseError, InputError
 from codeprobe.probes.cat import SkippedSample
 from codeprobe.probes.cat.probe import DEFAULT_MAX_SUBWORDS, CATProbe
@@ -280,7 +290,7 @@ def format_text(obj: dict[str, Any]) -> list[str]:
 @click.command("heads")
 @file_argument
 @lang_option
-@click.option("--model", default=None, help="Model directory or cached Hugging Face id; default: the packaged model.")
+@model_option
 @click.option("--k", "ks", default="1,3", show_default=True, help="The k of top-k, comma-separated.")
 @click.option(
     "--dependent",
@@ -289,15 +299,9 @@ def format_text(obj: dict[str, Any]) -> list[str]:
     show_default=True,
     help="Which token of the dependent span head->dep must hit (any: some token of it).",
 )
-@click.option(
-    "--max-subwords",
-    type=int,
-    default=DEFAULT_MAX_SUBWORDS,
-    show_default=True,
-    help="Model input limit, special tokens included (cut at a code-token boundary).",
-)
-@click.option("--device", default=None, help="cpu, cuda, cuda:1, ...; default: CUDA when available.")
-@click.option("--allow-parse-errors", is_flag=True, help="Score code with syntax errors instead of failing.")
+@max_subwords_option(DEFAULT_MAX_SUBWORDS)
+@device_option
+@allow_parse_errors_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (logs go to standard error).")
 @click.option(
     "--html",
