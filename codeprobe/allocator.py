@@ -14,8 +14,10 @@ every such array, batch after batch; a third of the main job's CPU time was syst
 
 - one arena for all threads (M_ARENA_MAX), so what the model's thread frees, the scoring
   threads reuse, and the other way round;
-- arrays up to 256 MiB from that arena (M_MMAP_THRESHOLD), so each batch reuses the pages the
-  last one freed;
+- arrays up to 64 MiB from that arena (M_MMAP_THRESHOLD), so each batch reuses the pages the
+  last one freed; larger ones (AST-Probe's gathered training arrays) get mappings of their own:
+  from the arena, they fragmented it (the main job's peak was 3.4 GB with a 256 MiB limit,
+  2.4 GB with 64 MiB, 2.0 GB with the old 1 MiB threshold, at 1,000 snippets);
 - up to 256 MiB free at the arena's top kept (M_TRIM_THRESHOLD), not handed back after every
   batch only to be faulted in again by the next.
 
@@ -41,8 +43,12 @@ M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
 
-HEAP_LIMIT = 256 << 20  # bytes: arrays up to this size come from the arena; as much free kept at its top
-SETTINGS = ((M_ARENA_MAX, 1), (M_MMAP_THRESHOLD, HEAP_LIMIT), (M_TRIM_THRESHOLD, HEAP_LIMIT))
+# bytes: arrays up to this size come from the arena (a batch's attention tensors, ~50 MB at batch 16
+# x 256 subwords); larger ones (AST-Probe's gathered training arrays) get mappings of their own,
+# which would otherwise fragment the one arena
+HEAP_LIMIT = 64 << 20
+TOP_KEPT = 256 << 20  # bytes: as much free kept at the arena's top, not handed back after every batch
+SETTINGS = ((M_ARENA_MAX, 1), (M_MMAP_THRESHOLD, HEAP_LIMIT), (M_TRIM_THRESHOLD, TOP_KEPT))
 # The user's own choice of any of these (environment variables glibc reads at start) is kept.
 ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_ARENA_MAX", "MALLOC_TOP_PAD_")
 
@@ -66,7 +72,7 @@ def _glibc():
 
 def limit_heap_growth() -> bool:
     """Set glibc's allocator for a long run in this process (see the module doc): one arena,
-    arrays up to 256 MiB from it, up to 256 MiB free kept at its top. Call it before the run
+    arrays up to 64 MiB from it, up to 256 MiB free kept at its top. Call it before the run
     starts its threads.
 
     Returns:
