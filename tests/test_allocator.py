@@ -16,7 +16,8 @@ from codeprobe.allocator import limit_heap_growth
 print(limit_heap_growth())
 """
 
-# Faults of allocating, filling and freeing a 64 MiB buffer once, then 10 times more.
+# Faults of allocating, filling and freeing a 48 MiB buffer (a batch's attention tensor at batch 16
+# x 256 subwords is about 50 MB; glibc's default maps anything over 32 MiB afresh) once, then 10 times more.
 REUSE_CHILD = """
 import ctypes, resource, sys
 from codeprobe.allocator import limit_heap_growth, release_free_memory
@@ -25,7 +26,7 @@ if sys.argv[1] == "set":
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype = ctypes.c_void_p
 libc.free.argtypes = [ctypes.c_void_p]
-size = 64 << 20
+size = 48 << 20
 def cycle():
     p = libc.malloc(size)
     ctypes.memset(p, 1, size)
@@ -64,7 +65,7 @@ def test_setting_is_applied_unless_the_user_chose_one():
 @glibc_only
 def test_freed_large_buffers_are_reused_not_faulted_in_again():
     first, again = map(int, run_child({}, REUSE_CHILD, "set").split())
-    assert first > 10_000  # 64 MiB of 4 KiB pages, faulted in once
+    assert first > 10_000  # 48 MiB of 4 KiB pages, faulted in once
     assert again < first // 10  # ten more cycles reuse them
     # glibc's own default for such a size: a fresh mapping, faulted in every time
     first, again = map(int, run_child({}, REUSE_CHILD, "default").split())
