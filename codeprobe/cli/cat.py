@@ -17,10 +17,11 @@ from codeprobe.cli.common import (
     lang_option,
     max_subwords_option,
     model_option,
+    parse_to_score,
     read_source,
     resolve_language,
 )
-from codeprobe.errors import CodeParseError, InputError
+from codeprobe.errors import InputError
 from codeprobe.probes.cat import (
     DEFAULT_QUANTILE,
     DEFAULT_TOP_K,
@@ -31,7 +32,6 @@ from codeprobe.probes.cat import (
 )
 from codeprobe.probes.cat.dataset import head_mean
 from codeprobe.probes.cat.probe import DEFAULT_MAX_SUBWORDS, DISTANCES, HEAD_POOLINGS, MODEL_INPUTS, CATProbe
-from codeprobe.syntax import parse
 
 log = logging.getLogger("codeprobe.cat")
 
@@ -130,13 +130,7 @@ def cat_command(
 
     code = read_source(file)
     lang = resolve_language(file, language)
-    tree = parse(code, lang)
-    if tree.issues and not allow_parse_errors:
-        raise CodeParseError(
-            f"{file} does not parse as {tree.language}: {tree.issues[0]} ({len(tree.issues)} problem(s)); "
-            "pass --allow-parse-errors to score it anyway",
-            tree.issues,
-        )
+    tree = parse_to_score(code, lang, file, allow_parse_errors)
     lang = tree.language
     probe = CATProbe(
         types=types or default_strategy(lang),

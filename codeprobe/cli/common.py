@@ -40,6 +40,26 @@ def max_subwords_option(default: int):
     )
 
 
+def parse_to_score(code: str | bytes, language: str, name: str, allow_parse_errors: bool):
+    """The syntax tree of code a model's attention is scored against.
+
+    Raises:
+        CodeParseError: it has syntax errors and `allow_parse_errors` is off (the message
+            names `name`, the first problem and the flag that scores it anyway).
+    """
+    from codeprobe.errors import CodeParseError
+    from codeprobe.syntax import parse
+
+    tree = parse(code, language)
+    if tree.issues and not allow_parse_errors:
+        raise CodeParseError(
+            f"{name} does not parse as {tree.language}: {tree.issues[0]} ({len(tree.issues)} problem(s)); "
+            "pass --allow-parse-errors to score it anyway",
+            tree.issues,
+        )
+    return tree
+
+
 def read_source(file: str) -> bytes:
     """The raw bytes of FILE, or of standard input for '-'."""
     if file == "-":

@@ -31,16 +31,17 @@ from codeprobe.cli.common import (
     lang_option,
     max_subwords_option,
     model_option,
+    parse_to_score,
     read_source,
     resolve_language,
 )
-from codeprobe.errors import CodeParseError, InputError
+from codeprobe.errors import InputError
 from codeprobe.probes.cat import SkippedSample
 from codeprobe.probes.cat.probe import DEFAULT_MAX_SUBWORDS, CATProbe
 from codeprobe.probes.heads import DEFAULT_MAX_OFFSET, DEPENDENT, SCORES, on_kept_tokens, score_edges, score_index
 from codeprobe.probes.heads.baselines import greedy_predictors, predictor_names, rule_hits
 from codeprobe.probes.heads.score import check_ks
-from codeprobe.syntax import parse, relation_edges
+from codeprobe.syntax import relation_edges
 
 log = logging.getLogger("codeprobe.heads")
 
@@ -94,13 +95,7 @@ def snippet_heads(
     ks = check_ks(ks)
     if dependent not in DEPENDENT:
         raise InputError(f"--dependent must be one of {', '.join(DEPENDENT)}, got {dependent!r}")
-    tree = parse(code, language)
-    if tree.issues and not allow_parse_errors:
-        raise CodeParseError(
-            f"{name} does not parse as {tree.language}: {tree.issues[0]} ({len(tree.issues)} problem(s)); "
-            "pass --allow-parse-errors to score it anyway",
-            tree.issues,
-        )
+    tree = parse_to_score(code, language, name, allow_parse_errors)
     lang = tree.language
     tokens = tree.tokens()
     all_edges = relation_edges(tokens)
