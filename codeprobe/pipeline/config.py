@@ -22,6 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from codeprobe.errors import InputError
 from codeprobe.probes.astprobe.train_config import TrainConfig
+from codeprobe.probes.heads.baselines import DEFAULT_MAX_OFFSET
+from codeprobe.probes.heads.score import DEFAULT_KS
+from codeprobe.syntax.relations import DEFAULT_MIN_COUNT
 
 DEFAULT_MODEL = "default"  # the packaged all-MiniLM-L6-v2 (a text model, not a code model)
 
@@ -125,6 +128,43 @@ class ASTProbeConfig(_Section):
         return values
 
 
+class HeadsConfig(_Section):
+    """Attention-head relations' settings (Clark et al., arXiv:1906.04341; CodeSyntax, Shen et
+    al., arXiv:2210.14473; `codeprobe.probes.heads`).
+
+    Attributes:
+        ks: the k of top-k accuracy.
+        dependent: which token of a dependent span the report's head->dep headline reads
+            ("first", "any", "last"); summary.json holds all three.
+        min_count: relations with fewer edges in the data (all splits) are left out, as
+            CodeSyntax and Chen et al. drop rare relations.
+        max_offset: the offset baselines try offsets +-1..max_offset.
+        keywords: the offset + keyword baseline's rules use the grammar's keywords
+            (`codeprobe.syntax.keywords`); false: the offsets alone.
+        random_weights: also score the same architecture with random weights (a forward pass
+            over the validation and test snippets), a baseline beside the rules and random
+            attention.
+        max_subwords, allow_parse_errors: as CAT-probing's; where they equal CAT-probing's
+            (and its heads are pooled by mean), its forward pass is shared.
+    """
+
+    ks: tuple[int, ...] = DEFAULT_KS
+    dependent: Literal["first", "any", "last"] = "first"
+    min_count: int = Field(DEFAULT_MIN_COUNT, ge=1)
+    max_offset: int = Field(DEFAULT_MAX_OFFSET, ge=1)
+    keywords: bool = True
+    random_weights: bool = True
+    max_subwords: int = Field(256, ge=8)
+    allow_parse_errors: bool = False
+
+    @field_validator("ks")
+    @classmethod
+    def _ks(cls, values: tuple[int, ...]) -> tuple[int, ...]:
+        if not values or any(k < 1 for k in values) or list(values) != sorted(set(values)):
+            raise ValueError("ks must be increasing positive integers")
+        return values
+
+
 # Flat keys of configs written before the sections, by (section, field); a section of None is a
 # top-level key. `cat`/`astprobe` true or false (run the method or not) are read as before.
 LEGACY_KEYS: dict[str, tuple[str, str]] = {
@@ -157,7 +197,7 @@ LEGACY_KEYS: dict[str, tuple[str, str]] = {
     "lr_factor": ("training", "lr_factor"),
     "probe_init": ("training", "init"),
 }
-_METHODS = ("cat", "astprobe")
+_METHODS = ("cat", "astprobe", "heads")
 
 
 class RunConfig(BaseModel):
@@ -171,8 +211,8 @@ class RunConfig(BaseModel):
             directory of source files.
         seed: seeds sampling, splitting, baselines and probe initialisation.
         data, extraction: see `DataConfig`, `ExtractionConfig`.
-        cat, astprobe: each method's settings, or None not to run it (JSON: null or false;
-            true: the defaults).
+        cat, astprobe, heads: each method's settings, or None not to run it (JSON: null or
+            false; true: the defaults).
         training: the probes' optimisation (`TrainConfig`; the paper's budget is
             `TrainConfig.paper()`; its `device` follows `extraction.device`).
         explorer_snippets: test snippets sampled for the report's snippet explorer (0: none).
@@ -188,6 +228,7 @@ class RunConfig(BaseModel):
     extraction: ExtractionConfig = ExtractionConfig()
     cat: CATConfig | None = CATConfig()
     astprobe: ASTProbeConfig | None = ASTProbeConfig()
+    heads: HeadsConfig | None = HeadsConfig()
     training: TrainConfig = TrainConfig()
     explorer_snippets: int = Field(20, ge=0)
 

@@ -67,6 +67,8 @@ def explorer_jobs(run: RunFolder, cfg: RunConfig, summary: dict[str, Any]) -> li
             else None
         )
         cat_summary = run.results("cat", folder, language, dataset).file("summary.json")
+        if not cat_summary.exists() and (probe is None or not probe.exists()):
+            continue  # nothing the explorer shows was run
         jobs.append(
             ExplorerJob(
                 model=r.get("checkpoint") or r["model"],

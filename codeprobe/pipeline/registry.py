@@ -23,7 +23,11 @@ from codeprobe.pipeline.steps import Steps
 
 # Registered methods, in the order they run (a method may reuse what an earlier one's forward
 # pass stored: `Target.shared`).
-_MODULES = ("codeprobe.pipeline.methods.cat", "codeprobe.pipeline.methods.astprobe")
+_MODULES = (
+    "codeprobe.pipeline.methods.cat",
+    "codeprobe.pipeline.methods.astprobe",
+    "codeprobe.pipeline.methods.heads",
+)
 
 
 @dataclass
@@ -86,6 +90,26 @@ class SeriesCurve:
 
 
 @dataclass(frozen=True)
+class AttentionShare:
+    """What a method reads from an attention method's forward pass, shard by shard: the pass
+    hands every snippet's per-head token attention to the method's reader and writes the
+    reader's file for each shard (before its own, so a finished shard implies them).
+
+    Attributes:
+        method: the reading method's name (`Method.read_attention` makes its reader).
+        settings: JSON values that shape the reader's files: enter the pass's step keys, and
+            tell the task how to make the reader.
+        paths, keys: per shard, the file the reader's state goes to and the step key it records
+            (the reading method's own key of that shard: the same file its own pass would write).
+    """
+
+    method: str
+    settings: dict[str, Any]
+    paths: tuple[str, ...]
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Method:
     """A probing method as the runner, the summary and the reports see it.
 
@@ -107,6 +131,12 @@ class Method:
             finished steps needed (removable by `codeprobe clean` once its result is written:
             nothing after the method's last step reads them, and its run skips them when that
             step is done); default: none.
+        attention_share: (config, target, shard size) -> what this method reads from an
+            earlier method's forward pass over the same shards (None: nothing, or it cannot be
+            shared with that pass's settings; the method then runs its own pass).
+        read_attention: (its `AttentionShare.settings`, language) -> a reader with
+            `first_pass(snippet inputs or skipped sample)` (worker threads), `add(first pass)`
+            (in the data's order) and `save(path, key)`.
     """
 
     name: str
@@ -120,6 +150,8 @@ class Method:
     shared_pass: Callable[[RunConfig], dict[str, Any] | None] = lambda cfg: None
     html_view: Callable[[ResultFolder, dict[str, Any]], dict[str, Any]] = lambda folder, section: dict(section)
     intermediates: Callable[[ResultFolder], list[Path]] = lambda folder: []
+    attention_share: Callable[[RunConfig, Target, int], AttentionShare | None] = lambda cfg, target, size: None
+    read_attention: Callable[[dict[str, Any], str], Any] | None = None
 
     def enabled(self, cfg: RunConfig) -> bool:
         return getattr(cfg, self.name, None) is not None

@@ -93,6 +93,21 @@ def loaded_model(model: str, device: str | None, dtype: str = "float32"):
     return shared_model(model_arg(model), device=device, dtype=dtype)
 
 
+def random_weights_model(model: str, device: str | None, dtype: str, seed: int):
+    """The random-weights twin of `loaded_model(model, device, dtype)` (`codeprobe.model.
+    random_weights`), one per process per model and seed."""
+    return _random_copy(loaded_model(model, device, dtype), seed)
+
+
+@functools.lru_cache(maxsize=2)
+def _random_copy(loaded, seed: int):
+    """By the LoadedModel's identity: a model loaded again after its files changed gets a new
+    copy, its embeddings from the new weights."""
+    from codeprobe.model import random_weights
+
+    return random_weights(loaded, seed)
+
+
 @contextmanager
 def device_lock(device: str | None) -> Iterator[None]:
     """Serialise model work per device: one forward pass or probe fit at a time per device.

@@ -338,6 +338,26 @@ def grammar_info(language: str) -> GrammarInfo:
     )
 
 
+@cache
+def keywords(language: str) -> tuple[str, ...]:
+    """The grammar's keywords, sorted: its visible anonymous node types that are identifiers
+    (`if`, `def`, `return`, ...). Taken from the grammar, not a hand-written list, so every
+    registered language has one; a grammar's contextual words (Python's `print`, `exec`; Rust's
+    macro fragment kinds `expr`, `ty`) are among them, as the grammar defines them."""
+    lang = ts_language(language_spec(language).name)
+    return tuple(
+        sorted(
+            {
+                lang.node_kind_for_id(i)
+                for i in range(lang.node_kind_count)
+                if not lang.node_kind_is_named(i)
+                and lang.node_kind_is_visible(i)
+                and lang.node_kind_for_id(i).isidentifier()
+            }
+        )
+    )
+
+
 def wrappers(language: str) -> tuple[Wrapper, ...]:
     """The wrappers `parse` may put around a snippet of `language`, in the order tried."""
     return language_spec(language).wrappers

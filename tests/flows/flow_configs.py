@@ -12,6 +12,8 @@ def step_outputs(run: Path) -> dict[str, int]:
         *run.glob("cat/*/*/shard-*.npz"),
         *run.glob("cat/*/*/summary.json"),
         *run.glob("astprobe/*/*/*.json"),
+        *run.glob("heads/*/*/*.npz"),
+        *run.glob("heads/*/*/summary.json"),
         *run.glob("data/*/*.json*"),
     ]
     return {str(p): p.stat().st_mtime_ns for p in files if not p.name.startswith(".")}
@@ -33,6 +35,7 @@ def small_config(model_dir, dataset, **overrides) -> dict:
         max_epochs=2,
         patience=1,
         batch_size=8,
+        heads={"min_count": 5},  # 24 snippets: the default 100 edges would leave no relation
     )
     settings.update(overrides)
     return RunConfig.model_validate(settings).to_dict() if "dtype" not in overrides else _flat(settings)

@@ -16,6 +16,7 @@ states through a linear projection (see docs/astprobe-results.md for numbers).
     recovered_tree  a predicted tree beside its gold tree (RecoveredTree)
 """
 
+from codeprobe.model import random_weights  # the paper's random baseline's model
 from codeprobe.probes.astprobe.cache import HiddenStateCache, cached_hidden_states
 from codeprobe.probes.astprobe.data import ProbeSplit, prepare_split
 from codeprobe.probes.astprobe.estimator import ASTProbe
@@ -28,12 +29,7 @@ from codeprobe.probes.astprobe.probe_data import ProbeData
 from codeprobe.probes.astprobe.probe_run import FitResult, ProbeDivergedError
 from codeprobe.probes.astprobe.recovered_tree import RecoveredTree
 from codeprobe.probes.astprobe.recovery import BAD_ROOT, Constituents, constituents, split_spans
-from codeprobe.probes.astprobe.sweeps import (
-    SweepPoint,
-    random_weights,
-    select_on_validation,
-    sweep,
-)
+from codeprobe.probes.astprobe.sweeps import SweepPoint, select_on_validation, sweep
 from codeprobe.probes.astprobe.train_config import PAPER_TRAINING, TrainConfig
 from codeprobe.probes.astprobe.tree_drawing import render_tree, tree_to_networkx
 from codeprobe.probes.astprobe.tree_scores import LabelRecall, SnippetScores, recall_by_label, score

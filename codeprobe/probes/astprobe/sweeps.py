@@ -15,8 +15,6 @@ the paper (arXiv 2206.11719):
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -24,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from codeprobe.errors import InputError
 from codeprobe.model import LoadedModel
@@ -36,8 +33,6 @@ from codeprobe.probes.astprobe.probe_run import ProbeDivergedError
 from codeprobe.probes.astprobe.train_config import TrainConfig
 
 log = logging.getLogger("codeprobe.astprobe")
-
-RANDOM_LABEL = "random weights (seed {seed}), pretrained embeddings"
 
 
 _SCORE_KEYS = ("precision", "recall", "f1", "acc_c", "acc_u", "d_pairs", "loss")
@@ -261,25 +256,3 @@ def select_on_validation(points: Sequence[dict], by: str, among: Iterable[int] |
     if not means:
         return None
     return max(sorted(means), key=lambda v: sum(means[v]) / len(means[v]))
-
-
-def random_weights(loaded: LoadedModel, seed: int = 0) -> LoadedModel:
-    """The same architecture with freshly initialised weights (seeded, without touching the
-    global RNG), its embeddings copied from `loaded` as in the paper's random baseline."""
-    source = loaded.model
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = type(source)(copy.deepcopy(source.config))
-    embeddings = getattr(source, "embeddings", None)
-    if embeddings is not None:
-        model.embeddings.load_state_dict(embeddings.state_dict())
-    else:
-        model.get_input_embeddings().load_state_dict(source.get_input_embeddings().state_dict())
-    param = next(source.parameters())
-    model.to(device=param.device, dtype=param.dtype).eval()
-    info = dataclasses.replace(
-        loaded.info,
-        name=f"{loaded.info.name} [{RANDOM_LABEL.format(seed=seed)}]",
-        note=RANDOM_LABEL.format(seed=seed),
-    )
-    return dataclasses.replace(loaded, model=model, info=info)

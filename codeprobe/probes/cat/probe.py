@@ -69,6 +69,9 @@ class SnippetInputs:
     `hidden_state_spans` ((m,) start and end offsets in `code`), from the same forward pass;
     None when the snippet was not read whole or one of those tokens got no subword (a probe of
     hidden states needs every token of the whole snippet).
+
+    `tokens` are all the snippet's code tokens (`sample.positions` index them): what a method
+    that reads the same attention needs of the syntax (e.g. relation edges).
     """
 
     sample: CATSample
@@ -81,6 +84,7 @@ class SnippetInputs:
     code: str = ""
     hidden_state_spans: tuple[np.ndarray, np.ndarray] | None = None
     hidden_states: np.ndarray | None = None
+    tokens: Any = None
 
 
 def _items(snippets: Iterable[Any], language: str | None) -> tuple[str, Iterator[tuple[str, str]]]:
@@ -276,6 +280,7 @@ class CATProbe(BaseEstimator):
                     n_unmatched_subwords=r.n_unmatched_subwords,
                     n_tokens_without_subword=r.n_tokens_without_subword,
                     n_shared_subwords=r.n_shared_subwords,
+                    tokens=tokens,
                     **self._hidden_states(tokens.tree.code, hidden_state_tokens, r),
                 )
 

@@ -13,10 +13,13 @@ choice): per relation, score ((direction, dependent) of `SCORES`) and k,
 - "offset": CodeSyntax's greedy set of k offsets, chosen on validation (k = 1: the best fixed
   offset); "offset+keyword": the better on validation of that set and the greedy set of k
   keyword rules (`codeprobe.probes.heads.baselines`); "random": the best random-attention head
-  on validation (when the accumulators kept it);
+  on validation (when the accumulators kept it); "random weights": the best head of the same
+  architecture with random weights, on validation (when its accumulators are given: the same
+  snippets scored through that model);
 - the best baseline: the one with the highest validation score (ties: that order);
 - differences model - baseline on test, paired over snippets; `beats_all`: every paired
-  interval lies above 0.
+  interval lies above 0;
+- per layer (the relation x layer map): the layer's best head on validation, its test accuracy.
 SAS (Chen et al. 2024): per relation and direction, the head with the highest mean validation
 weight on the target, reported on test, against the best random head.
 
@@ -26,6 +29,9 @@ interval as `codeprobe.uncertainty` makes (its `CONFIDENCE`, `N_RESAMPLES`, `Int
 helpers cover means only. One set of resamples per relation, seeded by (random_state, relation),
 serves the model, every baseline and every difference, so all of them are paired. A resample
 without a scorable edge is dropped. `Interval.n` is the number of snippets with a scorable edge.
+The summary's means over relations get one joint bootstrap of the test snippets (seeded by
+random_state alone): each resample recomputes every relation's ratio on the snippets drawn and
+averages them (relations without a scorable edge in a resample are left out of its mean).
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ from codeprobe.probes.heads.score import SAS_DIRECTIONS, SCORES, score_index
 from codeprobe.probes.heads.scorer import HeadsAccumulator
 from codeprobe.uncertainty import CONFIDENCE, N_RESAMPLES, Interval
 
-BASELINES: tuple[str, ...] = ("offset", "offset+keyword", "random")
+BASELINES: tuple[str, ...] = ("offset", "offset+keyword", "random", "random weights")
 _NAN = Interval(float("nan"), float("nan"), float("nan"), 0)
 
 
@@ -63,6 +69,8 @@ class RelationScore:
         differences: model - each baseline, paired intervals.
         beats_all: every difference's interval lies above 0.
         validation_edges, test_edges: scorable edges behind each score.
+        by_layer: per layer, the test accuracy of that layer's best head on validation.
+        random_weights_head: (layer, head) of the chosen random-weights head, or None.
     """
 
     relation: int
@@ -84,6 +92,8 @@ class RelationScore:
     beats_all: bool
     validation_edges: int
     test_edges: int
+    by_layer: tuple[float, ...] = ()
+    random_weights_head: tuple[int, int] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (intervals as `Interval.as_dict`)."""
@@ -107,6 +117,8 @@ class RelationScore:
             "beats_all": self.beats_all,
             "validation_edges": self.validation_edges,
             "test_edges": self.test_edges,
+            "by_layer": [_num(x) for x in self.by_layer],
+            "random_weights_head": list(self.random_weights_head) if self.random_weights_head else None,
         }
 
 
@@ -152,7 +164,8 @@ class RelationSummary:
         n_relations: relations with a test score; mean: the mean of their best heads' test
         accuracies; mean_best_baseline: of their best baselines'; mean_difference: of the
         differences; share_beating_all: the share of relations whose model beats every baseline
-        (paired interval above 0).
+        (paired interval above 0); mean_ci, mean_best_baseline_ci, mean_difference_ci: their
+        joint bootstrap intervals over the test snippets (the module's doc).
     """
 
     direction: str
@@ -163,6 +176,9 @@ class RelationSummary:
     mean_best_baseline: float
     mean_difference: float
     share_beating_all: float
+    mean_ci: Interval = _NAN
+    mean_best_baseline_ci: Interval = _NAN
+    mean_difference_ci: Interval = _NAN
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -174,6 +190,9 @@ class RelationSummary:
             "mean_best_baseline": _num(self.mean_best_baseline),
             "mean_difference": _num(self.mean_difference),
             "share_beating_all": _num(self.share_beating_all),
+            "mean_ci": self.mean_ci.as_list(),
+            "mean_best_baseline_ci": self.mean_best_baseline_ci.as_list(),
+            "mean_difference_ci": self.mean_difference_ci.as_list(),
         }
 
 
@@ -241,6 +260,73 @@ class _Resamples:
         low, high = np.percentile(stats, [100 * self.alpha, 100 * (1 - self.alpha)])
         return Interval(point, float(low), float(high), n)
 
+    def mean_of_ratios(self, parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Interval:
+        """The mean over parts of sum(num) / sum(den), each part's rows being the snippets
+        `population` (indices into the m resampled ones), with its percentile interval; `n`:
+        the parts."""
+        if not parts:
+            return _NAN
+        point = float(np.mean([num.sum() / den.sum() for _, num, den in parts]))
+        if self.counts is None:
+            return Interval(point, float("nan"), float("nan"), len(parts))
+        ratios = np.full((self.counts.shape[0], len(parts)), np.nan)
+        for j, (population, num, den) in enumerate(parts):
+            c = self.counts[:, population]
+            d = c @ np.asarray(den, dtype=np.float64)
+            np.divide(c @ np.asarray(num, dtype=np.float64), d, out=ratios[:, j], where=d > 0)
+        stats = np.nanmean(ratios, axis=1)
+        low, high = np.nanpercentile(stats, [100 * self.alpha, 100 * (1 - self.alpha)])
+        return Interval(point, float(low), float(high), len(parts))
+
+
+class _RandomWeights:
+    """The random-weights model's scores of the same test snippets and edges, lined up with
+    the model's: per relation, score and k, its best head on validation and that head's test
+    hits per snippet of the relation's population."""
+
+    def __init__(
+        self,
+        accumulators: tuple[HeadsAccumulator, HeadsAccumulator],
+        validation: HeadsAccumulator,
+        test: HeadsAccumulator,
+    ):
+        w_valid, w_test = accumulators
+        for acc in (w_valid, w_test):
+            if (
+                acc.ks != validation.ks
+                or acc.causal != validation.causal
+                or acc.exclude_self != validation.exclude_self
+            ):
+                raise InputError("the random-weights accumulators have other score settings")
+            if acc.shape is not None and acc.shape != validation.shape:
+                raise InputError(
+                    f"random-weights attention is {acc.shape} layers x heads, the model's {validation.shape}"
+                )
+        if w_test.sample_ids != test.sample_ids:
+            raise InputError("the random-weights model scored other test snippets than the model")
+        mine, theirs = test.tables(), w_test.tables()
+        same = all(np.array_equal(mine[n], theirs[n]) for n in ("q_sample", "q_relation", "q_scorable"))
+        if not same:
+            raise InputError("the random-weights model scored other test edges than the model")
+        self.totals = w_valid.totals()
+        self.tables = theirs
+        self.ks = validation.ks
+
+    def best(
+        self, code: int, score: int, k_index: int, population: np.ndarray, n_heads: int
+    ) -> tuple[float, np.ndarray, tuple[int, int] | None]:
+        """(validation accuracy of the best random-weights head, its test hits per snippet of
+        `population`, its (layer, head)); 0 and no head where validation has no such edge."""
+        rows = np.flatnonzero(self.totals.relations == code)
+        mine = self.tables["q_relation"] == code
+        g = self.tables["q_hits"].shape[-1] * self.tables["q_hits"].shape[-2]
+        if not rows.size or not self.totals.scorable[rows[0], score]:
+            return 0.0, np.zeros(population.size), None
+        v = self.totals.hits[rows[0], score, k_index].reshape(-1) / self.totals.scorable[rows[0], score]
+        best = int(np.argmax(v))
+        hits = self.tables["q_hits"][mine].reshape(-1, len(SCORES), len(self.ks), g)[:, score, k_index, best]
+        return float(v[best]), hits.astype(np.float64), divmod(best, n_heads)
+
 
 def _names(relation_names: Mapping[int, str] | Sequence[str] | None, code: int) -> str:
     if relation_names is None:
@@ -255,6 +341,7 @@ def evaluate(
     test: HeadsAccumulator,
     *,
     relation_names: Mapping[int, str] | Sequence[str] | None = None,
+    random_weights: tuple[HeadsAccumulator, HeadsAccumulator] | None = None,
     min_edges: int = 1,
     random_state: int = 0,
     confidence: float = CONFIDENCE,
@@ -265,12 +352,15 @@ def evaluate(
     Args:
         validation, test: accumulators of the two splits, of the same settings and (L, H).
         relation_names: code -> name (a mapping or a sequence indexed by code).
+        random_weights: (validation, test) accumulators of the same snippets scored through the
+            same architecture with random weights (the "random weights" baseline), or None.
         min_edges: relations with fewer validation edges are left out (CodeSyntax and Chen et
             al. drop rare relations; the pipeline's minimum count is its setting).
         random_state, confidence, n_resamples: the bootstrap's.
 
     Raises:
-        InputError: other settings or (L, H), or no validation snippet.
+        InputError: other settings or (L, H), or no validation snippet; random-weights
+            accumulators of other settings, shape, snippets or edges.
     """
     if validation._key() != test._key():
         raise InputError("validation and test accumulators have different settings")
@@ -285,6 +375,9 @@ def evaluate(
     totals = validation.totals()
     t = test.tables()
     rand = validation.random_baseline
+    weights = _RandomWeights(random_weights, validation, test) if random_weights is not None else None
+    joint = _Resamples(len(test.sample_ids), (int(random_state),), confidence, n_resamples)
+    in_mean: dict[tuple[str, str, int], list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]] = {}
     scores: list[RelationScore] = []
     sas_rows: list[SASScore] = []
     for r, code in enumerate(totals.relations.tolist()):
@@ -329,7 +422,10 @@ def evaluate(
                 else:
                     base_v["offset+keyword"], base_num["offset+keyword"] = base_v["offset"], base_num["offset"]
                     rules["offset+keyword"] = rules["offset"]
-                random_head = None
+                random_head = weights_head = None
+                if weights is not None:
+                    wv, wnum, weights_head = weights.best(code, s, i, population, n_heads)
+                    base_v["random weights"], base_num["random weights"] = wv, wnum
                 if rand:
                     rv = totals.random_hits[r, s, i].reshape(g) / vs
                     rbest = int(np.argmax(rv))
@@ -338,6 +434,12 @@ def evaluate(
                     random_head = divmod(rbest, n_heads)
                 best_base = max(base_v, key=lambda b: (base_v[b], -BASELINES.index(b)))
                 diffs = {b: boot.interval(num - base_num[b], den) for b in base_num}
+                in_mean.setdefault((direction, dependent, int(k)), []).append(
+                    (population, num, base_num[best_base], den)
+                )
+                layer_best = v_acc.reshape(n_layers, n_heads).argmax(axis=1) + np.arange(n_layers) * n_heads
+                layer_hits = hits_all[:, s, i][:, layer_best].sum(axis=0)
+                by_layer = tuple(float(x) / den.sum() if den.sum() else float("nan") for x in layer_hits)
                 scores.append(
                     RelationScore(
                         relation=int(code),
@@ -359,6 +461,8 @@ def evaluate(
                         beats_all=all(d.low > 0 for d in diffs.values()),
                         validation_edges=vs,
                         test_edges=int(den.sum()),
+                        by_layer=by_layer,
+                        random_weights_head=weights_head,
                     )
                 )
         for d, direction in enumerate(SAS_DIRECTIONS):
@@ -401,6 +505,7 @@ def evaluate(
                 for x in scores
                 if (x.direction, x.dependent, x.k) == (direction, dependent, k) and np.isfinite(x.test.mean)
             ]
+            parts = [p for p in in_mean.get((direction, dependent, int(k)), []) if p[3].sum() > 0]
             summary.append(
                 RelationSummary(
                     direction=direction,
@@ -411,6 +516,9 @@ def evaluate(
                     mean_best_baseline=_mean([x.baselines[x.best_baseline].mean for x in rows]),
                     mean_difference=_mean([x.difference.mean for x in rows]),
                     share_beating_all=_mean([float(x.beats_all) for x in rows]),
+                    mean_ci=joint.mean_of_ratios([(pop, num, den) for pop, num, _, den in parts]),
+                    mean_best_baseline_ci=joint.mean_of_ratios([(pop, base, den) for pop, _, base, den in parts]),
+                    mean_difference_ci=joint.mean_of_ratios([(pop, num - base, den) for pop, num, base, den in parts]),
                 )
             )
     settings = {
@@ -420,6 +528,7 @@ def evaluate(
         "max_offset": validation.max_offset,
         "keywords": list(validation.keywords),
         "random_baseline": rand,
+        "random_weights": random_weights is not None,
         "random_state": validation.random_state,
         "bootstrap_random_state": int(random_state),
         "confidence": confidence,

@@ -63,6 +63,31 @@ class SampleTables:
     tables: dict[str, np.ndarray]
     key: tuple
 
+    def relabelled(self, codes: np.ndarray) -> SampleTables:
+        """The same rows with relation code c renamed `codes[c]` (-1: its rows dropped); e.g.
+        a snippet's own relation codes moved into a dataset's vocabulary."""
+        return SampleTables(self.sample_id, self.shape, _relabel(self.tables, codes), self.key)
+
+
+def _relabel(tables: dict[str, np.ndarray], codes: np.ndarray) -> dict[str, np.ndarray]:
+    """`tables` with relation code c renamed `codes[c]`, the rows of codes mapped to -1 dropped.
+
+    Raises:
+        InputError: a code outside `codes`.
+    """
+    codes = np.asarray(codes, dtype=np.int64)
+    out = {}
+    for prefix in ("q_", "e_"):
+        old = tables[prefix + "relation"]
+        if old.size and (old.min() < 0 or old.max() >= codes.size):
+            raise InputError(f"relation codes up to {int(old.max())}, relabelling covers {codes.size}")
+        new = codes[old]
+        keep = new >= 0
+        for name, x in tables.items():
+            if name.startswith(prefix):
+                out[name] = new[keep] if name == prefix + "relation" else x[keep]
+    return out
+
 
 @dataclass(frozen=True)
 class RelationTotals:
@@ -432,3 +457,42 @@ class HeadsAccumulator:
                 )
         acc._chunks = [flat]
         return acc
+
+    # ------------------------------------------------------------ parts and vocabularies
+
+    def _with_tables(self, ids: list[str], tables: dict[str, np.ndarray]) -> HeadsAccumulator:
+        acc = HeadsAccumulator(
+            ks=self.ks,
+            causal=self.causal,
+            exclude_self=self.exclude_self,
+            max_offset=self.max_offset,
+            keywords=self.keywords,
+            random_baseline=self.random_baseline,
+            random_state=self.random_state,
+        )
+        acc._shape, acc._ids, acc._chunks = self._shape, list(ids), [tables]
+        return acc
+
+    def relabelled(self, codes: np.ndarray) -> HeadsAccumulator:
+        """A new accumulator with relation code c renamed `codes[c]` (-1: its rows dropped):
+        moves a part's own codes into a dataset's vocabulary, or keeps the frequent relations.
+
+        Raises:
+            InputError: a code outside `codes`.
+        """
+        return self._with_tables(self.sample_ids, _relabel(self.tables(), codes))
+
+    def subset(self, sample_ids: Iterable[str]) -> HeadsAccumulator:
+        """A new accumulator of the snippets whose ids are in `sample_ids`, in this one's order
+        (e.g. one split's); ids not here are ignored."""
+        wanted = set(sample_ids)
+        keep = np.asarray([i in wanted for i in self._ids], dtype=bool)
+        new_index = np.cumsum(keep) - 1
+        t = self.tables()
+        tables = {}
+        for prefix in ("q_", "e_"):
+            rows = keep[t[prefix + "sample"]] if keep.size else np.zeros(0, dtype=bool)
+            for name, x in t.items():
+                if name.startswith(prefix):
+                    tables[name] = new_index[x[rows]] if name == prefix + "sample" else x[rows]
+        return self._with_tables([i for i, k in zip(self._ids, keep) if k], tables)

@@ -4,7 +4,6 @@ sweep at the hidden state chosen on validation; `run` submits them."""
 from __future__ import annotations
 
 import shutil
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ from codeprobe.pipeline.config import RunConfig
 from codeprobe.pipeline.data import read_snippets, read_splits
 from codeprobe.pipeline.registry import Target
 from codeprobe.pipeline.runfolder import StepOutput, step_output, write_step_json
-from codeprobe.pipeline.steps import Steps, device_lock, loaded_model, model_arg
+from codeprobe.pipeline.steps import Steps, device_lock, loaded_model, model_arg, random_weights_model
 from codeprobe.probes.astprobe.probe_files import SETTINGS_FILE, WEIGHTS_FILE
 from codeprobe.probes.astprobe.sweeps import probe_folder_name, select_on_validation
 from codeprobe.provenance import step_key
@@ -103,7 +102,7 @@ def sweep_step(
         loaded = loaded_model(model, device, dtype)
         label = None
         if weights == "random":
-            loaded = _random_model(model, device, dtype, cfg.seed)
+            loaded = random_weights_model(model, device, dtype, cfg.seed)
             label = loaded.info.name
         extractor = Extractor(
             loaded, batch_size=cfg.extraction.batch_size, attention=False, hidden_states=True, length_policy="skip"
@@ -148,19 +147,6 @@ def sweep_step(
         },
         key,
     )
-
-
-def _random_model(model: str, device: str | None, dtype: str, seed: int):
-    return _random_copy(loaded_model(model, device, dtype), seed)
-
-
-@lru_cache(maxsize=2)
-def _random_copy(loaded, seed: int):
-    """The random-weights copy of a LoadedModel (by identity: a model loaded again after its
-    files changed gets a new copy, its embeddings from the new weights)."""
-    from codeprobe.probes.astprobe.sweeps import random_weights
-
-    return random_weights(loaded, seed)
 
 
 def run(cfg: RunConfig, steps: Steps, target: Target, log) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 from codeprobe.files import write_atomic, write_npz
 from codeprobe.pipeline.config import RunConfig
 from codeprobe.pipeline.data import read_snippets
-from codeprobe.pipeline.registry import Target, methods
+from codeprobe.pipeline.registry import AttentionShare, Target, method, methods
 from codeprobe.pipeline.runfolder import (
     KEY_FIELD,
     ResultFolder,
@@ -41,10 +41,22 @@ def shared_tokens(cfg: RunConfig) -> dict[str, Any] | None:
     return next((tokens for tokens in wanted if tokens is not None), None)
 
 
-def step_settings(cfg: RunConfig, language: str) -> dict[str, Any]:
+def attention_shares(cfg: RunConfig, target: Target) -> list[AttentionShare]:
+    """What later methods read from this forward pass's per-head attention, shard by shard
+    (`Method.attention_share`)."""
+    shares = [
+        m.attention_share(cfg, target, cfg.extraction.shard_size)
+        for m in methods()
+        if m.name != "cat" and m.enabled(cfg) and m.read_attention is not None
+    ]
+    return [s for s in shares if s is not None]
+
+
+def step_settings(cfg: RunConfig, language: str, shares: list[AttentionShare] = ()) -> dict[str, Any]:
     """What shapes a CAT step for `language`, as JSON values: the CAT section with its type
     strategy resolved, the seed, the extraction, the hidden states it pools for later methods,
-    the grammar and the library versions."""
+    what later methods read of its attention (`attention_shares`; they need every head's, so
+    per-head scores are on), the grammar and the library versions."""
     from codeprobe.probes.cat.types import default_strategy
     from codeprobe.syntax import grammar_info
 
@@ -52,12 +64,13 @@ def step_settings(cfg: RunConfig, language: str) -> dict[str, Any]:
     cat = cfg.cat.model_dump(mode="json")
     if cat["types"] == "auto":
         cat["types"] = default_strategy(language)
-    cat["per_head"] = cat["per_head"] and cat["head_pooling"] == "mean"  # max pools the heads away
+    cat["per_head"] = (cat["per_head"] or bool(shares)) and cat["head_pooling"] == "mean"  # max pools heads away
     return {
         "cat": cat,
         "seed": cfg.seed,
         "extraction": cfg.extraction.model_dump(mode="json"),
         "hidden_state_tokens": shared_tokens(cfg),
+        "attention_shares": [{"method": s.method, "settings": s.settings} for s in shares],
         "grammar": {"package": grammar.package, "version": grammar.package_version},
         "versions": versions(),
     }
@@ -66,7 +79,8 @@ def step_settings(cfg: RunConfig, language: str) -> dict[str, Any]:
 def run(cfg: RunConfig, steps: Steps, target: Target, log) -> None:
     """A step per shard of `extraction.shard_size` snippets, then the reduce. Once the reduce is
     done, the shards are not needed (nor checked): `codeprobe clean` may have removed them."""
-    settings = step_settings(cfg, target.language)
+    shares = attention_shares(cfg, target)
+    settings = step_settings(cfg, target.language, shares)
     shard_size = cfg.extraction.shard_size
     n_shards = max(1, -(-target.n_snippets // shard_size))
     where = (target.model_id, target.data_key)
@@ -87,7 +101,17 @@ def run(cfg: RunConfig, steps: Steps, target: Target, log) -> None:
         return
     futures = [
         steps.submit(
-            "cat-shard", cat_shard, target.model, target.language, target.data_dir, k, shard_size, settings, path, key
+            "cat-shard",
+            cat_shard,
+            target.model,
+            target.language,
+            target.data_dir,
+            k,
+            shard_size,
+            settings,
+            path,
+            key,
+            [(s.method, s.settings, s.paths[k], s.keys[k]) for s in shares],
         )
         for k, (path, key) in enumerate(zip(paths, keys))
     ]
@@ -166,6 +190,7 @@ def cat_shard(
     settings: dict[str, Any],
     out_path: str,
     key: str,
+    shares: list[tuple[str, dict[str, Any], str, str]] = (),
 ) -> str:
     """Pass 1 of CAT-probing on one shard: parse, one forward pass per batch, distances and,
     where the kept types are known up front (`paper`, `all`), the scores.
@@ -180,7 +205,10 @@ def cat_shard(
     dataset's rates, so the file keeps every sample's inputs with head-mean attention for the
     reduce. With `settings["hidden_state_tokens"]` the same forward pass also pools a later
     method's hidden states of every snippet read whole into a store beside the shard
-    (`hidden_state_store`), which that method copies instead of running the model again.
+    (`hidden_state_store`), which that method copies instead of running the model again. Each
+    of `shares` ((method, its settings, path, key): `AttentionShare`) gets every snippet's
+    per-head attention through the method's reader (`Method.read_attention`), whose file is
+    written, recording the key, before the shard's (skipped where it is done already).
 
     Returns:
         `out_path`.
@@ -198,15 +226,25 @@ def cat_shard(
     snippets = [shard_snippets[i] for i in order]
     probe = cat_probe(settings)
     scorer = _scorer(settings, language)
+    readers = [
+        (method(name).read_attention(reader_settings, language), path, reader_key)
+        for name, reader_settings, path, reader_key in shares
+        if not is_done(path, reader_key)
+    ]
     outcomes: list = []  # per snippet, in reading order: its first pass, or why it was skipped
+    read: list = []  # per snippet, in reading order: the readers' first passes
     truncated = [0]  # snippets the model read cut at the input limit
 
     def outcome(x):  # on a worker thread
-        return scorer.first_pass(x if isinstance(x, SkippedSample) else x.sample)
+        first = scorer.first_pass(x if isinstance(x, SkippedSample) else x.sample)
+        return first, [r.first_pass(x) for r, _, _ in readers]
 
     def pooled():  # streamed: a shard never holds its hidden states, nor its attention
-        for x, out in threaded_map(lambda x: (x, outcome(x)), probe.inputs(snippets, extractor, language=language)):
+        for x, (out, extra) in threaded_map(
+            lambda x: (x, outcome(x)), probe.inputs(snippets, extractor, language=language)
+        ):
             outcomes.append(out)
+            read.append(extra)
             truncated[0] += getattr(x, "status", None) == "truncated"
             if getattr(x, "hidden_states", None) is not None:
                 yield ModelInput(x.sample.sample_id, x.code, *x.hidden_state_spans), x.hidden_states
@@ -218,9 +256,15 @@ def cat_shard(
             deque(pooled(), maxlen=0)  # no store to write: run the stream for its outcomes
         else:
             write_store(hidden_state_store(out_path), pooled(), extractor.info.as_dict(), key, len(snippets))
-    outcomes = [outcomes[k] for k in np.argsort(order, kind="stable")]
+    in_data_order = np.argsort(order, kind="stable")
+    outcomes = [outcomes[k] for k in in_data_order]
     for x in outcomes:
         scorer.add(x)
+    for k in in_data_order:
+        for (reader, _, _), x in zip(readers, read[k]):
+            reader.add(x)
+    for reader, path, reader_key in readers:
+        reader.save(path, reader_key)
     rows = [x.rows for x in outcomes if getattr(x, "rows", None) is not None]  # scored up front, every head
     outcomes.clear()  # under topk, the attention: the scorer keeps its own copy
     if rows and np.any(rows[0]["head"] != MEAN_HEAD_ROW):
