@@ -124,7 +124,12 @@ def report(sections: list[tuple[str, dict[str, Any]]], plots: Path) -> list[str]
         for block in c["scores"]:
             if not block["relations"]:
                 continue
-            lines += [f"*{block['direction']}* ({block['dependent']} token of the dependent)", "", *_table(block, ks), ""]
+            lines += [
+                f"*{block['direction']}* ({block['dependent']} token of the dependent)",
+                "",
+                *_table(block, ks),
+                "",
+            ]
     return lines
 
 

@@ -294,4 +294,7 @@ def intermediates(folder: ResultFolder) -> list[Path]:
     (which holds all that the reports read of them)."""
     if recorded_key(folder.file("summary.json")) is None:
         return []
-    return [*folder.shards(), *([folder.file(RANDOM_WEIGHTS_FILE)] if folder.file(RANDOM_WEIGHTS_FILE).exists() else [])]
+    return [
+        *folder.shards(),
+        *([folder.file(RANDOM_WEIGHTS_FILE)] if folder.file(RANDOM_WEIGHTS_FILE).exists() else []),
+    ]

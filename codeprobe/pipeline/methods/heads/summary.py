@@ -75,7 +75,9 @@ def summarize(folder: ResultFolder, cfg: RunConfig) -> dict[str, Any] | None:
         summary = {
             str(x["k"]): x for x in result["summary"] if (x["direction"], x["dependent"]) == (direction, dependent)
         }
-        scores.append({"direction": direction, "dependent": dependent, "relations": list(rows.values()), "summary": summary})
+        scores.append(
+            {"direction": direction, "dependent": dependent, "relations": list(rows.values()), "summary": summary}
+        )
     causal = bool(settings["causal"])
     headline = scores[1 if causal else 0]
     first_k = str(settings["ks"][0])
@@ -110,4 +112,3 @@ def summarize(folder: ResultFolder, cfg: RunConfig) -> dict[str, Any] | None:
 def model_info(folder: ResultFolder) -> dict[str, Any] | None:
     path = folder.file("summary.json")
     return read_json(path).get("model") if path.exists() else None
-
