@@ -11,18 +11,21 @@ language has them:
   each field's first child), from the head token (the first token of a's first child) to each
   child in field b.
 - `T:k->b`: from the node's first token to each child in field b, unless that token lies inside
-  a field child of the node (then the `T:a->b` edges already start there). k names the token: a
-  keyword or punctuation token (an anonymous node) by its type, which is its text (`if`, `def`,
-  `@`); any other token by its type in angle brackets (`<identifier>`, `<string>`).
+  a field child of the node (then the `T:a->b` edges already start there). k is the token's
+  text when it is a keyword, an anonymous node whose type is an identifier (`if`, `def`, `new`,
+  `public`, `async`: the criterion of `codeprobe.syntax.keywords`), and `<first>` for any other
+  token (a named leaf such as an identifier or a string, punctuation, an operator), so one
+  grammar relation is not split by what its first token happens to be: every comparison that
+  does not start with a keyword is `comparison_operator:<first>->operators`.
 
 Tokens are `codeprobe.syntax.tokens` code tokens (comments dropped; with `collapse_strings`, a
 string is one token and nothing inside it is a field). A field child that covers no token
 (zero-width, a comment, or inside a collapsed string) gives no edge; fields of an ERROR node
 give none either. A field that repeats (an `if_statement`'s `alternative`: each `elif` and the
-`else`) gives one edge per child. A relation's name is grammar vocabulary joined by `:` and
-`->`; a punctuation token in it may itself hold those characters, so names are labels, not
-something to split (and a keyword that is also a field name could, in principle, give a
-`T:k->b` the name of a `T:a->b`; no grammar's real code in the tests does).
+`else`) gives one edge per child. A relation's name is grammar vocabulary (a node type, field
+names, a keyword or `<first>`) joined by `:` and `->`. Names are labels, not something to split:
+a keyword that is also a field name could, in principle, give a `T:k->b` the name of a `T:a->b`
+(no grammar's real code in the tests does).
 
 `docs/relations.md` shows what Python's and Java's relations look like.
 """
@@ -40,6 +43,9 @@ from codeprobe.syntax.tokens import CodeTokens
 # Relations with fewer edges than this in the data are dropped (`frequent_relations`): a best
 # head picked on a few dozen edges, and its interval, mean little.
 DEFAULT_MIN_COUNT = 100
+
+# k of a `T:k->b` whose first token is not a keyword.
+FIRST = "<first>"
 
 
 @dataclass(frozen=True, eq=False)
@@ -169,17 +175,21 @@ def relation_edges(tokens: CodeTokens) -> RelationEdges:
     held[cp[lo[child] == p_lo]] = True
     free = ~held[cp]
     first_token = p_lo[free]
+    # k: the token's type (its text) if it is a keyword, an anonymous node whose type is an
+    # identifier (the criterion of `codeprobe.syntax.keywords`); else len(type_names), `<first>`.
     token_node = node[first_token]
-    anonymous = ~tree.is_named[token_node]
-    word_key = np.where(anonymous, types[token_node], -1 - types[token_node]).astype(np.int64)
-    first_key = (types[cp[free]].astype(np.int64) * (len(field_names) + 1) + cf[free]) * (2 * len(type_names) + 1)
-    first_key += word_key + len(type_names)
+    token_type = types[token_node].astype(np.int64)
+    unique_types, type_index = np.unique(token_type, return_inverse=True)
+    identifier = np.fromiter((type_names[t].isidentifier() for t in unique_types.tolist()), bool, unique_types.size)
+    keyword = identifier[type_index.ravel()] & ~tree.is_named[token_node]
+    word_key = np.where(keyword, token_type, len(type_names))
+    first_key = (types[cp[free]].astype(np.int64) * (len(field_names) + 1) + cf[free]) * (len(type_names) + 1)
+    first_key += word_key
     first_keys, first_code = np.unique(first_key, return_inverse=True)
     for key in first_keys.tolist():
-        key, word = divmod(key, 2 * len(type_names) + 1)
+        key, word = divmod(key, len(type_names) + 1)
         t, b = divmod(key, len(field_names) + 1)
-        word -= len(type_names)
-        k = type_names[word] if word >= 0 else f"<{type_names[-1 - word]}>"
+        k = type_names[word] if word < len(type_names) else FIRST
         names.append(f"{type_names[t]}:{k}->{field_names[b]}")
 
     dep_child = np.concatenate((child[dep], child[free]))

@@ -76,7 +76,7 @@ def oracle_relations(code: str, language: str, wrapper=None, *, collapse_strings
         token = min(under[node.id])
         if not any(start <= token < end for _, start, end in fields):
             kind, _, _, named = tokens[token]
-            word = f"<{kind}>" if named else kind
+            word = kind if not named and kind.isidentifier() else "<first>"  # a keyword by its text
             for b, start, end in fields:
                 edges.append((f"{node.type}:{word}->{b}", token, start, end))
     return [t[:3] for t in tokens], sorted(edges)

@@ -16,7 +16,8 @@ from snippets import EXAMPLES
 from test_languages import REAL_SOURCES, real_files
 
 from codeprobe.cli import main
-from codeprobe.syntax import known_languages, parse
+from codeprobe.syntax import keywords, known_languages, parse
+from codeprobe.syntax.languages import type_table
 from codeprobe.syntax.relations import (
     DEFAULT_MIN_COUNT,
     RelationEdges,
@@ -144,7 +145,7 @@ def test_a_field_without_tokens_gives_no_edge():
     assert edges_of("if x:\n", "python") == [("if_statement:if->condition", 0, 1, 2)]
     # Fields inside a collapsed string cover no token of their own.
     code = 's = f"{x!r}"\n'
-    assert ("interpolation:{->expression", 3, 4, 5) in edges_of(code, "python")
+    assert ("interpolation:<first>->expression", 3, 4, 5) in edges_of(code, "python")
     assert edges_of(code, "python", collapse_strings=True) == [("assignment:left->right", 0, 2, 3)]
 
 
@@ -159,10 +160,45 @@ def test_nested_nodes_of_one_type_each_give_their_own_edges():
 
 def test_a_first_token_inside_a_field_starts_no_first_token_edges():
     # The call's first token is its `function` field: only call:function->arguments.
-    assert all(not name.startswith("call:<") for name, *_ in edges_of("f(x)\n", "python"))
-    # A first token in no field, not a keyword: named by its type in angle brackets.
+    assert [name for name, *_ in edges_of("f(x)\n", "python")] == ["call:function->arguments"]
+    # A first token in no field, not a keyword: `<first>`, whatever the token is.
     # a < b  (the comparison's operands have no field; its operators do)
-    assert edges_of("a < b\n", "python") == [("comparison_operator:<identifier>->operators", 0, 1, 2)]
+    assert edges_of("a < b\n", "python") == [("comparison_operator:<first>->operators", 0, 1, 2)]
+
+
+def test_first_token_edges_name_keywords_only():
+    # One grammar relation, whatever token starts it: an identifier, a string, a number,
+    # punctuation, an operator.
+    for code in ("a < b\n", "'a' < b\n", "1 < b\n", "(a) < b\n", "-a < b\n", "a.b < c == d\n"):
+        names = {name for name, *_ in edges_of(code, "python") if name.startswith("comparison_operator:")}
+        assert names == {"comparison_operator:<first>->operators"}, code
+    # A keyword (an anonymous node whose type is an identifier) by its text.
+    assert ("not_operator:not->argument", 0, 1, 2) in edges_of("not a\n", "python")
+    # @ d def f ( ) : pass
+    # 0 1 2   3 4 5 6 7
+    edges = edges_of("@d\ndef f():\n    pass\n", "python")
+    assert ("decorated_definition:<first>->definition", 0, 2, 8) in edges
+    assert ("function_definition:def->name", 2, 3, 4) in edges
+    # A Java method that starts with an annotation, and one that starts with a modifier.
+    java = {name for name, *_ in edges_of("@Override public void run() {}", "java")}
+    assert {"method_declaration:<first>->body", "method_declaration:<first>->name"} <= java
+    assert "method_declaration:public->body" in {name for name, *_ in edges_of("public void run() {}", "java")}
+
+
+@pytest.mark.parametrize("language", known_languages())
+def test_first_token_words_are_the_grammars_keywords(language):
+    # On real code, the middle part of every name (a field name a of `T:a->b`, or k of `T:k->b`)
+    # is a field name, a keyword of `codeprobe.syntax.keywords` or `<first>`: no punctuation, no
+    # `<identifier>`. (Splitting is safe here: no grammar's named node types or fields hold `:` or `->`.)
+    allowed = set(type_table(language).fields) | set(keywords(language)) | {"<first>"}
+    middles = set()
+    for code in real_code(language):
+        for name in relation_edges(parse(code, language).tokens()).names:
+            middles.add(name.split(":", 1)[1].split("->", 1)[0])
+    assert middles <= allowed, middles - allowed
+    assert middles & set(keywords(language))
+    if language in ("python", "java", "javascript", "rust"):
+        assert "<first>" in middles
 
 
 def test_comments_are_not_tokens_of_any_span():
