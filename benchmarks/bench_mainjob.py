@@ -173,7 +173,12 @@ def cat_speed(args) -> None:
     for n in args.n:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
-            config = {"data": {"n_snippets": n}, "astprobe": None, "extraction": {"batch_size": args.batch_size}}
+            config = {
+                "data": {"n_snippets": n},
+                "astprobe": None,
+                "heads": None,
+                "extraction": {"batch_size": args.batch_size},
+            }
             load_before = os.getloadavg()[0]
             run = codeprobe_run(out, config)
             data_dir = next((out / "run" / "data").iterdir())

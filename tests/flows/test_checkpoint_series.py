@@ -57,7 +57,7 @@ def test_a_series_is_probed_per_checkpoint_and_only_where_new(tiny_training, pyt
     text = report.read_text()
     assert "## Over training (checkpoint series)" in text
     plots = sorted(p.name for p in (run / "plots").glob("series-*.png"))
-    assert plots == ["series-mlm-python-python_small-astprobe.png", "series-mlm-python-python_small-cat.png"]
+    assert plots == [f"series-mlm-python-python_small-{m}.png" for m in ("astprobe", "cat", "heads")]
     assert text.count("checkpoint-2, python") >= 2 and "checkpoint-1, python" not in text
     steps, layers, scores = series_matrix(results, "astprobe", method("astprobe").series)
     assert steps == [1, 2] and layers == [0, 1, 2] and scores.shape == (2, 3)
@@ -71,6 +71,13 @@ def test_a_series_is_probed_per_checkpoint_and_only_where_new(tiny_training, pyt
         assert f"| {r['step']} | {cat['layer']} | {cat['score']:.3f} [" in text
     steps, layers, scores = series_matrix(results, "cat", method("cat").series)
     assert layers == [0, 1] and np.isfinite(scores).all()
+    # Heads: each relation's best-head score per step; the mean over relations followed.
+    steps, relations, scores = series_matrix(results, "heads", method("heads").series)
+    assert steps == [1, 2] and relations == sorted(relations) and scores.shape == (2, len(relations))
+    for r in results:
+        best = method("heads").series.best(r["heads"])
+        assert best["score"] == r["heads"]["headline"]["mean"]
+        assert f"| {r['step']} | {best['n_relations']} | {best['score']:.3f} [" in text
 
     # Rerun: nothing recomputed. A new checkpoint: only it is probed.
     before = step_outputs(run)

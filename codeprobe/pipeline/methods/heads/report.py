@@ -102,8 +102,9 @@ def report(sections: list[tuple[str, dict[str, Any]]], plots: Path) -> list[str]
         "Per relation (from the grammar's fields: `docs/relations.md`) and direction, the attention head "
         "whose top-k attended tokens most often hold the edge's target, chosen on the validation split and "
         "scored on test; against the best fixed offsets, offsets + keywords (CodeSyntax's baseline), random "
-        "attention and the random-weights model, each chosen on validation too. A claim that the model beats "
-        "the baselines is made only where the paired 95% interval excludes 0.",
+        "attention and the random-weights model, each chosen on validation too (each k chooses its own head, so "
+        "a head's top-3 can read below another's top-1). A claim that the model beats the baselines is made "
+        "only where the paired 95% interval excludes 0.",
         "",
     ]
     for i, (label, c) in enumerate(sections):
