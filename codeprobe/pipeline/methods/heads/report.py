@@ -51,7 +51,8 @@ def relation_layer_map(path: Path, label: str, c: dict[str, Any]) -> bool:
 
     values = np.array([[np.nan if v is None else v for v in r["by_layer"]] for r in rows], dtype=float)
     n_layers = values.shape[1]
-    fig = Figure(figsize=(2.2 + 0.55 * n_layers, 1.4 + 0.24 * len(rows)))
+    # Room for the relation names on the left and the colour bar's label on the right.
+    fig = Figure(figsize=(max(7.0, 4.5 + 0.55 * n_layers), 1.6 + 0.24 * len(rows)), layout="constrained")
     ax = fig.subplots()
     image = ax.imshow(values, aspect="auto", cmap="viridis", vmin=0, vmax=1)
     fig.colorbar(image, ax=ax, label=f"top-{h['k']} accuracy (test)")
@@ -63,8 +64,7 @@ def relation_layer_map(path: Path, label: str, c: dict[str, Any]) -> bool:
             if np.isfinite(values[i, j]):
                 ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=6,
                         color="black" if values[i, j] > 0.5 else "white")  # fmt: skip
-    ax.set_title(f"{label}: {h['direction']} top-{h['k']}, each layer's best head", fontsize=9)
-    fig.tight_layout()
+    ax.set_title(f"{label}\n{h['direction']} top-{h['k']}: each layer's best head (chosen on validation)", fontsize=9)
     write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     return True
 
