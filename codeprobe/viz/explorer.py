@@ -12,7 +12,15 @@ snippet's tree beside the gold one. The payload is JSON, kept small for an HTML 
   so the page shows the pairs the CAT-score counted, not a re-thresholded approximation;
 - distance: uint8 (uint16 if needed) tree distances over the aligned tokens, exact;
 - scores: the CAT-scores of the snippets' rows (`codeprobe.probes.cat.scorer.CATAccumulator`, the
-  library's scorer), rounded to 6 decimals.
+  library's scorer), rounded to 6 decimals;
+- heads (with `heads=`, a run's chosen heads): the snippet's relation edges over the tokens the
+  model read (`codeprobe.syntax.relation_edges`, `codeprobe.probes.heads.on_kept_tokens`), of the
+  relations the run scored, each with whether the relation's chosen head hits it at k
+  (`codeprobe.probes.heads.score_edges`), and only the attention rows those heads read at the
+  edges' attending tokens (head->dep: the head token's, dep->head: the dependent's first
+  token's), rounded to 4 decimals, with each row's top k; from CAT-probing's pass when it read
+  the snippets with the same input limit (its per-head attention is what the heads method reads),
+  else from a pass of their own.
 Binary arrays are zlib-compressed and base64-encoded (a page decodes them with the browser's
 DecompressionStream).
 
@@ -27,6 +35,7 @@ import math
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -37,12 +46,65 @@ from codeprobe.probes.cat.probe import DEFAULT_MAX_SUBWORDS, CATProbe, SnippetIn
 from codeprobe.probes.cat.score import DEFAULT_QUANTILE, attention_thresholds, linear_quantile
 from codeprobe.probes.cat.scorer import CATAccumulator
 from codeprobe.probes.cat.types import default_strategy
-from codeprobe.syntax import parse
+from codeprobe.probes.heads import DIRECTIONS, EdgeArrays, on_kept_tokens, score_edges, score_index
+from codeprobe.syntax import parse, relation_edges
 
 FORMAT = 1
 DEFAULT_MAX_SNIPPETS = 20
 DEFAULT_MAX_TOKENS = 64  # sampled snippets stay readable as matrices and keep the file small
 MIN_TOKENS = 4
+ROW_DIGITS = 4  # attention rows of the chosen heads: rounded, the payload stays small
+
+
+@dataclass(frozen=True)
+class ChosenHead:
+    """One relation's attention head chosen on validation for one score and k, with its test
+    accuracy (`test`, its interval `test_ci`, over `test_edges` scorable test edges), as a run's
+    heads summary reports it."""
+
+    relation: str
+    layer: int
+    head: int
+    test: float | None = None
+    test_ci: tuple[float | None, float | None] = (None, None)
+    test_edges: int = 0
+
+
+@dataclass(frozen=True)
+class ChosenHeads:
+    """The heads a run chose per relation, for the explorer to show on its snippets.
+
+    Attributes:
+        k: the k of top-k the heads were chosen at.
+        scores: the (direction, dependent) pairs shown (`codeprobe.probes.heads.SCORES`), in order.
+        heads: per score, the chosen head of each relation the run scored.
+        causal: a decoder's attention (only tokens at or left of the attending one count).
+        max_subwords: the model input limit the heads were scored with.
+        headline: the index in `scores` of the run's headline score.
+    """
+
+    k: int
+    scores: tuple[tuple[str, str], ...]
+    heads: tuple[tuple[ChosenHead, ...], ...]
+    causal: bool = False
+    max_subwords: int = DEFAULT_MAX_SUBWORDS
+    headline: int = 0
+
+    def check(self) -> ChosenHeads:
+        """Self, after checking its scores and shape.
+
+        Raises:
+            InputError: an unknown score, k < 1, or not one tuple of heads per score.
+        """
+        for direction, dependent in self.scores:
+            score_index(direction, dependent)
+        if self.k < 1 or len(self.heads) != len(self.scores) or not 0 <= self.headline < max(len(self.scores), 1):
+            raise InputError("chosen heads need k >= 1, one tuple of heads per score and a headline among them")
+        return self
+
+    def relations(self) -> list[str]:
+        """The relations with a chosen head under some score, sorted."""
+        return sorted({h.relation for per in self.heads for h in per})
 
 
 def pack(array: np.ndarray) -> str:
@@ -108,6 +170,7 @@ def explorer_payload(
     max_tokens: int | None = DEFAULT_MAX_TOKENS,
     seed: int = 0,
     batch_size: int = 8,
+    heads: ChosenHeads | None = None,
 ) -> dict[str, Any]:
     """The explorer's data for a sample of `snippets` (see the module doc for the encoding).
 
@@ -124,9 +187,12 @@ def explorer_payload(
         trees: `RecoveredTree`s already predicted (by id), instead of running `probe`.
         max_snippets, max_tokens, seed: the sample (see `choose_snippets`); max_snippets None
             keeps every snippet.
+        heads: a run's chosen heads: each snippet's edges of their relations and those heads'
+            attention rows at the edges' attending tokens (see the module doc).
     Returns:
         A JSON-able dict: `format`, `language`, `model`, `settings`, `kept_types`, `snippets`
-        (each: `id`, `code`, optionally `cat` or `cat_skipped`, and `astprobe`).
+        (each: `id`, `code`, optionally `cat` or `cat_skipped`, `astprobe`, and `heads` or
+        `heads_skipped`), and with `heads` the chosen heads (`heads`).
     Raises:
         InputError: no snippets, mixed languages, or nothing to show.
     """
@@ -144,8 +210,13 @@ def explorer_payload(
         "kept_types": None,
         "snippets": [{"id": i, "code": c} for i, c in items],
     }
+    if not cat and probe is None and trees is None and heads is None:
+        raise InputError("nothing to explore: ask for CAT-probing, AST-Probe trees, heads, or several")
+    if cat or heads is not None:
+        model = _loaded(model)  # once, for every pass
+    inputs = None
     if cat:
-        _add_cat(
+        inputs = _add_cat(
             out,
             items,
             lang,
@@ -158,12 +229,15 @@ def explorer_payload(
             kept_types,
             batch_size,
         )
+    if heads is not None:
+        # CAT-probing's pass read every head (per_head) of the source text: where its input
+        # limit is the heads method's, its attention is what that method reads.
+        shared = inputs is not None and heads.max_subwords == max_subwords
+        _add_heads(out, items, lang, model, heads.check(), inputs if shared else None, batch_size)
     if probe is not None or trees is not None:
         if trees is None:
             trees = probe.predict(items)
         _add_trees(out, items, lang, trees, probe)
-    if not cat and probe is None and trees is None:
-        raise InputError("nothing to explore: ask for CAT-probing, AST-Probe trees, or both")
     return out
 
 
@@ -172,11 +246,16 @@ def _model_info(info: Any) -> dict[str, Any]:
     return {k: d.get(k) for k in ("name", "architecture", "n_layers", "n_heads", "is_code_model", "note")}
 
 
-def _add_cat(
-    out, items, lang, model, types, distance, quantile, random_state, max_subwords, kept_types, batch_size
-) -> None:
+def _loaded(model: Any):
     from codeprobe.model import LoadedModel, load_model
 
+    return model if isinstance(model, LoadedModel) else load_model(model)
+
+
+def _add_cat(
+    out, items, lang, model, types, distance, quantile, random_state, max_subwords, kept_types, batch_size
+) -> list[SnippetInputs | SkippedSample]:
+    """The CAT view of every snippet into `out`; returns the pass's inputs (in `items`' order)."""
     probe = CATProbe(
         types=types,
         distance=distance,
@@ -186,8 +265,7 @@ def _add_cat(
         max_subwords=max_subwords,
         batch_size=batch_size,
     )
-    loaded = model if isinstance(model, LoadedModel) else load_model(model)
-    extractor = probe.extractor(loaded)
+    extractor = probe.extractor(_loaded(model))
     if kept_types is not None and len(kept_types) != extractor.info.n_layers:
         raise InputError(f"kept_types has {len(kept_types)} layers, the model {extractor.info.n_layers}")
     inputs = list(probe.inputs(items, extractor, lang))
@@ -222,6 +300,122 @@ def _add_cat(
         else:
             own = {name: column[k * per_snippet : (k + 1) * per_snippet] for name, column in rows.items()}
             entry["cat"] = snippet_cat(x, entry["code"], kept, lang, quantile=probe.quantile, rows=own)
+    return inputs
+
+
+def _add_heads(out, items, lang, model, heads: ChosenHeads, inputs, batch_size) -> None:
+    """Each snippet's relation edges and the chosen heads' rows into `out`, from `inputs` (a
+    pass that read every head of the source with `heads.max_subwords`) or a pass of their own."""
+    shared = inputs is not None
+    if not shared:
+        probe = CATProbe(types="all", per_head=True, max_subwords=heads.max_subwords, batch_size=batch_size)
+        extractor = probe.extractor(_loaded(model))
+        inputs = list(probe.inputs(items, extractor, lang))
+        if out["model"] is None:
+            out["model"] = _model_info(extractor.info)
+    names = heads.relations()
+    index = {name: i for i, name in enumerate(names)}
+    per_relation = [[None] * len(heads.scores) for _ in names]
+    for s, per in enumerate(heads.heads):
+        for h in per:
+            per_relation[index[h.relation]][s] = {
+                "layer": h.layer,
+                "head": h.head,
+                "test": _num(h.test),
+                "test_ci": [_num(v) for v in h.test_ci],
+                "test_edges": h.test_edges,
+            }
+    out["heads"] = {
+        "k": heads.k,
+        "causal": heads.causal,
+        "max_subwords": heads.max_subwords,
+        "shared_pass": shared,
+        "scores": [{"direction": d, "dependent": p} for d, p in heads.scores],
+        "headline": heads.headline,
+        "relations": [{"name": n, "heads": per_relation[i]} for i, n in enumerate(names)],
+    }
+    for entry, x in zip(out["snippets"], inputs):
+        if isinstance(x, SkippedSample):
+            entry["heads_skipped"] = x.reason
+        else:
+            entry["heads"] = snippet_heads(x, heads, index, with_tokens=not shared or "cat" not in entry)
+
+
+def top_k(row: np.ndarray, attending: int, k: int, causal: bool) -> list[int]:
+    """The k tokens `row` ranks first (descending weight, ties to the lower index), the attending
+    token left out and, when `causal`, every token right of it (the heads scores' conventions,
+    `codeprobe.probes.heads.score`)."""
+    candidates = np.arange(row.size)
+    ok = candidates != attending
+    if causal:
+        ok &= candidates <= attending
+    candidates = candidates[ok]
+    order = candidates[np.lexsort((candidates, -row[candidates]))]
+    return order[:k].tolist()
+
+
+def snippet_heads(
+    inputs: SnippetInputs, heads: ChosenHeads, index: dict[str, int], *, with_tokens: bool = True
+) -> dict[str, Any]:
+    """One snippet's relation edges and chosen heads' rows (`inputs` from a per-head pass,
+    `index`: relation name -> its index in the payload's relations).
+
+    Returns `edges`: [relation, head, dependent start, dependent end, hits] over the kept
+    tokens, hits per shown score: whether that score's chosen head hits the edge at k (None: not
+    scorable, or no head chosen); `rows`: [layer, head, attending token, weights, top k] for
+    every (chosen head, attending token) an edge reads; `dropped_edges`: edges of these
+    relations with a token the model did not read; with `with_tokens`, the kept tokens.
+    """
+    sample = inputs.sample
+    attention = np.asarray(sample.attention)
+    if attention.ndim != 4:
+        raise InputError("the heads view needs per-head attention (L, H, n, n)")
+    n_heads = attention.shape[1]
+    tokens, positions = inputs.tokens, np.asarray(sample.positions, dtype=np.int64)
+    everything = relation_edges(tokens)
+    codes = np.asarray([index.get(name, -1) for name in everything.names] + [-1], dtype=np.int64)
+    wanted = codes[np.asarray(everything.relation, dtype=np.int64)] >= 0
+    kept, keep = on_kept_tokens(everything, positions, len(tokens))
+    relation = codes[kept.relation]
+    mine = relation >= 0
+    edges = EdgeArrays.of(relation[mine], kept.head[mine], kept.dep_start[mine], kept.dep_end[mine])
+    scores = score_edges(attention, edges, ks=(heads.k,), causal=heads.causal)
+    chosen = [{index[h.relation]: h for h in per} for per in heads.heads]
+    rows: dict[tuple[int, int, int], list] = {}
+    out_edges = []
+    for e in range(len(edges)):
+        r, h, s, t = (int(v[e]) for v in (edges.relation, edges.head, edges.dep_start, edges.dep_end))
+        hits = []
+        for (direction, dependent), by_relation in zip(heads.scores, chosen):
+            c = by_relation.get(r)
+            i = score_index(direction, dependent)
+            if c is None:
+                hits.append(None)
+                continue
+            hits.append(bool(scores.hits[i, 0, c.layer * n_heads + c.head, e]) if scores.scorable[i, e] else None)
+            at = h if direction == DIRECTIONS[0] else s
+            if (c.layer, c.head, at) not in rows:
+                row = np.asarray(attention[c.layer, c.head, at], dtype=np.float64)
+                rows[(c.layer, c.head, at)] = [
+                    c.layer,
+                    c.head,
+                    at,
+                    [round(float(w), ROW_DIGITS) for w in row],
+                    top_k(row, at, heads.k, heads.causal),
+                ]
+        out_edges.append([r, h, s, t, hits])
+    out: dict[str, Any] = {
+        "edges": out_edges,
+        "rows": [rows[key] for key in sorted(rows)],
+        "dropped_edges": int((wanted & ~keep).sum()),
+    }
+    if with_tokens:
+        out["tokens"] = {
+            "text": list(inputs.labels),
+            "start": tokens.start_char[positions].tolist(),
+            "end": tokens.end_char[positions].tolist(),
+        }
+    return out
 
 
 def snippet_cat(

@@ -168,3 +168,46 @@ def test_report_page_in_a_browser(run, tmp_path):
         assert driver.find_elements("css selector", "[data-testid=tree-gold] .nt")
         driver.save_screenshot(str(shots / "run-explorer.png"))
         assert console_problems(driver) == []
+        check_explorer_relations(driver, payload, payload["snippets"][1], shots)
+
+
+def check_explorer_relations(driver, payload: dict, sn: dict, shots: Path) -> None:
+    """Choosing a relation in the explorer marks its edges on the code, says which head the run
+    chose for it (and its test score) and shows that head's attention row from the chosen edge's
+    attending token; the other direction reads the dependent's row."""
+    from selenium.webdriver.support.ui import Select
+
+    info, h = payload["heads"], sn["heads"]
+    find = lambda css: driver.find_elements("css selector", css)  # noqa: E731
+    marked = lambda cls: [int(x.get_attribute("data-i")) for x in find(f"[data-testid=explorer-relation-code] .{cls}")]  # noqa: E731
+    rows = {(r[0], r[1], r[2]): r[3] for r in h["rows"]}
+    usable = [r for r in {e[0] for e in h["edges"]} if info["relations"][r]["heads"][info["headline"]]]
+    r = max(usable, key=lambda x: (sum(e[0] == x for e in h["edges"]), -x))  # the relation with most edges here
+    Select(find("[data-testid=explorer-relation-select]")[0]).select_by_value(str(r))
+    mine = [e for e in h["edges"] if e[0] == r]
+    _, head, start, end, hits = mine[0]
+    assert marked("sh") == [head] and marked("sd") == list(range(start, end))
+    assert marked("rh") == sorted({e[1] for e in mine})
+    assert set(marked("rd")) == {j for e in mine for j in range(e[2], e[3])}
+    chosen = info["relations"][r]["heads"][info["headline"]]
+    summary = find("[data-testid=explorer-relation-summary]")[0]
+    assert (summary.get_attribute("data-layer"), summary.get_attribute("data-head")) == (
+        str(chosen["layer"]),
+        str(chosen["head"]),
+    )
+    assert f"head {chosen['layer']}.{chosen['head']}" in summary.text and f"{chosen['test']:.3f}" in summary.text
+    row = rows[(chosen["layer"], chosen["head"], head)]  # head->dep reads the head token's row
+    bars = find("[data-testid=attention-bars] rect")
+    assert [float(b.get_attribute("data-weight")) for b in bars] == row
+    assert marked("from") == [head]
+    driver.execute_script("arguments[0].scrollIntoView()", find("[data-testid=explorer-relations]")[0])
+    driver.save_screenshot(str(shots / "run-explorer-relation.png"))
+    # dep->head: the dependent's first token attends.
+    other = 1 - info["headline"]
+    Select(find("[data-testid=explorer-direction-select]")[0]).select_by_value(str(other))
+    back = info["relations"][r]["heads"][other]
+    if back is not None:
+        assert marked("from") == [start]
+        want = rows[(back["layer"], back["head"], start)]
+        assert [float(b.get_attribute("data-weight")) for b in find("[data-testid=attention-bars] rect")] == want
+    assert console_problems(driver) == []

@@ -1,5 +1,6 @@
 """The explorer's payload against the library it shows: CAT-scores, the masks the page counts,
-distances, attention, tokens, and the trees' per-non-terminal scores."""
+distances, attention, tokens, the trees' per-non-terminal scores, and a run's chosen heads on
+the snippets' relation edges (edges and rows against a fresh per-head pass)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from codeprobe.errors import InputError
 from codeprobe.model import Extractor, ModelInput
 from codeprobe.probes.astprobe.recovered_tree import RecoveredTree
 from codeprobe.probes.cat import CATProbe
-from codeprobe.syntax import ast_distance, parse, uast_distance
+from codeprobe.syntax import ast_distance, parse, relation_edges, uast_distance
 from codeprobe.viz import choose_snippets, explorer_payload, nonterminal_scores
-from codeprobe.viz.explorer import pack, unpack
+from codeprobe.viz.explorer import ChosenHead, ChosenHeads, pack, unpack
 
 SNIPPETS = list(cosqa_functions()[:30])
 
@@ -135,3 +136,135 @@ def test_trees_and_nonterminal_scores():
 def test_pack_round_trips():
     a = np.arange(300, dtype=np.uint16).reshape(3, 100)
     np.testing.assert_array_equal(unpack(pack(a), np.uint16, a.shape), a)
+
+
+# ------------------------------------------------------------------ a run's chosen heads
+
+SHOWN = (("head->dep", "first"), ("dep->head", "first"))
+
+
+def chosen(relations: list[str], *, k: int = 1, max_subwords: int = 256, causal: bool = False) -> ChosenHeads:
+    """Heads "chosen" for `relations` (all but the last two; the first of them has no head for
+    dep->head), spread over the tiny model's 3 layers x 4 heads."""
+    names = sorted(relations)[:-2]
+    heads = tuple(
+        tuple(
+            ChosenHead(name, (i + s) % 3, (2 * i + s) % 4, 0.5, (0.25, 0.75), 10)
+            for i, name in enumerate(names)
+            if not (s == 1 and i == 0)
+        )
+        for s in range(len(SHOWN))
+    )
+    return ChosenHeads(k=k, scores=SHOWN, heads=heads, causal=causal, max_subwords=max_subwords)
+
+
+def relations_of(items) -> list[str]:
+    return sorted({n for _, code in items for n in relation_edges(parse(code, "python").tokens()).names})
+
+
+def fresh_pass(items, max_subwords: int) -> dict:
+    """id -> the inputs of a fresh `CATProbe(per_head=True)` pass, as the heads method reads."""
+    probe = CATProbe(types="all", per_head=True, max_subwords=max_subwords)
+    return {x.sample.sample_id: x for x in probe.inputs(items, tiny_model("roberta"), "python")}
+
+
+def expected_edges(x, wanted: dict[str, int]) -> list[list[int]]:
+    """The snippet's edges of the wanted relations over its kept tokens, by hand: an edge is kept
+    when its head and every token of its dependent were read."""
+    positions = list(np.asarray(x.sample.positions))
+    at = {p: i for i, p in enumerate(positions)}
+    e = relation_edges(x.tokens)
+    out = []
+    for name, h, s, t in zip(e.relation_names(), e.head.tolist(), e.dep_start.tolist(), e.dep_end.tolist()):
+        if name in wanted and h in at and all(j in at for j in range(s, t)):
+            out.append([wanted[name], at[h], at[s], at[t - 1] + 1])
+    return sorted(out, key=lambda r: (r[1], r[2], r[3], r[0]))
+
+
+def ranked(row: np.ndarray, attending: int, k: int, causal: bool = False) -> list[int]:
+    cands = [j for j in range(row.size) if j != attending and (not causal or j <= attending)]
+    return sorted(cands, key=lambda j: (-row[j], j))[:k]
+
+
+def check_heads(p: dict, heads: ChosenHeads, fresh: dict) -> int:
+    """Every snippet's edges and rows against `fresh` (a pass with the heads' input limit);
+    returns how many rows were checked."""
+    names = [r["name"] for r in p["heads"]["relations"]]
+    assert names == heads.relations()
+    wanted = {n: i for i, n in enumerate(names)}
+    by_score = [{h.relation: h for h in per} for per in heads.heads]
+    checked = 0
+    for sn in p["snippets"]:
+        x = fresh[sn["id"]]
+        h = sn["heads"]
+        att = np.asarray(x.sample.attention, dtype=np.float64)
+        got = sorted((e[:4] for e in h["edges"]), key=lambda r: (r[1], r[2], r[3], r[0]))
+        assert got == expected_edges(x, wanted)
+        rows = {(r[0], r[1], r[2]): r for r in h["rows"]}
+        needed = set()
+        for r, head, s, _, hits in h["edges"]:
+            for i, (direction, _) in enumerate(heads.scores):
+                c = by_score[i].get(names[r])
+                if c is None:
+                    assert hits[i] is None
+                    continue
+                at, target = (head, s) if direction == "head->dep" else (s, head)
+                needed.add((c.layer, c.head, at))
+                top = ranked(att[c.layer, c.head, at], at, heads.k)
+                assert hits[i] == (target in top)  # scorable: bidirectional, exclude_self
+        assert set(rows) == needed  # only the rows the edges read
+        for (layer, head, at), (_, _, _, weights, top) in rows.items():
+            np.testing.assert_allclose(weights, att[layer, head, at], atol=0.5e-4 + 1e-9)
+            assert top == ranked(att[layer, head, at], at, heads.k)
+            checked += 1
+    return checked
+
+
+def test_heads_edges_and_rows_equal_a_fresh_per_head_pass(payload):
+    items = [(i, c) for i, c in SNIPPETS]
+    heads = chosen(relations_of(items), k=3)
+    p = explorer_payload(SNIPPETS, language="python", model=tiny_model("roberta"), max_snippets=5, seed=1, heads=heads)
+    assert [s["id"] for s in p["snippets"]] == [s["id"] for s in payload["snippets"]]
+    # Without heads nothing of them is there; with them, the CAT view is unchanged.
+    assert "heads" not in payload and not any("heads" in s for s in payload["snippets"])
+    for a, b in zip(p["snippets"], payload["snippets"]):
+        assert a["cat"] == b["cat"]
+    info = p["heads"]
+    assert (
+        info["shared_pass"] and info["k"] == 3 and info["scores"][1] == {"direction": "dep->head", "dependent": "first"}
+    )
+    first = info["relations"][0]
+    assert first["heads"][1] is None and first["heads"][0] == {
+        "layer": 0,
+        "head": 0,
+        "test": 0.5,
+        "test_ci": [0.25, 0.75],
+        "test_edges": 10,
+    }
+    ids = {s["id"] for s in p["snippets"]}
+    assert check_heads(p, heads, fresh_pass([(i, c) for i, c in SNIPPETS if i in ids], 256)) > 20
+    assert all("tokens" not in s["heads"] for s in p["snippets"])  # the CAT view's tokens
+    assert sum(len(s["heads"]["edges"]) for s in p["snippets"]) > 10
+    json.dumps(p, allow_nan=False)
+
+
+def test_heads_with_an_input_limit_of_their_own_read_the_snippets_again():
+    items = SNIPPETS[:12]
+    heads = chosen(relations_of(items), max_subwords=24, causal=True)
+    p = explorer_payload(items, language="python", model=tiny_model("roberta"), max_snippets=4, heads=heads)
+    assert not p["heads"]["shared_pass"] and p["heads"]["causal"]
+    fresh = fresh_pass([(s["id"], s["code"]) for s in p["snippets"]], 24)
+    for sn in p["snippets"]:
+        x, h = fresh[sn["id"]], sn["heads"]
+        assert h["tokens"]["text"] == list(x.labels) and len(h["tokens"]["text"]) < len(sn["cat"]["tokens"]["text"])
+        code = sn["code"]
+        assert [code[a:b] for a, b in zip(h["tokens"]["start"], h["tokens"]["end"])] == h["tokens"]["text"]
+        for *_, at, _weights, top in h["rows"]:
+            assert all(j < at for j in top)  # causal: only tokens left of the attending one
+    assert sum(s["heads"]["dropped_edges"] for s in p["snippets"]) > 0  # edges past the cut
+    # Heads alone (no CAT view, no trees) are something to explore too.
+    alone = explorer_payload(
+        items, language="python", model=tiny_model("roberta"), max_snippets=4, cat=False, heads=heads
+    )
+    assert alone["model"]["n_heads"] == 4 and all("cat" not in s for s in alone["snippets"])
+    assert [s["heads"] for s in alone["snippets"]] == [s["heads"] for s in p["snippets"]]

@@ -383,7 +383,7 @@
     series.forEach((s, i) => { if (s.explorer) sources.push({ index: i, label: s.label, payload: s.explorer }); });
     if (DATA.explorer) sources.push({ index: -1, label: DATA.title, payload: DATA.explorer });
     if (!sources.length) return;
-    const state = { source: 0, snippet: 0, layer: 0, head: -1 };
+    const state = { source: 0, snippet: 0, layer: 0, head: -1, relation: null, dir: null, edge: 0 };
     const controls = el("div", { class: "controls" });
     const body = el("div");
     const cache = new Map();
@@ -403,8 +403,8 @@
       const src = sources[state.source].payload;
       const sn = src.snippets[state.snippet];
       const items = [];
-      if (sources.length > 1) items.push(...select("Result", sources.map((s, i) => [i, s.label]), state.source, (v) => { state.source = +v; state.snippet = 0; render(); }, "explorer-source"));
-      items.push(...select("Snippet", src.snippets.map((x, i) => [i, snippetLabel(x)]), state.snippet, (v) => { state.snippet = +v; render(); }, "snippet-select"));
+      if (sources.length > 1) items.push(...select("Result", sources.map((s, i) => [i, s.label]), state.source, (v) => { state.source = +v; state.snippet = 0; state.relation = state.dir = null; render(); }, "explorer-source"));
+      items.push(...select("Snippet", src.snippets.map((x, i) => [i, snippetLabel(x)]), state.snippet, (v) => { state.snippet = +v; state.edge = 0; render(); }, "snippet-select"));
       if (sn.cat) {
         const L = sn.cat.n_layers, H = sn.cat.n_heads;
         items.push(...select("Layer", [...Array(L).keys()].map((l) => [l, String(l)]), state.layer, (v) => { state.layer = +v; render(); }, "layer-select"));
@@ -417,6 +417,7 @@
       const bits = [];
       if (x.cat) bits.push(`${x.cat.tokens.text.length} tokens`, `CAT ${fmt(x.cat.scores[x.cat.n_layers - 1][0], 2)} (last layer)`);
       if (x.astprobe) bits.push(`tree F1 ${fmt(x.astprobe.f1, 2)}`);
+      if (x.heads) bits.push(`${x.heads.edges.length} relation edges`);
       return `${name}  \u2014  ${bits.join(", ")}`;
     }
     async function render() {
@@ -449,6 +450,8 @@
         parts.push(holder);
         decoded(sn).then((dec) => holder.replaceChildren(matrices(sn, src, dec, codeView)));
       }
+      if (sn.heads && src.heads) parts.push(relationsPane(sn, src));
+      else if (sn.heads_skipped) parts.push(el("p", { class: "note", text: `Relation edges: the model read nothing of this snippet (${sn.heads_skipped})` }));
       if (sn.astprobe) parts.push(treesPane(sn, src, codeView));
       else if (sn.astprobe_skipped) parts.push(el("p", { class: "note", text: `AST-Probe: ${sn.astprobe_skipped}` }));
       body.replaceChildren(...parts);
@@ -459,7 +462,7 @@
       const code = sn.code;
       // Spans of the CAT tokens (else AST-Probe's), so hovering a matrix cell lights them up.
       const cat = sn.cat && sn.cat.tokens, ast = sn.astprobe && sn.astprobe.tokens;
-      const toks = cat || ast;
+      const toks = cat || ast || (sn.heads && sn.heads.tokens);
       const keptSet = sn.cat ? new Set(sn.cat.kept_index[sn.cat.layer_group[state.layer]]) : null;
       const spans = [];
       let at = 0;
@@ -584,6 +587,62 @@
       return el("div", { class: "mat" }, el("h4", { text: title }), canvas, el("div", { class: "note", text: "row = query, column = key" }));
     }
 
+    // The run's attention-head relations on this snippet: a relation's edges on the code and
+    // the attention row of the head the run chose for it (on validation, at the headline's k).
+    function relationsPane(sn, src) {
+      const R = src.heads, h = sn.heads;
+      const cols = h.tokens || sn.cat.tokens;
+      const toks = cols.text.map((text, i) => ({ text, type: cols.type ? cols.type[i] : null, start: cols.start[i], end: cols.end[i] }));
+      const edges = h.edges.map(([r, head, s, e, hits]) => ({ relation: r, head, dependent: [s, e], hits }));
+      const rows = new Map(h.rows.map(([l, hd, t, w, top]) => [`${l}.${hd}.${t}`, { weights: w, top }]));
+      const box = el("div", { "data-testid": "explorer-relations" }, el("h3", { text: "Relation edges and the heads the run chose" }));
+      if (!edges.length) {
+        box.append(el("p", { class: "note", text: `No edge of the ${R.relations.length} relations the run scored lies within the tokens the model read of this snippet` + (h.dropped_edges ? ` (${h.dropped_edges} cut off by the input limit).` : ".") }));
+        return box;
+      }
+      const present = [...new Set(edges.map((e) => e.relation))].sort((a, b) => R.relations[a].name.localeCompare(R.relations[b].name));
+      if (state.dir === null) state.dir = R.headline;
+      if (!present.includes(state.relation)) { state.relation = present[0]; state.edge = 0; }
+      const mine = edges.filter((e) => e.relation === state.relation);
+      state.edge = Math.min(state.edge, mine.length - 1);
+      const score = R.scores[state.dir], direction = score.direction;
+      const chosen = R.relations[state.relation].heads[state.dir];
+      const e = mine[state.edge];
+      const from = direction === "head->dep" ? e.head : e.dependent[0];
+      const row = chosen ? rows.get(`${chosen.layer}.${chosen.head}.${from}`) : null;
+      const targets = edgeTargets(e, direction, score.dependent);
+      const count = (r) => edges.filter((x) => x.relation === r).length;
+      const scoreName = (sc) => sc.direction === "head->dep" ? `head\u2192dependent (${sc.dependent} token)` : "dependent\u2192head";
+      const controls = el("div", { class: "controls" },
+        ...select("Relation", present.map((r) => [r, `${R.relations[r].name} (${count(r)})`]), state.relation, (v) => { state.relation = +v; state.edge = 0; render(); }, "explorer-relation-select"),
+        ...select("Direction", R.scores.map((sc, i) => [i, scoreName(sc)]), state.dir, (v) => { state.dir = +v; render(); }, "explorer-direction-select"),
+        ...select("Edge", mine.map((x, i) => [i, `${toks[x.head].text} \u2192 ${toks.slice(x.dependent[0], x.dependent[1]).map((t) => t.text).join(" ").slice(0, 40)}`]), state.edge, (v) => { state.edge = +v; render(); }, "explorer-edge-select"));
+      const mark = (hit) => (hit === null || hit === undefined ? "n/s" : hit ? "\u2713" : "\u2717");
+      let about;
+      if (chosen) {
+        const ci = chosen.test_ci && finite(chosen.test_ci[0]) ? ` [${fmt(chosen.test_ci[0])}, ${fmt(chosen.test_ci[1])}]` : "";
+        const hits = mine.filter((x) => x.hits[state.dir] === true).length, scorable = mine.filter((x) => x.hits[state.dir] !== null).length;
+        const pick = el("a", { href: "#explorer", "data-testid": "explorer-show-head", onclick: (evt) => { evt.preventDefault(); state.layer = chosen.layer; state.head = chosen.head; render().then(() => { const m = body.querySelector("[data-testid=matrices]"); if (m) m.scrollIntoView(); }); } }, "show its attention matrix");
+        about = el("div", { class: "card", "data-testid": "explorer-relation-summary", "data-layer": chosen.layer, "data-head": chosen.head },
+          el("div", { class: "big", text: `${R.relations[state.relation].name}, ${scoreName(score)}: head ${chosen.layer}.${chosen.head}` }),
+          el("div", { text: `chosen on validation at top-${R.k}; test top-${R.k} accuracy ${fmt(chosen.test)}${ci} over ${chosen.test_edges} test edges` }),
+          el("div", {}, `on this snippet: hits ${hits} of ${scorable} scorable edges of this relation; this edge: ${mark(e.hits[state.dir])}. `, sn.cat ? pick : null));
+      } else {
+        about = el("div", { class: "card", "data-testid": "explorer-relation-summary" }, el("div", { text: `The run's summary has no head for ${R.relations[state.relation].name} in this direction.` }));
+      }
+      const code = relationCode({ code: sn.code, toks, edges: mine, edge: e, from, row: row ? row.weights : null, k: R.k, causal: R.causal, topk: row ? row.top : null, testId: "explorer-relation-code" });
+      const left = el("div", { style: "max-width:720px" }, code, relationLegend(chosen ? `head ${chosen.layer}.${chosen.head}` : "no head", R.k));
+      const right = el("div", { style: "max-width:640px" }, about, row ? attentionBars(toks, row.weights, from, targets, row.top, `head ${chosen.layer}.${chosen.head}'s attention from #${from} ${JSON.stringify(toks[from].text)}`) : null);
+      const table = el("table", { "data-testid": "explorer-relation-edges" },
+        el("tr", {}, ...["", "head", "dependent", ...R.scores.map((sc, i) => { const c = R.relations[state.relation].heads[i]; return `${scoreName(sc)}` + (c ? ` (${c.layer}.${c.head})` : ""); })].map((t, i) => el("th", { class: i < 3 ? "l" : null, text: t }))));
+      mine.forEach((x, i) => table.append(el("tr", { style: i === state.edge ? "font-weight:700;cursor:pointer" : "cursor:pointer", onclick: () => { state.edge = i; render(); } },
+        el("td", { class: "l", text: i === state.edge ? "\u25b6" : "" }), el("td", { class: "l", text: `#${x.head} ${toks[x.head].text}` }),
+        el("td", { class: "l", text: `[${x.dependent[0]}, ${x.dependent[1]}) ` + toks.slice(x.dependent[0], x.dependent[1]).map((t) => t.text).join(" ").slice(0, 60) }),
+        ...x.hits.map((hit) => el("td", { text: mark(hit) })))));
+      box.append(controls, el("div", { class: "row" }, left, right), el("p", { class: "note", text: `\u2713 / \u2717: the relation's chosen head has the edge's target among its top ${R.k} from the attending token (the library's count on the unrounded attention); n/s: not scorable. Edges with a token the model did not read are left out` + (h.dropped_edges ? ` (${h.dropped_edges} here).` : ".") }), table);
+      return box;
+    }
+
     function treesPane(sn, src, codeView) {
       const a = sn.astprobe;
       const key = (c) => `${c[0]}|${c[1]}|${c[2]}`;
@@ -632,6 +691,100 @@
       state,
     };
     render();
+  }
+
+  // ------------------------------------------------------------------ relation edges on the code (the heads page and the snippet explorer)
+  // code: the snippet; toks: [{text, type, start, end}]; edges: the chosen relation's edges
+  // [{head, dependent: [start, end)}] over toks; edge: the chosen one; from: its attending token;
+  // row: that token's attention over toks (null: none shown); k: the top k (bold); topk: the
+  // row's top k tokens when known exactly (else ranked here: descending weight, ties to the
+  // lower index, the attending token and, when causal, tokens right of it left out).
+  // The candidates of an attention row from token `from`, best first: descending weight, ties to
+  // the lower index; `from` itself and, when causal, tokens right of it are no candidates.
+  function ranking(row, from, causal) {
+    return row.map((_, j) => j).filter((j) => j !== from && (!causal || j <= from)).sort((a, b) => row[b] - row[a] || a - b);
+  }
+  function relationCode({ code, toks, edges, edge, from, row, k, causal, topk, testId }) {
+    const pre = el("pre", { class: "code rel", "data-testid": testId });
+    const order = row ? ranking(row, from, causal) : [];
+    const rank = new Map(order.map((j, i) => [j, i + 1]));
+    const top = new Set(topk || order.slice(0, k));
+    const heads = new Set(edges.map((x) => x.head));
+    const deps = new Set(edges.flatMap((x) => [...Array(x.dependent[1] - x.dependent[0]).keys()].map((i) => i + x.dependent[0])));
+    const mx = row ? Math.max(...row, 1e-12) : 1;
+    let at = 0;
+    toks.forEach((t, i) => {
+      if (t.start > at) pre.append(code.slice(at, t.start));
+      const cls = ["t"];
+      if (heads.has(i)) cls.push("rh");
+      if (deps.has(i)) cls.push("rd");
+      if (edge && i === edge.head) cls.push("sh");
+      if (edge && i >= edge.dependent[0] && i < edge.dependent[1]) cls.push("sd");
+      if (i === from) cls.push("from");
+      if (top.has(i)) cls.push("tk");
+      const w = row ? row[i] : 0, r = rank.get(i);
+      pre.append(el("span", { class: cls.join(" "), "data-i": i, "data-weight": row ? w.toFixed(5) : null,
+        style: row ? `background: rgba(255,140,0,${(w / mx).toFixed(3)})` : null,
+        title: `#${i}` + (t.type ? ` ${t.type}` : "") + (row ? `\nattention from #${from} ${JSON.stringify(toks[from].text)}: ${fmt(w, 4)}` + (r ? `, rank ${r}` : " (not a candidate)") : "") },
+      code.slice(t.start, t.end)));
+      at = t.end;
+    });
+    pre.append(code.slice(at));
+    return pre;
+  }
+  function relationLegend(headName, k) {
+    return el("p", { class: "note rel" }, "In the code: ", el("span", { class: "t rh", text: "head tokens" }), " and ", el("span", { class: "t rd", text: "dependents" }),
+      " of this relation's edges; the chosen edge's ", el("span", { class: "t sh", text: "head" }), " and ", el("span", { class: "t sd", text: "dependent" }),
+      `; shading: ${headName}'s attention from the attending token (`, el("span", { class: "t from", text: "boxed" }),
+      "), weight / row maximum; ", el("span", { class: "t tk", text: "bold" }), ` = its top ${k}. Hover a token for its weight and rank.`);
+  }
+
+  // One attention row as bars over the tokens: the target(s) green, the top k dark, the
+  // attending token (never a candidate) hatched grey.
+  function attentionBars(toks, row, from, targets, top, title) {
+    const n = toks.length, bw = Math.max(6, Math.min(18, Math.floor(560 / Math.max(n, 1))));
+    const m = { l: 40, r: 8, t: 22, b: 70 }, hgt = 150;
+    const width = m.l + bw * n + m.r, height = m.t + hgt + m.b;
+    const root = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": title, "data-testid": "attention-bars" });
+    root.append(Object.assign(svg("text", { x: m.l, y: 14, "font-weight": "600" }), { textContent: title }));
+    const mx = Math.max(...row, 1e-12), tgt = new Set(targets), tk = new Set(top);
+    const step = Math.ceil(12 / bw);  // a label every step tokens, so that they do not overlap
+    const axis = svg("g", { class: "axis" });
+    axis.append(svg("line", { x1: m.l, x2: m.l + bw * n, y1: m.t + hgt, y2: m.t + hgt }), svg("line", { x1: m.l, x2: m.l, y1: m.t, y2: m.t + hgt }));
+    const digits = Math.max(2, 1 - Math.floor(Math.log10(mx)));
+    for (const v of [0, mx / 2, mx]) {
+      const t = svg("text", { x: m.l - 4, y: m.t + hgt - (v / mx) * hgt + 4, "text-anchor": "end" });
+      t.textContent = v.toFixed(digits);
+      axis.append(t);
+    }
+    root.append(axis);
+    toks.forEach((t, j) => {
+      const x = m.l + j * bw, hh = (row[j] / mx) * hgt;
+      const fill = j === from ? "#bbb" : tgt.has(j) ? (tk.has(j) ? "#2b8a3e" : "#8fd19e") : tk.has(j) ? "#d35400" : "#f5b971";
+      const bar = svg("rect", { x: x + 1, y: m.t + hgt - hh, width: bw - 2, height: Math.max(hh, 0.5), fill, "data-i": j, "data-weight": row[j] });
+      bar.addEventListener("mousemove", (evt) => showTip(evt, `#${j} ${JSON.stringify(t.text)}: ${fmt(row[j], 4)}` + (j === from ? " (attending token)" : "") + (tgt.has(j) ? " (target)" : "") + (tk.has(j) ? " (top k)" : "")));
+      bar.addEventListener("mouseleave", hideTip);
+      root.append(bar);
+      if (j % step === 0 || tgt.has(j) || tk.has(j) || j === from) {  // the marked tokens always
+        const short = t.text.replace(/\s+/g, " ");
+        const label = svg("text", { x: x + bw / 2, y: m.t + hgt + 8, transform: `rotate(-60 ${x + bw / 2} ${m.t + hgt + 8})`, "text-anchor": "end", "font-size": 10, fill: tgt.has(j) ? "#2b8a3e" : j === from ? "#000" : null });
+        label.textContent = short.length > 10 ? short.slice(0, 9) + "\u2026" : short;
+        root.append(label);
+      }
+    });
+    const legend = el("div", { class: "note" }, el("span", { class: "swatch", style: "background:#2b8a3e" }), "target in the top k",
+      el("span", { class: "swatch", style: "background:#8fd19e" }), "target outside it", el("span", { class: "swatch", style: "background:#d35400" }), "other top-k token",
+      el("span", { class: "swatch", style: "background:#bbb" }), "attending token (not a candidate)");
+    return el("div", { class: "card chart" }, root, legend);
+  }
+  // The targets of an edge {head, dependent} under a score: dep->head the head token,
+  // head->dep the dependent's first, last or every token.
+  function edgeTargets(edge, direction, dependent) {
+    const [a, b] = edge.dependent;
+    if (direction === "dep->head") return [edge.head];
+    if (dependent === "first") return [a];
+    if (dependent === "last") return [b - 1];
+    return [...Array(b - a).keys()].map((i) => i + a);
   }
 
   // ------------------------------------------------------------------ one snippet's relations and heads (codeprobe heads --html)
@@ -690,40 +843,19 @@
       }
       return table;
     }
-    function codeView() {
-      const pre = el("pre", { class: "code rel", "data-testid": "heads-code" });
-      const e = edge(), direction = dirs[state.dir].split("/")[0];
+    function shown() {  // the chosen edge's attending token and the chosen head's row from it
+      const e = edge(), [direction, dependent] = dirs[state.dir].split("/");
       const from = direction === "head->dep" ? e.head : e.dependent[0];
       const r = rowOf.get(from), g = state.layer * H + state.head;
-      const row = [];
-      if (weights && r !== undefined) for (let j = 0; j < n; j++) row.push((weights[(g * att.length + r) * n + j] / 255) * R.rows.scale[g * att.length + r]);
-      const order = row.map((_, j) => j).filter((j) => j !== from && (!R.settings.causal || j <= from)).sort((a, b) => row[b] - row[a] || a - b);
-      const rank = new Map(order.map((j, i) => [j, i + 1]));
-      const heads = new Set(rel().edges.map((i) => R.edges[i].head));
-      const deps = new Set(rel().edges.flatMap((i) => { const d = R.edges[i].dependent; return [...Array(d[1] - d[0]).keys()].map((x) => x + d[0]); }));
-      const mx = Math.max(...row, 1e-12);
-      let at = 0;
-      const code = R.code;
-      toks.forEach((t, i) => {
-        if (t.start > at) pre.append(code.slice(at, t.start));
-        const cls = ["t"];
-        if (heads.has(i)) cls.push("rh");
-        if (deps.has(i)) cls.push("rd");
-        if (i === e.head) cls.push("sh");
-        if (i >= e.dependent[0] && i < e.dependent[1]) cls.push("sd");
-        if (i === from) cls.push("from");
-        const k = rank.get(i);
-        if (k !== undefined && k <= +state.k) cls.push("tk");
-        const w = row.length ? row[i] : 0;
-        const span = el("span", { class: cls.join(" "), "data-i": i, "data-weight": row.length ? w.toFixed(5) : null,
-          style: row.length ? `background: rgba(255,140,0,${(w / mx).toFixed(3)})` : null,
-          title: `#${i} ${t.type}` + (row.length ? `\nattention from #${from} ${JSON.stringify(toks[from].text)}: ${fmt(w, 4)}` + (k ? `, rank ${k}` : " (not a candidate)") : "") },
-        code.slice(t.start, t.end));
-        pre.append(span);
-        at = t.end;
-      });
-      pre.append(code.slice(at));
-      return pre;
+      let row = null;
+      if (weights && r !== undefined) {
+        row = [];
+        for (let j = 0; j < n; j++) row.push((weights[(g * att.length + r) * n + j] / 255) * R.rows.scale[g * att.length + r]);
+      }
+      return { e, from, row, targets: edgeTargets(e, direction, dependent) };
+    }
+    function codeView({ e, from, row }) {
+      return relationCode({ code: R.code, toks, edges: rel().edges.map((i) => R.edges[i]), edge: e, from, row, k: +state.k, causal: R.settings.causal, testId: "heads-code" });
     }
     function edgeTable() {
       const table = el("table", { "data-testid": "relation-edges" });
@@ -748,11 +880,11 @@
         el("div", { class: "big", text: `${rel().name}: best heads hit ${c.best_hits} of ${sc.scorable} scorable edges at top-${state.k}` + (best ? ` (${best})` : "") }),
         el("div", { text: `best fixed offsets (greedy set of ${state.k}, chosen on this snippet): ${base.hits} of ${sc.scorable} (${base.offsets.join(", ") || "none"})` }),
         el("div", { class: "note", text: "Chosen on this snippet's own edges; one snippet has no intervals (codeprobe run gives them, choosing on validation and reporting on test)." }));
-      const legend = el("p", { class: "note rel" }, "In the code: ", el("span", { class: "t rh", text: "head tokens" }), " and ", el("span", { class: "t rd", text: "dependents" }),
-        " of this relation's edges; the chosen edge's ", el("span", { class: "t sh", text: "head" }), " and ", el("span", { class: "t sd", text: "dependent" }),
-        `; shading: head ${state.layer}.${state.head}'s attention from the attending token (`, el("span", { class: "t from", text: "boxed" }),
-        `), weight / row maximum; `, el("span", { class: "t tk", text: "bold" }), ` = its top ${state.k}. Hover a token for its weight and rank.`);
-      const top = el("div", { class: "row" }, el("div", {}, el("h3", { text: "Code" }), codeView(), legend),
+      const legend = relationLegend(`head ${state.layer}.${state.head}`, state.k);
+      const now = shown();
+      const bars = now.row ? attentionBars(toks, now.row, now.from, now.targets, ranking(now.row, now.from, R.settings.causal).slice(0, +state.k),
+        `head ${state.layer}.${state.head}'s attention from #${now.from} ${JSON.stringify(toks[now.from].text)}`) : null;
+      const top = el("div", { class: "row" }, el("div", { style: "max-width:720px" }, el("h3", { text: "Code" }), codeView(now), legend, bars),
         el("div", {}, el("h3", { text: `Edges of this relation hit per head (${dirs[state.dir]}, top-${state.k}); click a cell` }), grid(), summary));
       body.replaceChildren(top, el("h3", { text: "Edges" }), edgeTable());
     }
