@@ -4,7 +4,7 @@ Why hand-written SVG and canvas instead of a plotting library: plotly.js alone i
 minified, Vega-Lite with Vega ~0.8 MB and Bokeh ~1 MB, inlined into every report; none draws
 the explorer's views (token matrices with the CAT-score's masks, side-by-side constituency
 trees) without custom code anyway; and drawing hundreds of token-pair matrices through a
-declarative spec is slow. The page's whole code is ~30 kB, draws a 256 x 256 matrix as one
+declarative spec is slow. The page's whole code is ~75 kB (unminified), draws a 256 x 256 matrix as one
 canvas image, and decodes a snippet's arrays only when it is chosen. The Content-Security-Policy
 forbids every network request, so a page opens offline and leaks nothing.
 """

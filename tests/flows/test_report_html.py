@@ -1,10 +1,12 @@
 """A run's interactive report: report.html and the explorer sample written by the flow, per-head
 CAT rows, a `codeprobe report` comparison of two copies of the run labelled as checkpoint steps
-(the run's own intervals and validation selection), and the pages in headless Chromium."""
+(the run's own intervals and validation selection), the attention-head relations section (and
+none without heads), and the pages in headless Chromium."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -108,6 +110,10 @@ def test_report_page_in_a_browser(run, tmp_path):
             assert len(driver.find_elements("css selector", "[data-testid=rates-table] tr")) > 5
             for table in ("ast-layers", "ast-ranks", "ast-labels"):
                 assert len(driver.find_elements("css selector", f"[data-testid={table}] tr")) > 1, table
+            heads_charts = driver.find_elements(
+                "css selector", "#head-relations .chart[data-chart='Attention-head relations by checkpoint step']"
+            )
+            assert len(heads_charts) == (name == "comparison")
             driver.set_window_size(1500, driver.execute_script("return document.body.scrollHeight") + 50)
             driver.save_screenshot(str(shots / f"run-{name}.png"))
             driver.set_window_size(1500, 1100)
@@ -131,6 +137,15 @@ def test_report_page_in_a_browser(run, tmp_path):
             "css selector", "#curves .chart[data-chart='By checkpoint step'] path[opacity='0.16']"
         )
         assert len(steps) == 1  # the selected hidden state's test F1 interval, over the two steps
+        # The heads' by-step chart: the mean over relations and the mean best baseline, each with
+        # the band of its interval over the two steps.
+        h = r["heads"]["headline"]
+        assert h["n_relations"] and None not in h["mean_ci"] + h["mean_best_baseline_ci"]
+        steps = driver.find_elements(
+            "css selector",
+            "#head-relations .chart[data-chart='Attention-head relations by checkpoint step'] path[opacity='0.16']",
+        )
+        assert len(steps) == 2
         best = next(h for h in a["hidden_states"] if h["hidden_state"] == a["best_hidden_state"])
         assert a["selection"] == "validation" and best["valid_f1"] is not None
         table = driver.find_element("css selector", "[data-testid=ast-layers]").text
@@ -211,3 +226,124 @@ def check_explorer_relations(driver, payload: dict, sn: dict, shots: Path) -> No
         want = rows[(back["layer"], back["head"], start)]
         assert [float(b.get_attribute("data-weight")) for b in find("[data-testid=attention-bars] rect")] == want
     assert console_problems(driver) == []
+
+
+def decimals(text: str) -> list[float]:
+    """The decimal numbers of a text, in order (counts and percentages left out)."""
+    return [float(x) for x in re.findall(r"[-+]?\d+\.\d+", text)]
+
+
+def assert_shown(text: str, want: list[float | None]) -> None:
+    """`text` shows exactly the numbers `want` (None: none), each to the page's 3 decimals."""
+    got, want = decimals(text), [x for x in want if x is not None]
+    assert len(got) == len(want) and all(abs(a - b) <= 6e-4 for a, b in zip(got, want)), (text, want)
+
+
+def without_heads(run: Path, out: Path) -> Path:
+    """A copy of `run` whose summary has no heads section (a run without the method)."""
+    shutil.copytree(run, out)
+    path = out / "summary.json"
+    summary = json.loads(path.read_text())
+    for r in summary["results"]:
+        r.pop("heads", None)
+    summary["run"] = str(out)
+    path.write_text(json.dumps(summary))
+    return out
+
+
+def test_heads_section_in_a_browser(run, tmp_path):
+    """The report's attention-head relations section shows summary.json's numbers: the headline
+    (mean best-head score with its interval, mean best baseline, paired difference, share beating
+    every baseline), the inputs, the relation x layer map, and per direction a row per relation
+    (test edges, winning head, top-k with intervals, best baseline with its rules, the paired
+    difference, the verdict) at the chosen k, sorted by a header's click. A run without heads has
+    no such section."""
+    from selenium.webdriver.support.ui import Select
+
+    from codeprobe.pipeline.report.html import write_report_html
+
+    (result,) = json.loads((run / "summary.json").read_text())["results"]
+    heads = result["heads"]
+    h, ks = heads["headline"], [str(k) for k in heads["settings"]["ks"]]
+    block = next(b for b in heads["scores"] if (b["direction"], b["dependent"]) == (h["direction"], h["dependent"]))
+    assert h["n_relations"] and block["relations"]
+    plain = write_report_html(without_heads(run, tmp_path / "plain"), tmp_path / "plain.html")
+
+    def row_of(table, name):
+        (row,) = [tr for tr in table.find_elements("css selector", "tr") if tr.get_attribute("data-relation") == name]
+        return [td.get_attribute("textContent") for td in row.find_elements("css selector", "td")]
+
+    with open_browser() as driver:
+        find = lambda css: driver.find_elements("css selector", css)  # noqa: E731
+        driver.get((run / "report.html").resolve().as_uri())
+        wait_ready(driver)
+        assert console_problems(driver) == []
+        assert "Attention-head relations" in [a.text for a in find("nav a")]
+        (box,) = find("[data-testid=headrel-headline]")
+        assert float(box.get_attribute("data-mean")) == pytest.approx(h["mean"])
+        big = box.find_element("css selector", ".big").text
+        assert f"over {h['n_relations']} relations" in big
+        assert_shown(big, [h["mean"], *h["mean_ci"]])
+        assert_shown(
+            box.text,
+            [h["mean"], *h["mean_ci"], h["mean_best_baseline"], *h["mean_best_baseline_ci"], h["mean_difference"]]
+            + h["mean_difference_ci"],
+        )
+        assert f"{round(h['share_beating_all'] * 100)}% of the relations" in box.text
+        inputs = heads["inputs"]
+        assert (
+            f"{inputs['used']} of {inputs['snippets']} snippets scored" in find("[data-testid=headrel-inputs]")[0].text
+        )
+
+        # The relation x layer map: each layer's best head at the first k, the chosen head's layer outlined.
+        cells = find("[data-testid=headrel-map] td")
+        rows = [r for r in block["relations"] if r.get("by_layer")]
+        assert len(cells) == sum(len(r["by_layer"]) for r in rows)
+        r0 = rows[0]
+        shown = [c for c in cells if c.get_attribute("data-relation") == r0["relation"]]
+        # Hover: each cell's value to 3 decimals (the cell itself shows 2).
+        assert_shown(
+            " ".join(c.get_attribute("title").split("\n")[0].rsplit(": ", 1)[1] for c in shown), r0["by_layer"]
+        )
+        assert [c.get_attribute("data-layer") for c in shown if "chosen" in c.get_attribute("class")] == [
+            str(r0["k"][ks[0]]["layer"])
+        ]
+
+        # The table of the headline direction, sorted by the first k's test score.
+        table = find(f"[data-testid='headrel-table-{h['direction']}']")[0]
+        order = [tr.get_attribute("data-relation") for tr in table.find_elements("css selector", "tr")[1:]]
+        key = lambda r: (r["k"][ks[0]]["test"]["mean"] is None, -(r["k"][ks[0]]["test"]["mean"] or 0))  # noqa: E731
+        assert order == [r["relation"] for r in sorted(block["relations"], key=key)]
+        for k in (ks[0], ks[1]):
+            Select(find("[data-testid=headrel-k]")[0]).select_by_value(k)
+            table = find(f"[data-testid='headrel-table-{h['direction']}']")[0]
+            assert table.find_element("css selector", "th.cur").text.startswith(f"top-{k}")
+            r = block["relations"][0]
+            x = r["k"][k]
+            best = x["best_baseline"]
+            rules = x["rules"].get(best)
+            name, edges, head, *tops, base, score, diff, beats = row_of(table, r["relation"])
+            assert (name, edges, head) == (r["relation"], str(r["test_edges"]), f"{x['layer']}.{x['head']}")
+            for text, kk in zip(tops, ks):
+                assert_shown(text, [r["k"][kk]["test"]["mean"], *r["k"][kk]["test"]["ci"]])
+            assert base == (f"{best} ({', '.join(rules)})" if rules else best)
+            assert_shown(score, [x["baselines"][best]["mean"], *x["baselines"][best]["ci"]])
+            d = x["difference"]
+            assert_shown(diff, [d["mean"], *d["ci"]])
+            assert diff.endswith(" n.d.") == (d["ci"][0] is not None and not d["distinguishable"])
+            assert beats == ("yes" if x["beats_all"] else "no")
+        # A click on a header sorts by that column.
+        header = next(th for th in table.find_elements("css selector", "th") if th.text.startswith("relation"))
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", header)
+        header.click()
+        table = find(f"[data-testid='headrel-table-{h['direction']}']")[0]
+        order = [tr.get_attribute("data-relation") for tr in table.find_elements("css selector", "tr")[1:]]
+        assert order == sorted(r["relation"] for r in block["relations"])
+        assert len(find("[data-testid^=headrel-table-]")) == sum(bool(b["relations"]) for b in heads["scores"])
+        assert console_problems(driver) == []
+
+        driver.get(plain.resolve().as_uri())
+        wait_ready(driver)
+        assert console_problems(driver) == []
+        assert find("#curves") and not find("#head-relations") and not find("[data-testid^=headrel-]")
+        assert "Attention-head relations" not in [a.text for a in find("nav a")]

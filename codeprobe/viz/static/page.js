@@ -51,6 +51,28 @@
   }
   const rgb = (c) => `rgb(${c[0]},${c[1]},${c[2]})`;
   const inkOn = (c) => (0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2] > 150 ? "#000" : "#fff");
+  // A shown heads score {direction, dependent} in words.
+  const scoreName = (sc) => (sc.direction === "head->dep" ? `head\u2192dependent (${sc.dependent} token)` : "dependent\u2192head");
+  // A value with its interval, "0.423 [0.401, 0.447]"; a paired difference "+0.120 [+0.100, +0.140]",
+  // marked n.d. (not distinguishable) when its interval reaches 0 (as the Markdown report writes them).
+  const hasCi = (c) => Array.isArray(c) && finite(c[0]) && finite(c[1]);
+  const withCi = (v, c) => (finite(v) && hasCi(c) ? `${fmt(v)} [${fmt(c[0])}, ${fmt(c[1])}]` : fmt(v));
+  // The same in a table cell, the interval muted.
+  const ciCell = (v, c) => (finite(v) && hasCi(c) ? el("span", {}, fmt(v), el("span", { class: "ci", text: ` [${fmt(c[0])}, ${fmt(c[1])}]` })) : fmt(v));
+  function diffCell(d) {
+    const text = diffText(d);
+    if (!d || excludesZero(d.ci) === null) return text;
+    return el("span", {}, signed(d.mean), el("span", { class: "ci", text: ` [${signed(d.ci[0])}, ${signed(d.ci[1])}]` + (text.endsWith(" n.d.") ? " n.d." : "") }));
+  }
+  const signed = (v) => (v >= 0 ? "+" : "") + fmt(v);
+  const excludesZero = (c) => (Array.isArray(c) && finite(c[0]) && finite(c[1]) ? c[0] > 0 || c[1] < 0 : null);
+  function diffText(d) {
+    if (!d || !finite(d.mean)) return "n/a";
+    const c = d.ci;
+    if (excludesZero(c) === null) return `${signed(d.mean)} (no interval)`;
+    const sure = d.distinguishable === undefined || d.distinguishable === null ? excludesZero(c) : d.distinguishable;
+    return `${signed(d.mean)} [${signed(c[0])}, ${signed(c[1])}]` + (sure ? "" : " n.d.");
+  }
   async function inflate(b64) {
     const bin = atob(b64);
     const bytes = new Uint8Array(bin.length);
@@ -226,17 +248,21 @@
     if (row.childNodes.length) section("curves", "Per-layer curves", row, ...notes.map((t) => el("p", { class: "note", text: t })));
   }
 
-  function stepChart(steps) {
+  // Results with an integer step grouped into checkpoint series (one model, language and
+  // dataset each): [[key, results, colour]].
+  function checkpointGroups(steps) {
     const byKey = new Map();
     for (const s of steps) {
       const key = `${s.model_base || s.model} ${s.language} ${String(s.dataset).split(/[\\/]/).pop()}`;
       if (!byKey.has(key)) byKey.set(key, []);
       byKey.get(key).push(s);
     }
+    return [...byKey].map(([key, list], i) => [key, list, PALETTE[i % PALETTE.length]]);
+  }
+
+  function stepChart(steps) {
     const out = [];
-    let i = 0;
-    for (const [key, list] of byKey) {
-      const color = PALETTE[i++ % PALETTE.length];
+    for (const [key, list, color] of checkpointGroups(steps)) {
       const bestCat = list.filter((s) => s.cat).map((s) => pt(s.step, Math.max(...s.cat.layers.map((r) => (finite(r.score) ? r.score : -1)))));
       const bestAst = list.filter((s) => s.astprobe).map((s) => {
         const r = s.astprobe.hidden_states.find((q) => q.hidden_state === s.astprobe.best_hidden_state) || {};
@@ -246,6 +272,32 @@
       if (bestAst.length) out.push({ label: `${key}: AST-Probe F1 (selected hidden state)`, color, dash: "6 3", points: bestAst });
     }
     return lineChart({ title: "By checkpoint step", xLabel: "training step", yLabel: "score", series: out, width: 460 });
+  }
+
+  // A table sorted by a click on a column's header (again: the other way). columns: [{text,
+  // title, cls, key: row -> sort value (none: not sortable), cell: row -> text or node, attrs}];
+  // sort: [column index, descending]. Missing values sort last either way.
+  function sortableTable({ columns, rows, sort, testId, rowAttrs, cls }) {
+    const table = el("table", { "data-testid": testId, class: cls });
+    let [by, desc] = sort;
+    const draw = () => {
+      const key = columns[by].key;
+      const order = rows.slice().sort((a, b) => {
+        const x = key(a), y = key(b);
+        if (x === null || x === undefined) return y === null || y === undefined ? 0 : 1;
+        if (y === null || y === undefined) return -1;
+        return (x < y ? -1 : x > y ? 1 : 0) * (desc ? -1 : 1);
+      });
+      const head = el("tr", {}, ...columns.map((c, i) => el("th", { class: c.cls, title: c.title ? c.title + (c.key ? " (click to sort)" : "") : c.key ? "click to sort" : null,
+        style: c.key ? "cursor:pointer" : null, "data-sorted": i === by ? (desc ? "desc" : "asc") : null,
+        onclick: c.key ? () => { desc = i === by ? !desc : !!c.descending; by = i; draw(); } : null }, c.text + (i === by ? (desc ? " \u25bc" : " \u25b2") : ""))));
+      table.replaceChildren(head, ...order.map((r) => el("tr", rowAttrs ? rowAttrs(r) : {}, ...columns.map((c) => {
+        const v = c.cell(r);
+        return el("td", { class: c.cls, ...(c.attrs ? c.attrs(r) : {}) }, v);
+      }))));
+    };
+    draw();
+    return table;
   }
 
   function seriesPicker(list, render, testId) {
@@ -259,29 +311,43 @@
     return box;
   }
 
+  // A heat map as a table: rows [{label, title, cells: [{value, title, attrs, selected, onClick}]}],
+  // coloured by viridis from lo (dark) to hi (yellow); hover a cell for its title.
+  function heatTable({ corner, columns, rows, lo, hi, digits = 2, testId, left = false }) {
+    const table = el("table", { class: "heat", "data-testid": testId });
+    const lc = left ? "l" : null;  // row labels left-aligned (names rather than numbers)
+    table.append(el("tr", {}, el("th", { class: lc, text: corner }), ...columns.map((c) => el("th", { text: c.text, title: c.title }))));
+    for (const r of rows) {
+      const tr = el("tr", {}, el("th", { class: lc, text: r.label, title: r.title }));
+      for (const cell of r.cells) {
+        const v = cell.value;
+        const c = finite(v) ? viridis(hi > lo ? (v - lo) / (hi - lo) : 0.5) : [240, 240, 240];
+        const td = el("td", { style: `background:${rgb(c)};color:${inkOn(c)}`, text: finite(v) ? v.toFixed(digits) : "\u2013", title: cell.title, ...(cell.attrs || {}) });
+        if (cell.selected) td.classList.add("sel");
+        if (cell.onClick) td.addEventListener("click", cell.onClick);
+        else td.style.cursor = "default";
+        tr.append(td);
+      }
+      table.append(tr);
+    }
+    return table;
+  }
+  const scaleNote = (lo, hi, caption) => el("div", { class: "note" }, `colour: viridis from ${fmt(lo)} (dark) to ${fmt(hi)} (yellow)` + (caption ? ". " + caption : ""));
+
   function headHeatmap(rows, nHeads, { onPick, selected, caption } = {}) {
     // rows: [{layer, mean, heads: [..]}]
     const vals = rows.flatMap((r) => [r.mean, ...r.heads]).filter(finite);
     const lo = Math.min(...vals), hi = Math.max(...vals);
-    const table = el("table", { class: "heat" });
-    const head = el("tr", {}, el("th", { text: "layer" }), el("th", { text: "mean", title: "head-mean attention (the paper's CAT-score)" }));
-    for (let h = 0; h < nHeads; h++) head.append(el("th", { text: "h" + h }));
-    table.append(head);
-    for (const r of rows) {
-      const tr = el("tr", {}, el("th", { text: String(r.layer) }));
-      [r.mean, ...r.heads].forEach((v, k) => {
+    const columns = [{ text: "mean", title: "head-mean attention (the paper's CAT-score)" }, ...[...Array(nHeads).keys()].map((h) => ({ text: "h" + h }))];
+    const table = heatTable({ corner: "layer", columns, lo, hi, rows: rows.map((r) => ({
+      label: String(r.layer),
+      cells: [r.mean, ...r.heads].map((v, k) => {
         const headIdx = k - 1; // -1 = mean
-        const c = finite(v) ? viridis(hi > lo ? (v - lo) / (hi - lo) : 0.5) : [240, 240, 240];
-        const td = el("td", { style: `background:${rgb(c)};color:${inkOn(c)}`, text: finite(v) ? v.toFixed(2) : "\u2013",
-          "data-layer": r.layer, "data-head": headIdx, title: `layer ${r.layer}, ${headIdx < 0 ? "head mean" : "head " + headIdx}: ${fmt(v, 4)}` });
-        if (selected && selected.layer === r.layer && selected.head === headIdx) td.classList.add("sel");
-        if (onPick) td.addEventListener("click", () => onPick(r.layer, headIdx));
-        tr.append(td);
-      });
-      table.append(tr);
-    }
-    const scale = el("div", { class: "note" }, `colour: viridis from ${fmt(lo)} (dark) to ${fmt(hi)} (yellow)` + (caption ? ". " + caption : ""));
-    return el("div", {}, table, scale);
+        return { value: v, attrs: { "data-layer": r.layer, "data-head": headIdx }, title: `layer ${r.layer}, ${headIdx < 0 ? "head mean" : "head " + headIdx}: ${fmt(v, 4)}`,
+          selected: selected && selected.layer === r.layer && selected.head === headIdx, onClick: onPick ? () => onPick(r.layer, headIdx) : null };
+      }),
+    })) });
+    return el("div", {}, table, scaleNote(lo, hi, caption));
   }
 
   function headsSection() {
@@ -374,6 +440,117 @@
       return box;
     };
     section("astprobe", "AST-Probe", seriesPicker(list, render, "ast-result"));
+  }
+
+  // ------------------------------------------------------------------ attention-head relations (a run's heads method)
+  function headRelationsSection() {
+    const list = series.filter((s) => s.heads && Array.isArray(s.heads.scores));
+    if (!list.length) return;
+    let kSel = null;  // the tables' k, kept across results
+    const pct = (v) => (finite(v) ? `${Math.round(v * 100)}%` : "n/a");
+    const render = (s) => {
+      const c = s.heads, h = c.headline || {}, ks = c.settings.ks.map(String), k0 = ks[0];
+      const conf = fmt((c.settings.confidence || 0.95) * 100, 0);
+      const box = el("div");
+      const n = h.n_relations || 0;
+      const beating = Math.round((h.share_beating_all || 0) * n);
+      const headline = el("div", { class: "card", "data-testid": "headrel-headline", "data-mean": h.mean, "data-relations": n });
+      if (n) {
+        headline.append(
+          el("div", { class: "big", text: `Best head per relation, mean over ${n} relations: ${withCi(h.mean, h.mean_ci)}` }),
+          el("div", { text: `${scoreName(h)}, top-${h.k}; mean best baseline ${withCi(h.mean_best_baseline, h.mean_best_baseline_ci)}; model \u2212 best baseline ${diffText({ mean: h.mean_difference, ci: h.mean_difference_ci })}` }),
+          el("div", { text: `The model beats every baseline (paired interval above 0) on ${pct(h.share_beating_all)} of the relations (${beating} of ${n}).` }));
+      } else {
+        headline.append(el("div", { class: "big", text: `No relation had ${c.settings.min_count} edges or more to score.` }));
+      }
+      box.append(headline);
+      for (const note of c.notes || []) box.append(el("div", { class: "warn", text: `Note: ${note}.` }));
+      const inp = c.inputs || {}, rare = Object.entries(c.rare_relations || {}).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+      const skipped = Object.entries(inp.dropped || {}).map(([why, m]) => `${m} ${why}`);
+      box.append(el("p", { class: "note", "data-testid": "headrel-inputs", text: `${inp.used} of ${inp.snippets} snippets scored (${inp.validation} validation, ${inp.test} test)` +
+        (skipped.length ? `; skipped: ${skipped.join(", ")}` : "") + (inp.truncated ? `; ${inp.truncated} cut at ${inp.max_subwords} subwords` : "") +
+        `; ${inp.dropped_edges} edges dropped (a token past the input limit); ${rare.length} relations with fewer than ${c.settings.min_count} edges left out.` }));
+      if (rare.length) box.append(el("details", { class: "note" }, el("summary", { text: `The ${rare.length} relations left out as rare, with their edges` }), rare.map(([name, m]) => `${name} (${m})`).join(", ")));
+      if (!n) return box;
+
+      // The relation x layer map of the headline direction at the first k.
+      const block = c.scores.find((b) => b.direction === h.direction && b.dependent === h.dependent);
+      const mapRows = block ? block.relations.filter((r) => Array.isArray(r.by_layer)) : [];
+      const row = el("div", { class: "row" });
+      if (mapRows.length) {
+        const L = Math.max(...mapRows.map((r) => r.by_layer.length));
+        const table = heatTable({ corner: "relation \\ layer", columns: [...Array(L).keys()].map((l) => ({ text: String(l) })), lo: 0, hi: 1, left: true, testId: "headrel-map",
+          rows: mapRows.map((r) => ({ label: r.relation, title: `${r.test_edges} test edges`,
+            cells: r.by_layer.map((v, l) => ({ value: v, attrs: { "data-relation": r.relation, "data-layer": l, class: r.k[k0] && r.k[k0].layer === l ? "chosen" : null },
+              title: `${r.relation}, layer ${l}: ${fmt(v)}\ntop-${k0} test accuracy of layer ${l}'s best head (chosen on validation)` + (r.k[k0] && r.k[k0].layer === l ? `\nthe relation's chosen head: ${l}.${r.k[k0].head}` : "") })) })) });
+        row.append(el("div", {}, el("h3", { text: `Relation \u00d7 layer: each layer's best head, ${scoreName(h)}, top-${k0} (test)` }), el("div", { class: "scroll", style: "max-height:none" }, table),
+          scaleNote(0, 1, "Each cell: the test accuracy of the layer's head chosen on validation; outlined in red: the layer of the relation's chosen head. Hover a cell for its value.")));
+      }
+      box.append(row);
+
+      // A table per direction at the chosen k.
+      if (!ks.includes(kSel)) kSel = k0;
+      const tables = el("div");
+      const drawTables = () => {
+        const parts = [];
+        for (const b of c.scores) {
+          if (!b.relations.length) continue;
+          const sm = (b.summary || {})[kSel];
+          const at = (r) => r.k[kSel] || null;
+          const base = (r) => { const x = at(r); return x && x.best_baseline ? x.baselines[x.best_baseline] : null; };
+          const everyBaseline = (x) => (x ? Object.entries(x.baselines).map(([name, v]) => `${name}${(x.rules || {})[name] ? ` (${x.rules[name].join(", ")})` : ""}: ${withCi(v.mean, v.ci)}; model \u2212 it ${diffText((x.differences || {})[name])}`).join("\n") : null);
+          const baseName = (x) => { const rules = (x.rules || {})[x.best_baseline]; return rules && rules.length ? `${x.best_baseline} (${rules.join(", ")})` : x.best_baseline; };
+          const columns = [
+            { text: "relation", cls: "l", key: (r) => r.relation, cell: (r) => r.relation },
+            { text: "test edges", title: "edges in the test split (hover a cell: validation and all edges)", key: (r) => r.test_edges, descending: true, cell: (r) => String(r.test_edges),
+              attrs: (r) => ({ title: `${r.test_edges} test, ${r.validation_edges} validation, ${r.edges} in all` }) },
+            { text: "head (layer.head)", title: `the winning head at top-${kSel}, chosen on validation`, key: (r) => (at(r) ? at(r).layer * 1000 + at(r).head : null), cell: (r) => (at(r) ? `${at(r).layer}.${at(r).head}` : "n/a") },
+            ...ks.map((k) => ({ text: `top-${k}`, cls: k === kSel ? "cur" : null, title: `test top-${k} accuracy of the head chosen at top-${k}, ${conf}% interval`, descending: true,
+              key: (r) => (r.k[k] ? r.k[k].test.mean : null), cell: (r) => (r.k[k] ? ciCell(r.k[k].test.mean, r.k[k].test.ci) : "n/a") })),
+            { text: `best baseline (top\u2011${kSel})`, cls: "l wrap", title: "the baseline best on validation, with its offsets and keywords (hover a cell: every baseline)", key: (r) => (at(r) ? baseName(at(r)) : null),
+              cell: (r) => (at(r) ? baseName(at(r)) : "n/a"), attrs: (r) => ({ title: everyBaseline(at(r)) }) },
+            { text: "its score", title: "the best baseline's test score", descending: true, key: (r) => (base(r) ? base(r).mean : null),
+              cell: (r) => (base(r) ? ciCell(base(r).mean, base(r).ci) : "n/a"),
+              attrs: (r) => ({ title: everyBaseline(at(r)) }) },
+            { text: "model \u2212 best baseline", title: "paired difference on the test snippets; n.d.: its interval reaches 0", descending: true, key: (r) => (at(r) && at(r).difference ? at(r).difference.mean : null),
+              cell: (r) => diffCell(at(r) && at(r).difference),
+              attrs: (r) => { const d = at(r) && at(r).difference; const sure = d && diffText(d).indexOf("n.d.") < 0 && excludesZero(d.ci); return { style: sure ? `color:${d.mean > 0 ? "var(--match)" : "var(--miss)"}` : "color:var(--muted)" }; } },
+            { text: "beats every baseline", title: "the paired interval against every baseline lies above 0", descending: true, key: (r) => (at(r) ? (at(r).beats_all ? 1 : 0) : null),
+              cell: (r) => (at(r) ? (at(r).beats_all ? "yes" : "no") : "n/a"), attrs: (r) => ({ style: at(r) && at(r).beats_all ? "font-weight:700" : null }) },
+          ];
+          const table = sortableTable({ columns, rows: b.relations, sort: [3 + ks.indexOf(kSel), true], testId: `headrel-table-${b.direction}`, cls: "nowrap", rowAttrs: (r) => ({ "data-relation": r.relation }) });
+          const line = sm && sm.n_relations ? `mean over ${sm.n_relations} relations ${withCi(sm.mean, sm.mean_ci)}; mean best baseline ${withCi(sm.mean_best_baseline, sm.mean_best_baseline_ci)}; model \u2212 best baseline ${diffText({ mean: sm.mean_difference, ci: sm.mean_difference_ci })}; beats every baseline on ${pct(sm.share_beating_all)}` : "";
+          parts.push(el("h3", { text: `${scoreName(b)}` + (b.direction === h.direction && b.dependent === h.dependent ? " (the headline)" : "") }),
+            el("p", { class: "note", "data-testid": `headrel-summary-${b.direction}`, text: `top-${kSel}: ${line}` }), el("div", { class: "scroll", style: "max-height:640px" }, table));
+        }
+        tables.replaceChildren(...parts);
+      };
+      drawTables();
+      box.append(el("div", { class: "controls" }, ...select("k", ks.map((k) => [k, "top-" + k]), kSel, (v) => { kSel = v; drawTables(); }, "headrel-k"),
+        el("span", { class: "muted", text: "the head, best baseline, difference and verdict at this k; each k chooses its own head. Click a column header to sort." })), tables);
+      return box;
+    };
+    const parts = [];
+    const steps = list.filter((s) => Number.isInteger(s.step));
+    if (steps.length > 1) parts.push(headsStepChart(steps));
+    parts.push(seriesPicker(list, render, "headrel-result"));
+    const st = list[0].heads.settings;
+    parts.push(el("p", { class: "note", text: "Per relation (from the grammar's fields) and direction, the attention head whose top-k attended tokens most often hold the edge's target, chosen on the validation split and scored on test; " +
+      "against the best fixed offsets, offsets + keywords (CodeSyntax's baseline), random attention and the random-weights model, each chosen on validation too. " +
+      `Brackets: ${fmt((st.confidence || 0.95) * 100, 0)}% bootstrap intervals over snippets (${st.n_resamples} resamples); differences are paired (the same snippets scored both ways), and a claim that the model beats a baseline is made only where that interval excludes 0.` }));
+    section("head-relations", "Attention-head relations", ...parts);
+  }
+
+  // The mean over relations (the headline) and the mean best baseline by checkpoint step.
+  function headsStepChart(steps) {
+    const out = [];
+    for (const [key, list, color] of checkpointGroups(steps)) {
+      const shown = list.filter((s) => s.heads.headline && s.heads.headline.n_relations);
+      out.push({ label: `${key}: mean over relations (best heads)`, color, points: shown.map((s) => pt(s.step, s.heads.headline.mean, s.heads.headline.mean_ci)) });
+      out.push({ label: `${key}: mean best baseline`, color, dash: "6 3", points: shown.map((s) => pt(s.step, s.heads.headline.mean_best_baseline, s.heads.headline.mean_best_baseline_ci)) });
+    }
+    const h = steps[0].heads.headline;
+    return lineChart({ title: "Attention-head relations by checkpoint step", xLabel: "training step", yLabel: `top-${h.k} accuracy (test)`, series: out, width: 480 });
   }
 
   // ------------------------------------------------------------------ snippet explorer
@@ -612,7 +789,6 @@
       const row = chosen ? rows.get(`${chosen.layer}.${chosen.head}.${from}`) : null;
       const targets = edgeTargets(e, direction, score.dependent);
       const count = (r) => edges.filter((x) => x.relation === r).length;
-      const scoreName = (sc) => sc.direction === "head->dep" ? `head\u2192dependent (${sc.dependent} token)` : "dependent\u2192head";
       const controls = el("div", { class: "controls" },
         ...select("Relation", present.map((r) => [r, `${R.relations[r].name} (${count(r)})`]), state.relation, (v) => { state.relation = +v; state.edge = 0; render(); }, "explorer-relation-select"),
         ...select("Direction", R.scores.map((sc, i) => [i, scoreName(sc)]), state.dir, (v) => { state.dir = +v; render(); }, "explorer-direction-select"),
@@ -909,6 +1085,7 @@
   headsSection();
   ratesSection();
   astSection();
+  headRelationsSection();
   explorerSection();
   relationsSection();
   footer();
