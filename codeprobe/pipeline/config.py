@@ -200,12 +200,34 @@ LEGACY_KEYS: dict[str, tuple[str, str]] = {
 _METHODS = ("cat", "astprobe", "heads")
 
 
+def _model_spec(entry: Any) -> Any:
+    """A `models` entry as a spec string: `{"repo": "org/model", "revisions": [...]}` names the
+    repository's revisions, `"org/model@rev1,rev2"` (`codeprobe.model.checkpoints`); anything
+    else is left for validation."""
+    if not isinstance(entry, dict):
+        return entry
+    if set(entry) != {"repo", "revisions"}:
+        raise ValueError(f"models: an entry given as an object has the keys repo and revisions, not {sorted(entry)}")
+    repo, revisions = entry["repo"], entry["revisions"]
+    if not isinstance(repo, str) or "@" in repo or not repo.strip():
+        raise ValueError(f"models: repo must be a Hugging Face id, got {repo!r}")
+    if (
+        not isinstance(revisions, list)
+        or not revisions
+        or not all(isinstance(r, str) and r.strip() and not {",", "@"} & set(r) for r in revisions)
+    ):
+        raise ValueError(f"models: revisions must be a non-empty list of revision names, got {revisions!r}")
+    return f"{repo.strip()}@" + ",".join(r.strip() for r in revisions)
+
+
 class RunConfig(BaseModel):
     """A probing run over every (model, language, dataset) combination.
 
     Attributes:
         models: "default" (the packaged text model), a local model folder, a folder or glob of
-            training checkpoints, or a Hugging Face id present in the local cache.
+            training checkpoints, a Hugging Face id present in the local cache, or its
+            revisions as a checkpoint series: `"org/model@step1000,step2000"`, or in a file
+            `{"repo": "org/model", "revisions": ["step1000", "step2000"]}` (read as the former).
         languages: languages to probe (each dataset is read in each language it has).
         datasets: dataset specs the loaders accept: "stdlib", a .jsonl/.json/.txt file, a
             directory of source files.
@@ -240,6 +262,8 @@ class RunConfig(BaseModel):
         if not isinstance(data, dict):
             return data
         data = dict(data)
+        if isinstance(data.get("models"), (list, tuple)):
+            data["models"] = [_model_spec(m) for m in data["models"]]
         if data.get("extra") == {}:
             del data["extra"]  # written, always empty, by configs before the sections
         sections: dict[str, dict[str, Any]] = {}
