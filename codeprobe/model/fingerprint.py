@@ -26,6 +26,11 @@ hashed once and later runs only stat its files. A file whose mtime and ctime bot
 `RACY_SECONDS` of now is hashed but not memoised: file times tick coarsely, so another write in
 the same tick would leave both as they are. A file in a Hugging Face cache is a link to a blob
 named by its sha256, which is used as is.
+
+`weights_fingerprint` is the same over the weight files alone (and a sharded checkpoint's
+index): two folders with the same one hold byte-identical weights, whatever their config.json
+and tokenizer files say. A checkpoint series uses it to tell a checkpoint that repeats an
+earlier one's weights (`codeprobe.pipeline.series`).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from pathlib import Path
 from codeprobe.errors import ModelLoadError
 
 FORMAT = "codeprobe-model-fingerprint/1"
+WEIGHTS_FORMAT = "codeprobe-weights-fingerprint/1"
 CONFIG_FILE = "config.json"
 TOKENIZER_PATTERNS = (
     "tokenizer*.json",
@@ -98,19 +104,28 @@ def model_files(folder: str | os.PathLike) -> list[Path]:
         ModelLoadError: no weights, or a shard the index names is missing.
     """
     folder = Path(folder)
-    use_safetensors, weights = weight_files(folder)
-    missing = [w.name for w in weights if not w.is_file()]
-    if missing:
-        raise ModelLoadError(f"{folder}: weight shards missing: {', '.join(missing[:3])}")
-    files = {w.name: w for w in weights}
-    single = "model.safetensors" if use_safetensors else "pytorch_model.bin"
-    if single not in files:  # sharded: the index says which shard holds which weight
-        files[f"{single}.index.json"] = folder / f"{single}.index.json"
+    files = {w.name: w for w in _weights_and_index(folder)}
     patterns = (CONFIG_FILE, *TOKENIZER_PATTERNS, *CODE_PATTERNS)
     for path in folder.iterdir():
         if path.name not in files and any(fnmatch.fnmatchcase(path.name, p) for p in patterns) and path.is_file():
             files[path.name] = path
     return [files[name] for name in sorted(files)]
+
+
+def _weights_and_index(folder: Path) -> list[Path]:
+    """The weight files `load_model` loads from `folder` and, when sharded, their index.
+
+    Raises:
+        ModelLoadError: no weights, or a shard the index names is missing.
+    """
+    use_safetensors, weights = weight_files(folder)
+    missing = [w.name for w in weights if not w.is_file()]
+    if missing:
+        raise ModelLoadError(f"{folder}: weight shards missing: {', '.join(missing[:3])}")
+    single = "model.safetensors" if use_safetensors else "pytorch_model.bin"
+    if single not in {w.name for w in weights}:  # sharded: the index says which shard holds which weight
+        weights = [*weights, folder / f"{single}.index.json"]
+    return weights
 
 
 def folder_fingerprint(folder: str | os.PathLike) -> str:
@@ -122,6 +137,20 @@ def folder_fingerprint(folder: str | os.PathLike) -> str:
     """
     h = hashlib.sha256(FORMAT.encode() + b"\0")
     for path in model_files(folder):
+        h.update(f"{path.name}\0{path.stat().st_size}\0{file_sha256(path)}\0".encode())
+    return h.hexdigest()
+
+
+def weights_fingerprint(folder: str | os.PathLike) -> str:
+    """The fingerprint of a model folder's weights alone: sha256 over the name, size and sha256 of
+    each weight file `load_model` loads (`weight_files`) and, when sharded, of their index.
+    config.json, the tokenizer's files and the model's code are left out.
+
+    Raises:
+        ModelLoadError: no weights in the folder, or a shard the index names is missing.
+    """
+    h = hashlib.sha256(WEIGHTS_FORMAT.encode() + b"\0")
+    for path in sorted(_weights_and_index(Path(folder)), key=lambda p: p.name):
         h.update(f"{path.name}\0{path.stat().st_size}\0{file_sha256(path)}\0".encode())
     return h.hexdigest()
 

@@ -28,7 +28,7 @@ from codeprobe.pipeline.explorer import explorer_jobs, explorer_sample
 from codeprobe.pipeline.registry import Target, methods
 from codeprobe.pipeline.report import render_report, write_report_html
 from codeprobe.pipeline.runfolder import RunFolder
-from codeprobe.pipeline.series import probed_models
+from codeprobe.pipeline.series import SeriesState, series_state
 from codeprobe.pipeline.steps import LocalSteps, Steps, loaded_model
 from codeprobe.pipeline.summary import summarize_run
 from codeprobe.provenance import dataset_fingerprint, environment, step_key
@@ -37,8 +37,15 @@ from codeprobe.provenance import dataset_fingerprint, environment, step_key
 def preflight(cfg: RunConfig) -> dict[str, Any]:
     """Fail at once, before any work and before the run folder is claimed, on a model that
     cannot load, a dataset that cannot be read, an unknown language or a bad setting. Returns
-    the provenance of each model to probe (for a checkpoint series, its finished checkpoints as
-    found now: `codeprobe.pipeline.series`), by the name the steps load it by."""
+    the provenance of each model to probe (for a checkpoint series, its distinct finished
+    checkpoints that load, as found now: `codeprobe.pipeline.series`), by the name the steps
+    load it by."""
+    return plan(cfg)[0]
+
+
+def plan(cfg: RunConfig) -> tuple[dict[str, Any], list[SeriesState]]:
+    """`preflight`, and what each model spec stands for now (`series_state`: a checkpoint series'
+    checkpoints to probe, its duplicates and the checkpoints skipped, with their reasons)."""
     from codeprobe.datasets import check_usable
     from codeprobe.probes.cat.types import check_strategy
     from codeprobe.syntax.languages import canonical_language
@@ -52,16 +59,17 @@ def preflight(cfg: RunConfig) -> dict[str, Any]:
     for dataset in cfg.datasets:
         for language in cfg.languages:
             check_usable(dataset, language)  # readable, with a snippet the data step keeps
-    infos = {
-        m.name: loaded_model(m.name, cfg.extraction.device, cfg.extraction.dtype).info
-        for spec in cfg.models
-        for m in probed_models(spec)
-    }
+    infos: dict[str, Any] = {}
+
+    def load(name: str) -> None:
+        infos[name] = loaded_model(name, cfg.extraction.device, cfg.extraction.dtype).info
+
+    states = [series_state(spec, load) for spec in cfg.models]
     for info in infos.values():
         bad = [h for h in (cfg.astprobe.hidden_states if cfg.astprobe else ()) if not 0 <= h <= info.n_layers]
         if bad:
             raise InputError(f"hidden states {bad} do not exist: {info.name} has hidden states 0..{info.n_layers}")
-    return infos
+    return infos, states
 
 
 def check_run_folder(run: RunFolder, cfg: RunConfig) -> None:
@@ -115,8 +123,11 @@ def run_experiment(
     steps = steps or LocalSteps()
     run = RunFolder(Path(out_dir))
     started = time.perf_counter()
-    infos = preflight(cfg)
+    infos, states = plan(cfg)
     claim_run_folder(run, cfg)
+    for state in states:  # each series: what it holds, its duplicates and skipped checkpoints
+        for i, line in enumerate(state.log_lines()):
+            (log.warning if i or state.duplicates or state.skipped else log.info)("%s", line)
     remove_stale_temporaries(run.root)  # a killed run's temporary files and folders (`codeprobe.files`)
     stage_seconds: dict[str, float] = {}
 
@@ -127,7 +138,7 @@ def run_experiment(
         log.info("%s: %.1f s", stage, time.perf_counter() - t0)
 
     enabled = [m for m in methods() if m.enabled(cfg)]
-    for probed in (m for spec in cfg.models for m in probed_models(spec) if m.name in infos):
+    for probed in (m for state in states for m in state.models):
         info = infos[probed.name]
         model_id = {"name": probed.name, **info.as_dict(), **probed.key_fields()}
         for language in cfg.languages:
@@ -173,7 +184,9 @@ def run_experiment(
                     )
                     timed(m.title, m.run, cfg, steps, target, log)
 
-    summary = summarize_run(run, seconds=time.perf_counter() - started, versions=environment(), stages=stage_seconds)
+    summary = summarize_run(
+        run, seconds=time.perf_counter() - started, versions=environment(), stages=stage_seconds, series=states
+    )
     for job in explorer_jobs(run, cfg, summary):  # the HTML report's snippet explorer
         t0 = time.perf_counter()
         steps.submit("explorer-sample", explorer_sample, job, cfg, str(run.hidden_state_cache), job.key(cfg)).result()

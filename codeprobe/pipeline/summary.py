@@ -9,7 +9,12 @@ Schema 2 (this codeprobe): each result has `model` (the config's spec), `model_n
 display name), `language`, `dataset`, `folder`, for a checkpoint `step` and `checkpoint`,
 `data` (sample counts and skips by reason), `model_info`, and one section per method that ran
 (`cat`, `astprobe`: see each method's `summarize`; `layer` is a transformer layer, AST-Probe's
-rows are by `hidden_state`, 0 = the embeddings). Schema 1 (no `schema_version`): the same
+rows are by `hidden_state`, 0 = the embeddings). A run with a checkpoint series also has
+`series`, one record per series spec (`codeprobe.pipeline.series.SeriesState.as_dict`): `model`,
+`name`, `folder`, `found` (checkpoints matched), `probed` (their steps probed), `duplicates`
+({step: the earlier step whose weights it repeats}; a duplicate has no result of its own: its
+result is that step's), `skipped` (`checkpoint`, `step`, `reason`, `detail` each) and
+`skipped_by_reason` (counts); runs written before it have none. Schema 1 (no `schema_version`): the same
 without `model_name`, with AST-Probe's `hidden_state` called `layer` (`layers`, `best_layer`,
 `vectors_reused`), and a flat config.
 """
@@ -18,12 +23,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from codeprobe.errors import InputError, ModelLoadError
 from codeprobe.files import json_value, read_json, write_json
-from codeprobe.model.checkpoints import series_name
+from codeprobe.model.checkpoints import is_checkpoint_series, series_name
 from codeprobe.pipeline.config import RunConfig
 from codeprobe.pipeline.registry import methods
 from codeprobe.pipeline.runfolder import RunFolder, model_display_name
-from codeprobe.pipeline.series import ProbedModel, recorded_models
+from codeprobe.pipeline.series import ProbedModel, SeriesState, recorded_models, series_line, series_state
 from codeprobe.uncertainty import N_RESAMPLES
 
 SCHEMA_VERSION = 2
@@ -45,17 +51,31 @@ def summarize_run(
     seconds: float | None = None,
     versions: dict[str, str] | None = None,
     stages: dict[str, float] | None = None,
+    series: list[SeriesState] | None = None,
 ) -> dict[str, Any]:
     """Collect every result of a run folder into RUN/summary.json (written atomically) and
-    return it. Intervals are 95% percentile bootstraps over snippets, seeded."""
+    return it. Intervals are 95% percentile bootstraps over snippets, seeded.
+
+    Args:
+        series: what each model spec stood for in this run (`codeprobe.pipeline.series.
+            series_state`, with the load check the runner made); None: found again, unchecked.
+    """
     cfg = RunConfig.read(run.config)
+    states = {state.spec: state for state in series or ()}
+    for spec in cfg.models:
+        if spec not in states and is_checkpoint_series(spec):
+            try:
+                states[spec] = series_state(spec)
+            except (ModelLoadError, InputError):
+                pass  # none left: the recorded results remain
     results = [
         _result(run, cfg, probed, language, dataset)
         for spec in cfg.models
-        for probed in recorded_models(run, spec)
+        for probed in recorded_models(run, spec, states.get(spec))
         for language in cfg.languages
         for dataset in cfg.datasets
     ]
+    records = [states[spec].as_dict() for spec in cfg.models if spec in states and states[spec].is_series]
     summary = {
         "schema_version": SCHEMA_VERSION,
         "run": str(run.root),
@@ -65,6 +85,7 @@ def summarize_run(
         "versions": versions or {},
         "uncertainty": UNCERTAINTY_NOTE,
         "results": results,
+        **({"series": records} if records else {}),
     }
     write_json(run.summary, summary, sort_keys=False)
     return json_value(summary)  # as the file holds it (NaN as null)
@@ -179,6 +200,32 @@ def run_line(summary: dict[str, Any], *, code: bool = True) -> str:
             else f" (Read from summary schema {summary['schema_read']}.)"
         )
     )
+
+
+def series_notes(summary: dict[str, Any]) -> list[str]:
+    """Per checkpoint series of a run (its `series` records): one sentence on its checkpoints,
+    one naming its duplicates, one per skipped checkpoint with its reason."""
+    lines = []
+    for record in summary.get("series") or ():
+        head = series_line(record)
+        lines.append(head[0].upper() + head[1:] + ".")
+        duplicates = record.get("duplicates") or {}
+        if duplicates:
+            lines.append(
+                f"Series {record['name']}, duplicates (the same weights as an earlier step: probed once, "
+                "drawn once, at the earlier step): "
+                + ", ".join(
+                    f"step {step} = step {of}" for step, of in sorted((int(k), v) for k, v in duplicates.items())
+                )
+                + "."
+            )
+        for skip in record.get("skipped") or ():
+            where = model_display_name(skip["checkpoint"]) + (
+                f" (step {skip['step']})" if skip.get("step") is not None else ""
+            )
+            detail = f": {skip['detail']}" if skip.get("detail") else ""
+            lines.append(f"Series {record['name']}, skipped {where}: {skip['reason']}{detail}.")
+    return lines
 
 
 def data_lines(summary: dict[str, Any]) -> list[str]:

@@ -10,7 +10,14 @@ from typing import Any
 from codeprobe.files import read_json
 from codeprobe.pipeline.registry import methods
 from codeprobe.pipeline.runfolder import RunFolder
-from codeprobe.pipeline.summary import TEXT_MODEL_NOTE, data_lines, is_text_model, read_summary, run_line
+from codeprobe.pipeline.summary import (
+    TEXT_MODEL_NOTE,
+    data_lines,
+    is_text_model,
+    read_summary,
+    run_line,
+    series_notes,
+)
 
 
 def run_series(run: RunFolder, *, label_run: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -69,7 +76,7 @@ def write_report_html(runs: list[Path] | Path, out: Path | None = None) -> Path:
             note = TEXT_MODEL_NOTE.replace("*", "")  # Markdown emphasis
             if note not in warnings:
                 warnings.append(note)
-        footer += [line for line in data_lines(summary) if line not in footer]
+        footer += [line for line in series_notes(summary) + data_lines(summary) if line not in footer]
         versions = versions or summary.get("versions")
     if versions:
         footer.append("Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())))

@@ -1,6 +1,7 @@
-"""The report's "Over training" section: for each checkpoint series and each method with a
-series curve, a step x layer heat map and the best layer's score over the steps with its
-baselines, and a table."""
+"""The report's "Over training" section: what each checkpoint series held (its duplicates, which
+have no result and no point of their own, and its skipped checkpoints with their reasons), then
+for each series and each method with a series curve, a step x layer heat map and the best
+layer's score over the steps with its baselines, and a table."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from codeprobe.model.checkpoints import series_name
 from codeprobe.pipeline.registry import SeriesCurve, methods
 from codeprobe.pipeline.report.plots import series_figure
 from codeprobe.pipeline.runfolder import model_display_name, slug
-from codeprobe.pipeline.summary import UNCERTAINTY_NOTE
+from codeprobe.pipeline.summary import UNCERTAINTY_NOTE, series_notes
 
 
 def series_groups(summaries: list[dict], label_run: bool = False) -> list[tuple[str, list[dict]]]:
@@ -59,6 +60,9 @@ def series_lines(summaries: list[dict], plots: Path, label_run: bool) -> list[st
         f"with its baselines. Brackets and bands: {UNCERTAINTY_NOTE}.",
         "",
     ]
+    notes = [note for s in summaries for note in series_notes(s)]
+    if notes:  # duplicates (drawn once, at the earlier step) and skipped checkpoints, by series
+        lines += [f"- {note}" for note in dict.fromkeys(notes)] + [""]
     for label, results in groups:
         first = results[0]
         name = "-".join(
