@@ -9,7 +9,7 @@ from oracles import heads as oracle
 
 from codeprobe.errors import InputError
 from codeprobe.probes.heads import EdgeArrays, predictor_names, random_rows, rule_hits, score_edges, score_index
-from codeprobe.probes.heads.baselines import greedy_predictors
+from codeprobe.probes.heads.baselines import greedy_predictors, sample_key
 
 KS = (1, 2, 3, 10)
 
@@ -31,6 +31,61 @@ def test_scores_match_oracle(seed, ties, causal, exclude_self):
     want = np.array(hits, dtype=bool).reshape(4, len(KS), 6, len(edges))
     np.testing.assert_array_equal(got.hits, want)
     np.testing.assert_allclose(got.sas, np.array(sas).reshape(2, 6, len(edges)), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("exclude_self", [True, False])
+def test_long_rows_match_oracle(seed, ties, causal, exclude_self):
+    """Rows of 80 tokens and more per k of 10 are folded into groups before their floor is
+    selected (`best_ranks`): the same scores as the oracle's, also with many tied weights."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(80, 180))
+    attention = random_attention(rng, 1, 2, n, ties=ties, causal=causal)
+    edges = random_edges(rng, n, 15)
+    got = score_edges(attention, edges, ks=KS, causal=causal, exclude_self=exclude_self)
+    hits, sas, scorable = oracle.edge_scores(
+        attention.tolist(), edges.relation, edges.head, edges.dep_start, edges.dep_end, KS, causal, exclude_self
+    )
+    np.testing.assert_array_equal(got.scorable, np.array(scorable, dtype=bool))
+    np.testing.assert_array_equal(got.hits, np.array(hits, dtype=bool).reshape(4, len(KS), 2, len(edges)))
+    np.testing.assert_allclose(got.sas, np.array(sas).reshape(2, 2, len(edges)), rtol=0, atol=1e-12)
+    assert got.rank.min() >= 0 and got.rank.max() <= KS[-1]
+
+
+def test_long_rows_attending_to_themselves_match_oracle():
+    """In long rows the attending token's own weight stays in place for the floor: a row that
+    attends most to itself still ranks every other token right (edges to all of them)."""
+    rng = np.random.default_rng(7)
+    n = 120
+    attention = rng.random((1, 3, n, n))
+    attention[..., np.arange(n), np.arange(n)] = 5.0
+    attention /= attention.sum(axis=-1, keepdims=True)
+    heads = np.repeat([5, 60], n - 1)
+    deps = np.concatenate([np.delete(np.arange(n), 5), np.delete(np.arange(n), 60)])
+    edges = EdgeArrays.of(np.zeros(heads.size, dtype=int), heads, deps, deps + 1)
+    got = score_edges(attention, edges, ks=KS)
+    hits, _, _ = oracle.edge_scores(
+        attention.tolist(), edges.relation, edges.head, edges.dep_start, edges.dep_end, KS, False, True
+    )
+    np.testing.assert_array_equal(got.hits, np.array(hits, dtype=bool).reshape(4, len(KS), 3, len(edges)))
+
+
+@pytest.mark.parametrize("n", [12, 100])
+def test_signed_weights_match_oracle(n):
+    """Weights below zero and -0.0 (tied with 0.0) take the general path: as the oracle's."""
+    rng = np.random.default_rng(n)
+    attention = random_attention(rng, 1, 2, n, ties=True) - 1.0 / n
+    attention[..., ::3] = -0.0
+    attention[..., 1::7] = 0.0
+    edges = random_edges(rng, n, 15)
+    got = score_edges(attention, edges, ks=KS)
+    hits, sas, _ = oracle.edge_scores(
+        attention.tolist(), edges.relation, edges.head, edges.dep_start, edges.dep_end, KS, False, True
+    )
+    np.testing.assert_array_equal(got.hits, np.array(hits, dtype=bool).reshape(4, len(KS), 2, len(edges)))
+    np.testing.assert_allclose(got.sas, np.array(sas).reshape(2, 2, len(edges)), rtol=0, atol=1e-12)
 
 
 def test_ties_go_to_the_lower_index():
@@ -153,6 +208,22 @@ def test_random_rows_are_seeded_per_sample_and_causal():
     assert a.shape == (4, 3, 6)
     np.testing.assert_allclose(a.sum(-1), 1.0, rtol=1e-6)
     assert (a[:, 0, 1:] == 0).all() and (a[:, 1, 4:] == 0).all() and (a[:, 2] > 0).all()
+
+
+def test_random_rows_are_numpys_float32_uniforms_normalised():
+    """The documented draws: numpy's float32 uniforms of the sample's generator, rows
+    normalised in float32; written into `out` of any float type alike."""
+    attending = np.array([1, 4, 6])
+    for causal in (False, True):
+        got = random_rows(5, attending, 7, random_state=3, sample_id="s", causal=causal)
+        want = np.random.default_rng([3, sample_key("s")]).random((5, 3, 7), dtype=np.float32)
+        if causal:
+            want[:, np.arange(7)[None, :] > attending[:, None]] = 0.0
+        want /= want.sum(axis=-1, keepdims=True)
+        np.testing.assert_array_equal(got, want)
+        out = np.empty((5, 3, 7))
+        assert random_rows(5, attending, 7, random_state=3, sample_id="s", causal=causal, out=out) is out
+        np.testing.assert_array_equal(out, want)
 
 
 def test_edges_like_any_object_with_the_arrays():

@@ -29,6 +29,7 @@ for every layer and head so that its best head is chosen the same way as the mod
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -60,8 +61,10 @@ def keyword_targets(tokens: Sequence[str] | None, keywords: Sequence[str], n: in
     if tokens is None or n_kw == 0 or n == 0:
         none = np.full((n_kw, n), -1, dtype=np.int64)
         return none, none.copy()
-    text = np.asarray(list(tokens), dtype=object)
-    is_w = np.stack([text == w for w in keywords]).astype(bool)
+    # Each token's keyword as an id (a dict lookup per token, not a text comparison per keyword).
+    vocabulary = {w: i for i, w in enumerate(dict.fromkeys(keywords))}
+    word = np.fromiter((vocabulary.get(t, -1) for t in tokens), dtype=np.int64, count=n)
+    is_w = word[None, :] == np.array([vocabulary[w] for w in keywords])[:, None]
     idx = np.arange(n)
     at_or_after = np.minimum.accumulate(np.where(is_w, idx, n)[:, ::-1], axis=1)[:, ::-1]
     at_or_before = np.maximum.accumulate(np.where(is_w, idx, -1), axis=1)
@@ -97,17 +100,17 @@ def rule_hits(
     (False where the edge is not scorable), P = len(predictor_names(max_offset, keywords))."""
     h, s, e = edges.head, edges.dep_start, edges.dep_end
     next_kw, prev_kw = keyword_targets(tokens, keywords, n)
-    from_head = predictions(h, n, max_offset=max_offset, next_kw=next_kw, prev_kw=prev_kw)
-    from_dep = predictions(s, n, max_offset=max_offset, next_kw=next_kw, prev_kw=prev_kw)
+    both = predictions(np.concatenate([h, s]), n, max_offset=max_offset, next_kw=next_kw, prev_kw=prev_kw)
+    from_head, from_dep = both[:, : h.size], both[:, h.size :]
+    # Built edge-major, (E, 4, P) in memory (the array returned is a view in the documented
+    # order), so that a caller's per-edge bits are contiguous.
+    from_head, from_dep = from_head.T, from_dep.T
+    s, e = s[:, None], e[:, None]
     out = np.stack(
-        [
-            from_head == s,
-            (from_head >= s) & (from_head < e),
-            from_head == e - 1,
-            from_dep == h,
-        ]
+        [from_head == s, (from_head >= s) & (from_head < e), from_head == e - 1, from_dep == h[:, None]], axis=1
     )
-    return out & scorable(edges, causal=causal, exclude_self=exclude_self)[:, None, :]
+    out &= scorable(edges, causal=causal, exclude_self=exclude_self).T[:, :, None]
+    return np.moveaxis(out, 0, -1)
 
 
 def greedy_predictors(hits: np.ndarray, k: int, candidates: np.ndarray) -> list[int]:
@@ -130,16 +133,40 @@ def sample_key(sample_id: str) -> int:
 
 
 def random_rows(
-    n_heads_total: int, attending: np.ndarray, n: int, *, random_state: int, sample_id: str, causal: bool = False
+    n_heads_total: int,
+    attending: np.ndarray,
+    n: int,
+    *,
+    random_state: int,
+    sample_id: str,
+    causal: bool = False,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """float32 (G, R, n): random attention rows of G heads for the attending tokens only.
 
     Seeded by (random_state, sample_id): a sample's draws do not depend on other samples, their
-    order or shards (they depend on its own edges, which fix the rows drawn).
+    order or shards (they depend on its own edges, which fix the rows drawn). The cells are
+    numpy's float32 uniforms, `default_rng([random_state, sample_key(sample_id)]).random(shape,
+    dtype=np.float32)`, bit for bit: the top 24 bits of each 32-bit half (low half first) of
+    PCG64's 64-bit outputs, times 2**-24, made here from the outputs in bulk (numpy draws them a
+    call per cell), then each row divided by its float32 sum.
+
+    out: where to put the rows (float, C order, (G, R, n)), then returned; they are drawn and
+    normalised in float32 whatever its type.
     """
+    shape = (int(n_heads_total), np.size(attending), int(n))
+    size = math.prod(shape)
     rng = np.random.default_rng([int(random_state), sample_key(sample_id)])
-    a = rng.random((int(n_heads_total), np.size(attending), n), dtype=np.float32)
+    raw = rng.integers(0, 2**64, size=(size + 1) // 2, dtype=np.uint64)  # the raw outputs (faster than random_raw)
+    halves = raw.view(np.uint32)[:size]  # on a little-endian machine: low half, then high half
+    a = out if out is not None and out.dtype == np.float32 else np.empty(shape, dtype=np.float32)
+    # The 24-bit integers themselves: their row sums and quotients are those of the uniforms
+    # (2**-24 times them) exactly, so the scaling is left out.
+    a[...] = np.right_shift(halves, 8, out=halves).reshape(shape)
     if causal:
         a[:, np.arange(n)[None, :] > np.asarray(attending)[:, None]] = 0.0
     total = a.sum(axis=-1, keepdims=True)
-    return np.divide(a, total, out=np.zeros_like(a), where=total > 0)
+    a /= np.where(total > 0, total, np.float32(1.0))  # a row of zeros stays zeros
+    if out is not None and a is not out:
+        out[...] = a
+    return a if out is None else out
