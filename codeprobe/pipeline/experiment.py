@@ -180,6 +180,7 @@ def run_experiment(
                         n_snippets=n,
                         results=run.results(m.name, probed.folder, language, dataset),
                         run=run,
+                        model_folder=probed.folder,
                         shared=shared,
                     )
                     timed(m.title, m.run, cfg, steps, target, log)

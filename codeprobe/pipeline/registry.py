@@ -40,8 +40,8 @@ class Target:
         n_hidden_states: the model's layers + 1 (the embeddings).
         language, dataset: what is probed.
         data_dir: the prepared snippets' folder; data_key: its step key; n_snippets: how many.
-        results: the method's output folder.
-        run: the run folder.
+        results: the method's output folder (`results_of` gives another method's).
+        run: the run folder; model_folder: the model's folder name in it.
         shared: what earlier methods' forward passes stored for later ones, by kind (e.g.
             "hidden_states": {shard key: store path}); a method adds to it in `run`.
     """
@@ -56,7 +56,13 @@ class Target:
     n_snippets: int
     results: ResultFolder
     run: RunFolder
+    model_folder: str
     shared: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def results_of(self, method: str) -> ResultFolder:
+        """Method `method`'s output folder for this model and dataset (what a later method's
+        share of this one's forward pass writes to)."""
+        return self.run.results(method, self.model_folder, self.language, self.dataset)
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,11 @@ def test_scores_from_the_shared_pass_equal_a_pass_of_their_own(heads_run, tiny_m
             np.testing.assert_allclose(ta[name], tb[name], rtol=1e-6, atol=1e-9, err_msg=name)
         else:
             np.testing.assert_array_equal(ta[name], tb[name], err_msg=name)
+    # The shared run's heads shards were written by CAT-probing's pass (before its reduce), and
+    # CAT's own shards are CAT's.
+    cat_summary = next(run.glob("cat/*/*/summary.json"))
+    assert all(p.stat().st_mtime_ns < cat_summary.stat().st_mtime_ns for p in shared)
+    assert all("setting_types" in np.load(p) for p in run.glob("cat/*/*/shard-*.npz"))
     # The same shard key, whichever pass wrote it.
     for p, q in zip(shared, alone):
         assert np.load(p)["_key"] == np.load(q)["_key"]

@@ -13,12 +13,12 @@ HTML views.
 from __future__ import annotations
 
 from codeprobe.pipeline.methods.heads.report import SERIES, report
-from codeprobe.pipeline.methods.heads.steps import attention_share, intermediates, read_attention, run
+from codeprobe.pipeline.methods.heads.steps import NAME, attention_share, intermediates, read_attention, run
 from codeprobe.pipeline.methods.heads.summary import model_info, summarize
 from codeprobe.pipeline.registry import Method
 
 METHOD = Method(
-    name="heads",
+    name=NAME,
     title="Attention-head relations",
     needs=frozenset({"attention"}),
     run=run,

@@ -21,6 +21,7 @@ from codeprobe.pipeline.steps import Steps, device_lock, loaded_model, random_we
 from codeprobe.progress import progress
 from codeprobe.provenance import step_key, versions
 
+NAME = "heads"  # the method's name: its config section and its folder, RUN/heads/
 RANDOM_WEIGHTS_FILE = "random_weights.npz"
 REPORTED_SPLITS = ("valid", "test")  # the best heads are chosen on valid and reported on test
 
@@ -60,7 +61,9 @@ def _shards(cfg: RunConfig, target: Target, shard_size: int) -> tuple[dict[str, 
         step_key("heads-shard", {"where": where, "shard": k, "shard_size": shard_size, "settings": settings})
         for k in range(n_shards)
     ]
-    return settings, [str(target.results.shard(k)) for k in range(n_shards)], keys
+    # The heads folder, also when `target` is the sharing method's (its results are its own).
+    folder = target.results_of(NAME)
+    return settings, [str(folder.shard(k)) for k in range(n_shards)], keys
 
 
 def attention_share(cfg: RunConfig, target: Target, shard_size: int) -> AttentionShare | None:
@@ -78,7 +81,7 @@ def attention_share(cfg: RunConfig, target: Target, shard_size: int) -> Attentio
     ):
         return None
     settings, paths, keys = _shards(cfg, target, shard_size)
-    return AttentionShare("heads", settings, tuple(paths), tuple(keys))
+    return AttentionShare(NAME, settings, tuple(paths), tuple(keys))
 
 
 def read_attention(settings: dict[str, Any], language: str) -> ShardReader:
