@@ -59,6 +59,11 @@ class Target:
     model_folder: str
     shared: dict[str, dict[str, str]] = field(default_factory=dict)
 
+    def n_shards(self, shard_size: int) -> int:
+        """How many shards of `shard_size` snippets the data makes (at least one): shard k holds
+        snippets [k * shard_size, (k + 1) * shard_size), for every method that shards."""
+        return max(1, -(-self.n_snippets // shard_size))
+
     def results_of(self, method: str) -> ResultFolder:
         """Method `method`'s output folder for this model and dataset (what a later method's
         share of this one's forward pass writes to)."""

@@ -82,7 +82,7 @@ def run(cfg: RunConfig, steps: Steps, target: Target, log) -> None:
     shares = attention_shares(cfg, target)
     settings = step_settings(cfg, target.language, shares)
     shard_size = cfg.extraction.shard_size
-    n_shards = max(1, -(-target.n_snippets // shard_size))
+    n_shards = target.n_shards(shard_size)
     where = (target.model_id, target.data_key)
     keys = [
         step_key("cat-shard", {"where": where, "shard": k, "shard_size": shard_size, "settings": settings})

@@ -6,7 +6,7 @@ vocabulary, the frequent relations, best heads chosen on validation and reported
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,7 @@ def _is_decoder(target: Target) -> bool:
 def _shards(cfg: RunConfig, target: Target, shard_size: int) -> tuple[dict[str, Any], list[str], list[str]]:
     """(settings, per-shard paths, per-shard keys)."""
     settings = shard_settings(cfg, target.language, _is_decoder(target))
-    n_shards = max(1, -(-target.n_snippets // shard_size))
+    n_shards = target.n_shards(shard_size)
     where = (target.model_id, target.data_key)
     keys = [
         step_key("heads-shard", {"where": where, "shard": k, "shard_size": shard_size, "settings": settings})
@@ -220,7 +220,7 @@ def heads_reduce(
                 "used_as": f"scored ({len(valid.sample_ids)} validation, {len(test.sample_ids)} test)",
                 "validation": len(valid.sample_ids),
                 "test": len(test.sample_ids),
-                "dropped": _reasons(shards.skipped.values()),
+                "dropped": dict(sorted(Counter(shards.skipped.values()).items())),
                 "truncated": shards.truncated,
                 "max_subwords": settings["max_subwords"],
                 "dropped_edges": shards.dropped_edges,
@@ -230,13 +230,6 @@ def heads_reduce(
         },
         key,
     )
-
-
-def _reasons(reasons: Iterable[str]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for r in reasons:
-        out[r] = out.get(r, 0) + 1
-    return dict(sorted(out.items()))
 
 
 def run(cfg: RunConfig, steps: Steps, target: Target, log) -> None:
