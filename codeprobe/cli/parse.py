@@ -1,18 +1,20 @@
-"""`codeprobe parse`: the code tokens of one snippet (and, with --json, both distance matrices and
-the relation edges)."""
+"""`codeprobe parse`: the code tokens of one snippet (and, with --json, both distance matrices, the
+relation edges and the token tree)."""
 
 from __future__ import annotations
 
 import click
 
 from codeprobe.cli.common import echo_json, file_argument, lang_option, read_source, resolve_language
-from codeprobe.syntax import ast_distance, parse, relation_edges, uast_distance
+from codeprobe.syntax import ast_distance, parse, relation_edges, token_tree, uast_distance
 
 
 @click.command("parse")
 @file_argument
 @lang_option
-@click.option("--json", "as_json", is_flag=True, help="One JSON object with tokens, distances and relation edges.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="One JSON object with tokens, distances, relation edges and the token tree."
+)
 @click.option("--collapse-strings", is_flag=True, help="One token per string literal (AST-Probe).")
 @click.option("--strict", is_flag=True, help="Fail on any syntax error instead of reporting it.")
 def parse_command(file: str, language: str | None, as_json: bool, collapse_strings: bool, strict: bool):
@@ -20,6 +22,7 @@ def parse_command(file: str, language: str | None, as_json: bool, collapse_strin
     tree = parse(read_source(file), resolve_language(file, language), strict=strict)
     tokens = tree.tokens(collapse_strings=collapse_strings)
     if as_json:
+        tree_of_tokens = token_tree(tokens)
         echo_json(
             {
                 "language": tree.language,
@@ -36,6 +39,9 @@ def parse_command(file: str, language: str | None, as_json: bool, collapse_strin
                 "ast_distance": ast_distance(tokens).tolist(),
                 "uast_distance": uast_distance(tokens).tolist(),
                 "relations": relation_edges(tokens).to_records(),
+                "head_rule": tree_of_tokens.rule,
+                "heads": tree_of_tokens.heads.tolist(),
+                "depths": tree_of_tokens.depth.tolist(),
             }
         )
         return

@@ -1,6 +1,7 @@
-"""Pairwise distances between code tokens: plain AST distance and CAT-probing's U-AST distance.
+"""Pairwise distances between code tokens: plain AST distance, CAT-probing's U-AST distance and
+the token tree's path length (`codeprobe.syntax.token_tree`).
 
-Both are computed for tokens only, vectorised, instead of all-pairs shortest paths over every
+All are computed for tokens only, vectorised, instead of all-pairs shortest paths over every
 node (the reference's networkx approach):
 
 - AST distance uses depths and lowest common ancestors. Tokens are in preorder, and for nodes in
@@ -12,6 +13,8 @@ node (the reference's networkx approach):
   those edges: a search stops as soon as it has reached every token. (scipy's Dijkstra gives
   the same numbers but spends ~5 us per source in heap bookkeeping, which dominated the cost on
   real snippets.)
+- Token-tree distance is AST distance's running minima over the token tree itself, whose nodes
+  (the tokens) are in preorder too.
 
 The loops that numpy cannot express without O(n^2)-sized temporaries or one small call per
 tree level (the climbs, running minima, breadth-first search) are compiled with numba.
@@ -84,6 +87,29 @@ def _ast_from_running_min(between, depth):  # pragma: no cover - compiled
             out[i, j] = depth[i] + depth[j] - 2 * lca_depth
             out[j, i] = out[i, j]
     return out
+
+
+def token_tree_distance(heads: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """Path lengths between the tokens of a token tree (`codeprobe.syntax.token_tree`), int32
+    (n, n): symmetric, zero diagonal.
+
+    The tokens are a preorder of their tree (every head precedes its dependents and each
+    token's subtree is a contiguous run starting at it), so the running minima of
+    `ast_distance` apply with the tokens as the tree's nodes.
+
+    Args:
+        heads: int (n,), each token's head, -1 at the root (token 0).
+        depth: int32 (n,), each token's distance to the root.
+
+    Raises:
+        TooLargeError: more than `MAX_TOKENS` tokens.
+    """
+    n = int(heads.shape[0])
+    _check_size(n)
+    if n == 0:
+        return np.zeros((0, 0), dtype=np.int32)
+    between = depth[_consecutive_lca(np.asarray(heads, dtype=np.int64), np.arange(n, dtype=np.int64))]
+    return _ast_from_running_min(between, depth)
 
 
 def uast_edges(tokens: CodeTokens) -> np.ndarray:
@@ -205,9 +231,13 @@ def _among(tokens: CodeTokens, among: np.ndarray | None) -> np.ndarray:
     idx = np.arange(n) if among is None else np.asarray(among, dtype=np.int64)
     if idx.ndim != 1 or (idx.size and (idx[0] < 0 or idx[-1] >= n or (np.diff(idx) <= 0).any())):
         raise InputError(f"among must be increasing token indices below {n}")
-    if idx.size > MAX_TOKENS:
+    _check_size(idx.size)
+    return idx
+
+
+def _check_size(n: int) -> None:
+    if n > MAX_TOKENS:
         raise TooLargeError(
-            f"{idx.size} tokens: an n x n distance matrix over more than {MAX_TOKENS} tokens "
+            f"{n} tokens: an n x n distance matrix over more than {MAX_TOKENS} tokens "
             "would not fit in memory; probe smaller snippets"
         )
-    return idx

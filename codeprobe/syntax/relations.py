@@ -122,11 +122,7 @@ def relation_edges(tokens: CodeTokens) -> RelationEdges:
     tree = tokens.tree
     node = tokens.node
     n = tree.n_nodes
-    # Each node's tokens: the code tokens inside its subtree, a contiguous run since both are in
-    # preorder.
-    index = np.arange(n, dtype=np.int64)
-    lo = np.searchsorted(node, index, side="left")
-    hi = np.searchsorted(node, tree.subtree_end, side="left")
+    lo, hi = tokens.spans  # each node's tokens [lo, hi)
     parent = tree.parent.astype(np.int64)
 
     field = tree.field_ids

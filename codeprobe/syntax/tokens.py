@@ -73,6 +73,18 @@ class CodeTokens:
         """int32 (n,): depth of each token's node in the tree (root = 0)."""
         return self.tree.depth[self.node]
 
+    @cached_property
+    def spans(self) -> tuple[np.ndarray, np.ndarray]:
+        """(lo, hi), int64 (n_nodes,) each: the tokens inside each node of `tree`, the half-open
+        token range [lo, hi) (a contiguous run, since nodes and tokens are both in preorder);
+        lo == hi for a node that covers no token (a comment, a zero-width node, a node inside a
+        collapsed string). lo is then the node's first token where it has any."""
+        lo = np.searchsorted(self.node, np.arange(self.tree.n_nodes), side="left").astype(np.int64)
+        hi = np.searchsorted(self.node, self.tree.subtree_end, side="left").astype(np.int64)
+        lo.setflags(write=False)
+        hi.setflags(write=False)
+        return lo, hi
+
 
 def code_tokens(tree: SyntaxTree, *, collapse_strings: bool = False) -> CodeTokens:
     """Select the code tokens of `tree` (see the module docstring for the rule).

@@ -147,6 +147,14 @@ class SyntaxTree:
 
         return code_tokens(self, collapse_strings=collapse_strings)
 
+    def token_tree(self, *, collapse_strings: bool = False):
+        """The token tree of this tree's code tokens, by the first-token head rule: each token's
+        head (`heads`, -1 at the root) and depth, and their path lengths (see
+        `codeprobe.syntax.token_tree`)."""
+        from codeprobe.syntax.token_tree import token_tree
+
+        return token_tree(self.tokens(collapse_strings=collapse_strings))
+
     def to_networkx(self):
         """The tree as a `networkx.DiGraph` (see `codeprobe.syntax.export.tree_to_networkx`)."""
         from codeprobe.syntax.export import tree_to_networkx

@@ -9,11 +9,13 @@ import tree_sitter
 from codeprobe.syntax.languages import language_spec, ts_language
 
 
-def oracle_relations(code: str, language: str, wrapper=None, *, collapse_strings: bool = False):
-    """(tokens, edges) of `code` parsed inside `wrapper` (None: as given).
+def oracle_walk(code: str, language: str, wrapper=None, *, collapse_strings: bool = False):
+    """A plain walk over the tree-sitter nodes of `code` parsed inside `wrapper` (None: as given).
 
-    tokens: list of (type, start byte, end byte), byte offsets into `code`; edges: sorted list of
-    (relation name, head token, dependent start, dependent end).
+    Returns (tokens, nodes, under, up): tokens, a list of (type, start byte, end byte, named)
+    with byte offsets into `code`; nodes, the nodes inside the code in preorder; under, node id ->
+    its token indices; up, node id -> the id of its parent inside the code, or None for the
+    code's top nodes (the root of a bare parse; the nodes directly under the wrapper's).
     """
     spec = language_spec(language)
     prefix, suffix = (wrapper.prefix, wrapper.suffix) if wrapper else ("", "")
@@ -33,14 +35,16 @@ def oracle_relations(code: str, language: str, wrapper=None, *, collapse_strings
 
     tokens = []  # (type, start, end, named)
     under: dict[int, list[int]] = {}  # node id -> its token indices
-    parents = []  # nodes inside the code, each a candidate T
+    up: dict[int, int | None] = {}
+    nodes = []
     stack = [(root, (), True)]  # (node, ancestors inside the code, parent inside)
     while stack:
         node, ancestors, parent_inside = stack.pop()
         me = inside(node, parent_inside)
         if me:
-            parents.append(node)
+            nodes.append(node)
             under[node.id] = []
+            up[node.id] = ancestors[-1] if ancestors else None
             ancestors = (*ancestors, node.id)
         if node.type in spec.comments:
             continue  # nothing inside a comment is a token
@@ -53,7 +57,16 @@ def oracle_relations(code: str, language: str, wrapper=None, *, collapse_strings
                 tokens.append((node.type, start - lo, end - lo, node.is_named))
         if not collapsed:
             stack.extend((child, ancestors, me) for child in reversed(node.children))
+    return tokens, nodes, under, up
 
+
+def oracle_relations(code: str, language: str, wrapper=None, *, collapse_strings: bool = False):
+    """(tokens, edges) of `code` parsed inside `wrapper` (None: as given).
+
+    tokens: list of (type, start byte, end byte), byte offsets into `code`; edges: sorted list of
+    (relation name, head token, dependent start, dependent end).
+    """
+    tokens, parents, under, _ = oracle_walk(code, language, wrapper, collapse_strings=collapse_strings)
     edges = []
     for node in parents:
         if node.type == "ERROR":

@@ -43,6 +43,19 @@ def test_parse_json_is_one_object_with_offsets_into_the_input(tmp_path):
     assert obj["grammar"]["version"] and obj["language"] == "php"
 
 
+def test_parse_json_has_the_token_tree():
+    code = 'def greet(name):\n    return "hi " + name\n'
+    for flags in ([], ["--collapse-strings"]):
+        result = invoke(["parse", "-", "--lang", "python", "--json", *flags], code)
+        assert result.exit_code == 0, result.output
+        obj = json.loads(result.stdout)
+        tt = parse(code, "python").token_tree(collapse_strings=bool(flags))
+        assert obj["head_rule"] == "first-token"
+        assert obj["heads"] == tt.heads.tolist() and obj["depths"] == tt.depth.tolist()
+        assert len(obj["heads"]) == len(obj["tokens"]) and obj["heads"].count(-1) == 1
+    assert obj["heads"] == [-1, 0, 0, 2, 2, 0, 0, 6, 7, 7]  # the string is one token
+
+
 def test_parse_bad_input_exits_nonzero_with_one_line(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_bytes(b"def f():\n    return '\xff'\n")
