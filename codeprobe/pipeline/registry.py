@@ -17,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from codeprobe.onsets import SnippetScores
 from codeprobe.pipeline.config import RunConfig
 from codeprobe.pipeline.runfolder import ResultFolder, RunFolder
 from codeprobe.pipeline.steps import Steps
@@ -148,6 +149,10 @@ class Method:
         read_attention: (its `AttentionShare.settings`, language) -> a reader with
             `first_pass(snippet inputs or skipped sample)` (worker threads), `add(first pass)`
             (in the data's order) and `save(path, key)`.
+        per_snippet: (result folder, section) -> each snippet's score per row of its `series`
+            curve (the values a row's score averages; for a ratio of sums, each snippet's own
+            ratio), or None where the folder does not record them: what a series' onsets
+            (`codeprobe.onsets`) rest on. None: the method has no onsets.
     """
 
     name: str
@@ -163,6 +168,7 @@ class Method:
     intermediates: Callable[[ResultFolder], list[Path]] = lambda folder: []
     attention_share: Callable[[RunConfig, Target, int], AttentionShare | None] = lambda cfg, target, size: None
     read_attention: Callable[[dict[str, Any], str], Any] | None = None
+    per_snippet: Callable[[ResultFolder, dict[str, Any]], SnippetScores | None] | None = None
 
     def enabled(self, cfg: RunConfig) -> bool:
         return getattr(cfg, self.name, None) is not None

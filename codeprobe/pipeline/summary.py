@@ -14,7 +14,15 @@ rows are by `hidden_state`, 0 = the embeddings). A run with a checkpoint series 
 `name`, `folder`, `found` (checkpoints matched), `probed` (their steps probed), `duplicates`
 ({step: the earlier step whose weights it repeats}; a duplicate has no result of its own: its
 result is that step's), `skipped` (`checkpoint`, `step`, `reason`, `detail` each) and
-`skipped_by_reason` (counts); runs written before it have none. Schema 1 (no `schema_version`): the same
+`skipped_by_reason` (counts); runs written before it have none. Such a run also has `onsets`
+(`codeprobe.pipeline.series_onsets`): per series, language, dataset, method with per-snippet
+scores and row of its series curve, when its score starts to change (`onset_rule`: the rule's
+`name` and `text`, `codeprobe.onsets`), each record with `series`, `model`, `language`, `dataset`,
+`method`, `index_name` ("layer", "hidden state", "relation"), `index`, `rule`, `reference_step`
+(the first checkpoint), `step` (the onset; null: none), `direction` ("up", "down"; null),
+`steps_after` (later steps that confirm it) and `differences` (per later step: `step`, `mean`,
+`ci`, `n`, `distinguishable`, of score(step) - score(reference_step), paired over snippets).
+Schema 1 (no `schema_version`): the same
 without `model_name`, with AST-Probe's `hidden_state` called `layer` (`layers`, `best_layer`,
 `vectors_reused`), and a flat config.
 """
@@ -26,10 +34,12 @@ from typing import Any
 from codeprobe.errors import InputError, ModelLoadError
 from codeprobe.files import json_value, read_json, write_json
 from codeprobe.model.checkpoints import is_checkpoint_series, series_name
+from codeprobe.onsets import RULE, RULE_TEXT
 from codeprobe.pipeline.config import RunConfig
 from codeprobe.pipeline.registry import methods
 from codeprobe.pipeline.runfolder import RunFolder, model_display_name
 from codeprobe.pipeline.series import ProbedModel, SeriesState, recorded_models, series_line, series_state
+from codeprobe.pipeline.series_onsets import series_onsets
 from codeprobe.uncertainty import N_RESAMPLES
 
 SCHEMA_VERSION = 2
@@ -76,6 +86,7 @@ def summarize_run(
         for dataset in cfg.datasets
     ]
     records = [states[spec].as_dict() for spec in cfg.models if spec in states and states[spec].is_series]
+    onsets = series_onsets(run, results, records, cfg.seed)
     summary = {
         "schema_version": SCHEMA_VERSION,
         "run": str(run.root),
@@ -86,6 +97,7 @@ def summarize_run(
         "uncertainty": UNCERTAINTY_NOTE,
         "results": results,
         **({"series": records} if records else {}),
+        **({"onset_rule": {"name": RULE, "text": RULE_TEXT}, "onsets": onsets} if onsets else {}),
     }
     write_json(run.summary, summary, sort_keys=False)
     return json_value(summary)  # as the file holds it (NaN as null)

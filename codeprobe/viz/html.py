@@ -44,7 +44,10 @@ def page(data: dict[str, Any]) -> str:
         f"<title>{title}</title><style>{_asset('page.css')}</style></head>\n"
         "<body><header></header><nav></nav><main></main><footer></footer>\n"
         f'<script type="application/json" id="codeprobe-data">{payload}</script>\n'
-        f"<script>{_asset('page.js')}</script>\n</body></html>\n"
+        f"<script>{_asset('page.js')}</script>\n"
+        # The onsets' section, only where there are onsets (`report_html`).
+        + (f"<script>{_asset('onsets.js')}</script>\n" if data.get("onsets") else "")
+        + "</body></html>\n"
     )
 
 
@@ -55,6 +58,7 @@ def report_html(
     lines: list[str] = (),
     warnings: list[str] = (),
     footer: list[str] = (),
+    onsets: dict[str, Any] | None = None,
 ) -> str:
     """A run report, or a comparison of several runs, models or checkpoints.
 
@@ -66,6 +70,9 @@ def report_html(
         `types`, `kept_types`), `astprobe` (summary.json's, optionally with `labels`,
         `labels_hidden_state`, `labels_snippets`) and `explorer` (an `explorer_payload`).
     lines, warnings, footer: text shown under the title, highlighted, and at the end.
+    onsets: the checkpoint series' onsets (a section after the curves): `rule` ({`name`,
+        `text`}), `titles` ({method: its title}) and `records` (summary.json's `onsets`, each
+        optionally with `run`, its run's name, in a comparison); None: no such section.
     """
     return page(
         {
@@ -75,6 +82,7 @@ def report_html(
             "warnings": list(warnings),
             "footer": list(footer),
             "series": series,
+            **({"onsets": onsets} if onsets and onsets.get("records") else {}),
         }
     )
 

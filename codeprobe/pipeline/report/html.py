@@ -66,11 +66,14 @@ def write_report_html(runs: list[Path] | Path, out: Path | None = None) -> Path:
     runs = [Path(runs)] if isinstance(runs, (str, Path)) else [Path(r) for r in runs]
     folders = [RunFolder(r) for r in runs]
     out = Path(out) if out else (folders[0].report_html if len(runs) == 1 else Path("comparison.html"))
-    lines, series, footer, warnings = [], [], [], []
-    versions = None
+    lines, series, footer, warnings, onsets = [], [], [], [], []
+    versions = rule = None
     for run in folders:
         summary, part = run_series(run, label_run=len(runs) > 1)
         series += part
+        name = Path(summary.get("run", str(run.root))).name
+        onsets += [{**r, "run": name} if len(runs) > 1 else r for r in summary.get("onsets") or ()]
+        rule = summary.get("onset_rule") or rule
         lines.append(run_line(summary, code=False))
         if any(is_text_model(r) for r in summary.get("results", [])):
             note = TEXT_MODEL_NOTE.replace("*", "")  # Markdown emphasis
@@ -81,4 +84,7 @@ def write_report_html(runs: list[Path] | Path, out: Path | None = None) -> Path:
     if versions:
         footer.append("Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())))
     title = "codeprobe report" if len(runs) == 1 else f"codeprobe comparison of {len(runs)} runs"
-    return write_html(report_html(series, title=title, lines=lines, warnings=warnings, footer=footer), out)
+    shown = {"rule": rule, "titles": {m.name: m.title for m in methods()}, "records": onsets} if onsets else None
+    return write_html(
+        report_html(series, title=title, lines=lines, warnings=warnings, footer=footer, onsets=shown), out
+    )

@@ -67,6 +67,7 @@ def series_figure(
     indices: list[int],
     scores: np.ndarray,
     points: list[tuple[int, int, dict[str, Any]]],
+    onsets: dict[Any, tuple[int, str]] | None = None,
 ) -> None:
     """Two panels: the step x row heat map of `scores` (n_steps, n_indices), and the best row's
     score over steps with its 95% band and baselines (`series.curves`: (legend, key, ci key,
@@ -76,9 +77,13 @@ def series_figure(
         indices: the rows' indices (layers, hidden states: `series.index_name`).
         points: (step, best row's index, values) per step; `values` holds each curve's key and
             ci.
+        onsets: {row's index: (onset step, "up" or "down")} for the rows with an onset
+            (`codeprobe.onsets`): boxed in the heat map with a triangle of its direction; the
+            row followed at the last step gets a vertical line on the curve panel.
     """
     title, name, curves = series.title, series.index_name, series.curves
     from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
 
     fig = Figure(figsize=(13, 4.6))
     hm, ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.1, 1]})
@@ -103,10 +108,22 @@ def series_figure(
                     fontsize=6,
                     color="black" if scores[i, j] > middle else "white",
                 )
-    for name, key, ci, style, marker in curves:
+    onsets = onsets or {}
+    for index, (step, direction) in onsets.items():
+        if step in steps and index in indices:
+            i, j = steps.index(step), indices.index(index)
+            hm.add_patch(Rectangle((i - 0.5, j - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.8))
+            hm.plot(i - 0.36, j + 0.3, marker="^" if direction == "up" else "v", color="red", markersize=7)
+    if onsets:
+        hm.set_title(f"{title} per {name} and step\n(red box: onset, triangle: its direction)")
+    for legend, key, ci, style, marker in curves:
         rows = [{"step": step, key: values.get(key), ci: values.get(ci)} for step, _, values in points]
         if xy(rows, "step", key)[0]:
-            curve(ax, rows, "step", key, ci, ls=style, marker=marker, label=name)
+            curve(ax, rows, "step", key, ci, ls=style, marker=marker, label=legend)
+    followed = points[-1][1] if points else None
+    if followed in onsets:
+        step, direction = onsets[followed]
+        ax.axvline(step, color="red", ls=":", lw=1.2, label=f"onset of {series.index_name} {followed} ({direction})")
     score_key = curves[0][1]
     for step, index, values in points:
         if values.get(score_key) is not None:

@@ -197,14 +197,72 @@ class RelationSummary:
 
 
 @dataclass(frozen=True)
+class SnippetHits:
+    """Per test snippet, what each relation's best head (chosen on validation, per score and k)
+    got right: the per-snippet values behind the test scores, e.g. for paired comparisons of
+    two models or checkpoints on the same snippets.
+
+    Attributes:
+        sample_ids: the test snippets' ids, (n,).
+        names: the relations' names, (R,), in `HeadsResult.scores`' order.
+        ks: the k of each top-k, (K,).
+        scorable: int64 (n, R, len(SCORES)): the snippet's scorable edges of the relation.
+        hits: int64 (n, R, len(SCORES), K): of them, the ones the best head's top-k holds
+            (0 where no head was chosen: no scorable validation edge).
+    """
+
+    sample_ids: tuple[str, ...]
+    names: tuple[str, ...]
+    ks: tuple[int, ...]
+    scorable: np.ndarray
+    hits: np.ndarray
+
+    def accuracy(self, direction: str, dependent: str, k: int) -> np.ndarray:
+        """float (n, R): each snippet's share of its scorable edges of each relation that the
+        relation's best head gets right under that score and k; NaN where it has none.
+
+        Raises:
+            InputError: no such score or k.
+        """
+        if int(k) not in self.ks:
+            raise InputError(f"k={k} was not evaluated (ks {list(self.ks)})")
+        s = score_index(direction, dependent)
+        den = self.scorable[:, :, s].astype(np.float64)
+        num = self.hits[:, :, s, self.ks.index(int(k))].astype(np.float64)
+        return np.divide(num, den, out=np.full(den.shape, np.nan), where=den > 0)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Flat arrays for `np.savez` (`from_arrays` reads them back)."""
+        return {
+            "sample_ids": np.asarray(self.sample_ids, dtype=str),
+            "names": np.asarray(self.names, dtype=str),
+            "ks": np.asarray(self.ks, dtype=np.int64),
+            "scorable": self.scorable,
+            "hits": self.hits,
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, Any]) -> SnippetHits:
+        return cls(
+            tuple(str(x) for x in arrays["sample_ids"]),
+            tuple(str(x) for x in arrays["names"]),
+            tuple(int(x) for x in arrays["ks"]),
+            np.asarray(arrays["scorable"], dtype=np.int64),
+            np.asarray(arrays["hits"], dtype=np.int64),
+        )
+
+
+@dataclass(frozen=True)
 class HeadsResult:
     """`evaluate`'s result: `scores` (per relation, score and k), `sas`, `summary` (per score
-    and k), and the settings it was computed under."""
+    and k), the settings it was computed under, and the test scores per snippet (`snippets`:
+    not in `as_dict`)."""
 
     scores: tuple[RelationScore, ...]
     sas: tuple[SASScore, ...]
     summary: tuple[RelationSummary, ...]
     settings: dict[str, Any] = field(default_factory=dict)
+    snippets: SnippetHits | None = None
 
     def table(self, direction: str = "head->dep", dependent: str = "first", k: int = 1) -> list[RelationScore]:
         """The rows of one score and k, by relation code."""
@@ -380,9 +438,10 @@ def evaluate(
     in_mean: dict[tuple[str, str, int], list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]] = {}
     scores: list[RelationScore] = []
     sas_rows: list[SASScore] = []
-    for r, code in enumerate(totals.relations.tolist()):
-        if totals.edges[r] < min_edges:
-            continue
+    evaluated = [(r, code) for r, code in enumerate(totals.relations.tolist()) if totals.edges[r] >= min_edges]
+    snippet_scorable = np.zeros((len(test.sample_ids), len(evaluated), len(SCORES)), dtype=np.int64)
+    snippet_hits = np.zeros((*snippet_scorable.shape, len(ks)), dtype=np.int64)
+    for column, (r, code) in enumerate(evaluated):
         name = _names(relation_names, code)
         mine = t["q_relation"] == code
         population = t["q_sample"][mine]  # one row per test snippet holding the relation, in order
@@ -391,6 +450,7 @@ def evaluate(
         den_all = t["q_scorable"][mine].astype(np.float64)
         hits_all = t["q_hits"][mine].reshape(m, len(SCORES), len(ks), g)
         rhits_all = t["q_random_hits"][mine].reshape(m, len(SCORES), len(ks), g) if rand else None
+        snippet_scorable[population, column] = t["q_scorable"][mine]
         for s, (direction, dependent) in enumerate(SCORES):
             vs = int(totals.scorable[r, s])
             if vs == 0:
@@ -408,6 +468,7 @@ def evaluate(
                 v_acc = totals.hits[r, s, i].reshape(g) / vs
                 best = int(np.argmax(v_acc))
                 num = hits_all[:, s, i, best].astype(np.float64)
+                snippet_hits[population, column, s, i] = hits_all[:, s, i, best]
                 base_v: dict[str, float] = {}
                 base_num: dict[str, np.ndarray] = {}
                 rules: dict[str, tuple[str, ...]] = {}
@@ -540,7 +601,14 @@ def evaluate(
         "selection": "best head and baselines per relation on validation, reported on test",
         "tie_breaking": "top-k by descending weight, lower token index first",
     }
-    return HeadsResult(tuple(scores), tuple(sas_rows), tuple(summary), settings)
+    snippets = SnippetHits(
+        tuple(test.sample_ids),
+        tuple(_names(relation_names, code) for _, code in evaluated),
+        tuple(int(k) for k in ks),
+        snippet_scorable,
+        snippet_hits,
+    )
+    return HeadsResult(tuple(scores), tuple(sas_rows), tuple(summary), settings, snippets)
 
 
 def _rule_score(

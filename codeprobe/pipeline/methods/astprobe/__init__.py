@@ -12,6 +12,7 @@ the selected hidden state; its summary section, report section and checkpoint-se
 from __future__ import annotations
 
 from codeprobe.pipeline.methods.astprobe.report import SERIES, report
+from codeprobe.pipeline.methods.astprobe.snippets import per_snippet
 from codeprobe.pipeline.methods.astprobe.steps import run, shared_pass_tokens
 from codeprobe.pipeline.methods.astprobe.summary import model_info, summarize
 from codeprobe.pipeline.registry import Method
@@ -26,4 +27,5 @@ METHOD = Method(
     series=SERIES,
     model_info=model_info,
     shared_pass=shared_pass_tokens,
+    per_snippet=per_snippet,
 )

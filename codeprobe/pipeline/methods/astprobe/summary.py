@@ -9,6 +9,7 @@ import numpy as np
 
 from codeprobe.files import read_json
 from codeprobe.pipeline.config import RunConfig
+from codeprobe.pipeline.methods.astprobe.snippets import seed_mean
 from codeprobe.pipeline.runfolder import ResultFolder
 from codeprobe.probes.astprobe.sweeps import select_on_validation
 from codeprobe.uncertainty import mean_ci, paired_difference
@@ -133,7 +134,7 @@ def _aggregate(swept: dict | None) -> list[dict]:
             vals = [p[k] for p in ok if p.get(k) is not None]
             entry[k] = float(np.mean(vals)) if vals else None
         if ok:
-            per = np.mean([p["test_f1_per_snippet"] for p in ok], axis=0)
+            per = seed_mean(ok)
             entry["_per_snippet"] = dict(zip(ids, per)) if ids else None
             entry["f1_ci"] = mean_ci(per, random_state=hidden_state * 1000 + rank).as_list()
             if len(ok) > 1:

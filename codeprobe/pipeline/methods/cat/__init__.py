@@ -14,6 +14,7 @@ shards; its summary section, report section, checkpoint-series curve and HTML vi
 from __future__ import annotations
 
 from codeprobe.pipeline.methods.cat.report import SERIES, report
+from codeprobe.pipeline.methods.cat.snippets import per_snippet
 from codeprobe.pipeline.methods.cat.steps import intermediates, run
 from codeprobe.pipeline.methods.cat.summary import html_view, model_info, summarize
 from codeprobe.pipeline.registry import Method
@@ -29,4 +30,5 @@ METHOD = Method(
     model_info=model_info,
     html_view=html_view,
     intermediates=intermediates,
+    per_snippet=per_snippet,
 )

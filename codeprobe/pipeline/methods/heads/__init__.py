@@ -7,12 +7,15 @@ HTML views.
 
     RUN/heads/<model>/<language>-<dataset>/shard-NNNN.npz      a shard's heads scores (`_key`)
                                            random_weights.npz  the random-weights model's
+                                           test_snippets.npz   the reduce's per-test-snippet hits
+                                                               (what a series' onsets read)
                                            summary.json        the reduce's result (`_key`)
 """
 
 from __future__ import annotations
 
 from codeprobe.pipeline.methods.heads.report import SERIES, report
+from codeprobe.pipeline.methods.heads.snippets import per_snippet
 from codeprobe.pipeline.methods.heads.steps import NAME, attention_share, intermediates, read_attention, run
 from codeprobe.pipeline.methods.heads.summary import model_info, summarize
 from codeprobe.pipeline.registry import Method
@@ -29,4 +32,5 @@ METHOD = Method(
     intermediates=intermediates,
     attention_share=attention_share,
     read_attention=read_attention,
+    per_snippet=per_snippet,
 )

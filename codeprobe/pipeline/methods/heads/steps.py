@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from codeprobe.files import write_npz
 from codeprobe.pipeline.config import RunConfig
 from codeprobe.pipeline.data import read_snippets, read_splits
 from codeprobe.pipeline.methods.heads.reader import ShardReader, load_shards
@@ -23,6 +24,7 @@ from codeprobe.provenance import step_key, versions
 
 NAME = "heads"  # the method's name: its config section and its folder, RUN/heads/
 RANDOM_WEIGHTS_FILE = "random_weights.npz"
+SNIPPETS_FILE = "test_snippets.npz"  # the reduce's per-test-snippet hits (`SnippetHits`)
 REPORTED_SPLITS = ("valid", "test")  # the best heads are chosen on valid and reported on test
 
 
@@ -170,7 +172,9 @@ def _edge_counts(scores, n_relations: int) -> np.ndarray:
     return np.bincount(t["q_relation"], weights=t["q_edges"], minlength=n_relations).astype(np.int64)
 
 
-@step_output(lambda a: StepOutput(Path(a["out_dir"], "summary.json"), a["key"]))
+@step_output(
+    lambda a: StepOutput(Path(a["out_dir"], "summary.json"), a["key"], also=lambda: [Path(a["out_dir"], SNIPPETS_FILE)])
+)
 def heads_reduce(
     model: str,
     language: str,
@@ -184,8 +188,9 @@ def heads_reduce(
 ) -> str:
     """The shards in one vocabulary, the relations with at least `min_count` edges in the data,
     and per relation the best head chosen on validation and reported on test against every
-    baseline (`codeprobe.probes.heads.evaluate`); writes summary.json recording `key` and
-    returns its path."""
+    baseline (`codeprobe.probes.heads.evaluate`); writes the test snippets' hits
+    (`SNIPPETS_FILE`, `SnippetHits.to_arrays`), then summary.json recording `key`, and returns
+    the summary's path."""
     from codeprobe.probes.heads import evaluate
 
     shards = load_shards(shard_paths)
@@ -206,6 +211,7 @@ def heads_reduce(
     extraction = settings["extraction"]
     info = loaded_model(model, extraction["device"], extraction["dtype"]).info
     rare = {n: int(c) for n, c, code in zip(shards.names, counts.tolist(), codes.tolist()) if code < 0}
+    write_npz(Path(out_dir, SNIPPETS_FILE), result.snippets.to_arrays())
     return write_step_json(
         Path(out_dir, "summary.json"),
         {
@@ -242,7 +248,14 @@ def run(cfg: RunConfig, steps: Steps, target: Target, log) -> None:
     reduce_settings = {"min_count": h.min_count, "dependent": h.dependent, "random_weights": h.random_weights}
     reduce_key = step_key(
         "heads-reduce",
-        {"shards": keys, "random_weights": rw_key if h.random_weights else None, "settings": reduce_settings},
+        {
+            "shards": keys,
+            "random_weights": rw_key if h.random_weights else None,
+            "settings": reduce_settings,
+            # What the reduce writes: a reduce of an earlier codeprobe, without the per-snippet
+            # hits the series' onsets read, is done again.
+            "files": ["summary.json", SNIPPETS_FILE],
+        },
     )
     if is_done(target.results.file("summary.json"), reduce_key):
         log.info("heads %s / %s: scored (done earlier)", target.model, target.language)
