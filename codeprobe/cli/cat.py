@@ -32,6 +32,7 @@ from codeprobe.probes.cat import (
 )
 from codeprobe.probes.cat.dataset import head_mean
 from codeprobe.probes.cat.probe import DEFAULT_MAX_SUBWORDS, DISTANCES, HEAD_POOLINGS, MODEL_INPUTS, CATProbe
+from codeprobe.probes.cat.score import MASKS
 
 log = logging.getLogger("codeprobe.cat")
 
@@ -66,6 +67,14 @@ def _num(x: float) -> float | None:
     help="q: thresholds are the q-quantile of attention and the (1 - q)-quantile of distance.",
 )
 @click.option("--top-k", type=int, default=DEFAULT_TOP_K, show_default=True, help="k of --types topk.")
+@click.option(
+    "--mask",
+    type=click.Choice(MASKS),
+    default="auto",
+    show_default=True,
+    help="Cells scored: causal (key at or before the query, all a decoder can attend to), full (all, the "
+    "paper's), auto (causal for a decoder, else full).",
+)
 @max_subwords_option(DEFAULT_MAX_SUBWORDS)
 @click.option(
     "--model-input",
@@ -112,6 +121,7 @@ def cat_command(
     distance,
     quantile,
     top_k,
+    mask,
     max_subwords,
     model_input,
     head_pooling,
@@ -143,9 +153,11 @@ def cat_command(
         allow_parse_errors=allow_parse_errors,
         model_input=model_input,
         head_pooling=head_pooling,
+        mask=mask,
         per_head=per_head,
     )
     extractor = probe.extractor(load_model(model, device=device))
+    scored_cells = probe.resolved_mask(extractor)
     info = extractor.info
     if info.is_code_model is False:
         log.warning("%s is a %s", info.name, info.note)
@@ -199,6 +211,7 @@ def cat_command(
             types=probe.types,
             distance=distance,
             quantile=probe.quantile,
+            mask=scored_cells,
             random_state=seed,
             max_subwords=extractor.max_subwords,
             kept_types=result.kept_types,
@@ -209,7 +222,7 @@ def cat_command(
                 payload,
                 title=f"{name}: CAT-probing of {info.name}",
                 lines=[
-                    f"{lang}, types {probe.types}, {distance} distance, q={probe.quantile}; "
+                    f"{lang}, types {probe.types}, {distance} distance, q={probe.quantile}, mask {scored_cells}; "
                     f"{len(snippet.sample.types)} of {len(tree.tokens())} code tokens aligned "
                     f"({snippet.status})"
                 ],
@@ -255,7 +268,8 @@ def cat_command(
         return
     click.echo(
         f"# {name}: {info.name} ({info.architecture}, {n_layers} layers), {lang}, types {probe.types}"
-        f"{f' (k={top_k})' if probe.types == 'topk' else ''}, {distance} distance, q={probe.quantile}"
+        f"{f' (k={top_k})' if probe.types == 'topk' else ''}, {distance} distance, q={probe.quantile}, "
+        f"mask {scored_cells}{' (pairs with the key at or before the query)' if scored_cells == 'causal' else ''}"
     )
     click.echo(f"# {len(snippet.sample.types)} of {len(tree.tokens())} code tokens aligned ({snippet.status})")
     click.echo(f"{'layer':>5}  {'tokens':>6}  {'score':>7}  {'random':>7}  {'position':>8}")

@@ -79,6 +79,8 @@ class CATConfig(_Section):
         max_subwords: the model input limit, special tokens included (the paper's 256).
         model_input: "source" (default) or "code_tokens" (docs/paper-switches.md).
         head_pooling: "mean" (default) or "max" over a layer's heads.
+        mask: the cells scored: "auto" (causal for a decoder, full otherwise), "causal" (the
+            pairs key j <= query i) or "full" (all n^2, the paper's); docs/cat.md.
         per_head: also score every attention head (the report's layer x head map; only with
             head_pooling "mean" and types "paper"/"all").
         allow_parse_errors: score snippets whose tree has ERROR/MISSING nodes.
@@ -91,6 +93,7 @@ class CATConfig(_Section):
     max_subwords: int = Field(256, ge=8)
     model_input: Literal["source", "code_tokens"] = "source"
     head_pooling: Literal["mean", "max"] = "mean"
+    mask: Literal["auto", "causal", "full"] = "auto"
     per_head: bool = True
     allow_parse_errors: bool = False
 

@@ -173,6 +173,7 @@ def explorer_sample(job: ExplorerJob, cfg: RunConfig, cache_dir: str, key: str) 
             types=cat["types"] if cat else None,
             distance=cat["distance"] if cat else "uast",
             quantile=cat["quantile"] if cat else 0.75,
+            mask=cat.get("mask", "full") if cat else "auto",
             random_state=cat["random_state"] if cat else 0,
             max_subwords=cat["max_subwords"] if cat else 256,
             kept_types=cat["kept_types"] if cat else None,

@@ -9,7 +9,9 @@ snippet's tree beside the gold one. The payload is JSON, kept small for an HTML 
   per-matrix maxima; column 0 of the heads is the head mean (the paper's CAT-score), 1 + h is
   head h;
 - masks: the exact M_A of every (layer, head) over the layer's kept tokens, one bit per cell,
-  so the page shows the pairs the CAT-score counted, not a re-thresholded approximation;
+  so the page shows the pairs the CAT-score counted, not a re-thresholded approximation (under
+  the causal convention, `settings.mask`, no cell right of the diagonal is set, and the page
+  leaves those cells out of M_D too);
 - distance: uint8 (uint16 if needed) tree distances over the aligned tokens, exact;
 - scores: the CAT-scores of the snippets' rows (`codeprobe.probes.cat.scorer.CATAccumulator`, the
   library's scorer), rounded to 6 decimals;
@@ -43,7 +45,7 @@ import numpy as np
 from codeprobe.errors import CodeprobeError, InputError
 from codeprobe.probes.cat.dataset import SkippedSample, head_mean
 from codeprobe.probes.cat.probe import DEFAULT_MAX_SUBWORDS, CATProbe, SnippetInputs, _items
-from codeprobe.probes.cat.score import DEFAULT_QUANTILE, attention_thresholds, linear_quantile
+from codeprobe.probes.cat.score import DEFAULT_QUANTILE, attention_thresholds, cell_index, linear_quantile
 from codeprobe.probes.cat.scorer import CATAccumulator
 from codeprobe.probes.cat.types import default_strategy
 from codeprobe.probes.heads import DIRECTIONS, EdgeArrays, on_kept_tokens, score_edges, score_index
@@ -161,6 +163,7 @@ def explorer_payload(
     types: str | None = None,
     distance: str = "uast",
     quantile: float = DEFAULT_QUANTILE,
+    mask: str = "auto",
     random_state: int = 0,
     max_subwords: int = DEFAULT_MAX_SUBWORDS,
     kept_types: Sequence[Sequence[str] | None] | None = None,
@@ -179,8 +182,9 @@ def explorer_payload(
         language: their language (default: the first snippet's).
         model: a LoadedModel, a model name or directory, or None (the packaged default).
         cat: compute CAT-probing's per-layer, per-head view (one forward pass, all heads).
-        types, distance, quantile, random_state, max_subwords: CAT-probing settings (types
-            default: the language's default strategy).
+        types, distance, quantile, mask, random_state, max_subwords: CAT-probing settings
+            (types default: the language's default strategy; mask "auto": causal for a
+            decoder, full otherwise).
         kept_types: per layer, the kept type names (None = all) to use instead of `types`:
             a run passes its own, so that the page counts what the run counted.
         probe: a fitted `ASTProbe`; its recovered trees are shown beside the gold ones.
@@ -224,6 +228,7 @@ def explorer_payload(
             types or default_strategy(lang),
             distance,
             quantile,
+            mask,
             random_state,
             max_subwords,
             kept_types,
@@ -253,19 +258,21 @@ def _loaded(model: Any):
 
 
 def _add_cat(
-    out, items, lang, model, types, distance, quantile, random_state, max_subwords, kept_types, batch_size
+    out, items, lang, model, types, distance, quantile, mask, random_state, max_subwords, kept_types, batch_size
 ) -> list[SnippetInputs | SkippedSample]:
     """The CAT view of every snippet into `out`; returns the pass's inputs (in `items`' order)."""
     probe = CATProbe(
         types=types,
         distance=distance,
         quantile=quantile,
+        mask=mask,
         random_state=random_state,
         per_head=True,
         max_subwords=max_subwords,
         batch_size=batch_size,
     )
     extractor = probe.extractor(_loaded(model))
+    mask = probe.resolved_mask(extractor)
     if kept_types is not None and len(kept_types) != extractor.info.n_layers:
         raise InputError(f"kept_types has {len(kept_types)} layers, the model {extractor.info.n_layers}")
     inputs = list(probe.inputs(items, extractor, lang))
@@ -276,6 +283,7 @@ def _add_cat(
         quantile=probe.quantile,
         top_k=probe.top_k,
         random_state=random_state,
+        mask=mask,
         kept_types=kept_types,
         spill_dir=probe.spill_dir,
     )
@@ -289,6 +297,7 @@ def _add_cat(
         "types": types if kept_types is None else "given",
         "distance": distance,
         "quantile": probe.quantile,
+        "mask": mask,
         "random_state": random_state,
         "max_subwords": extractor.max_subwords,
     }
@@ -299,7 +308,7 @@ def _add_cat(
             entry["cat_skipped"] = x.reason
         else:
             own = {name: column[k * per_snippet : (k + 1) * per_snippet] for name, column in rows.items()}
-            entry["cat"] = snippet_cat(x, entry["code"], kept, lang, quantile=probe.quantile, rows=own)
+            entry["cat"] = snippet_cat(x, entry["code"], kept, lang, quantile=probe.quantile, mask=mask, rows=own)
     return inputs
 
 
@@ -426,10 +435,12 @@ def snippet_cat(
     *,
     quantile: float,
     rows: dict[str, np.ndarray],
+    mask: str = "full",
 ) -> dict[str, Any]:
     """One snippet's CAT view (`inputs` made from `code`, `rows` its scored rows, per layer the
     head mean and every head): aligned tokens, packed attention (L, 1 + H, n, n), exact masks
-    and thresholds over each layer's kept tokens, distances and scores (L, 1 + H)."""
+    and thresholds over each layer's kept tokens (over the cells `mask` scores), distances and
+    scores (L, 1 + H)."""
     sample = inputs.sample
     a = np.asarray(sample.attention, dtype=np.float64)
     if a.ndim != 4:
@@ -450,15 +461,18 @@ def snippet_cat(
             groups[k] = len(kept_index)
             idx = np.arange(n) if k is None else np.flatnonzero([t in k for t in sample.types])
             kept_index.append(idx.tolist())
-            d = dist[np.ix_(idx, idx)].astype(np.float64).reshape(1, -1)
+            d = dist[cell_index(idx, mask)].astype(np.float64).reshape(1, -1)
             theta_d.append(_num(linear_quantile(d, 1.0 - quantile)[0]) if idx.size else None)
         layer_group.append(groups[k])
         idx = np.asarray(kept_index[groups[k]], dtype=np.int64)
         if idx.size:
             sub = stack[layer][:, idx[:, None], idx[None, :]]
-            thr = attention_thresholds(sub, quantile)  # (1 + H,)
+            thr = attention_thresholds(sub, quantile, mask=mask)  # (1 + H,)
             theta_a[layer] = thr
-            masks.append((sub > thr[:, None, None]).reshape(-1))
+            strong = sub > thr[:, None, None]
+            if mask == "causal":
+                strong &= np.tri(idx.size, dtype=bool)  # right of the diagonal is no cell
+            masks.append(strong.reshape(-1))
     bits = np.packbits(np.concatenate(masks)) if masks else np.zeros(0, np.uint8)
     big = int(dist.max(initial=0)) > 255
     return {

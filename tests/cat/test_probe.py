@@ -239,6 +239,7 @@ def test_input_errors():
         ({"batch_size": 2.5}, "batch_size"),
         ({"model_input": "tokens"}, "model_input"),
         ({"head_pooling": "min"}, "head_pooling"),
+        ({"mask": "upper"}, "mask"),
         ({"per_head": True, "head_pooling": "max"}, "per_head"),
         ({"model_input": "code_tokens", "hidden_state_tokens": tuple_tokens}, "hidden_state_tokens"),
     ]
@@ -272,6 +273,7 @@ def test_probe_follows_scikit_learns_contract():
         "per_head",
         "model_input",
         "head_pooling",
+        "mask",
         "top_k",
         "max_subwords",
         "batch_size",

@@ -20,17 +20,24 @@ def quantile(values, q):
     return xs[lo] + (h - lo) * (xs[hi] - xs[lo])
 
 
-def cat_score(a, d, q=0.75):
-    """s = |A > theta_A and D < theta_D| / |union| over all n^2 cells; None when the union is
-    empty or n == 0. a, d: n x n nested sequences."""
+def cells(n, causal=False):
+    """The scored cells (i, j), row-major: all n^2, or (causal: a decoder's query i attends to
+    keys j <= i only) the pairs with j <= i, diagonal included."""
+    return [(i, j) for i in range(n) for j in range(n) if not causal or j <= i]
+
+
+def cat_score(a, d, q=0.75, causal=False):
+    """s = |A > theta_A and D < theta_D| / |union| over the scored cells (`cells`: all n^2, or
+    the causal pairs j <= i), both thresholds over the same cells; None when the union is empty
+    or n == 0. a, d: n x n nested sequences."""
     n = len(d)
     if n == 0:
         return None
-    cells = [(i, j) for i in range(n) for j in range(n)]
-    theta_a = quantile([a[i][j] for i, j in cells], q)
-    theta_d = quantile([d[i][j] for i, j in cells], 1 - q)
+    cells_ = cells(n, causal)
+    theta_a = quantile([a[i][j] for i, j in cells_], q)
+    theta_d = quantile([d[i][j] for i, j in cells_], 1 - q)
     inter = union = 0
-    for i, j in cells:
+    for i, j in cells_:
         in_a = a[i][j] > theta_a
         in_d = d[i][j] < theta_d
         inter += in_a and in_d
@@ -108,28 +115,29 @@ def distance(tree, *, uast=True):
     return [[lengths[u][v] for v in leaf_nodes] for u in leaf_nodes]
 
 
-def type_rates(types_per_sample, attention_per_sample, q=0.75):
-    """num(t), hit[layer][t], sum_c n_c by loops over cells. attention_per_sample[c][layer] is
-    the n_c x n_c head-mean token attention of sample c."""
-    num, hit, total = {}, {}, 0
+def type_rates(types_per_sample, attention_per_sample, q=0.75, causal=False):
+    """num(t), hit[layer][t] and the bar of eligibility by loops over the scored cells
+    (`cells`). attention_per_sample[c][layer] is the n_c x n_c head-mean token attention of
+    sample c. The bar is half a token's cells (its row's plus its column's) per sample, summed:
+    sum_c n_c over all cells, sum_c (n_c + 1) / 2 over the causal ones."""
+    num, hit, bar = {}, {}, 0
     for types, layers in zip(types_per_sample, attention_per_sample):
         n = len(types)
-        total += n
-        for i in range(n):
-            for j in range(n):
-                for t in (types[i], types[j]):
-                    num[t] = num.get(t, 0) + 1
+        scored = cells(n, causal)
+        bar += sum((i == 0) + (j == 0) for i, j in scored) / 2
+        for i, j in scored:
+            for t in (types[i], types[j]):
+                num[t] = num.get(t, 0) + 1
         for layer, a in enumerate(layers):
             counts = hit.setdefault(layer, {})
             if n == 0:
                 continue
-            theta = quantile([a[i][j] for i in range(n) for j in range(n)], q)
-            for i in range(n):
-                for j in range(n):
-                    if a[i][j] > theta:
-                        for t in (types[i], types[j]):
-                            counts[t] = counts.get(t, 0) + 1
-    return num, hit, total
+            theta = quantile([a[i][j] for i, j in scored], q)
+            for i, j in scored:
+                if a[i][j] > theta:
+                    for t in (types[i], types[j]):
+                        counts[t] = counts.get(t, 0) + 1
+    return num, hit, bar
 
 
 def top_types(num, hit_layer, total, k):
@@ -139,10 +147,27 @@ def top_types(num, hit_layer, total, k):
     return set(eligible[:k])
 
 
-def score_kept(types, a, d, kept, q=0.75):
+def score_kept(types, a, d, kept, q=0.75, causal=False):
     """The score on the tokens whose type is in `kept` (None = all)."""
     idx = [i for i, t in enumerate(types) if kept is None or t in kept]
-    return cat_score([[a[i][j] for j in idx] for i in idx], [[d[i][j] for j in idx] for i in idx], q)
+    return cat_score([[a[i][j] for j in idx] for i in idx], [[d[i][j] for j in idx] for i in idx], q, causal)
+
+
+def positional_attention(positions, causal=False):
+    """exp(-|p_i - p_j|) by loops; 0 where p_j > p_i under the causal convention."""
+    return [[math.exp(-abs(pi - pj)) if not causal or pj <= pi else 0.0 for pj in positions] for pi in positions]
+
+
+def random_attention(draws, causal=False):
+    """Rows of the i.i.d. `draws` (n x n) divided by their sums, by loops; under the causal
+    convention only the keys j <= i are kept (the rest 0) and divide."""
+    n = len(draws)
+    out = []
+    for i in range(n):
+        row = [float(draws[i][j]) if not causal or j <= i else 0.0 for j in range(n)]
+        total = sum(row)
+        out.append([v / total for v in row])
+    return out
 
 
 def subword_attention(loaded, code, spans, max_subwords):
@@ -179,7 +204,9 @@ def subword_attention(loaded, code, spans, max_subwords):
     return kept, members, attention
 
 
-def snippet_scores(tree, kept_leaves, members, attention, kept_types_per_layer, q=0.75, uast=True, head_pooling="mean"):
+def snippet_scores(
+    tree, kept_leaves, members, attention, kept_types_per_layer, q=0.75, uast=True, head_pooling="mean", causal=False
+):
     """Per layer, the reference way: head mean (or max), block mean in loops, networkx
     all-pairs BFS (recomputed for every layer, as the reference did), then the loop score on
     the tokens whose type is kept. Returns (scores per layer, token attention per layer, types)."""
@@ -191,6 +218,6 @@ def snippet_scores(tree, kept_leaves, members, attention, kept_types_per_layer, 
         a = block_mean(heads_mean[layer], members)
         d_all = distance(tree, uast=uast)
         d = [[d_all[i][j] for j in kept_leaves] for i in kept_leaves]
-        scores.append(score_kept(types, a, d, kept_types, q))
+        scores.append(score_kept(types, a, d, kept_types, q, causal))
         token_attention.append(a)
     return scores, token_attention, types

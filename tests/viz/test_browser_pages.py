@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from browser import console_problems, open_browser, requested_urls, wait_ready
-from cat.cat_models import tiny_roberta_dir
+from cat.cat_models import tiny_gpt2_dir, tiny_roberta_dir
 from click.testing import CliRunner
 from shared_data import cosqa_functions
 
@@ -84,6 +84,31 @@ def test_cat_snippet_page(tmp_path):
         assert shown_score(driver) == pytest.approx(want[(1, 3)], abs=1e-9)
         assert driver.find_element("css selector", "table.heat td.sel").get_attribute("data-head") == "3"
         driver.save_screenshot(str(screenshot_dir(tmp_path) / "cat-snippet-layer1-head3.png"))
+        assert console_problems(driver) == []
+
+
+def test_cat_snippet_page_of_a_decoder_counts_the_causal_pairs(tmp_path):
+    """A decoder's page recounts the CAT-score over the pairs with the key at or before the
+    query, as the library scored them (docs/cat.md), and says so."""
+    snippet = tmp_path / "split.py"
+    snippet.write_text(CODE, encoding="utf-8")
+    page = tmp_path / "split.html"
+    model = str(tiny_gpt2_dir())
+    result = CliRunner().invoke(main, ["cat", str(snippet), "--model", model, "--per-head", "--html", str(page)])
+    assert result.exit_code == 0, result.output
+    assert "mask causal" in result.stdout
+    rows = json.loads(CliRunner().invoke(main, ["cat", str(snippet), "--model", model, "--per-head", "--json"]).stdout)
+    assert rows["settings"]["mask"] == "causal"
+    want = {(r["layer"], r["head"]): r["score"] for r in rows["layers"]}
+    with open_browser() as driver:
+        open_page(driver, page)
+        assert_offline_and_clean(driver, page)
+        assert shown_score(driver) == pytest.approx(want[(0, -1)], abs=1e-9)
+        assert "key at or before the query" in driver.find_element("css selector", "[data-testid=cat-summary]").text
+        choose(driver, "layer-select", 1)
+        choose(driver, "head-select", 2)
+        assert shown_score(driver) == pytest.approx(want[(1, 2)], abs=1e-9)
+        driver.save_screenshot(str(screenshot_dir(tmp_path) / "cat-snippet-decoder.png"))
         assert console_problems(driver) == []
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from codeprobe.errors import InputError
 from codeprobe.probes.cat.baselines import positional_attention, random_attention
 from codeprobe.probes.cat.results import CATResult, sample_rows
-from codeprobe.probes.cat.score import DEFAULT_QUANTILE, iou_scores, near_mask
+from codeprobe.probes.cat.score import DEFAULT_QUANTILE, cell_index, check_mask, iou_scores, near_mask
 from codeprobe.probes.cat.types import DEFAULT_TOP_K
 
 
@@ -72,6 +72,7 @@ def score_sample(
     *,
     quantile: float = DEFAULT_QUANTILE,
     random_state: int = 0,
+    mask: str = "full",
     mean: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Score one sample for all layers (and heads): the rows of `CATSampleScores`.
@@ -79,8 +80,11 @@ def score_sample(
     kept_types: per layer, the kept type names, or None for all. Layers sharing a set are
     scored in one vectorised call. The baselines are built over all aligned tokens (random
     seeded by (random_state, sample id)) and cut to the kept tokens of each layer.
+    mask: the cells scored, "full" or "causal" (pairs j <= i; `codeprobe.probes.cat.score`),
+        for the model's attention and both baselines alike.
     mean: the sample's `head_mean`, where the caller has computed it already.
     """
+    check_mask(mask, resolved=True)
     mean = head_mean(sample.attention) if mean is None else mean
     a = np.asarray(sample.attention)
     n_layers = a.shape[0]
@@ -91,8 +95,8 @@ def score_sample(
     heads = a if a.ndim == 4 else None
     n = len(sample.types)
     dist = np.asarray(sample.distance)
-    rand = random_attention(n, random_state, sample.sample_id)
-    pos = positional_attention(sample.positions)
+    rand = random_attention(n, random_state, sample.sample_id, mask)
+    pos = positional_attention(sample.positions, mask)
 
     score = np.full((n_layers, 1 if heads is None else 1 + heads.shape[1]), np.nan)
     n_tokens = np.zeros(n_layers, np.int32)
@@ -105,8 +109,9 @@ def score_sample(
         n_tokens[layers] = idx.size
         if idx.size == 0:
             continue
-        rows, cols, m = idx[:, None], idx[None, :], idx.size * idx.size
+        rows, cols = cell_index(idx, mask)  # the scored cells among the kept tokens
         near = near_mask(dist[rows, cols], quantile)  # M_D, shared by the layers' matrices and both baselines
+        m = near.shape[1]
         means = np.concatenate([mean[layers][:, rows, cols], rand[rows, cols][None], pos[rows, cols][None]])
         s = iou_scores(means.reshape(-1, m), near, quantile)
         score[layers, 0] = s[:-2]
@@ -142,6 +147,7 @@ def score_samples(
     quantile: float = DEFAULT_QUANTILE,
     top_k: int = DEFAULT_TOP_K,
     random_state: int = 0,
+    mask: str = "full",
     settings: dict[str, Any] | None = None,
     spill_dir: str | None = None,
 ) -> CATResult:
@@ -151,6 +157,7 @@ def score_samples(
     samples: streamed once, in order; each a `CATSample` or a `SkippedSample`. All samples
         need the same number of layers (and heads, if per head).
     language: picks the `paper` list; types: `paper`, `topk` or `all`; top_k: k of `topk`.
+    mask: the cells scored, "full" or "causal" (`codeprobe.probes.cat.score`).
     settings: recorded in the result (model, versions, ...), next to these arguments.
     spill_dir: where `topk` keeps its samples' inputs until every sample is seen (default:
         the system's temporary folder).
@@ -159,6 +166,12 @@ def score_samples(
     from codeprobe.probes.cat.scorer import CATAccumulator  # it builds on this module
 
     with CATAccumulator(
-        language=language, types=types, quantile=quantile, top_k=top_k, random_state=random_state, spill_dir=spill_dir
+        language=language,
+        types=types,
+        quantile=quantile,
+        top_k=top_k,
+        random_state=random_state,
+        mask=mask,
+        spill_dir=spill_dir,
     ) as scorer:
         return scorer.extend(samples).result(settings)

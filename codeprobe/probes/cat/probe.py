@@ -16,6 +16,13 @@ token collapsed), as the reference fed CodeSearchNet's `code_tokens`, instead of
 `head_pooling="max"` takes the maximum over heads of the subword attention instead of the mean.
 Either way subwords are aligned to tokens by character offsets in the text the model saw.
 
+A decoder's query attends only to itself and earlier tokens, so `mask="auto"` (default) scores
+a decoder over the pairs that can exist (key j <= query i) and any other model over the full
+matrix, the paper's convention; "causal" and "full" force one (docs/cat.md). Special tokens a
+tokenizer adds (an encoder's <s> ... </s>, a decoder's BOS, often an attention sink; or none,
+as GPT-2's and StarCoder's tokenizers add) get no code token, so they drop out of the token
+attention either way.
+
 `CATProbe` follows scikit-learn's estimator contract (`sklearn.base.BaseEstimator`), as
 `ASTProbe` does: `__init__` stores its arguments as given and checks nothing, `score` (and
 `inputs`, `extractor`, `score_inputs`) check them, `get_params`, `set_params` and
@@ -42,7 +49,7 @@ from codeprobe.errors import CodeprobeError, InputError
 from codeprobe.prefetch import prefetched, windows
 from codeprobe.probes.cat.dataset import CATSample, SkippedSample, score_samples
 from codeprobe.probes.cat.results import CATResult
-from codeprobe.probes.cat.score import DEFAULT_QUANTILE, check_quantile
+from codeprobe.probes.cat.score import DEFAULT_QUANTILE, check_mask, check_quantile, resolve_mask
 from codeprobe.probes.cat.types import DEFAULT_TOP_K, STRATEGIES, check_strategy
 from codeprobe.progress import progress
 from codeprobe.syntax import ast_distance, grammar_info, parse, uast_distance
@@ -145,6 +152,10 @@ class CATProbe(BaseEstimator):
         head_pooling: how a layer's heads become one attention matrix before the block mean:
             "mean" (default, the spec's) or "max" (the reference's other choice); rows with
             head = -1 then hold the head maximum. Not with per_head.
+        mask: which cells of the attention and distance matrices are scored (thresholds, M_D
+            and the overlap alike, for the baselines too): "full" (all n^2, the paper's),
+            "causal" (the pairs key j <= query i, all a decoder's query can attend to) or
+            "auto" (default: causal for a decoder, full otherwise; `resolved_mask`).
         top_k: k of "topk".
         max_subwords: model input limit, special tokens included (cut at a token boundary).
         batch_size: snippets per forward pass.
@@ -168,6 +179,7 @@ class CATProbe(BaseEstimator):
         *,
         model_input: str = "source",
         head_pooling: str = "mean",
+        mask: str = "auto",
         top_k: int = DEFAULT_TOP_K,
         max_subwords: int = DEFAULT_MAX_SUBWORDS,
         batch_size: int = 16,
@@ -182,6 +194,7 @@ class CATProbe(BaseEstimator):
         self.per_head = per_head
         self.model_input = model_input
         self.head_pooling = head_pooling
+        self.mask = mask
         self.top_k = top_k
         self.max_subwords = max_subwords
         self.batch_size = batch_size
@@ -197,6 +210,7 @@ class CATProbe(BaseEstimator):
         if self.distance not in DISTANCES:
             raise InputError(f"distance must be one of {', '.join(DISTANCES)}, got {self.distance!r}")
         check_quantile(self.quantile)
+        check_mask(self.mask)
         for name in ("random_state", "top_k", "max_subwords", "batch_size"):
             value = getattr(self, name)
             if not isinstance(value, numbers.Integral) or isinstance(value, bool):
@@ -335,6 +349,12 @@ class CATProbe(BaseEstimator):
         extractor = self.extractor(model)
         return self.score_inputs(self._inputs(_progress(items, snippets), lang, extractor), lang, extractor)
 
+    def resolved_mask(self, extractor: Any) -> str:
+        """The convention this probe scores `extractor`'s model with: `mask`, "auto" resolved by
+        the model's kind (causal for a decoder, full otherwise)."""
+        self._check_params()
+        return resolve_mask(self.mask, extractor.info.kind)
+
     def score_inputs(self, inputs: Iterable[SnippetInputs | SkippedSample], language: str, extractor: Any) -> CATResult:
         """Score what `inputs` produced (streamed once; `topk` spills it for a second pass)."""
         self._check_params()
@@ -345,6 +365,7 @@ class CATProbe(BaseEstimator):
             quantile=check_quantile(self.quantile),
             top_k=int(self.top_k),
             random_state=int(self.random_state),
+            mask=self.resolved_mask(extractor),
             settings=self.settings(extractor, language),
             spill_dir=self.spill_dir,
         )

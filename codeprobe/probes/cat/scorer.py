@@ -43,7 +43,7 @@ from codeprobe.prefetch import threaded_map
 from codeprobe.probes.cat.dataset import CATSample, SkippedSample, head_mean, score_sample
 from codeprobe.probes.cat.results import MEAN_HEAD, CATResult, CATSampleScores, CATSummary
 from codeprobe.probes.cat.sample_store import SampleStore
-from codeprobe.probes.cat.score import DEFAULT_QUANTILE, check_quantile
+from codeprobe.probes.cat.score import DEFAULT_QUANTILE, check_mask, check_quantile
 from codeprobe.probes.cat.scorer_arrays import (
     ScorerRecord,
     input_arrays,
@@ -91,6 +91,10 @@ class CATAccumulator:
         language: picks the `paper` list (and is recorded).
         types: frequent-type strategy, `paper`, `topk` or `all` (`codeprobe.probes.cat.types`).
         quantile: q; random_state: seed of the random baseline; top_k: k of `topk`.
+        mask: the cells scored, "full" (the paper's, for encoders) or "causal" (the pairs a
+            decoder's query can attend to: key j <= query i), for the scores, both baselines
+            and the type rates alike (`codeprobe.probes.cat.score`). A `CATProbe` resolves its
+            "auto" from the model's kind; here it must be resolved.
         kept_types: per layer, the type names to keep (None = all types), instead of the
             strategy's: e.g. a finished run's own `CATResult.kept_types`. Samples are then
             scored as they arrive, whatever `types` says (which is only recorded).
@@ -113,6 +117,7 @@ class CATAccumulator:
         quantile: float = DEFAULT_QUANTILE,
         top_k: int = DEFAULT_TOP_K,
         random_state: int = 0,
+        mask: str = "full",
         kept_types: Sequence[Iterable[str] | None] | None = None,
         head_rows: bool = True,
         spill_dir: str | os.PathLike | None = None,
@@ -124,6 +129,7 @@ class CATAccumulator:
             raise InputError(f"top_k must be >= 1, got {top_k}")
         self.top_k = int(top_k)
         self.random_state = int(random_state)
+        self.mask = check_mask(mask, resolved=True)
         self.kept_given = None if kept_types is None else tuple(None if k is None else frozenset(k) for k in kept_types)
         self.head_rows = bool(head_rows)
         self.spill_dir = spill_dir
@@ -131,7 +137,7 @@ class CATAccumulator:
         self._empty()
 
     def _empty(self) -> None:
-        self._rates = TypeRateAccumulator(self.quantile)
+        self._rates = TypeRateAccumulator(self.quantile, self.mask)
         self._shape: tuple[int, ...] | None = None  # attention's leading shape, (L,) or (L, H)
         self._store = SampleStore(self.spill_dir)  # the samples, their rows or (topk) inputs
 
@@ -151,6 +157,7 @@ class CATAccumulator:
             self.quantile,
             self.top_k,
             self.random_state,
+            self.mask,
             self.kept_given,
             self.head_rows,
         )
@@ -164,15 +171,19 @@ class CATAccumulator:
         if self.deferred:
             if not self.head_rows:
                 sample = replace(sample, attention=head_mean(sample.attention).astype(np.float32))
-            hits = token_hits(head_mean(sample.attention), self.quantile)
+            hits = token_hits(head_mean(sample.attention), self.quantile, self.mask)
             return FirstPass(sample.sample_id, tuple(sample.types), shape, hits, None, sample, self._key())
         mean = head_mean(sample.attention)
         rows = score_sample(
-            sample, self._kept_types_of(shape[0]), quantile=self.quantile, random_state=self.random_state, mean=mean
+            sample,
+            self._kept_types_of(shape[0]),
+            quantile=self.quantile,
+            random_state=self.random_state,
+            mask=self.mask,
+            mean=mean,
         )
-        return FirstPass(
-            sample.sample_id, tuple(sample.types), shape, token_hits(mean, self.quantile), rows, None, self._key()
-        )
+        hits = token_hits(mean, self.quantile, self.mask)
+        return FirstPass(sample.sample_id, tuple(sample.types), shape, hits, rows, None, self._key())
 
     def add(self, sample: CATSample | SkippedSample | FirstPass) -> CATAccumulator:
         """Add one sample after those added so far; returns self."""
@@ -291,8 +302,11 @@ class CATAccumulator:
                 "top_k": self.top_k if self.types == "topk" else None,
                 "quantile": self.quantile,
                 "random_state": self.random_state,
-                "random_baseline": "uniform[0,1) cells, rows normalised to sum 1",
-                "positional_baseline": "exp(-|p_i - p_j|), p = token index in the snippet",
+                "mask": self.mask,
+                "random_baseline": "uniform[0,1) cells, rows normalised to sum 1"
+                + (" over the keys j <= i" if self.mask == "causal" else ""),
+                "positional_baseline": "exp(-|p_i - p_j|), p = token index in the snippet"
+                + (", 0 where p_j > p_i" if self.mask == "causal" else ""),
             },
         )
 
@@ -310,7 +324,9 @@ class CATAccumulator:
     def _samples(self, kept: list[frozenset[str] | None]) -> CATSampleScores:
         n_layers, n_heads = self._scored_shape()[0], self._heads_kept()
         if self.deferred:
-            score = lambda s: score_sample(s, kept, quantile=self.quantile, random_state=self.random_state)  # noqa: E731
+            score = lambda s: score_sample(  # noqa: E731
+                s, kept, quantile=self.quantile, random_state=self.random_state, mask=self.mask
+            )
             scored = threaded_map(score, self._store.kept_samples())  # read back in order, in this thread
         else:
             scored = iter(self._store.rows())
@@ -325,6 +341,7 @@ class CATAccumulator:
             "quantile": self.quantile,
             "top_k": self.top_k,
             "random_state": self.random_state,
+            "mask": self.mask,
             "kept_types": self.kept_given,
             "head_rows": self.head_rows,
         }

@@ -62,6 +62,7 @@ def record_arrays(record: ScorerRecord) -> dict[str, np.ndarray]:
         "setting_quantile": np.array(s["quantile"], dtype=np.float64),
         "setting_top_k": np.array(s["top_k"], dtype=np.int64),
         "setting_random_state": np.array(s["random_state"], dtype=np.int64),
+        "setting_mask": np.array(s["mask"], dtype=str),
         "setting_head_rows": np.array(s["head_rows"]),
         "setting_kept_given": np.array(s["kept_types"] is not None),
         "setting_kept_sizes": np.array([-1 if k is None else len(k) for k in given], dtype=np.int64),
@@ -119,6 +120,8 @@ def read_record(arrays: Mapping[str, np.ndarray]) -> ScorerRecord:
         "quantile": float(arrays["setting_quantile"]),
         "top_k": int(arrays["setting_top_k"]),
         "random_state": int(arrays["setting_random_state"]),
+        # Arrays written before the causal convention scored every matrix in full.
+        "mask": str(arrays["setting_mask"]) if "setting_mask" in arrays else "full",
         "kept_types": kept_types,
         "head_rows": bool(arrays["setting_head_rows"]),
     }
@@ -129,6 +132,7 @@ def read_record(arrays: Mapping[str, np.ndarray]) -> ScorerRecord:
         int(arrays["rate_total_tokens"]),
         int(arrays["rate_n_samples"]),
         settings["quantile"],
+        settings["mask"],
     )
     reasons = [
         r if skipped else None

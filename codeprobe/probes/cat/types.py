@@ -5,6 +5,11 @@ per-sample, per-layer threshold q_c = q-quantile of A_c,
     num(t) = sum_{c,i,j} [type_i = t] + [type_j = t]          (= sum_c 2 n_c count_c(t))
     hit(t) = the same sum over cells with A_c[i, j] > q_c
 t is eligible when num(t) > sum_c n_c, and rate(t) = hit(t) / num(t).
+Under the causal convention (`codeprobe.probes.cat.score`) every sum runs over the scored
+cells, the pairs j <= i, and q_c is their quantile: a token has n_c + 1 cells (its row up to
+the diagonal, its column from it, the diagonal twice, as the full count has 2 n_c), so
+num(t) = sum_c (n_c + 1) count_c(t), and the bar of eligibility, half a token's cells per
+sample summed over the samples (sum_c n_c under the full count), is sum_c (n_c + 1) / 2.
 Strategies: `paper` (fixed per-language lists), `topk` (top-k eligible types by rate, per layer),
 `all` (no filtering).
 """
@@ -17,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from codeprobe.errors import InputError
-from codeprobe.probes.cat.score import DEFAULT_QUANTILE, attention_thresholds, check_quantile
+from codeprobe.probes.cat.score import DEFAULT_QUANTILE, attention_thresholds, check_mask, check_quantile
 
 STRATEGIES = ("paper", "topk", "all")
 DEFAULT_TOP_K = 8
@@ -58,6 +63,7 @@ class TypeRates:
     hit: (L, T) int64 cell counts hit(t) per layer (from head-mean attention).
     total_tokens: sum_c n_c over the samples accumulated; n_samples: how many.
     quantile: q used for q_c.
+    mask: the cells counted, "full" or "causal" (see the module doc).
     """
 
     types: tuple[str, ...]
@@ -66,6 +72,7 @@ class TypeRates:
     total_tokens: int
     n_samples: int
     quantile: float
+    mask: str = "full"
 
     @classmethod
     def merged(cls, parts: Sequence[TypeRates]) -> TypeRates:
@@ -74,10 +81,10 @@ class TypeRates:
         in the same order, gives.
 
         Raises:
-            InputError: no parts, or parts of different quantiles or layer counts.
+            InputError: no parts, or parts of different quantiles, masks or layer counts.
         """
-        if not parts or len({p.quantile for p in parts}) != 1:
-            raise InputError("rate tables merge only with the same quantile (and at least one)")
+        if not parts or len({(p.quantile, p.mask) for p in parts}) != 1:
+            raise InputError("rate tables merge only with the same quantile and mask (and at least one)")
         filled = [p for p in parts if p.n_samples]
         if len({p.n_layers for p in filled}) > 1:
             raise InputError(f"rate tables of different layer counts: {sorted({p.n_layers for p in filled})}")
@@ -98,6 +105,7 @@ class TypeRates:
             sum(p.total_tokens for p in parts),
             sum(p.n_samples for p in parts),
             parts[0].quantile,
+            parts[0].mask,
         )
 
     @property
@@ -112,7 +120,9 @@ class TypeRates:
 
     @property
     def eligible(self) -> np.ndarray:
-        """(T,) bool: num(t) > sum_c n_c."""
+        """(T,) bool: num(t) > sum_c n_c (full), num(t) > sum_c (n_c + 1) / 2 (causal)."""
+        if self.mask == "causal":
+            return 2 * self.num > self.total_tokens + self.n_samples  # in integers: no rounding
         return self.num > self.total_tokens
 
     def ranking(self, layer: int) -> list[str]:
@@ -173,21 +183,26 @@ class TypeRates:
         return "\n".join(lines)
 
 
-def token_hits(attention: np.ndarray, quantile: float) -> np.ndarray:
-    """int64 (L, n): per layer, the cells of each token's row plus those of its column that are
-    in M_A (attention (L, n, n) above its q-quantile): the token's contribution to hit(t)."""
+def token_hits(attention: np.ndarray, quantile: float, mask: str = "full") -> np.ndarray:
+    """int64 (L, n): per layer, the scored cells of each token's row plus those of its column
+    that are in M_A (attention (L, n, n) above the q-quantile of its scored cells; `mask` as in
+    `codeprobe.probes.cat.score`): the token's contribution to hit(t)."""
     a = np.asarray(attention)
     if a.shape[-1] == 0:
         return np.zeros(a.shape[:2], np.int64)
-    strong = a > attention_thresholds(a, quantile)[:, None, None]  # compared in float64
+    strong = a > attention_thresholds(a, quantile, mask=mask)[:, None, None]  # compared in float64
+    if mask == "causal":
+        strong &= np.tri(a.shape[-1], dtype=bool)  # only the pairs j <= i are cells
     return strong.sum(axis=2) + strong.sum(axis=1)
 
 
 class TypeRateAccumulator:
-    """Streams samples into num(t) and hit(t); `result()` gives the `TypeRates` table."""
+    """Streams samples into num(t) and hit(t); `result()` gives the `TypeRates` table. `mask`:
+    the cells counted, "full" or "causal" (see the module doc)."""
 
-    def __init__(self, quantile: float = DEFAULT_QUANTILE):
+    def __init__(self, quantile: float = DEFAULT_QUANTILE, mask: str = "full"):
         self.quantile = check_quantile(quantile)
+        self.mask = check_mask(mask, resolved=True)
         self._index: dict[str, int] = {}
         self._num = np.zeros(0, dtype=np.int64)
         self._hit: np.ndarray | None = None  # (L, T), allocated at the first sample
@@ -214,7 +229,7 @@ class TypeRateAccumulator:
         n = len(types)
         if a.ndim != 3 or a.shape[1:] != (n, n):
             raise InputError(f"attention must be (n_layers, {n}, {n}), got {a.shape}")
-        self.add(types, token_hits(a, self.quantile))
+        self.add(types, token_hits(a, self.quantile, self.mask))
 
     def add(self, types: Sequence[str], hits: np.ndarray) -> None:
         """Add one sample from its `token_hits` (L, n), e.g. computed on another thread."""
@@ -227,7 +242,8 @@ class TypeRateAccumulator:
             raise InputError(f"all samples need {self._hit.shape[0]} layers, got {n_layers}")
         ids = self.type_ids(types)
         n_t = self._num.size
-        self._num += 2 * n * np.bincount(ids, minlength=n_t)
+        cells = n + 1 if self.mask == "causal" else 2 * n  # a token's cells: its row plus its column
+        self._num += cells * np.bincount(ids, minlength=n_t)
         if n:
             flat = (np.arange(n_layers)[:, None] * n_t + ids[None, :]).ravel()
             self._hit += (
@@ -242,7 +258,7 @@ class TypeRateAccumulator:
     def from_table(cls, table: TypeRates) -> TypeRateAccumulator:
         """An accumulator holding `table`'s counts, as the one that made it did: further samples
         and merges go on from there."""
-        acc = cls(table.quantile)
+        acc = cls(table.quantile, table.mask)
         acc._index = {t: i for i, t in enumerate(table.types)}
         acc._num = np.array(table.num, dtype=np.int64)
         acc._hit = np.array(table.hit, dtype=np.int64) if table.n_samples else None
@@ -267,6 +283,7 @@ class TypeRateAccumulator:
             total_tokens=self._total,
             n_samples=self._count,
             quantile=self.quantile,
+            mask=self.mask,
         )
 
 

@@ -245,6 +245,8 @@
         (sel ? ` (chosen on ${sel.astprobe.selection})` : "") + ". Click a legend entry to hide or show it; hover for values.",
     ];
     if (many) notes.push("One colour per result; clicking its legend entry hides or shows all its lines.");
+    const causal = series.filter((s) => s.cat && s.cat.mask === "causal").map((s) => s.label);
+    if (causal.length) notes.push(`CAT-scores of ${causal.join(", ")} (decoders) use the causal convention: only pairs with the key at or before the query are scored, the baselines under the same mask; they are not on the full-matrix scale of the paper's encoders.`);
     if (row.childNodes.length) section("curves", "Per-layer curves", row, ...notes.map((t) => el("p", { class: "note", text: t })));
   }
 
@@ -391,7 +393,7 @@
         table.append(tr);
       }
       return el("div", {}, el("div", { class: "scroll" }, table),
-        el("p", { class: "note", text: `rate(t) = share of the cells of tokens of type t that pass the attention threshold, from head-mean attention over ${R.n_samples} samples; eligible: num(t) > total tokens; \u2713 = kept by the strategy "${s.cat.types}" (bold).` }));
+        el("p", { class: "note", text: `rate(t) = share of the cells of tokens of type t that pass the attention threshold, from head-mean attention over ${R.n_samples} samples; eligible: num(t) > ${s.cat.mask === "causal" ? "(total tokens + samples) / 2 (causal cells: key at or before the query)" : "total tokens"}; \u2713 = kept by the strategy "${s.cat.types}" (bold).` }));
     };
     section("rates", "Frequent-type rates by layer", seriesPicker(list, render, "rates-result"));
   }
@@ -686,13 +688,15 @@
       const attAt = (i, j) => dec.att[((L * H1 + hcol) * n + kept[i]) * n + kept[j]];
       const distAt = (i, j) => dec.dist[kept[i] * n + kept[j]];
       const thetaD = c.theta_d[c.layer_group[L]];
+      // The causal convention (a decoder's) scores only the pairs key <= query.
+      const causal = !!(src.settings && src.settings.mask === "causal");
       let inter = 0, nA = 0, nD = 0;
       const strong = new Uint8Array(k * k), near = new Uint8Array(k * k);
       let dmax = 0;
       for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) {
         const cell = i * k + j;
         strong[cell] = bit(offset + cell);
-        near[cell] = distAt(i, j) < thetaD ? 1 : 0;
+        near[cell] = distAt(i, j) < thetaD && (!causal || j <= i) ? 1 : 0;
         nA += strong[cell]; nD += near[cell]; inter += strong[cell] & near[cell];
         dmax = Math.max(dmax, distAt(i, j));
       }
@@ -717,7 +721,7 @@
         el("div", {}, el("span", { class: "swatch", style: `background:${rgb(colA)}` }), `attention only: ${nA - inter}`,
           el("span", { class: "swatch", style: `background:${rgb(colD)}` }), `tree only: ${nD - inter}`,
           el("span", { class: "swatch", style: `background:${rgb(colB)}` }), `both: ${inter}`),
-        el("div", { class: "note", text: `M_A: attention > \u03b8_A = ${fmt(c.theta_a[L][hcol], 5)} (the ${fmt(src.settings ? src.settings.quantile : 0.75, 2)}-quantile of this matrix); ` +
+        el("div", { class: "note", text: `M_A: attention > \u03b8_A = ${fmt(c.theta_a[L][hcol], 5)} (the ${fmt(src.settings ? src.settings.quantile : 0.75, 2)}-quantile of this matrix${causal ? ", over the pairs with the key at or before the query, the only cells a causal score counts" : ""}); ` +
           `M_D: distance < \u03b8_D = ${fmt(thetaD, 2)} (the ${fmt(1 - (src.settings ? src.settings.quantile : 0.75), 2)}-quantile). ${k} of ${n} aligned tokens kept by the type filter at layer ${L}; ` +
           `baselines at this layer: random ${fmt(c.random_baseline[L])}, positional ${fmt(c.positional_baseline[L])}. Attention colour: square root of value / max of this matrix (max ${fmt(attScale, 4)}); distance colour: near = yellow.` }));
       return el("div", {}, el("div", { class: "mats" }, m1, m2, m3), summary);

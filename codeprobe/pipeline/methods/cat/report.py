@@ -10,6 +10,12 @@ from codeprobe.pipeline.registry import SeriesCurve
 from codeprobe.pipeline.report.format import difference, with_ci
 from codeprobe.pipeline.report.plots import axes, curve
 
+# What each convention scores (docs/cat.md); a section without one was scored in full.
+MASK_NOTES = {
+    "causal": "causal: only pairs with the key at or before the query, all a decoder can attend to",
+    "full": "full matrix",
+}
+
 
 def report(sections: list[tuple[str, dict[str, Any]]], plots: Path) -> list[str]:
     """The Markdown section: CAT-score by layer with both baselines, and a table per result."""
@@ -44,7 +50,8 @@ def report(sections: list[tuple[str, dict[str, Any]]], plots: Path) -> list[str]
     lines = ["## CAT-probing", "", f"![CAT-score by layer]({plots.name}/cat_by_layer.png)", ""]
     for label, c in sections:
         lines += [
-            f"**{label}** (types `{c['types']}`, distance `{c['distance']}`, q {c['quantile']})",
+            f"**{label}** (types `{c['types']}`, distance `{c['distance']}`, q {c['quantile']}, "
+            f"mask `{c.get('mask', 'full')}`: {MASK_NOTES[c.get('mask', 'full')]})",
             "",
             "| layer | CAT-score | random | positional | CAT - positional | samples | skipped |",
             "|---:|---:|---:|---:|---:|---:|---:|",

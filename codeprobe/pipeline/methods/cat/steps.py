@@ -52,11 +52,15 @@ def attention_shares(cfg: RunConfig, target: Target) -> list[AttentionShare]:
     return [s for s in shares if s is not None]
 
 
-def step_settings(cfg: RunConfig, language: str, shares: list[AttentionShare] = ()) -> dict[str, Any]:
-    """What shapes a CAT step for `language`, as JSON values: the CAT section with its type
-    strategy resolved, the seed, the extraction, the hidden states it pools for later methods,
+def step_settings(
+    cfg: RunConfig, language: str, shares: list[AttentionShare] = (), kind: str = "encoder"
+) -> dict[str, Any]:
+    """What shapes a CAT step for `language` and a model of `kind` (`ModelInfo.kind`), as JSON
+    values: the CAT section with its type strategy and mask resolved (the mask: causal for a
+    decoder, unless set), the seed, the extraction, the hidden states it pools for later methods,
     what later methods read of its attention (`attention_shares`; they need every head's, so
     per-head scores are on), the grammar and the library versions."""
+    from codeprobe.probes.cat.score import resolve_mask
     from codeprobe.probes.cat.types import default_strategy
     from codeprobe.syntax import grammar_info
 
@@ -64,6 +68,7 @@ def step_settings(cfg: RunConfig, language: str, shares: list[AttentionShare] = 
     cat = cfg.cat.model_dump(mode="json")
     if cat["types"] == "auto":
         cat["types"] = default_strategy(language)
+    cat["mask"] = resolve_mask(cat["mask"], kind)
     cat["per_head"] = (cat["per_head"] or bool(shares)) and cat["head_pooling"] == "mean"  # max pools heads away
     return {
         "cat": cat,
@@ -80,7 +85,7 @@ def run(cfg: RunConfig, steps: Steps, target: Target, log) -> None:
     """A step per shard of `extraction.shard_size` snippets, then the reduce. Once the reduce is
     done, the shards are not needed (nor checked): `codeprobe clean` may have removed them."""
     shares = attention_shares(cfg, target)
-    settings = step_settings(cfg, target.language, shares)
+    settings = step_settings(cfg, target.language, shares, target.model_id.get("kind", "encoder"))
     shard_size = cfg.extraction.shard_size
     n_shards = target.n_shards(shard_size)
     where = (target.model_id, target.data_key)
@@ -174,6 +179,7 @@ def _scorer(settings: dict[str, Any], language: str):
         quantile=cat["quantile"],
         top_k=cat["top_k"],
         random_state=settings["seed"],
+        mask=cat["mask"],
         head_rows=False,
     )
 

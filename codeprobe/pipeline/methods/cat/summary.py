@@ -16,8 +16,10 @@ def summarize(folder: ResultFolder, cfg: RunConfig) -> dict[str, Any] | None:
     """CAT-probing's section: `layers` (per transformer layer, the head-mean CAT-score and both
     baselines, each with its 95% bootstrap interval `*_ci`, and the paired differences
     `minus_positional`, `minus_random`), and the settings that shaped them: `max_subwords` is
-    the input limit in use (the model's where lower than the setting), and `n_truncated` counts
-    the snippets the model read cut there."""
+    the input limit in use (the model's where lower than the setting), `n_truncated` counts
+    the snippets the model read cut there, and `mask` is the cells scored ("causal": the pairs
+    key <= query, a decoder's default; "full": all, the paper's; results that record none were
+    scored in full)."""
     path = folder.file("summary.json")
     if not path.exists():
         return None
@@ -51,6 +53,7 @@ def summarize(folder: ResultFolder, cfg: RunConfig) -> dict[str, Any] | None:
         "kept_types": s["settings"].get("kept_types"),
         "distance": s["settings"].get("distance"),
         "quantile": s["settings"].get("quantile"),
+        "mask": s["settings"].get("mask", "full"),
         "max_subwords": s["settings"].get("max_subwords"),
         "n_truncated": s["settings"].get("n_truncated"),
         "inputs": _inputs(s, cfg),
