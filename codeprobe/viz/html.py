@@ -63,7 +63,9 @@ def report_html(
     """A run report, or a comparison of several runs, models or checkpoints.
 
     series: one dict per (run, model, language, dataset[, step]): `label`, `model`, `language`,
-        `dataset`, optional `step` (int, a checkpoint), and what exists of
+        `dataset`, optional `step` (int, a checkpoint), `run`, for a checkpoint of a series
+        `series` (its name, as its onsets name it) and `model_base` (what its steps share: one
+        curve over the steps; default `model`), and what exists of
         `cat` (`layers` as in summary.json, each optionally with `score_ci`,
         `random_baseline_ci`, `positional_baseline_ci`; `heads`: {`n_heads`, `scores` (L x H)};
         `rates`: {`types`, `num`, `eligible`, `rate` (L x T), `rank` (L x T), `n_samples`};

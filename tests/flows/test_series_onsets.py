@@ -2,7 +2,7 @@
 onset record per method and row of its series curve (a duplicate checkpoint no point of its
 own), each resting on paired per-snippet differences that agree with the summary's scores; the
 report's over-training section has an onsets table per method, and report.html an onsets
-section."""
+section and, on its by-step chart, one curve per series with the onset of the followed row."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from codeprobe.onsets import RULE
 from codeprobe.pipeline.config import parse_config
 from codeprobe.pipeline.experiment import run_experiment
 from codeprobe.pipeline.registry import method
+from codeprobe.pipeline.report.html import write_report_html
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "viz"))
 from browser import console_problems, open_browser, wait_ready  # noqa: E402
@@ -99,3 +100,23 @@ def test_a_series_summary_has_onsets_for_every_method(tiny_training, python_json
             ]
             assert shown == [(str(r["index"]), "none" if r["step"] is None else str(r["step"])) for r in records]
         assert driver.find_element("css selector", 'nav a[href="#onsets"]').text == "Onsets over training"
+        by_step = "#curves .chart[data-chart='By checkpoint step']"
+        curves = driver.find_elements("css selector", f"{by_step} g[data-series]")
+        assert len(curves) == 2  # the series' best CAT-score and AST-Probe F1, each one curve over its steps
+
+        # The chart marks the onset of the rows it follows at the last step (here made up: the
+        # tiny checkpoints barely differ).
+        best = max(results[2]["cat"]["layers"], key=lambda x: x["score"])["layer"]
+        for r in summary["onsets"]:
+            made_up = (r["method"], r["index"]) == ("cat", best)
+            r.update(
+                step=2 if made_up else None, direction="up" if made_up else None, steps_after=0 if made_up else None
+            )
+        (run / "summary.json").write_text(json.dumps(summary))
+        write_report_html(run)
+        driver.get(page.as_uri())
+        wait_ready(driver)
+        (line,) = driver.find_elements("css selector", f"{by_step} line[data-onset]")
+        assert line.get_attribute("data-onset") == "2"
+        assert f"onset: CAT layer {best} \u25b2" in driver.find_element("css selector", by_step).text
+        assert console_problems(driver) == []

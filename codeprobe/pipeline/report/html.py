@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from codeprobe.files import read_json
+from codeprobe.model.checkpoints import series_name
 from codeprobe.pipeline.registry import methods
-from codeprobe.pipeline.runfolder import RunFolder
+from codeprobe.pipeline.runfolder import RunFolder, model_display_name
 from codeprobe.pipeline.summary import (
     TEXT_MODEL_NOTE,
     data_lines,
@@ -38,6 +39,9 @@ def run_series(run: RunFolder, *, label_run: bool = False) -> tuple[dict[str, An
             "step": r.get("step"),
             "run": summary.get("run"),
         }
+        if "checkpoint" in r:  # a checkpoint of a series: the series' steps in one curve per run
+            s["series"] = model_display_name(series_name(r["model"]))
+            s["model_base"] = s["series"] + (f" ({Path(summary.get('run', str(run.root))).name})" if label_run else "")
         folder = r.get("folder")
         for m in methods():
             if r.get(m.name):

@@ -82,8 +82,9 @@
   }
 
   // ------------------------------------------------------------------ line chart
-  // series: [{label, color, dash, points: [{x, y, lo, hi}], band, marker, group}]
-  function lineChart({ title, xLabel, yLabel, series, hlines = [], logX = false, width = 480, height = 320, yZero = true, stars = [] }) {
+  // series: [{label, color, dash, points: [{x, y, lo, hi}], band, marker, group}]; vlines: [{x,
+  // text, color, group}] (a dotted vertical line with its text at the top, e.g. an onset).
+  function lineChart({ title, xLabel, yLabel, series, hlines = [], logX = false, width = 480, height = 320, yZero = true, stars = [], vlines = [] }) {
     const m = { l: 52, r: 14, t: 26, b: 42 };
     const all = series.flatMap((s) => s.points);
     const xsAll = [...new Set(all.map((p) => p.x))].sort((a, b) => a - b);
@@ -149,6 +150,15 @@
         if (s.marker !== false) for (const p of pts) g.append(svg("circle", { cx: X(p.x), cy: Y(p.y), r: 3.2, fill: s.color }));
       }
     }
+    vlines.forEach((v, k) => {
+      const g = groupOf(v.group);
+      g.append(svg("line", { x1: X(v.x), x2: X(v.x), y1: m.t, y2: height - m.b, stroke: v.color, "stroke-dasharray": "2 3", "stroke-width": 1.5, "data-onset": v.x }));
+      // The text on the side with room, one line per vertical line.
+      const right = X(v.x) > (m.l + width - m.r) / 2;
+      const t = svg("text", { x: X(v.x) + (right ? -4 : 4), y: m.t + 10 + 13 * k, fill: v.color, "font-size": 11, "text-anchor": right ? "end" : "start" });
+      t.textContent = v.text;
+      g.append(t);
+    });
     for (const st of stars) {
       const g = groupOf(st.group);
       const t = svg("text", { x: X(st.x), y: Y(st.y) - 8, "text-anchor": "middle", fill: st.color, "font-size": 16 });
@@ -262,18 +272,34 @@
     return [...byKey].map(([key, list], i) => [key, list, PALETTE[i % PALETTE.length]]);
   }
 
+  // The onset (summary.json's `onsets`) of a method's row in a checkpoint group, or null.
+  function onsetOf(s, method, index) {
+    const run = String(s.run || "").split(/[\\/]/).pop();
+    return ((DATA.onsets || {}).records || []).find((r) => r.method === method && r.index === index && r.series === s.series &&
+      r.language === s.language && r.dataset === s.dataset && (!r.run || r.run === run) && r.step !== null) || null;
+  }
+  const ARROWS = { up: "\u25b2", down: "\u25bc" };
+
   function stepChart(steps) {
-    const out = [];
+    const out = [], vlines = [];
     for (const [key, list, color] of checkpointGroups(steps)) {
-      const bestCat = list.filter((s) => s.cat).map((s) => pt(s.step, Math.max(...s.cat.layers.map((r) => (finite(r.score) ? r.score : -1)))));
+      const bestLayer = (s) => s.cat.layers.reduce((b, r) => (finite(r.score) && (!b || r.score > b.score) ? r : b), null);
+      const bestCat = list.filter((s) => s.cat).map((s) => pt(s.step, (bestLayer(s) || {}).score));
       const bestAst = list.filter((s) => s.astprobe).map((s) => {
         const r = s.astprobe.hidden_states.find((q) => q.hidden_state === s.astprobe.best_hidden_state) || {};
         return pt(s.step, r.f1, r.f1_ci);
       });
       if (bestCat.length) out.push({ label: `${key}: best CAT-score`, color, points: bestCat });
       if (bestAst.length) out.push({ label: `${key}: AST-Probe F1 (selected hidden state)`, color, dash: "6 3", points: bestAst });
+      // The onsets of the rows followed at the last step (the section "Onsets over training" has every row's).
+      const last = list[list.length - 1];
+      const layer = last.cat && bestLayer(last);
+      const cat = layer && onsetOf(last, "cat", layer.layer);
+      if (cat) vlines.push({ x: cat.step, text: `onset: CAT layer ${cat.index} ${ARROWS[cat.direction]}`, color, group: `${key}: best CAT-score` });
+      const ast = last.astprobe && onsetOf(last, "astprobe", last.astprobe.best_hidden_state);
+      if (ast) vlines.push({ x: ast.step, text: `onset: AST-Probe hidden state ${ast.index} ${ARROWS[ast.direction]}`, color, group: `${key}: AST-Probe F1 (selected hidden state)` });
     }
-    return lineChart({ title: "By checkpoint step", xLabel: "training step", yLabel: "score", series: out, width: 460 });
+    return lineChart({ title: "By checkpoint step", xLabel: "training step", yLabel: "score", series: out, width: 460, vlines });
   }
 
   // A table sorted by a click on a column's header (again: the other way). columns: [{text,
