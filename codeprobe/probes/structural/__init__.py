@@ -3,8 +3,30 @@ encode the code's token tree (`codeprobe.syntax.token_tree`) as distances and de
 
 - `codeprobe.probes.structural.metrics`: UUAS, DSpr, NSpr and root accuracy against the gold
   token tree, their corpus figures, and the linear baseline (distance |i - j|).
+- `codeprobe.probes.structural.estimators`: the distance and depth probes as scikit-learn
+  estimators, on one hidden state or on all of them at once (stacked), saved as safetensors.
+- `codeprobe.probes.structural.evaluation`: their per-snippet scores with bootstrap intervals.
+- `codeprobe.probes.structural.training`: the losses, the stacked training loop, `FitRecord`.
+- `codeprobe.probes.structural.config`: `StructuralTrainConfig`, the reference's recipe.
+- `codeprobe.probes.structural.data`: the inputs' checks, gold targets and batches.
+
+docs/structural.md describes them.
 """
 
+from codeprobe.probes.structural.config import StructuralTrainConfig
+from codeprobe.probes.structural.data import TARGETS
+from codeprobe.probes.structural.estimators import (
+    DepthProbe,
+    DistanceProbe,
+    StackedDepthProbe,
+    StackedDistanceProbe,
+)
+from codeprobe.probes.structural.evaluation import (
+    DepthEvaluation,
+    DistanceEvaluation,
+    depth_evaluations,
+    distance_evaluations,
+)
 from codeprobe.probes.structural.metrics import (
     DEFAULT_MIN_SNIPPETS,
     HEWITT_MANNING_LENGTHS,
@@ -25,17 +47,31 @@ from codeprobe.probes.structural.metrics import (
     uuas,
     uuas_counts,
 )
+from codeprobe.probes.structural.training import EpochRecord, FitRecord, fit_stacked
 
 __all__ = [
     "DEFAULT_MIN_SNIPPETS",
     "HEWITT_MANNING_LENGTHS",
+    "TARGETS",
+    "DepthEvaluation",
+    "DepthProbe",
     "DepthScores",
+    "DistanceEvaluation",
+    "DistanceProbe",
     "DistanceScores",
+    "EpochRecord",
+    "FitRecord",
     "LengthAverage",
+    "StackedDepthProbe",
+    "StackedDistanceProbe",
+    "StructuralTrainConfig",
     "corpus_uuas",
+    "depth_evaluations",
     "depth_scores",
+    "distance_evaluations",
     "distance_scores",
     "dspr",
+    "fit_stacked",
     "length_macro_average",
     "linear_baseline",
     "linear_distance",
