@@ -43,8 +43,28 @@ def model_class(config: Any) -> tuple[Any, str]:
     return transformers.AutoModel, "decoder" if causal and not masked else "encoder"
 
 
+def attention_window(config: Any) -> int | None:
+    """Most keys a query attends to (itself included) in the model's sliding-window layers
+    (Starcoder2, Mistral, Gemma 2's every other layer, Qwen2's upper layers when
+    `use_sliding_window`), or None where every layer attends to all earlier keys."""
+    window = getattr(config, "sliding_window", None)
+    layer_types = getattr(config, "layer_types", None)
+    if not window or (layer_types is not None and "sliding_attention" not in layer_types):
+        return None  # e.g. Qwen2 with a window set but every layer below max_window_layers
+    return int(window)
+
+
 def max_subwords(model: torch.nn.Module, config: Any, tokenizer: Any) -> int:
-    """Most input positions the model takes (special tokens included)."""
+    """Most input positions the model takes (special tokens included); for a model with
+    sliding-window layers at most the window, so that every query attends to every earlier key
+    (the pairs the causal CAT convention scores)."""
+    window = attention_window(config)
+    positions = _max_positions(model, config, tokenizer)
+    return positions if window is None else min(positions, window)
+
+
+def _max_positions(model: torch.nn.Module, config: Any, tokenizer: Any) -> int:
+    """Most input positions the model's position encoding takes (special tokens included)."""
     if config.model_type in ENCODER_ONLY_CLASSES:
         # Relative positions: no hard limit; the tokenizer's (CodeT5: 512) is what it was trained on.
         limit = getattr(tokenizer, "model_max_length", None)

@@ -50,7 +50,8 @@ class ModelInfo:
         model_type: the config's model_type.
         kind: "encoder", "encoder (of encoder-decoder)" or "decoder".
         n_layers, n_heads, hidden_size: transformer layers, heads per layer, width.
-        max_subwords: the most input positions the model takes, special tokens included.
+        max_subwords: the most input positions the model takes, special tokens included (at
+            most its attention window where layers have one: `architecture.attention_window`).
         input_template: how a snippet is framed, e.g. "<s> {code} </s>".
         is_code_model: True for a known code model, False for the packaged text model, None if
             unknown (judged by name).
@@ -293,6 +294,11 @@ def load_model(
     if folder_fingerprint(path) != fingerprint:
         raise ModelLoadError(f"{name!r}: the model's files in {path} changed while they were loaded; load it again")
     model.to(torch_device).eval()
+    if kind == "decoder":
+        # One forward pass per batch, never generation: a key-value cache would only hold every
+        # layer's keys and values until the pass ends (each as large as a layer's attention
+        # when the head dimension is n / 16).
+        model.config.use_cache = False
     if model.config._attn_implementation != "eager":
         raise ModelLoadError(f"{name!r}: eager attention could not be set, so no attention weights")
 

@@ -1,6 +1,12 @@
 """A model's random-weights twin: the same architecture, freshly initialised (seeded), with the
 pretrained embeddings copied in, as AST-Probe's random baseline (arXiv:2206.11719) and the
-attention-head relations' random-weights baseline use it."""
+attention-head relations' random-weights baseline use it.
+
+The embeddings are the embedding layer where the model has one module for it (BERT's and
+RoBERTa's `embeddings`: tokens, positions, token types and their LayerNorm); else the input
+embeddings and every embedding table beside them, so that GPT-2's learned positions (`wpe`,
+beside `wte`) are kept as an encoder's are. Rotary models (Llama, Gemma, ...) learn no
+positions."""
 
 from __future__ import annotations
 
@@ -21,11 +27,8 @@ def random_weights(loaded: LoadedModel, seed: int = 0) -> LoadedModel:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = type(source)(copy.deepcopy(source.config))
-    embeddings = getattr(source, "embeddings", None)
-    if embeddings is not None:
-        model.embeddings.load_state_dict(embeddings.state_dict())
-    else:
-        model.get_input_embeddings().load_state_dict(source.get_input_embeddings().state_dict())
+    for name in embedding_modules(source):
+        model.get_submodule(name).load_state_dict(source.get_submodule(name).state_dict())
     param = next(source.parameters())
     model.to(device=param.device, dtype=param.dtype).eval()
     info = dataclasses.replace(
@@ -34,3 +37,19 @@ def random_weights(loaded: LoadedModel, seed: int = 0) -> LoadedModel:
         note=RANDOM_LABEL.format(seed=seed),
     )
     return dataclasses.replace(loaded, model=model, info=info)
+
+
+def embedding_modules(model: torch.nn.Module) -> list[str]:
+    """Names of the modules that hold `model`'s pretrained embeddings: its `embeddings` module
+    where it has one, else its input embeddings and the embedding tables that are their siblings
+    (learned positions, e.g. GPT-2's `wpe`), in module order."""
+    if getattr(model, "embeddings", None) is not None:
+        return ["embeddings"]
+    names = {id(module): name for name, module in model.named_modules()}
+    token = names[id(model.get_input_embeddings())]
+    parent = token.rpartition(".")[0]
+    return [
+        name
+        for name, module in model.named_modules()
+        if name.rpartition(".")[0] == parent and isinstance(module, torch.nn.Embedding)
+    ]

@@ -212,20 +212,6 @@ def test_the_mask_is_kept_by_files_and_must_match_to_merge(tmp_path):
     assert CATAccumulator.from_arrays(arrays).mask == "full"
 
 
-def oracle_scores(loaded, snippets, kept, causal):
-    """{(id, layer): score} from the raw model attention, the reference way (special tokens,
-    BOS included, dropped by the block mean over the code tokens' own subwords)."""
-    out = {}
-    for ident, code in snippets:
-        tree = parse(code, "python")
-        nodes = cat_oracle.leaves(tree)
-        spans = [(int(tree.char_offsets[tree.start_byte[v]]), int(tree.char_offsets[tree.end_byte[v]])) for v in nodes]
-        kept_leaves, members, attention = cat_oracle.subword_attention(loaded, code, spans, 256)
-        scores, _, _ = cat_oracle.snippet_scores(tree, kept_leaves, members, attention, kept, causal=causal)
-        out.update({(ident, layer): s for layer, s in enumerate(scores)})
-    return out
-
-
 @pytest.mark.parametrize("model,prefix", [("llama", 1), ("gpt2", 0)])
 def test_decoders_default_to_causal_and_match_the_oracle(model, prefix):
     loaded = tiny_model(model)
@@ -235,7 +221,7 @@ def test_decoders_default_to_causal_and_match_the_oracle(model, prefix):
     for mask, causal in (("auto", True), ("full", False)):
         result = CATProbe(types="paper", mask=mask).score(snippets, loaded, "python")
         assert result.settings["mask"] == ("causal" if causal else "full")
-        want = oracle_scores(loaded, snippets, [set(PAPER_TYPES["python"])] * 2, causal)
+        want = cat_oracle.model_scores(loaded, snippets, [set(PAPER_TYPES["python"])] * 2, causal)
         rows = result.samples
         for r in np.flatnonzero(rows.head == MEAN_HEAD):
             expect = want[(rows.sample_id[r], int(rows.layer[r]))]

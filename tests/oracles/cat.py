@@ -221,3 +221,20 @@ def snippet_scores(
         scores.append(score_kept(types, a, d, kept_types, q, causal))
         token_attention.append(a)
     return scores, token_attention, types
+
+
+def model_scores(loaded, snippets, kept_types_per_layer, causal=False, max_subwords=256):
+    """{(id, layer): score} of Python `snippets` ((id, code) pairs) from a codeprobe LoadedModel's
+    raw attention, the reference way: special tokens (BOS too) drop out in the block mean over
+    the code tokens' own subwords."""
+    from codeprobe.syntax import parse
+
+    out = {}
+    for ident, code in snippets:
+        tree = parse(code, "python")
+        nodes = leaves(tree)
+        spans = [(int(tree.char_offsets[tree.start_byte[v]]), int(tree.char_offsets[tree.end_byte[v]])) for v in nodes]
+        kept_leaves, members, attention = subword_attention(loaded, code, spans, max_subwords)
+        scores, _, _ = snippet_scores(tree, kept_leaves, members, attention, kept_types_per_layer, causal=causal)
+        out.update({(ident, layer): s for layer, s in enumerate(scores)})
+    return out
