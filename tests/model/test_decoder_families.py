@@ -17,10 +17,12 @@ from click.testing import CliRunner
 from decoder_models import FAMILIES, build, decoder_models  # noqa: F401  (session fixture)
 from oracles import cat as cat_oracle
 from shared_data import cosqa_functions
+from tiny_models import tiny_loaded
 
 from codeprobe.cli import main
 from codeprobe.model import load_model, random_weights
 from codeprobe.model.extraction import Extractor
+from codeprobe.model.model_io import ModelInput
 from codeprobe.model.random_weights import embedding_modules
 from codeprobe.probes.cat import PAPER_TYPES, CATProbe
 from codeprobe.syntax import parse
@@ -92,6 +94,26 @@ def test_random_weights_twin_keeps_the_pretrained_embeddings(decoder_models, fam
             assert same, key
         elif key.endswith("weight") and value.dim() == 2:
             assert not same, key  # every projection drawn afresh
+
+
+def token_vectors(lm, codes: list[str]) -> list[np.ndarray]:
+    """Every hidden state of each code's tokens, (L + 1, n, hidden)."""
+    inputs = [ModelInput.from_tokens(str(k), c, parse(c, "python").tokens()) for k, c in enumerate(codes)]
+    return [r.hidden_states for r in Extractor(lm, attention=False, batch_size=2).extract(inputs)]
+
+
+@pytest.mark.parametrize("family", [*FAMILIES, "codebert"])
+def test_a_token_vector_sees_only_its_left_context(decoder_models, family):  # noqa: F811
+    """What the AST-Probe and structural-probe docs say of decoders: code added after a token
+    leaves its vector at every hidden state unchanged; an encoder's vectors change."""
+    lm = tiny_loaded("codebert") if family == "codebert" else loaded(decoder_models, family)
+    code = cosqa_functions()[1][1].rstrip("\n")
+    alone, extended = token_vectors(lm, [code, code + "\n\n\ndef more(y):\n    return [y, y]\n"])
+    n = alone.shape[1]
+    assert extended.shape[1] > n
+    same = np.allclose(alone, extended[:, :n], atol=1e-5)
+    assert same == (family != "codebert")
+    np.testing.assert_array_equal(alone[0], extended[0, :n])  # the embeddings see no context
 
 
 def snippet_file(tmp_path):
