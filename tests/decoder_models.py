@@ -35,14 +35,14 @@ class Family:
         config_class, model_class: transformers class names.
         settings: config fields beyond the shared sizes (e.g. grouped-query heads, Gemma's
             head_dim, GPT-NeoX's partial rotary).
-        bos, eos, pad: special tokens (pad None: none, padding then uses eos).
+        bos, eos, pad: special tokens (None: the tokenizer has none; without pad, padding uses eos).
         adds_bos: whether the tokenizer puts `bos` before every input.
     """
 
     config_class: str
     model_class: str
     settings: dict[str, Any]
-    bos: str
+    bos: str | None
     eos: str
     pad: str | None
     adds_bos: bool
@@ -67,12 +67,12 @@ FAMILIES: dict[str, Family] = {
         None,
         True,
     ),
-    # Qwen2 / Qwen2.5-Coder: biased q/k/v, tied embeddings, pad = <|endoftext|>, no BOS.
+    # Qwen2 / Qwen2.5-Coder: biased q/k/v, tied embeddings, pad = <|endoftext|>, no BOS token.
     "qwen2": Family(
         "Qwen2Config",
         "Qwen2ForCausalLM",
         {**_SIZES, "num_key_value_heads": 2, "tie_word_embeddings": True},
-        "<|endoftext|>",
+        None,
         "<|endoftext|>",
         "<|endoftext|>",
         False,

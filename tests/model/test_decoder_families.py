@@ -179,3 +179,16 @@ def test_a_sliding_window_limits_the_input(family, settings, limit, tmp_path):
     want = cat_oracle.model_scores(lm, [(ident, code)], [set(PAPER_TYPES["python"])] * 2, True, limit)
     for layer in range(2):
         assert result.samples.score[layer] == pytest.approx(want[(ident, layer)], abs=1e-6)
+
+
+@EACH
+def test_bfloat16_scores_are_close_to_float32(decoder_models, family):  # noqa: F811
+    """Half precision, as a large decoder runs: the same CAT-scores up to bfloat16 rounding
+    (the attention row check passes at its half-precision tolerance)."""
+    path = str(decoder_models.dir(family))
+    snippets = cosqa_functions()[:4]
+    full, half = (
+        CATProbe(types="all").score(snippets, load_model(path, device="cpu", dtype=dtype), "python").samples.score
+        for dtype in ("float32", "bfloat16")
+    )
+    assert np.isfinite(half).all() and np.abs(half - full).max() < 0.05
