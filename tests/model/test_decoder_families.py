@@ -1,9 +1,10 @@
 """Decoders as first-class models (issue 25): tiny architecture-exact random-weight Llama,
 Qwen2, Starcoder2, GPT-NeoX, Gemma and GPT-2 models with byte-level BPE tokenizers
 (tests/decoder_models.py) load as decoders with their own framing, give the same numbers in any
-batch, keep no key-value cache, get a random-weights twin with their pretrained embeddings, and
-run `codeprobe cat` (causal by default, equal to the loop oracle on the model's own attention)
-and `codeprobe astprobe train` (finite F1)."""
+batch and close ones in bfloat16, keep no key-value cache, get a random-weights twin with their
+pretrained embeddings, give token vectors that see only their left context, take inputs no
+longer than a sliding window, and run `codeprobe cat` (causal by default, equal to the loop
+oracle on the model's own attention) and `codeprobe astprobe train` (finite F1)."""
 
 from __future__ import annotations
 
