@@ -117,6 +117,7 @@ def train_command(
         seed=seed,
         data={"n_snippets": n_snippets or 0},
         cat=None,
+        heads=None,  # AST-Probe only: the heads method would run a forward pass of its own
         training=training,
         astprobe={
             "rank": rank,

@@ -49,6 +49,7 @@ def test_train_then_recover(tiny_model_dir, tmp_path):
     assert summary["baselines"]["embedding"]["hidden_state"] == 0
     assert [row["hidden_state"] for row in summary["baselines"]["random"]] == [1, 2]
     assert summary["selection"] == "validation"
+    assert "heads" not in res and not (out / "heads").exists()  # AST-Probe only: no other method ran
     assert (out / "plots" / "astprobe_by_hidden_state.png").exists() and (out / "report.md").exists()
     assert summary["ranks"]["hidden_state"] == summary["best_hidden_state"]
     assert [row["rank"] for row in summary["ranks"]["points"]] == [4, 8]
