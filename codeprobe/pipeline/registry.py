@@ -86,6 +86,8 @@ class SeriesCurve:
         curves: (legend, key, ci key, line style, marker) per curve; the first is the score.
         table_header: the Markdown table's two header lines; table_row: (step, best, values)
             -> one line.
+        curve_title: the curve panel's title, for a curve that follows no single row (None: the
+            best row's, each point labelled by its index).
     """
 
     title: str
@@ -99,6 +101,7 @@ class SeriesCurve:
     curves: tuple[tuple[str, str, str, str, str | None], ...]
     table_header: tuple[str, str]
     table_row: Callable[[int, dict[str, Any] | None, dict[str, Any]], str]
+    curve_title: str | None = None
 
 
 @dataclass(frozen=True)

@@ -125,7 +125,7 @@ def series_figure(
         step, direction = onsets[followed]
         ax.axvline(step, color="red", ls=":", lw=1.2, label=f"onset of {series.index_name} {followed} ({direction})")
     score_key = curves[0][1]
-    for step, index, values in points:
+    for step, index, values in points if series.curve_title is None else ():
         if values.get(score_key) is not None:
             ax.annotate(
                 str(index),
@@ -140,11 +140,13 @@ def series_figure(
             ax.set_xscale("log")
         else:
             ax.set_xscale("symlog", linthresh=1)
-        ax.set_xticks(steps, [str(s) for s in steps], rotation=45 if len(steps) > 8 else 0)
+        ax.set_xticks(steps, [str(s) for s in steps], rotation=45 if len(steps) > 6 else 0)
         ax.minorticks_off()
+        # Explicit limits: an onset line otherwise stretches the autoscaled axis to the left.
+        ax.set_xlim(min(steps) / 1.5 if min(steps) > 0 else -0.5, max(steps) * 1.5)
     ax.set_xlabel("training step")
     ax.set_ylabel(title)
-    ax.set_title(f"best {name} over training (labels: the {name}); 95% bands")
+    ax.set_title(series.curve_title or f"best {name} over training (labels: the {name}); 95% bands")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     fig.suptitle(label, fontsize=9)

@@ -193,4 +193,5 @@ SERIES = SeriesCurve(
         "|---:|---:|---:|---:|---:|---:|",
     ),
     table_row=_series_row,
+    curve_title="mean of the relations' best heads; 95% bands",
 )
