@@ -95,7 +95,8 @@
     const pad = (y1 - y0) * 0.08;
     y1 = Math.min(yZero ? 1 : Infinity, y1 + pad) || y1 + pad;
     if (!yZero) y0 -= pad;
-    const tx = logX ? Math.log2 : (v) => v;
+    // A log axis that starts at 0 (training step 0) is log2(1 + x), as matplotlib's symlog.
+    const tx = !logX ? (v) => v : xsAll[0] > 0 ? Math.log2 : (v) => Math.log2(1 + v);
     const xmin = tx(xsAll[0]), xmax = tx(xsAll[xsAll.length - 1]);
     const X = (v) => m.l + (xmax === xmin ? 0.5 : (tx(v) - xmin) / (xmax - xmin)) * (width - m.l - m.r);
     const Y = (v) => height - m.b - ((v - y0) / (y1 - y0)) * (height - m.t - m.b);
@@ -299,7 +300,10 @@
       const ast = last.astprobe && onsetOf(last, "astprobe", last.astprobe.best_hidden_state);
       if (ast) vlines.push({ x: ast.step, text: `onset: AST-Probe hidden state ${ast.index} ${ARROWS[ast.direction]}`, color, group: `${key}: AST-Probe F1 (selected hidden state)` });
     }
-    return lineChart({ title: "By checkpoint step", xLabel: "training step", yLabel: "score", series: out, width: 460, vlines });
+    const xs = out.flatMap((s) => s.points.map((p) => p.x));
+    // Checkpoints are saved at log-spaced steps: a log axis keeps the early ones apart.
+    const logX = Math.max(...xs) > 10 * Math.max(1, Math.min(...xs.filter((x) => x > 0)));
+    return lineChart({ title: "By checkpoint step", xLabel: "training step", yLabel: "score", series: out, width: 460, vlines, logX });
   }
 
   // A table sorted by a click on a column's header (again: the other way). columns: [{text,
