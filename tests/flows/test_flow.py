@@ -62,8 +62,9 @@ def test_run_writes_tables_report_and_rerun_recomputes_nothing(tiny_model_dir, p
     assert "| layer | CAT-score | random | positional |" in text
 
     before = step_outputs(run)
-    # CAT shards, summary; AST-Probe hidden states, random weights, ranks; data; heads shards, random weights, summary
-    assert len(before) == 3 + 1 + 3 + 3 + 3 + 1 + 1
+    # CAT shards, summary; AST-Probe hidden states, random weights, ranks; data; heads shards, random weights,
+    # test snippets' hits (for onsets), summary
+    assert len(before) == 3 + 1 + 3 + 3 + 3 + 1 + 1 + 1
     probing_flow(config=config, out_dir=str(run))
     assert step_outputs(run) == before
 
