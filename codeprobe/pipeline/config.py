@@ -231,7 +231,9 @@ class RunConfig(BaseModel):
             training checkpoints, a Hugging Face id present in the local cache, or its
             revisions as a checkpoint series: `"org/model@step1000,step2000"`, or in a file
             `{"repo": "org/model", "revisions": ["step1000", "step2000"]}` (read as the former).
-        languages: languages to probe (each dataset is read in each language it has).
+        languages: languages to probe (each dataset is read in each language it has a usable
+            snippet in; the other pairs are left out, with their reasons in summary.json's
+            `not_read`, and a language no dataset has fails the run before any work).
         datasets: dataset specs the loaders accept: "stdlib", a .jsonl/.json/.txt file, a
             directory of source files.
         seed: seeds sampling, splitting, baselines and probe initialisation.

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +44,61 @@ def preflight(cfg: RunConfig) -> dict[str, Any]:
     return plan(cfg)[0]
 
 
-def plan(cfg: RunConfig) -> tuple[dict[str, Any], list[SeriesState]]:
-    """`preflight`, and what each model spec stands for now (`series_state`: a checkpoint series'
-    checkpoints to probe, its duplicates and the checkpoints skipped, with their reasons)."""
+@dataclass(frozen=True)
+class DataPlan:
+    """Which (language, dataset) pairs of a config are read: a dataset is read in each language
+    it has a usable snippet in (`codeprobe.datasets.check_usable`), so one run can hold a Python
+    dataset and a JavaScript one.
+
+    Attributes:
+        pairs: (language, dataset) pairs to run, in the config's order.
+        skipped: (language, dataset, reason) of the pairs left out.
+    """
+
+    pairs: tuple[tuple[str, str], ...]
+    skipped: tuple[tuple[str, str, str], ...] = ()
+
+    def as_records(self) -> list[dict[str, str]]:
+        """The skipped pairs for summary.json."""
+        return [{"language": lang, "dataset": d, "reason": reason} for lang, d, reason in self.skipped]
+
+
+def data_plan(cfg: RunConfig) -> DataPlan:
+    """The (language, dataset) pairs of `cfg` to run (see `DataPlan`).
+
+    Raises:
+        DatasetError: a dataset usable in none of the languages (unreadable, or no usable
+            snippet in any: the message of each language), or a language no dataset has.
+    """
     from codeprobe.datasets import check_usable
+    from codeprobe.errors import DatasetError
+
+    pairs, skipped = [], []
+    for dataset in cfg.datasets:
+        errors = []
+        for language in cfg.languages:
+            try:
+                check_usable(dataset, language)  # readable, with a snippet the data step keeps
+                pairs.append((language, dataset))
+            except DatasetError as e:
+                errors.append(e)
+                skipped.append((language, dataset, str(e)))
+        if len(errors) == len(cfg.languages):
+            raise errors[0] if len(errors) == 1 else DatasetError("; ".join(map(str, errors)))
+    for language in cfg.languages:
+        if all(lang != language for lang, _ in pairs):
+            raise DatasetError(
+                f"no dataset has a usable {language} snippet: "
+                + "; ".join(reason for lang, _, reason in skipped if lang == language)
+            )
+    order = {(lang, d): (cfg.languages.index(lang), cfg.datasets.index(d)) for lang, d in pairs}
+    return DataPlan(tuple(sorted(pairs, key=order.__getitem__)), tuple(skipped))
+
+
+def plan(cfg: RunConfig) -> tuple[dict[str, Any], list[SeriesState], DataPlan]:
+    """`preflight`, what each model spec stands for now (`series_state`: a checkpoint series'
+    checkpoints to probe, its duplicates and the checkpoints skipped, with their reasons), and
+    the (language, dataset) pairs to read (`data_plan`)."""
     from codeprobe.probes.cat.types import check_strategy
     from codeprobe.syntax.languages import canonical_language
 
@@ -56,9 +108,7 @@ def plan(cfg: RunConfig) -> tuple[dict[str, Any], list[SeriesState]]:
         canonical_language(language)
         if cfg.cat is not None and cfg.cat.types != "auto":
             check_strategy(cfg.cat.types, language)
-    for dataset in cfg.datasets:
-        for language in cfg.languages:
-            check_usable(dataset, language)  # readable, with a snippet the data step keeps
+    reading = data_plan(cfg)
     infos: dict[str, Any] = {}
 
     def load(name: str) -> None:
@@ -69,7 +119,7 @@ def plan(cfg: RunConfig) -> tuple[dict[str, Any], list[SeriesState]]:
         bad = [h for h in (cfg.astprobe.hidden_states if cfg.astprobe else ()) if not 0 <= h <= info.n_layers]
         if bad:
             raise InputError(f"hidden states {bad} do not exist: {info.name} has hidden states 0..{info.n_layers}")
-    return infos, states
+    return infos, states, reading
 
 
 def check_run_folder(run: RunFolder, cfg: RunConfig) -> None:
@@ -123,8 +173,10 @@ def run_experiment(
     steps = steps or LocalSteps()
     run = RunFolder(Path(out_dir))
     started = time.perf_counter()
-    infos, states = plan(cfg)
+    infos, states, reading = plan(cfg)
     claim_run_folder(run, cfg)
+    for language, dataset, reason in reading.skipped:
+        log.info("%s is not read in %s: %s", dataset, language, reason)
     for state in states:  # each series: what it holds, its duplicates and skipped checkpoints
         for i, line in enumerate(state.log_lines()):
             (log.warning if i or state.duplicates or state.skipped else log.info)("%s", line)
@@ -141,52 +193,56 @@ def run_experiment(
     for probed in (m for state in states for m in state.models):
         info = infos[probed.name]
         model_id = {"name": probed.name, **info.as_dict(), **probed.key_fields()}
-        for language in cfg.languages:
-            for dataset in cfg.datasets:
-                t0 = time.perf_counter()
-                data_key = step_key(
-                    "prepare-data",
-                    {
-                        "dataset": dataset,
-                        "content": dataset_fingerprint(dataset, language),
-                        "language": language,
-                        "n_snippets": cfg.data.n_snippets,
-                        "seed": cfg.seed,
-                    },
+        for language, dataset in reading.pairs:
+            t0 = time.perf_counter()
+            data_key = step_key(
+                "prepare-data",
+                {
+                    "dataset": dataset,
+                    "content": dataset_fingerprint(dataset, language),
+                    "language": language,
+                    "n_snippets": cfg.data.n_snippets,
+                    "seed": cfg.seed,
+                },
+            )
+            data_dir = steps.submit(
+                "prepare-data",
+                prepare_data,
+                dataset,
+                language,
+                cfg.data.n_snippets,
+                cfg.seed,
+                str(run.data(language, dataset)),
+                data_key,
+            ).result()
+            stage_seconds["data"] = round(stage_seconds.get("data", 0.0) + time.perf_counter() - t0, 1)
+            n = count_snippets(data_dir)
+            log.info("%s / %s / %s: %d snippets", probed.name, language, dataset, n)
+            shared: dict[str, dict[str, str]] = {}
+            for m in enabled:
+                target = Target(
+                    model=probed.name,
+                    model_id=model_id,
+                    n_hidden_states=info.n_layers + 1,
+                    language=language,
+                    dataset=dataset,
+                    data_dir=data_dir,
+                    data_key=data_key,
+                    n_snippets=n,
+                    results=run.results(m.name, probed.folder, language, dataset),
+                    run=run,
+                    model_folder=probed.folder,
+                    shared=shared,
                 )
-                data_dir = steps.submit(
-                    "prepare-data",
-                    prepare_data,
-                    dataset,
-                    language,
-                    cfg.data.n_snippets,
-                    cfg.seed,
-                    str(run.data(language, dataset)),
-                    data_key,
-                ).result()
-                stage_seconds["data"] = round(stage_seconds.get("data", 0.0) + time.perf_counter() - t0, 1)
-                n = count_snippets(data_dir)
-                log.info("%s / %s / %s: %d snippets", probed.name, language, dataset, n)
-                shared: dict[str, dict[str, str]] = {}
-                for m in enabled:
-                    target = Target(
-                        model=probed.name,
-                        model_id=model_id,
-                        n_hidden_states=info.n_layers + 1,
-                        language=language,
-                        dataset=dataset,
-                        data_dir=data_dir,
-                        data_key=data_key,
-                        n_snippets=n,
-                        results=run.results(m.name, probed.folder, language, dataset),
-                        run=run,
-                        model_folder=probed.folder,
-                        shared=shared,
-                    )
-                    timed(m.title, m.run, cfg, steps, target, log)
+                timed(m.title, m.run, cfg, steps, target, log)
 
     summary = summarize_run(
-        run, seconds=time.perf_counter() - started, versions=environment(), stages=stage_seconds, series=states
+        run,
+        seconds=time.perf_counter() - started,
+        versions=environment(),
+        stages=stage_seconds,
+        series=states,
+        not_read=reading.as_records(),
     )
     for job in explorer_jobs(run, cfg, summary):  # the HTML report's snippet explorer
         t0 = time.perf_counter()

@@ -105,7 +105,8 @@ def chosen_heads(section: dict[str, Any] | None) -> ChosenHeads | None:
 
 
 def explorer_jobs(run: RunFolder, cfg: RunConfig, summary: dict[str, Any]) -> list[ExplorerJob]:
-    """One job per (model, language, dataset) result (a series: its last checkpoint)."""
+    """One job per (model, language, dataset) result with a test split (a series: its last
+    checkpoint)."""
     if cfg.explorer_snippets <= 0:
         return []
     jobs = []
@@ -113,6 +114,8 @@ def explorer_jobs(run: RunFolder, cfg: RunConfig, summary: dict[str, Any]) -> li
         if r.get("step") is not None and (not r.get("checkpoint") or not is_last_step(summary, r)):
             continue
         folder, language, dataset = r["folder"], r["language"], r["dataset"]
+        if not read_splits(run.data(language, dataset))["test"]:
+            continue  # a dataset of few source files can leave the test split empty: nothing to show
         best = (r.get("astprobe") or {}).get("best_hidden_state")
         probe = (
             run.results("astprobe", folder, language, dataset).probe(best, cfg.astprobe.rank)

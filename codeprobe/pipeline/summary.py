@@ -62,6 +62,7 @@ def summarize_run(
     versions: dict[str, str] | None = None,
     stages: dict[str, float] | None = None,
     series: list[SeriesState] | None = None,
+    not_read: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Collect every result of a run folder into RUN/summary.json (written atomically) and
     return it. Intervals are 95% percentile bootstraps over snippets, seeded.
@@ -69,6 +70,9 @@ def summarize_run(
     Args:
         series: what each model spec stood for in this run (`codeprobe.pipeline.series.
             series_state`, with the load check the runner made); None: found again, unchecked.
+        not_read: the (language, dataset) pairs of the config that were not read, with their
+            reasons (`codeprobe.pipeline.experiment.DataPlan.as_records`): no result, recorded as
+            `not_read`.
     """
     cfg = RunConfig.read(run.config)
     states = {state.spec: state for state in series or ()}
@@ -78,12 +82,14 @@ def summarize_run(
                 states[spec] = series_state(spec)
             except (ModelLoadError, InputError):
                 pass  # none left: the recorded results remain
+    skipped = {(r["language"], r["dataset"]) for r in not_read or ()}
     results = [
         _result(run, cfg, probed, language, dataset)
         for spec in cfg.models
         for probed in recorded_models(run, spec, states.get(spec))
         for language in cfg.languages
         for dataset in cfg.datasets
+        if (language, dataset) not in skipped
     ]
     records = [states[spec].as_dict() for spec in cfg.models if spec in states and states[spec].is_series]
     onsets = series_onsets(run, results, records, cfg.seed)
@@ -98,6 +104,7 @@ def summarize_run(
         "results": results,
         **({"series": records} if records else {}),
         **({"onset_rule": {"name": RULE, "text": RULE_TEXT}, "onsets": onsets} if onsets else {}),
+        **({"not_read": list(not_read)} if not_read else {}),
     }
     write_json(run.summary, summary, sort_keys=False)
     return json_value(summary)  # as the file holds it (NaN as null)
@@ -251,6 +258,7 @@ def data_lines(summary: dict[str, Any]) -> list[str]:
                 f"Data {r['language']} / {r['dataset']}: read {data.get('read')}, kept {data.get('kept')}; "
                 f"skipped: {skipped}."
             )
+    lines += [f"Not read: {r['dataset']} in {r['language']} ({r['reason']})." for r in summary.get("not_read") or ()]
     return list(dict.fromkeys(lines + input_lines(summary)))
 
 
