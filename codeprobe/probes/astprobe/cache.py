@@ -1,15 +1,20 @@
-"""Hidden-state cache: run the frozen model once, keep every hidden state's pooled token hidden
-states on disk.
+"""Hidden-state cache: run the frozen model once, keep the pooled token hidden states of the
+hidden states a run asks for on disk.
 
 The reference re-ran the language model on every batch of every epoch; here the model runs once
 per snippet, and each hidden state (0 = embeddings, h = output of the h-th transformer layer)
 goes to its own raw float16 file, memory-mapped when read. A sweep over hidden states, a rank
-sweep or a rerun then only reads the hidden state it needs.
+sweep or a rerun then only reads the hidden state it needs. Only the hidden states asked for
+(`cached_hidden_states(hidden_states=)`, e.g. the `astprobe.hidden_states` of a run) are
+written: the cache's disk size grows with them, not with the model's depth. A cache that holds
+every hidden state asked for is reopened (a rank sweep at one hidden state reads the sweep's
+cache); one that lacks some is built again.
 
 Layout of a cache directory:
     meta.json                 model provenance, snippet ids, their digests, tokens per snippet,
                               fingerprint
-    hidden_state_00.f16 ...   (total tokens, hidden) float16, C order; 00 = embeddings
+    hidden_state_00.f16 ...   (total tokens, hidden) float16, C order; 00 = embeddings; one file
+                              per stored hidden state (meta.json's `indices`)
 
 Format 4 renamed format 3's `layer_00.f16` files; a cache of another format is rebuilt (the
 fingerprint holds codeprobe's source, so any other codeprobe rebuilds it anyway).
@@ -90,12 +95,13 @@ class HiddenStateCache:
             skipped ones are absent).
         lengths: int64 (len(ids),), tokens per stored snippet.
         skipped: ids the model could not take whole (too long, or a token without subwords).
-        n_states: hidden states stored (n_layers + 1; 0 = embeddings).
+        n_states: hidden states of the model (n_layers + 1; 0 = embeddings).
         hidden: the model's hidden size.
         model: the model's provenance (`ModelInfo.as_dict()`).
         digests: the stored snippets' `ModelInput.digest`, in storage order.
         reused: how many of them were copied from another cache (`cached_hidden_states(reuse=)`)
             rather than computed when this one was built.
+        indices: the hidden states stored (empty: all `n_states`, as an older cache has them).
     """
 
     path: Path
@@ -107,6 +113,12 @@ class HiddenStateCache:
     model: dict
     digests: tuple[str, ...] = ()
     reused: int = 0
+    indices: tuple[int, ...] = ()
+
+    @property
+    def stored(self) -> tuple[int, ...]:
+        """The hidden states this cache holds (0 = embeddings)."""
+        return self.indices or tuple(range(self.n_states))
 
     @property
     def n_tokens(self) -> int:
@@ -122,6 +134,8 @@ class HiddenStateCache:
         model's `hidden_states[index]`, 0 = embeddings)."""
         if not 0 <= index < self.n_states:
             raise InputError(f"hidden state {index} is not in 0..{self.n_states - 1}")
+        if index not in self.stored:
+            raise InputError(f"hidden state {index} is not stored in {self.path} (it holds {list(self.stored)})")
         if self.n_tokens == 0:
             return np.zeros((0, self.hidden), np.float16)
         return np.memmap(
@@ -144,6 +158,7 @@ class HiddenStateCache:
             model=meta["model"],
             digests=tuple(meta["digests"]),
             reused=int(meta.get("reused", 0)),
+            indices=tuple(meta.get("indices", ())),
         )
 
 
@@ -165,6 +180,7 @@ def cached_hidden_states(
     *,
     model_label: str | None = None,
     reuse: Sequence[HiddenStateCache] = (),
+    hidden_states: Sequence[int] | None = None,
 ) -> HiddenStateCache:
     """The cache of these items under this model: reopened if it exists, else built.
 
@@ -179,25 +195,37 @@ def cached_hidden_states(
         reuse: caches or stores of the same model (unlabelled) whose hidden states of the same items
             are copied instead of computed again (equal to float16 rounding: only the batch
             padding differs); a store of another model is ignored.
+        hidden_states: the hidden states to keep (0 = embeddings; None: all n_layers + 1).
+
+    Raises:
+        InputError: a hidden state the model does not have.
     """
+    n_states = extractor.info.n_layers + 1
+    wanted = tuple(range(n_states)) if hidden_states is None else tuple(sorted(set(hidden_states)))
+    if not wanted or not all(0 <= h < n_states for h in wanted):
+        raise InputError(f"hidden states {list(wanted)} are not a non-empty subset of 0..{n_states - 1}")
     key = fingerprint(items, extractor, model_label)
     path = Path(root) / key[:24]
-    if _complete(path, key):
+    if _complete(path, key, wanted):
         return HiddenStateCache.open(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
-        if not _complete(path, key):  # another process may have built it while we waited
+        if not _complete(path, key, wanted):  # another process may have built it while we waited
             remove_stale_temporaries(path.parent)  # a killed build's: only the lock's holder writes here
-            _build(path, items, extractor, key, model_label, reuse)
+            _build(path, items, extractor, key, model_label, reuse, wanted)
     return HiddenStateCache.open(path)
 
 
-def _complete(path: Path, key: str) -> bool:
+def _complete(path: Path, key: str, wanted: Sequence[int]) -> bool:
+    """Whether `path` is this key's cache, as written, holding every hidden state of `wanted`."""
     try:
         meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return meta.get("format") == FORMAT_VERSION and meta.get("fingerprint") == key and verified(path)
+    if meta.get("format") != FORMAT_VERSION or meta.get("fingerprint") != key:
+        return False
+    stored = meta.get("indices") or range(int(meta["n_states"]))
+    return set(wanted) <= set(stored) and verified(path)
 
 
 def verified(path: str | os.PathLike) -> bool:
@@ -236,8 +264,10 @@ def _build(
     key: str,
     model_label: str | None,
     reuse: Sequence[HiddenStateCache],
+    wanted: Sequence[int],
 ) -> None:
-    """Encode `items` into a temporary directory beside `path`, then rename it into place."""
+    """Encode hidden states `wanted` of `items` into a temporary directory beside `path`, then
+    rename it into place."""
     if not extractor.hidden_states:
         raise InputError("the extractor must compute hidden states")
     model = dict(extractor.info.as_dict())
@@ -245,9 +275,11 @@ def _build(
         model["label"] = model_label
     model = json.loads(json.dumps(model))  # as a store records it
     n_tokens = sum(len(item.hidden_state_spans[0]) for item in items)  # at most: skipped ones are not written
-    expected = n_tokens * extractor.info.hidden_size * 2 * (extractor.info.n_layers + 1)
-    with _Writer(path, extractor.info.n_layers + 1, extractor.info.hidden_size, expected) as writer:
-        _encode(writer, items, extractor, [c for c in reuse if c.model == model])
+    expected = n_tokens * extractor.info.hidden_size * 2 * len(wanted)
+    with _Writer(path, extractor.info.n_layers + 1, extractor.info.hidden_size, expected, indices=wanted) as writer:
+        # a store of this model that lacks a hidden state asked for cannot stand in for the model
+        stores = [c for c in reuse if c.model == model and set(wanted) <= set(c.stored)]
+        _encode(writer, items, extractor, stores)
         writer.meta.update(fingerprint=key, model=model)
 
 
@@ -257,23 +289,32 @@ class _Writer:
     directory is removed on any error; a full disk raises `DiskFullError`.
 
     Args:
+        n_states: hidden states of the model (n_layers + 1).
         expected: about how many bytes the cache will hold (for `DiskFullError`'s message), or
             None; `expected_items`: else, how many snippets it will hold (the bytes are
             extrapolated from those written).
+        indices: the hidden states written, each to a file of its own (None: all `n_states`).
     """
 
     def __init__(
-        self, path: Path, n_states: int, hidden: int, expected: int | None = None, expected_items: int | None = None
+        self,
+        path: Path,
+        n_states: int,
+        hidden: int,
+        expected: int | None = None,
+        expected_items: int | None = None,
+        indices: Sequence[int] | None = None,
     ) -> None:
         self.path, self.n_states, self.hidden = path, n_states, hidden
+        self.indices = tuple(range(n_states)) if indices is None else tuple(indices)
         self.expected, self.expected_items = expected, expected_items
         self.ids: list[str] = []
         self.lengths: list[int] = []
         self.digests: list[str] = []
         self.skipped: list[str] = []
         self.meta: dict = {}
-        self.sizes = [0] * n_states
-        self.crcs = [0] * n_states
+        self.sizes = [0] * len(self.indices)
+        self.crcs = [0] * len(self.indices)
 
     def __enter__(self) -> _Writer:
         try:
@@ -283,16 +324,17 @@ class _Writer:
             raise
         self.files = []
         try:
-            self.files = [open(_hidden_state_file(self.tmp, index), "wb") for index in range(self.n_states)]
+            self.files = [open(_hidden_state_file(self.tmp, index), "wb") for index in self.indices]
         except BaseException as err:
             self._discard()
             self._raise_if_full(err)
             raise
         return self
 
-    def add(self, item: ModelInput, hidden_states: np.ndarray | Sequence[np.ndarray]) -> None:
-        """hidden_states: (n_states, n, hidden), or one (n, hidden) array per hidden state."""
-        states = [np.asarray(h, np.float16) for h in hidden_states]
+    def add(self, item: ModelInput, hidden_states: np.ndarray | Sequence[np.ndarray] | dict[int, np.ndarray]) -> None:
+        """hidden_states: (n_states, n, hidden), or an (n, hidden) array per hidden state (a
+        sequence of all, or a dict holding at least those written); only `indices` are kept."""
+        states = [np.asarray(hidden_states[index], np.float16) for index in self.indices]
         for state in states:
             if not np.isfinite(state).all():
                 raise InputError(f"snippet {item.id}: hidden states exceed the float16 range of the cache")
@@ -335,10 +377,11 @@ class _Writer:
                 except OSError as err:
                     self._raise_if_full(err)
                     raise
-                names = [_hidden_state_file(self.tmp, index).name for index in range(self.n_states)]
+                names = [_hidden_state_file(self.tmp, index).name for index in self.indices]
                 meta = {
                     "format": FORMAT_VERSION,
                     "n_states": self.n_states,
+                    "indices": list(self.indices),
                     "hidden": self.hidden,
                     "dtype": "float16",
                     "ids": self.ids,
@@ -408,8 +451,8 @@ def _encode(
         if item.digest in found:
             cache, rows = found[item.digest]
             if id(cache) not in states:
-                states[id(cache)] = [cache.hidden_state(index) for index in range(cache.n_states)]
-            writer.add(item, [state[rows] for state in states[id(cache)]])
+                states[id(cache)] = {index: cache.hidden_state(index) for index in writer.indices}
+            writer.add(item, {index: state[rows] for index, state in states[id(cache)].items()})
             continue
         result = next(results)
         if result.status != "ok" or result.hidden_states is None or result.hidden_state_tokens.shape[0] != n:

@@ -86,6 +86,11 @@ class ProbeSplit:
             raise InputError(
                 f"hidden state {hidden_state} does not exist: the model has hidden states 0..{self.cache.n_states - 1}"
             )
+        if hidden_state not in self.cache.stored:
+            raise InputError(
+                f"hidden state {hidden_state} is not in the split's cache (it holds {list(self.cache.stored)}): "
+                "prepare the split with `hidden_states` that include it"
+            )
 
 
 def split_vocabs(split: ProbeSplit) -> tuple[LabelVocab, LabelVocab]:
@@ -139,6 +144,7 @@ def prepare_split(
     drop_line_continuations: bool = False,
     model_input: str = "source",
     reuse: Sequence[HiddenStateCache] = (),
+    hidden_states: Sequence[int] | None = None,
 ) -> ProbeSplit:
     """Parse, extract gold tuples, and encode (or reopen the cache of) one split.
 
@@ -160,6 +166,8 @@ def prepare_split(
             by single spaces, as the reference fed its models).
         reuse: caches of the same model to copy hidden states from (see `cached_hidden_states`), e.g. the
             stores CAT-probing's forward pass wrote.
+        hidden_states: the hidden states to cache (0 = embeddings; None: all); `data` reads
+            only these.
 
     Raises:
         InputError: an unknown `model_input`, or snippets that are not snippets.
@@ -187,7 +195,9 @@ def prepare_split(
             continue
         kept.append((ident, code, tree_tuple(tree, drop_line_continuations=drop_line_continuations)))
     items = [_model_input(i, c, t, model_input) for i, c, t in kept]
-    cache = cached_hidden_states(cache_root, items, extractor, model_label=model_label, reuse=reuse)
+    cache = cached_hidden_states(
+        cache_root, items, extractor, model_label=model_label, reuse=reuse, hidden_states=hidden_states
+    )
     by_id = {i: (c, t) for i, c, t in kept}
     if cache.skipped:
         dropped["does_not_fit_model"] += len(cache.skipped)

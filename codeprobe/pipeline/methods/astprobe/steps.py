@@ -117,6 +117,7 @@ def sweep_step(
                 Path(cache_dir),
                 model_label=label,
                 reuse=stores,
+                hidden_states=sorted({h for h, _ in points}),  # only those this step probes are kept
                 **settings["preprocessing"],
             )
             for name in ("train", "valid", "test")
