@@ -48,12 +48,14 @@ from codeprobe.cli.clean import clean_command  # noqa: E402
 from codeprobe.cli.heads import heads_command  # noqa: E402
 from codeprobe.cli.parse import parse_command  # noqa: E402
 from codeprobe.cli.run import report_command, run_command  # noqa: E402
+from codeprobe.cli.structural import structural_group  # noqa: E402
 
 for _command in (
     parse_command,
     cat_command,
     heads_command,
     astprobe_group,
+    structural_group,
     run_command,
     report_command,
     clean_command,

@@ -47,6 +47,8 @@ def page(data: dict[str, Any]) -> str:
         f"<script>{_asset('page.js')}</script>\n"
         # The onsets' section, only where there are onsets (`report_html`).
         + (f"<script>{_asset('onsets.js')}</script>\n" if data.get("onsets") else "")
+        # One snippet's structural probes (`structural_page.structural_html`).
+        + (f"<script>{_asset('structural.js')}</script>\n" if data.get("structural") else "")
         + "</body></html>\n"
     )
 
