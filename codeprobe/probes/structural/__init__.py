@@ -9,6 +9,8 @@ encode the code's token tree (`codeprobe.syntax.token_tree`) as distances and de
 - `codeprobe.probes.structural.training`: the losses, the stacked training loop, `FitRecord`.
 - `codeprobe.probes.structural.config`: `StructuralTrainConfig`, the reference's recipe.
 - `codeprobe.probes.structural.data`: the inputs' checks, gold targets and batches.
+- `codeprobe.probes.structural.vectors`: a model's hidden states pooled onto each snippet's
+  token-tree tokens (`token_tree_vectors`), the probes' X and y read from code.
 
 docs/structural.md describes them.
 """
