@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import numpy as np
@@ -38,10 +39,13 @@ from codeprobe.cli.common import (
 )
 from codeprobe.errors import InputError
 
+if TYPE_CHECKING:  # the probes load torch: imported where a command runs, not at start-up
+    from codeprobe.probes.structural import DepthEvaluation, DepthProbe, DistanceEvaluation, DistanceProbe
+
 SETTINGS_FILE = "structural.json"
 FILE_FORMAT = 1
-PROBE_DIRS = {"distance": "distance", "depth": "depth"}
-STACKED_DIR = "stacked"
+# The probe folder's parts: the selected probes, and under STACKED_DIR every hidden state's.
+DISTANCE_DIR, DEPTH_DIR, STACKED_DIR = "distance", "depth", "stacked"
 
 
 def _int_list(value: str | None) -> list[int] | None:
@@ -124,10 +128,10 @@ def train_command(
     chosen = {"distance": int(np.argmax(scores.valid_uuas)), "depth": int(np.argmax(scores.valid_nspr))}
 
     out = Path(out_dir)
-    distance.save(out / STACKED_DIR / PROBE_DIRS["distance"])
-    depth.save(out / STACKED_DIR / PROBE_DIRS["depth"])
-    distance.select(chosen["distance"]).save(out / PROBE_DIRS["distance"])
-    depth.select(chosen["depth"]).save(out / PROBE_DIRS["depth"])
+    distance.save(out / STACKED_DIR / DISTANCE_DIR)
+    depth.save(out / STACKED_DIR / DEPTH_DIR)
+    distance.select(chosen["distance"]).save(out / DISTANCE_DIR)
+    depth.select(chosen["depth"]).save(out / DEPTH_DIR)
     settings = {
         "format": FILE_FORMAT,
         "method": "structural probes (Hewitt & Manning, NAACL 2019, N19-1419)",
@@ -192,10 +196,10 @@ class _Scores:
 
     valid_uuas: np.ndarray
     valid_nspr: np.ndarray
-    distance: tuple
-    depth: tuple
-    linear_distance: object
-    linear_depth: object
+    distance: tuple[DistanceEvaluation, ...]
+    depth: tuple[DepthEvaluation, ...]
+    linear_distance: DistanceEvaluation
+    linear_depth: DepthEvaluation
 
     @classmethod
     def of(cls, distance, depth, valid, test, target: str) -> _Scores:
@@ -428,22 +432,22 @@ class _ProbeFolder:
         from codeprobe.probes.structural import DepthProbe, DistanceProbe, StackedDepthProbe, StackedDistanceProbe
 
         if hidden_state is None:
-            distance = DistanceProbe.load(self.path / PROBE_DIRS["distance"])
-            depth = DepthProbe.load(self.path / PROBE_DIRS["depth"])
+            distance = DistanceProbe.load(self.path / DISTANCE_DIR)
+            depth = DepthProbe.load(self.path / DEPTH_DIR)
             return _Probes(distance, depth, dict(self.settings["selected"]))
         trained = self.settings["hidden_states"]
         if hidden_state not in trained:
             raise InputError(f"hidden state {hidden_state} was not trained in {self.path}: choose one of {trained}")
         position = trained.index(hidden_state)
-        distance = StackedDistanceProbe.load(self.path / STACKED_DIR / PROBE_DIRS["distance"]).select(position)
-        depth = StackedDepthProbe.load(self.path / STACKED_DIR / PROBE_DIRS["depth"]).select(position)
+        distance = StackedDistanceProbe.load(self.path / STACKED_DIR / DISTANCE_DIR).select(position)
+        depth = StackedDepthProbe.load(self.path / STACKED_DIR / DEPTH_DIR).select(position)
         return _Probes(distance, depth, {"distance": hidden_state, "depth": hidden_state})
 
 
 @dataclass(frozen=True)
 class _Probes:
-    distance: object
-    depth: object
+    distance: DistanceProbe
+    depth: DepthProbe
     states: dict[str, int]
 
 

@@ -6,6 +6,7 @@ own matrices with `codeprobe.probes.structural.metrics`, its gold heads against 
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -169,6 +170,13 @@ def test_predict_errors(trained, snippet, tmp_path):
     java.write_text("int max(int a, int b) { return a > b ? a : b; }\n")
     other_language = predict(str(java), "--probe", str(out))
     assert other_language.exit_code == 2 and "is for python, not java" in other_language.output
+    moved = tmp_path / "other-model"
+    shutil.copytree(out, moved)
+    settings = json.loads((moved / "structural.json").read_text())
+    settings["model"]["info"]["fingerprint"] = "0" * 64  # as if the model's files had changed since
+    (moved / "structural.json").write_text(json.dumps(settings))
+    changed = predict(str(snippet), "--probe", str(moved))
+    assert changed.exit_code == 2 and "is not the one" in changed.output and "fingerprint differs" in changed.output
 
 
 def test_train_rejects_a_split_it_cannot_fill(tiny_model_dir, tmp_path):
