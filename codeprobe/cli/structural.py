@@ -269,7 +269,9 @@ def _signed(interval) -> str:
 
 def _print_scores(scores: _Scores, states, chosen, data, model_name: str, rank: int, target: str) -> None:
     sizes = " / ".join(f"{len(data[n])} {n}" for n in ("train", "valid", "test"))
-    click.echo(f"{model_name}, rank {rank}, distance target {target}; {sizes} snippets")
+    left_out = _reasons([s for part in data.values() for s in part.skipped])
+    left = "; left out: " + ", ".join(f"{reason} {n}" for reason, n in left_out.items()) if left_out else ""
+    click.echo(f"{model_name}, rank {rank}, distance target {target}; {sizes} snippets{left}")
     header = ("hidden state", "valid UUAS", "test UUAS", "test DSpr", "valid NSpr", "test NSpr", "test root acc.")
     widths = (12, 10, 22, 22, 10, 22, 22)
     click.echo("  ".join(f"{h:>{w}}" for h, w in zip(header, widths)))
