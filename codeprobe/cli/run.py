@@ -29,12 +29,36 @@ import click
     help="Probe this model instead of the config's (repeatable): a model folder, a folder of "
     "training checkpoints (checkpoint-<step>/), or a glob of checkpoints.",
 )
-def run_command(out_dir: str, config_path: str | None, models: tuple[str, ...]) -> None:
-    """Run the main job: CAT-probing and AST-Probe of the packaged default model (a text model,
-    all-MiniLM-L6-v2) on Python standard-library functions, with baselines and a report."""
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Run the steps on a local Dask cluster of this many worker processes (each loads the "
+    "model once; with CUDA and dask-cuda installed, one GPU each). Needs prefect-dask.",
+)
+@click.option(
+    "--dask",
+    "dask_address",
+    metavar="ADDRESS",
+    help="Run the steps on the workers of this Dask scheduler (tcp://host:8786); every worker "
+    "must see the run folder, model and data at the same paths. Needs prefect-dask.",
+)
+def run_command(
+    out_dir: str, config_path: str | None, models: tuple[str, ...], workers: int | None, dask_address: str | None
+) -> None:
+    """Run the main job: CAT-probing, AST-Probe and attention-head relations of the packaged
+    default model (a text model, all-MiniLM-L6-v2) on Python standard-library functions, with
+    baselines and a report. See docs/scaling.md for --workers and --dask."""
+    from codeprobe.errors import InputError
     from codeprobe.pipeline.config import RunConfig
     from codeprobe.pipeline.experiment import check_run
+    from codeprobe.pipeline.runners import Workers, task_runner
     from codeprobe.pipeline.server import check_prefect_server
+
+    try:
+        placement = Workers(n=workers, address=dask_address)
+        task_runner(placement)  # prefect-dask installed, GPUs enough: one line, before any work
+    except InputError as err:
+        raise click.UsageError(str(err)) from None
 
     # A bad config is one line and exit 2 (ConfigError), before the server or any work starts.
     config = RunConfig.read(config_path) if config_path else RunConfig()
@@ -42,12 +66,14 @@ def run_command(out_dir: str, config_path: str | None, models: tuple[str, ...]) 
         config = config.with_changes(models=models)
     check_run(config, out_dir)  # model, data, languages, run folder: one line, before any server
     check_prefect_server()  # a server that cannot start fails in seconds
-    report = _run_main_job(out_dir, config)
+    if placement.uses_dask:
+        click.echo(f"steps run on {placement.describe()}", err=True)
+    report = _run_main_job(out_dir, config, placement)
     click.echo(f"report: {report}")
     click.echo(f"interactive report: {Path(report).with_suffix('.html')}")
 
 
-def _run_main_job(out_dir: str, config) -> str:
+def _run_main_job(out_dir: str, config, workers) -> str:
     """`main_job`, stopped within seconds by Ctrl-C or SIGTERM: the steps' threads stop within a
     batch (`codeprobe.interrupt`), the temporary Prefect server, in its own session, hears how
     the run ended, and the user reads one line, last, saying what finished and how to resume;
@@ -62,7 +88,7 @@ def _run_main_job(out_dir: str, config) -> str:
         with handle_signals():
             from codeprobe.pipeline.flow import main_job
 
-            return main_job(out_dir, config)
+            return main_job(out_dir, config, workers)
     except BaseException as err:
         # Prefect reports an interrupt its own way at times (its SIGTERM handler raises a
         # TerminationSignal, a BaseException): a stop request marks every interrupt.

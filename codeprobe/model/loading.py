@@ -56,7 +56,10 @@ class ModelInfo:
         is_code_model: True for a known code model, False for the packaged text model, None if
             unknown (judged by name).
         note: human-readable remark on is_code_model.
-        dtype, device: where and how the weights live.
+        dtype, device: where and how the weights live (device: where inputs go, the first
+            layer's device when the model is split).
+        device_map: where each module lives when the model is split across devices (accelerate's
+            `hf_device_map`, (module, device) pairs); () when it is on `device` whole.
         missing_weights: parameters the checkpoint lacked (only a pooler is tolerated).
         transformers_version, torch_version: library versions.
     """
@@ -79,6 +82,7 @@ class ModelInfo:
     note: str
     dtype: str
     device: str
+    device_map: tuple[tuple[str, str], ...]
     missing_weights: tuple[str, ...]
     transformers_version: str
     torch_version: str
@@ -87,6 +91,7 @@ class ModelInfo:
         """JSON-ready dict of every field."""
         out = asdict(self)
         out["missing_weights"] = list(self.missing_weights)
+        out["device_map"] = dict(self.device_map) or None
         return out
 
 
@@ -159,6 +164,35 @@ def _declares_own_code(path, name: str) -> bool:
     return "auto_map" in value
 
 
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")  # accelerate's strategies
+
+
+def _placement(device, device_map: str | None, max_memory: dict[str, str] | None) -> dict[str, Any]:
+    """from_pretrained's placement arguments for a model split across devices ({} otherwise).
+
+    Raises:
+        ModelLoadError: both a device and a device map, an unknown map, max_memory without a
+            map, or accelerate missing.
+    """
+    if device_map is None:
+        if max_memory is not None:
+            raise ModelLoadError("max_memory applies to a model split with device_map; set device_map too")
+        return {}
+    if device is not None:
+        raise ModelLoadError(f"give a device ({device!r}) or a device_map ({device_map!r}), not both")
+    if device_map not in DEVICE_MAPS:
+        raise ModelLoadError(f"device_map must be one of {', '.join(DEVICE_MAPS)}, got {device_map!r}")
+    import importlib.util
+
+    if importlib.util.find_spec("accelerate") is None:
+        raise ModelLoadError("device_map needs accelerate: pip install 'codeprobe[big]'")
+    out: dict[str, Any] = {"device_map": device_map}
+    if max_memory is not None:
+        # accelerate names GPUs by index: JSON keys "0", "1" become 0, 1
+        out["max_memory"] = {int(k) if str(k).isdigit() else str(k): str(v) for k, v in max_memory.items()}
+    return out
+
+
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """`device`, or CUDA when available, else CPU."""
     if device is None:
@@ -186,8 +220,10 @@ def shared_model(
     *,
     device: str | torch.device | None = None,
     dtype: str | torch.dtype = "float32",
+    device_map: str | None = None,
+    max_memory: dict[str, str] | None = None,
 ) -> LoadedModel:
-    """One LoadedModel per (model, device, dtype) per process, for callers that load the same
+    """One LoadedModel per (model, device, dtype, device_map, max_memory) per process, for callers that load the same
     model again and again (the pipeline's steps): loaded once, and loaded again when its files
     change (`model_fingerprint`), so a model replaced in place is never served from memory. The
     4 most recently loaded are kept.
@@ -195,13 +231,14 @@ def shared_model(
     Raises:
         ModelLoadError: as `load_model`.
     """
-    key = (name_or_path, None if device is None else str(device), str(dtype))
+    memory = None if max_memory is None else tuple(sorted((str(k), str(v)) for k, v in max_memory.items()))
+    key = (name_or_path, None if device is None else str(device), str(dtype), device_map, memory)
     with _SHARED_LOCK:  # one load at a time: two steps asking at once share one load
         fingerprint = model_fingerprint(name_or_path)
         held = _SHARED.get(key)
         if held is not None and held[0] == fingerprint:
             return held[1]
-        loaded = load_model(name_or_path, device=device, dtype=dtype)
+        loaded = load_model(name_or_path, device=device, dtype=dtype, device_map=device_map, max_memory=max_memory)
         _SHARED.pop(key, None)
         _SHARED[key] = (loaded.info.fingerprint, loaded)
         while len(_SHARED) > _SHARED_MAX:
@@ -214,6 +251,8 @@ def load_model(
     *,
     device: str | torch.device | None = None,
     dtype: str | torch.dtype = "float32",
+    device_map: str | None = None,
+    max_memory: dict[str, str] | None = None,
     trust_remote_code: bool = False,
     cache_dir: str | None = None,
 ) -> LoadedModel:
@@ -225,6 +264,12 @@ def load_model(
             its weights' sha256 is verified).
         device: "cpu", "cuda", "cuda:1", ...; None picks CUDA when available.
         dtype: "float32" (default), "bfloat16" or "float16".
+        device_map: split the model's layers across the visible devices with accelerate
+            (`DEVICE_MAPS`: "auto", "balanced", "balanced_low_0", "sequential"), for a model
+            larger than one GPU; inputs go to the first layer's device. Needs accelerate
+            (`pip install 'codeprobe[big]'`); not with `device`.
+        max_memory: with `device_map`, the most each device may hold, e.g. {"0": "20GiB",
+            "1": "40GiB", "cpu": "60GiB"} (GPU indices as strings, as in JSON).
         trust_remote_code: allow a model's own Python code to run (off unless asked).
         cache_dir: Hugging Face cache to look ids up in (default: HF_HUB_CACHE).
 
@@ -240,7 +285,8 @@ def load_model(
     import transformers
 
     torch_dtype = resolve_dtype(dtype)
-    torch_device = resolve_device(device)
+    placement = _placement(device, device_map, max_memory)
+    torch_device = resolve_device(device) if device_map is None else None
     name, source, path, revision = resolve_model(name_or_path, cache_dir)
     use_safetensors, files = weight_files(path)
     fingerprint = folder_fingerprint(path)
@@ -263,6 +309,7 @@ def load_model(
                 weights_only=True,
                 dtype=torch_dtype,
                 output_loading_info=True,
+                **placement,
                 **common,
             )
             tokenizer = transformers.AutoTokenizer.from_pretrained(path, **common)
@@ -293,7 +340,12 @@ def load_model(
         )
     if folder_fingerprint(path) != fingerprint:
         raise ModelLoadError(f"{name!r}: the model's files in {path} changed while they were loaded; load it again")
-    model.to(torch_device).eval()
+    if device_map is None:
+        model.to(torch_device)
+    model.eval()
+    # transformers keeps no hf_device_map when every module landed on one device
+    split = getattr(model, "hf_device_map", None) or {"": next(model.parameters()).device}
+    split = tuple((module, str(where)) for module, where in split.items())
     if kind == "decoder":
         # One forward pass per batch, never generation: a key-value cache would only hold every
         # layer's keys and values until the pass ends (each as large as a layer's attention
@@ -325,7 +377,8 @@ def load_model(
         is_code_model=is_code,
         note=note,
         dtype=str(torch_dtype).removeprefix("torch."),
-        device=str(torch_device),
+        device=str(torch_device if device_map is None else next(model.parameters()).device),
+        device_map=split if device_map is not None else (),
         missing_weights=missing,
         transformers_version=transformers.__version__,
         torch_version=torch.__version__,

@@ -312,7 +312,7 @@ class SparsePooling:
         b, k, n = w.b, w.k, w.n
         if self.heads == "max":
             weights = weights.amax(dim=1)
-        flat = weights.reshape(-1, n).to(torch.float32)
+        flat = weights.reshape(-1, n).to(self.device, torch.float32)  # a split model's layer: to the inputs'
         by_row = torch.sparse.mm(self.w_att, flat)  # query rows pooled: (B*k, n) or (B*k*H, n)
         h = by_row.shape[0] // (b * k)
         by_row = by_row.view(b, k, h, n)
@@ -325,7 +325,7 @@ class SparsePooling:
     def pool_hidden_states(self, hidden_states: tuple[torch.Tensor, ...]) -> None:
         w = self.w_hs
         for hidden in hidden_states:
-            flat = hidden.reshape(w.b * w.n, -1).to(torch.float32)
+            flat = hidden.reshape(w.b * w.n, -1).to(self.device, torch.float32)
             self._hidden_states.append(torch.sparse.mm(w.w, flat).view(w.b, w.k, -1))
 
     def row_sum_errors(self) -> np.ndarray:

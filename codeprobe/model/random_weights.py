@@ -30,7 +30,15 @@ def random_weights(loaded: LoadedModel, seed: int = 0) -> LoadedModel:
     for name in embedding_modules(source):
         model.get_submodule(name).load_state_dict(source.get_submodule(name).state_dict())
     param = next(source.parameters())
-    model.to(device=param.device, dtype=param.dtype).eval()
+    model.to(dtype=param.dtype)
+    split = getattr(source, "hf_device_map", None)
+    if split and len(set(split.values())) > 1:
+        from accelerate import dispatch_model
+
+        model = dispatch_model(model, device_map=split)  # the same layers on the same devices
+    else:
+        model.to(device=param.device)
+    model.eval()
     info = dataclasses.replace(
         loaded.info,
         name=f"{loaded.info.name} [{RANDOM_LABEL.format(seed=seed)}]",

@@ -58,12 +58,31 @@ class ExtractionConfig(_Section):
         dtype: the model's weights: "float32", "bfloat16" or "float16" (on a GPU: half the memory
             and the time; AST-Probe's hidden-state cache is float16 either way).
         shard_size: snippets per shard of CAT work (the unit of caching and resuming).
+        device_map: split a model larger than one GPU across the visible GPUs (accelerate's
+            "auto", "balanced", "balanced_low_0" or "sequential"); None: the whole model on
+            `device`. Not with `device`. Each process (each Dask worker) loads it once.
+        max_memory: with `device_map`, the most each device may hold: {"0": "20GiB", "1":
+            "40GiB", "cpu": "60GiB"} (GPU indices as strings).
     """
 
     batch_size: int = Field(16, ge=1)
     device: str | None = None
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     shard_size: int = Field(250, ge=1)
+    device_map: Literal["auto", "balanced", "balanced_low_0", "sequential"] | None = None
+    max_memory: dict[str, str] | None = None
+
+    @model_validator(mode="after")
+    def _one_placement(self) -> ExtractionConfig:
+        if self.device_map is not None and self.device is not None:
+            raise ValueError(f"give device ({self.device!r}) or device_map ({self.device_map!r}), not both")
+        if self.max_memory is not None and self.device_map is None:
+            raise ValueError("max_memory applies to a model split with device_map; set device_map too")
+        return self
+
+    def placement(self) -> dict[str, Any]:
+        """`codeprobe.pipeline.steps.loaded_model`'s placement arguments."""
+        return {"device_map": self.device_map, "max_memory": self.max_memory}
 
 
 class CATConfig(_Section):

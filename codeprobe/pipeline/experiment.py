@@ -15,8 +15,11 @@ explorer's samples and the reports. Model selection is each method's, on the val
 
 from __future__ import annotations
 
+import contextvars
 import logging
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,7 +115,7 @@ def plan(cfg: RunConfig) -> tuple[dict[str, Any], list[SeriesState], DataPlan]:
     infos: dict[str, Any] = {}
 
     def load(name: str) -> None:
-        infos[name] = loaded_model(name, cfg.extraction.device, cfg.extraction.dtype).info
+        infos[name] = loaded_model(name, cfg.extraction.device, cfg.extraction.dtype, **cfg.extraction.placement()).info
 
     states = [series_state(spec, load) for spec in cfg.models]
     for info in infos.values():
@@ -182,59 +185,69 @@ def run_experiment(
             (log.warning if i or state.duplicates or state.skipped else log.info)("%s", line)
     remove_stale_temporaries(run.root)  # a killed run's temporary files and folders (`codeprobe.files`)
     stage_seconds: dict[str, float] = {}
+    guard = threading.Lock()
 
-    def timed(stage: str, fn, *args) -> None:
+    def add_time(stage: str, t0: float) -> None:
+        with guard:
+            stage_seconds[stage] = round(stage_seconds.get(stage, 0.0) + time.perf_counter() - t0, 1)
+
+    data: dict[tuple[str, str], tuple[str, str, int]] = {}
+    for language, dataset in reading.pairs:
         t0 = time.perf_counter()
-        fn(*args)
-        stage_seconds[stage] = round(stage_seconds.get(stage, 0.0) + time.perf_counter() - t0, 1)
-        log.info("%s: %.1f s", stage, time.perf_counter() - t0)
+        data_key = step_key(
+            "prepare-data",
+            {
+                "dataset": dataset,
+                "content": dataset_fingerprint(dataset, language),
+                "language": language,
+                "n_snippets": cfg.data.n_snippets,
+                "seed": cfg.seed,
+            },
+        )
+        data_dir = steps.submit(
+            "prepare-data",
+            prepare_data,
+            dataset,
+            language,
+            cfg.data.n_snippets,
+            cfg.seed,
+            str(run.data(language, dataset)),
+            data_key,
+        ).result()
+        add_time("data", t0)
+        data[language, dataset] = (data_dir, data_key, count_snippets(data_dir))
 
     enabled = [m for m in methods() if m.enabled(cfg)]
-    for probed in (m for state in states for m in state.models):
+
+    def probe(probed, language: str, dataset: str) -> None:
+        """Every enabled method on one (model, language, dataset), in order (a later method may
+        read what an earlier one's forward pass stored: `Target.shared`)."""
         info = infos[probed.name]
-        model_id = {"name": probed.name, **info.as_dict(), **probed.key_fields()}
-        for language, dataset in reading.pairs:
-            t0 = time.perf_counter()
-            data_key = step_key(
-                "prepare-data",
-                {
-                    "dataset": dataset,
-                    "content": dataset_fingerprint(dataset, language),
-                    "language": language,
-                    "n_snippets": cfg.data.n_snippets,
-                    "seed": cfg.seed,
-                },
+        data_dir, data_key, n = data[language, dataset]
+        log.info("%s / %s / %s: %d snippets", probed.name, language, dataset, n)
+        shared: dict[str, dict[str, str]] = {}
+        for m in enabled:
+            target = Target(
+                model=probed.name,
+                model_id={"name": probed.name, **info.as_dict(), **probed.key_fields()},
+                n_hidden_states=info.n_layers + 1,
+                language=language,
+                dataset=dataset,
+                data_dir=data_dir,
+                data_key=data_key,
+                n_snippets=n,
+                results=run.results(m.name, probed.folder, language, dataset),
+                run=run,
+                model_folder=probed.folder,
+                shared=shared,
             )
-            data_dir = steps.submit(
-                "prepare-data",
-                prepare_data,
-                dataset,
-                language,
-                cfg.data.n_snippets,
-                cfg.seed,
-                str(run.data(language, dataset)),
-                data_key,
-            ).result()
-            stage_seconds["data"] = round(stage_seconds.get("data", 0.0) + time.perf_counter() - t0, 1)
-            n = count_snippets(data_dir)
-            log.info("%s / %s / %s: %d snippets", probed.name, language, dataset, n)
-            shared: dict[str, dict[str, str]] = {}
-            for m in enabled:
-                target = Target(
-                    model=probed.name,
-                    model_id=model_id,
-                    n_hidden_states=info.n_layers + 1,
-                    language=language,
-                    dataset=dataset,
-                    data_dir=data_dir,
-                    data_key=data_key,
-                    n_snippets=n,
-                    results=run.results(m.name, probed.folder, language, dataset),
-                    run=run,
-                    model_folder=probed.folder,
-                    shared=shared,
-                )
-                timed(m.title, m.run, cfg, steps, target, log)
+            t0 = time.perf_counter()
+            m.run(cfg, steps, target, log)
+            add_time(m.title, t0)
+            log.info("%s %s / %s / %s: %.1f s", m.title, probed.name, language, dataset, time.perf_counter() - t0)
+
+    targets = [(probed, lang, d) for state in states for probed in state.models for lang, d in reading.pairs]
+    run_all(probe, targets, at_once=getattr(steps, "targets_at_once", 1))
 
     summary = summarize_run(
         run,
@@ -243,6 +256,7 @@ def run_experiment(
         stages=stage_seconds,
         series=states,
         not_read=reading.as_records(),
+        execution={"task_runner": steps.runner, "steps": steps.placements()},
     )
     for job in explorer_jobs(run, cfg, summary):  # the HTML report's snippet explorer
         t0 = time.perf_counter()
@@ -252,6 +266,28 @@ def run_experiment(
     write_report_html([run.root], run.report_html)
     log.info("report: %s", report)
     return report
+
+
+def run_all(fn, targets: list[tuple[Any, ...]], at_once: int) -> None:
+    """`fn(*target)` for every target, `at_once` of them at a time: independent (model,
+    language, dataset) targets run side by side when their steps can spread over several
+    workers (`codeprobe.pipeline.runners`), so one target's sequential stages (the reduce, the
+    selection on validation) do not leave the other workers idle. Each thread runs in a copy of
+    this thread's context (the Prefect flow run's, which submitting a task needs). The first
+    error is raised once the targets already started have ended."""
+    if at_once <= 1 or len(targets) <= 1:
+        for target in targets:
+            fn(*target)
+        return
+    with ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="codeprobe-target") as pool:
+        futures = [pool.submit(contextvars.copy_context().run, fn, *target) for target in targets]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()  # those not started; the running ones end with their steps
+            raise
 
 
 def run(config: RunConfig | dict | None = None, out_dir: str | Path = "runs/main") -> Path:

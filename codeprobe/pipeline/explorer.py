@@ -160,7 +160,7 @@ def explorer_sample(job: ExplorerJob, cfg: RunConfig, cache_dir: str, key: str) 
     cat = read_json(job.cat_summary)["settings"] if job.cat_summary else None
     device = cfg.extraction.device
     with device_lock(device):
-        loaded = loaded_model(job.model, device, cfg.extraction.dtype)
+        loaded = loaded_model(job.model, device, cfg.extraction.dtype, **cfg.extraction.placement())
         probe = trees = labels = None
         if job.probe_dir:
             from codeprobe.probes.astprobe.estimator import ASTProbe

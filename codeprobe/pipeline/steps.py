@@ -11,12 +11,13 @@ from __future__ import annotations
 import functools
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Protocol
 
 from codeprobe.interrupt import check_interrupted
 from codeprobe.pipeline.config import DEFAULT_MODEL
+from codeprobe.pipeline.runners import current_worker
 
 _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
@@ -29,9 +30,34 @@ class Handle(Protocol):
 
 class Steps(Protocol):
     """How steps run: `submit(name, fn, *args)` starts step `fn` (registered as `name`) and
-    returns a handle whose `result()` is the step's output path."""
+    returns a handle whose `result()` is the step's output path; `placements()` says where the
+    steps whose results were read ran (`Placements.as_dict`)."""
 
     def submit(self, name: str, fn: Callable[..., str], *args: Any) -> Handle: ...
+
+    def placements(self) -> dict[str, dict[str, int]]: ...
+
+    @property
+    def runner(self) -> str:
+        """What runs the steps, in words (summary.json's `execution.task_runner`)."""
+
+
+class Placements:
+    """Where steps ran: per step name, how many ran on each worker (a Dask worker's address, or
+    `codeprobe.pipeline.runners.LOCAL`), a step found done counted where it was found. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, Counter[str]] = {}
+        self._guard = threading.Lock()
+
+    def add(self, name: str, worker: str) -> None:
+        with self._guard:
+            self._counts.setdefault(name, Counter())[worker] += 1
+
+    def as_dict(self) -> dict[str, dict[str, int]]:
+        """{step name: {worker: steps}}, sorted, for summary.json's `execution.steps`."""
+        with self._guard:
+            return {name: dict(sorted(c.items())) for name, c in sorted(self._counts.items())}
 
 
 class _Done:
@@ -45,8 +71,18 @@ class _Done:
 class LocalSteps:
     """Run each step at once, in this process."""
 
+    runner = "this process, one step at a time"
+
+    def __init__(self) -> None:
+        self._placements = Placements()
+
     def submit(self, name: str, fn: Callable[..., str], *args: Any) -> Handle:
-        return _Done(counted(name, fn)(*args))
+        out = counted(name, fn)(*args)
+        self._placements.add(name, current_worker())
+        return _Done(out)
+
+    def placements(self) -> dict[str, dict[str, int]]:
+        return self._placements.as_dict()
 
 
 def counted(name: str, fn: Callable[..., str]) -> Callable[..., str]:
@@ -68,6 +104,17 @@ def counted(name: str, fn: Callable[..., str]) -> Callable[..., str]:
     return functools.update_wrapper(step, fn, assigned=("__name__", "__doc__"))
 
 
+def located(fn: Callable[..., str]) -> Callable[..., tuple[str, str]]:
+    """`fn` (a `counted` step) returning (its output, the worker that ran it: `current_worker`),
+    for a task runner whose steps may run in other processes. Keeps `fn`'s signature, and is
+    pickled by value as `counted`'s wrapper is."""
+
+    def step(*args: Any, **kwargs: Any) -> tuple[str, str]:
+        return fn(*args, **kwargs), current_worker()
+
+    return functools.update_wrapper(step, fn, assigned=("__name__", "__doc__"))
+
+
 def _count_finished(name: str) -> None:
     with _LOCKS_GUARD:
         _FINISHED[name] += 1
@@ -85,18 +132,53 @@ def model_arg(model: str) -> str | None:
     return None if model == DEFAULT_MODEL else model
 
 
-def loaded_model(model: str, device: str | None, dtype: str = "float32"):
-    """One LoadedModel per (model, device, dtype) per process, loaded again when the model's
-    files change (`codeprobe.model.shared_model`): steps reuse it instead of reloading."""
+def loaded_model(
+    model: str,
+    device: str | None,
+    dtype: str = "float32",
+    device_map: str | None = None,
+    max_memory: dict[str, str] | None = None,
+):
+    """One LoadedModel per (model, device, dtype, device map, max memory) per process, loaded
+    again when the model's files change (`codeprobe.model.shared_model`): steps reuse it instead
+    of reloading. A step passes its extraction settings' `device_map` and `max_memory`
+    (`ExtractionConfig.placement`)."""
     from codeprobe.model import shared_model
 
-    return shared_model(model_arg(model), device=device, dtype=dtype)
+    return shared_model(model_arg(model), device=device, dtype=dtype, device_map=device_map, max_memory=max_memory)
 
 
-def random_weights_model(model: str, device: str | None, dtype: str, seed: int):
-    """The random-weights twin of `loaded_model(model, device, dtype)` (`codeprobe.model.
-    random_weights`), one per process per model and seed."""
-    return _random_copy(loaded_model(model, device, dtype), seed)
+def random_weights_model(
+    model: str,
+    device: str | None,
+    dtype: str,
+    seed: int,
+    device_map: str | None = None,
+    max_memory: dict[str, str] | None = None,
+):
+    """The random-weights twin of `loaded_model(model, ...)` (`codeprobe.model.random_weights`:
+    on the same devices), one per process per model and seed."""
+    return _random_copy(loaded_model(model, device, dtype, device_map, max_memory), seed)
+
+
+def model_for(model: str, extraction: Mapping[str, Any]):
+    """`loaded_model` for a step's extraction settings (`ExtractionConfig` as JSON values)."""
+    return loaded_model(model, *_placement(extraction))
+
+
+def random_weights_for(model: str, extraction: Mapping[str, Any], seed: int):
+    """`random_weights_model` for a step's extraction settings."""
+    device, dtype, device_map, max_memory = _placement(extraction)
+    return random_weights_model(model, device, dtype, seed, device_map, max_memory)
+
+
+def _placement(extraction: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (
+        extraction["device"],
+        extraction["dtype"],
+        extraction.get("device_map"),
+        extraction.get("max_memory"),
+    )
 
 
 @functools.lru_cache(maxsize=2)
@@ -110,19 +192,12 @@ def _random_copy(loaded, seed: int):
 
 @contextmanager
 def device_lock(device: str | None) -> Iterator[None]:
-    """Serialise model work per device: one forward pass or probe fit at a time per device.
-
-    Inside a Dask worker the lock is a cluster-wide `distributed.Lock`; otherwise a process lock
-    (the thread task runner).
+    """Serialise model work per device within this process: one forward pass or probe fit at a
+    time on the model the process's threads share. Across processes there is nothing to share:
+    each Dask worker process holds its own model on its own device (`codeprobe.pipeline.runners`).
     """
     name = f"codeprobe-device-{device or 'auto'}"
-    try:
-        from distributed import Lock, get_worker
-
-        get_worker()
-        lock = Lock(name)
-    except (ImportError, ValueError):
-        with _LOCKS_GUARD:
-            lock = _LOCKS.setdefault(name, threading.Lock())
+    with _LOCKS_GUARD:
+        lock = _LOCKS.setdefault(name, threading.Lock())
     with lock:
         yield

@@ -63,6 +63,7 @@ def summarize_run(
     stages: dict[str, float] | None = None,
     series: list[SeriesState] | None = None,
     not_read: list[dict[str, str]] | None = None,
+    execution: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Collect every result of a run folder into RUN/summary.json (written atomically) and
     return it. Intervals are 95% percentile bootstraps over snippets, seeded.
@@ -73,6 +74,10 @@ def summarize_run(
         not_read: the (language, dataset) pairs of the config that were not read, with their
             reasons (`codeprobe.pipeline.experiment.DataPlan.as_records`): no result, recorded as
             `not_read`.
+        execution: what ran the steps and where each ran (`task_runner`, and `steps`: {step
+            name: {worker: steps}}, `codeprobe.pipeline.steps.Placements`), recorded as
+            `execution`; the steps of this invocation up to the summary (a resumed run counts
+            the steps it found done where it found them).
     """
     cfg = RunConfig.read(run.config)
     states = {state.spec: state for state in series or ()}
@@ -105,6 +110,7 @@ def summarize_run(
         **({"series": records} if records else {}),
         **({"onset_rule": {"name": RULE, "text": RULE_TEXT}, "onsets": onsets} if onsets else {}),
         **({"not_read": list(not_read)} if not_read else {}),
+        **({"execution": execution} if execution else {}),
     }
     write_json(run.summary, summary, sort_keys=False)
     return json_value(summary)  # as the file holds it (NaN as null)

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from codeprobe.cli import main
 from codeprobe.pipeline.config import RunConfig
+from codeprobe.pipeline.runners import Workers
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -20,8 +21,8 @@ def test_model_option_replaces_the_configs_models(monkeypatch, tmp_path):
 
     seen = {}
 
-    def main_job(out_dir, config):
-        seen.update(out_dir=out_dir, config=config)
+    def main_job(out_dir, config, workers):
+        seen.update(out_dir=out_dir, config=config, workers=workers)
         return str(tmp_path / "report.md")
 
     monkeypatch.setattr(experiment, "check_run", lambda config, out_dir: {})  # no such models here
@@ -35,3 +36,8 @@ def test_model_option_replaces_the_configs_models(monkeypatch, tmp_path):
     assert seen["config"].models == ("ckpts/a", "ckpts/b")
     assert seen["config"].datasets == expected.datasets and seen["config"].data == expected.data
     assert seen["out_dir"] == str(tmp_path / "r")
+    assert not seen["workers"].uses_dask
+
+    result = CliRunner().invoke(main, [*args, "--workers", "2"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert seen["workers"] == Workers(n=2) and "2 worker processes" in result.output

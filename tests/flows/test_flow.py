@@ -1,5 +1,6 @@
 """The probing flow end to end on a tiny random-weight model: run folder, tables, report,
-caching, resuming after kill -9, bad input, fail-fast preflight, deployment and Dask."""
+caching, resuming after kill -9, bad input, fail-fast preflight and deployment (Dask worker
+processes: test_dask_workers.py)."""
 
 from __future__ import annotations
 
@@ -238,15 +239,3 @@ async def _read(query):
 
     async with get_client() as client:
         return await query(client)
-
-
-def test_flow_runs_on_a_local_dask_cluster(tiny_model_dir, python_jsonl, tmp_path):  # noqa: F811
-    from prefect_dask import DaskTaskRunner
-
-    runner = DaskTaskRunner(cluster_kwargs={"n_workers": 1, "threads_per_worker": 2, "processes": False})
-    run = tmp_path / "run"
-    probing_flow.with_options(task_runner=runner)(
-        config=small_config(tiny_model_dir, python_jsonl, layers=(0, 2), ranks=()), out_dir=str(run)
-    )
-    (result,) = json.loads((run / "summary.json").read_text())["results"]
-    assert len(result["cat"]["layers"]) == 2 and len(result["astprobe"]["hidden_states"]) == 2

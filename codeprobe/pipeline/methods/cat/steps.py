@@ -22,7 +22,7 @@ from codeprobe.pipeline.runfolder import (
     step_output,
     write_step_json,
 )
-from codeprobe.pipeline.steps import Steps, device_lock, loaded_model
+from codeprobe.pipeline.steps import Steps, device_lock, model_for
 from codeprobe.progress import progress
 from codeprobe.provenance import step_key, versions
 
@@ -257,7 +257,7 @@ def cat_shard(
 
     extraction = settings["extraction"]
     with device_lock(extraction["device"]):
-        extractor = probe.extractor(loaded_model(model, extraction["device"], extraction["dtype"]))
+        extractor = probe.extractor(model_for(model, extraction))
         if probe.hidden_state_tokens is None:
             deque(pooled(), maxlen=0)  # no store to write: run the stream for its outcomes
         else:
@@ -343,7 +343,7 @@ def cat_reduce(
     out = Path(out_dir)
     done = out / "summary.json"
     extraction = settings["extraction"]
-    loaded = loaded_model(model, extraction["device"], extraction["dtype"])
+    loaded = model_for(model, extraction)
     info = loaded.info
     with _scorer(settings, language) as scorer:
         for path in shard_paths:

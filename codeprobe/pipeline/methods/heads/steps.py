@@ -18,7 +18,7 @@ from codeprobe.pipeline.data import read_snippets, read_splits
 from codeprobe.pipeline.methods.heads.reader import ShardReader, load_shards
 from codeprobe.pipeline.registry import AttentionShare, Target
 from codeprobe.pipeline.runfolder import ResultFolder, StepOutput, is_done, recorded_key, step_output, write_step_json
-from codeprobe.pipeline.steps import Steps, device_lock, loaded_model, random_weights_model
+from codeprobe.pipeline.steps import Steps, device_lock, model_for, random_weights_for
 from codeprobe.progress import progress
 from codeprobe.provenance import step_key, versions
 
@@ -136,7 +136,7 @@ def heads_shard(
     reader = ShardReader(settings, language)
     extraction = settings["extraction"]
     with device_lock(extraction["device"]):
-        extractor = probe.extractor(loaded_model(model, extraction["device"], extraction["dtype"]))
+        extractor = probe.extractor(model_for(model, extraction))
         _read(reader, snippets, extractor, language, probe)
     return str(reader.save(out_path, key))
 
@@ -155,7 +155,7 @@ def heads_random_weights(
     reader = ShardReader(settings, language)
     extraction = settings["extraction"]
     with device_lock(extraction["device"]):
-        twin = random_weights_model(model, extraction["device"], extraction["dtype"], settings["seed"])
+        twin = random_weights_for(model, extraction, settings["seed"])
         _read(reader, snippets, probe.extractor(twin), language, probe)
     return str(reader.save(out_path, key))
 
@@ -209,7 +209,7 @@ def heads_reduce(
         weights = (twin_scores.subset(splits["valid"]), twin_scores.subset(splits["test"]))
     result = evaluate(valid, test, relation_names=names, random_weights=weights, random_state=settings["seed"])
     extraction = settings["extraction"]
-    info = loaded_model(model, extraction["device"], extraction["dtype"]).info
+    info = model_for(model, extraction).info
     rare = {n: int(c) for n, c, code in zip(shards.names, counts.tolist(), codes.tolist()) if code < 0}
     write_npz(Path(out_dir, SNIPPETS_FILE), result.snippets.to_arrays())
     return write_step_json(
