@@ -7,6 +7,9 @@ encode the code's token tree (`codeprobe.syntax.token_tree`) as distances and de
   estimators, on one hidden state or on all of them at once (stacked), saved as safetensors.
 - `codeprobe.probes.structural.evaluation`: their per-snippet scores with bootstrap intervals.
 - `codeprobe.probes.structural.training`: the losses, the stacked training loop, `FitRecord`.
+- `codeprobe.probes.structural.control`: the control tree (Hewitt & Liang, arXiv:1909.03368):
+  each token type attaches, fixed by the seed, to the first token, the last or its left
+  neighbour; a probe fitted to it gives selectivity.
 - `codeprobe.probes.structural.config`: `StructuralTrainConfig`, the reference's recipe.
 - `codeprobe.probes.structural.data`: the inputs' checks, gold targets and batches.
 - `codeprobe.probes.structural.vectors`: a model's hidden states pooled onto each snippet's
@@ -16,6 +19,7 @@ docs/structural.md describes them.
 """
 
 from codeprobe.probes.structural.config import StructuralTrainConfig
+from codeprobe.probes.structural.control import ControlTree, control_tree, control_trees
 from codeprobe.probes.structural.data import TARGETS
 from codeprobe.probes.structural.estimators import (
     DepthProbe,
@@ -53,6 +57,7 @@ from codeprobe.probes.structural.training import EpochRecord, FitRecord, fit_sta
 
 __all__ = [
     "DEFAULT_MIN_SNIPPETS",
+    "ControlTree",
     "HEWITT_MANNING_LENGTHS",
     "TARGETS",
     "DepthEvaluation",
@@ -67,6 +72,8 @@ __all__ = [
     "StackedDepthProbe",
     "StackedDistanceProbe",
     "StructuralTrainConfig",
+    "control_tree",
+    "control_trees",
     "corpus_uuas",
     "depth_evaluations",
     "depth_scores",

@@ -17,6 +17,8 @@ from numbers import Integral, Real
 from codeprobe.errors import InputError
 
 INIT_RANGE = 0.05  # the reference's uniform(-0.05, 0.05) initialisation of B
+BATCHINGS = ("random", "by_length")
+LENGTH_POOL_BATCHES = 16  # "by_length" sorts pools of this many batches' snippets
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,12 @@ class StructuralTrainConfig:
         lr_factor: the plateau schedule's factor, in (0, 1): after every epoch whose validation
             loss is not below the schedule's best by a relative 1e-4 (torch's
             ReduceLROnPlateau, patience 0), the learning rate is multiplied by it.
+        batching: how an epoch's snippets are cut into batches: "random" (the reference's: one
+            random permutation, cut in order) or "by_length" (the same permutation, each pool
+            of `LENGTH_POOL_BATCHES` batches' snippets sorted by length before it is cut, and
+            the batches then shuffled: a batch's snippets have similar lengths, so padding, and
+            the time spent on it, shrinks; on the standard library's functions a random batch
+            is about 3.6 times as long as its mean snippet, a pooled one 1.1 times).
         device: where the probes train ("cpu", "cuda", ...).
         threads: torch CPU threads while fitting (None: leave torch's setting; else >= 1).
 
@@ -48,6 +56,7 @@ class StructuralTrainConfig:
     patience: int = 5
     min_improvement: float = 1e-4
     lr_factor: float = 0.1
+    batching: str = "random"
     device: str = "cpu"
     threads: int | None = None
 
@@ -59,6 +68,10 @@ class StructuralTrainConfig:
         _check_real("lr", self.lr, "a number >= 0", lambda x: x >= 0)
         _check_real("min_improvement", self.min_improvement, "a number >= 0", lambda x: x >= 0)
         _check_real("lr_factor", self.lr_factor, "a number in (0, 1)", lambda x: 0 < x < 1)
+        if self.batching not in BATCHINGS:
+            raise InputError(
+                f"StructuralTrainConfig.batching must be one of {', '.join(map(repr, BATCHINGS))}, not {self.batching!r}"
+            )
         if not isinstance(self.device, str) or not self.device:
             raise InputError(f"StructuralTrainConfig.device must be a device name such as 'cpu', not {self.device!r}")
 

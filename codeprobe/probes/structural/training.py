@@ -35,7 +35,7 @@ import torch
 
 from codeprobe.errors import InputError
 from codeprobe.interrupt import check_interrupted
-from codeprobe.probes.structural.config import INIT_RANGE, StructuralTrainConfig
+from codeprobe.probes.structural.config import INIT_RANGE, LENGTH_POOL_BATCHES, StructuralTrainConfig
 from codeprobe.probes.structural.data import Batch, ProbeInputs
 from codeprobe.progress import progress
 
@@ -308,18 +308,33 @@ def _train_epoch(
 ) -> np.ndarray:
     """One shuffled pass over the training snippets; float64 (k,): each active probe's mean
     batch loss, weighted by the batches' snippets."""
-    order = rng.permutation(len(train))
     total = np.zeros(active.size)
-    for start in range(0, order.size, config.batch_size):
+    for ids in epoch_batches(train.vectors.lengths, config, rng):
         check_interrupted()  # Ctrl-C / SIGTERM stop the training within a batch
-        ids = order[start : start + config.batch_size]
         losses = batch_losses(kind, param, train.batch(ids, active, config.device))
         param.grad = None
         losses.sum().backward()
         with torch.no_grad():
             adam.step(param, param.grad)
         total += losses.detach().cpu().numpy() * ids.size
-    return total / order.size
+    return total / len(train)
+
+
+def epoch_batches(lengths: np.ndarray, config: StructuralTrainConfig, rng: np.random.Generator) -> list[np.ndarray]:
+    """One epoch's batches of snippet indices, by `config.batching` (`StructuralTrainConfig`):
+    "random" cuts one permutation in order (the reference's); "by_length" sorts each pool of
+    `LENGTH_POOL_BATCHES` batches of it by length (stable: equal lengths stay shuffled) before
+    cutting, then shuffles the batches."""
+    order = rng.permutation(lengths.size)
+    size = config.batch_size
+    if config.batching == "by_length":
+        pool = size * LENGTH_POOL_BATCHES
+        pools = np.split(order, np.arange(pool, order.size, pool))
+        order = np.concatenate([p[np.argsort(lengths[p], kind="stable")] for p in pools])
+    batches = [order[start : start + size] for start in range(0, order.size, size)]
+    if config.batching == "by_length":
+        batches = [batches[k] for k in rng.permutation(len(batches))]
+    return batches
 
 
 def _valid_losses(
