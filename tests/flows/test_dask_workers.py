@@ -31,16 +31,21 @@ def _results(summary: dict) -> dict:
 
 
 def test_two_worker_processes_give_the_local_run_numbers(tiny_model_dir, python_jsonl, tmp_path):  # noqa: F811
+    """Two datasets: on Dask their targets run side by side (`experiment.run_all`)."""
+    other = tmp_path / "other.jsonl"
+    other.write_text("".join(python_jsonl.read_text().splitlines(keepends=True)[::-1]))
     config = small_config(tiny_model_dir, python_jsonl, layers=(0, 2), ranks=(), shard_size=4)
+    config["datasets"] = [str(python_jsonl), str(other)]
     probing_flow(config=config, out_dir=str(tmp_path / "local"))
     probing_flow.with_options(task_runner=task_runner(Workers(n=2)))(config=config, out_dir=str(tmp_path / "dask"))
     local, dask = (json.loads((tmp_path / r / "summary.json").read_text()) for r in ("local", "dask"))
 
     assert _results(dask) == _results(local)
-    assert local["execution"]["steps"]["cat-shard"] == {LOCAL: 6}
+    assert len(local["results"]) == 2
+    assert local["execution"]["steps"]["cat-shard"] == {LOCAL: 12}
     placed = dask["execution"]["steps"]
     assert "2 workers" in dask["execution"]["task_runner"]
-    assert sum(placed["cat-shard"].values()) == 6 and sum(placed["heads-shard"].values()) == 6
+    assert sum(placed["cat-shard"].values()) == 12 and sum(placed["heads-shard"].values()) == 12
     workers = {w for counts in placed.values() for w in counts}
     assert len(workers) == 2 and LOCAL not in workers, placed
 
