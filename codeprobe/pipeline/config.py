@@ -187,6 +187,55 @@ class HeadsConfig(_Section):
         return values
 
 
+class DiagnosticConfig(_Section):
+    """The diagnostic classifiers' settings (`codeprobe.probes.diagnostic`: softmax regression
+    per hidden state with control tasks, Hewitt & Liang, arXiv:1909.03368, and MDL, Voita &
+    Titov, arXiv:2003.12298), trained on AST-Probe's cached hidden states (docs/diagnostic.md).
+
+    Attributes:
+        tasks: the label tasks (`codeprobe.probes.diagnostic.LABEL_TASKS`): "parent_type" (AST
+            node tagging) and "depth_bucket" (the token's depth in the token tree, bucketed).
+        hidden_states: the hidden states classified, all at once (0 = embeddings, always in:
+            it is the embedding baseline); empty: those AST-Probe probes (all by default), so
+            its cache holds them and no forward pass is added.
+        min_count: a label needs this many training tokens for a class of its own (rarer ones
+            share `<other>`).
+        control: also train each task's control task (a random label per token type) and
+            report selectivity = task - control accuracy.
+        mdl: where the online codelength (MDL) is computed, for the task and its control:
+            "selected" (the hidden state chosen on validation), "all" (every hidden state
+            classified) or "none".
+        random_weights: also classify the random-weights model's hidden states (AST-Probe's
+            random-baseline cache where it holds them; else a forward pass over the data).
+        lr, max_epochs, patience: each classifier's training (`StructuralTrainConfig`, the
+            structural probes' recipe otherwise: Adam, batches of 20 snippets, plateau
+            schedule). Softmax regression from zero needs more than the reference's 40 epochs
+            at its lr 0.001; at 0.01 it converges in about a dozen on 300 snippets, fewer on
+            more (docs/diagnostic.md).
+    """
+
+    tasks: tuple[Literal["parent_type", "depth_bucket"], ...] = ("parent_type", "depth_bucket")
+    hidden_states: tuple[int, ...] = ()
+    min_count: int = Field(5, ge=1)
+    control: bool = True
+    mdl: Literal["selected", "all", "none"] = "selected"
+    random_weights: bool = False
+    lr: float = Field(0.01, gt=0)
+    max_epochs: int = Field(10, ge=1)
+    patience: int = Field(2, ge=1)
+
+    @field_validator("tasks", "hidden_states")
+    @classmethod
+    def _distinct(cls, values: tuple, info) -> tuple:
+        if info.field_name == "tasks" and not values:
+            raise ValueError("name at least one task")
+        if len(set(values)) != len(values):
+            raise ValueError("every entry must appear once")
+        if info.field_name == "hidden_states" and any(v < 0 for v in values):
+            raise ValueError("every entry must be >= 0")
+        return values
+
+
 # Flat keys of configs written before the sections, by (section, field); a section of None is a
 # top-level key. `cat`/`astprobe` true or false (run the method or not) are read as before.
 LEGACY_KEYS: dict[str, tuple[str, str]] = {
@@ -219,7 +268,7 @@ LEGACY_KEYS: dict[str, tuple[str, str]] = {
     "lr_factor": ("training", "lr_factor"),
     "probe_init": ("training", "init"),
 }
-_METHODS = ("cat", "astprobe", "heads")
+_METHODS = ("cat", "astprobe", "heads", "diagnostic")
 
 
 def _model_spec(entry: Any) -> Any:
@@ -257,8 +306,8 @@ class RunConfig(BaseModel):
             directory of source files.
         seed: seeds sampling, splitting, baselines and probe initialisation.
         data, extraction: see `DataConfig`, `ExtractionConfig`.
-        cat, astprobe, heads: each method's settings, or None not to run it (JSON: null or
-            false; true: the defaults).
+        cat, astprobe, heads, diagnostic: each method's settings, or None not to run it (JSON:
+            null or false; true: the defaults).
         training: the probes' optimisation (`TrainConfig`; the paper's budget is
             `TrainConfig.paper()`; its `device` follows `extraction.device`).
         explorer_snippets: test snippets sampled for the report's snippet explorer (0: none).
@@ -275,6 +324,7 @@ class RunConfig(BaseModel):
     cat: CATConfig | None = CATConfig()
     astprobe: ASTProbeConfig | None = ASTProbeConfig()
     heads: HeadsConfig | None = HeadsConfig()
+    diagnostic: DiagnosticConfig | None = DiagnosticConfig()
     training: TrainConfig = TrainConfig()
     explorer_snippets: int = Field(20, ge=0)
 
