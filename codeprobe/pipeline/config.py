@@ -236,6 +236,57 @@ class DiagnosticConfig(_Section):
         return values
 
 
+class StructuralConfig(_Section):
+    """The structural probes' settings in a run (Hewitt & Manning, NAACL 2019, N19-1419;
+    `codeprobe.probes.structural`, docs/structural.md "In a run"). They are trained on
+    AST-Probe's hidden-state cache (its tokens and preprocessing: no forward pass of their own
+    when AST-Probe's cache holds their hidden states), all hidden states at once (stacked).
+
+    Attributes:
+        probes: which probes run: "distance" (UUAS, DSpr) and "depth" (NSpr, root accuracy).
+        hidden_states: hidden-state indices to probe (0 = embeddings; empty: all). The
+            embeddings are always probed too, as the embedding baseline.
+        rank: B's columns (the reference's square B is the model's width: slower, a setting).
+        target: the distance probe's gold: "token_tree" (path lengths in the token tree) or
+            "ast" (CAT-probing's leaf-to-leaf AST distance).
+        lr, batch_size, max_epochs, patience, batching: `StructuralTrainConfig`'s (the other
+            optimisation settings are the reference's); "by_length" batches snippets of similar
+            lengths (less padding: about three times faster on the standard library).
+        control: where the control-tree probes train (Hewitt & Liang, arXiv:1909.03368;
+            `codeprobe.probes.structural.control`): "best" (each probe's hidden state chosen on
+            validation), "all", or "none". Selectivity = task - control there.
+        random_weights: where the same architecture with random weights is probed: "best",
+            "all" or "none" (its hidden states are AST-Probe's random-weights cache's when it
+            holds them).
+    """
+
+    probes: tuple[Literal["distance", "depth"], ...] = ("distance", "depth")
+    hidden_states: tuple[int, ...] = ()
+    rank: int = Field(32, ge=1)
+    target: Literal["token_tree", "ast"] = "token_tree"
+    lr: float = Field(0.004, gt=0.0)
+    batch_size: int = Field(20, ge=1)
+    max_epochs: int = Field(10, ge=1)
+    patience: int = Field(3, ge=1)
+    batching: Literal["random", "by_length"] = "by_length"
+    control: Literal["best", "all", "none"] = "best"
+    random_weights: Literal["best", "all", "none"] = "best"
+
+    @field_validator("probes")
+    @classmethod
+    def _probes(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        if not values or len(set(values)) != len(values):
+            raise ValueError("probes must name each of distance, depth at most once, and at least one")
+        return values
+
+    @field_validator("hidden_states")
+    @classmethod
+    def _states(cls, values: tuple[int, ...]) -> tuple[int, ...]:
+        if any(v < 0 for v in values):
+            raise ValueError("every entry must be >= 0")
+        return values
+
+
 # Flat keys of configs written before the sections, by (section, field); a section of None is a
 # top-level key. `cat`/`astprobe` true or false (run the method or not) are read as before.
 LEGACY_KEYS: dict[str, tuple[str, str]] = {
@@ -268,7 +319,7 @@ LEGACY_KEYS: dict[str, tuple[str, str]] = {
     "lr_factor": ("training", "lr_factor"),
     "probe_init": ("training", "init"),
 }
-_METHODS = ("cat", "astprobe", "heads", "diagnostic")
+_METHODS = ("cat", "astprobe", "heads", "structural", "diagnostic")
 
 
 def _model_spec(entry: Any) -> Any:
@@ -306,8 +357,8 @@ class RunConfig(BaseModel):
             directory of source files.
         seed: seeds sampling, splitting, baselines and probe initialisation.
         data, extraction: see `DataConfig`, `ExtractionConfig`.
-        cat, astprobe, heads, diagnostic: each method's settings, or None not to run it (JSON:
-            null or false; true: the defaults).
+        cat, astprobe, heads, structural, diagnostic: each method's settings, or None not to run
+            it (JSON: null or false; true: the defaults).
         training: the probes' optimisation (`TrainConfig`; the paper's budget is
             `TrainConfig.paper()`; its `device` follows `extraction.device`).
         explorer_snippets: test snippets sampled for the report's snippet explorer (0: none).
@@ -324,6 +375,7 @@ class RunConfig(BaseModel):
     cat: CATConfig | None = CATConfig()
     astprobe: ASTProbeConfig | None = ASTProbeConfig()
     heads: HeadsConfig | None = HeadsConfig()
+    structural: StructuralConfig | None = StructuralConfig()
     diagnostic: DiagnosticConfig | None = DiagnosticConfig()
     training: TrainConfig = TrainConfig()
     explorer_snippets: int = Field(20, ge=0)

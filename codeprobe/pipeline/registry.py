@@ -28,6 +28,7 @@ _MODULES = (
     "codeprobe.pipeline.methods.cat",
     "codeprobe.pipeline.methods.astprobe",
     "codeprobe.pipeline.methods.heads",
+    "codeprobe.pipeline.methods.structural",
     "codeprobe.pipeline.methods.diagnostic",
 )
 

@@ -14,6 +14,7 @@ def step_outputs(run: Path) -> dict[str, int]:
         *run.glob("astprobe/*/*/*.json"),
         *run.glob("heads/*/*/*.npz"),
         *run.glob("heads/*/*/summary.json"),
+        *run.glob("structural/*/*/*.json"),
         *run.glob("data/*/*.json*"),
     ]
     return {str(p): p.stat().st_mtime_ns for p in files if not p.name.startswith(".")}

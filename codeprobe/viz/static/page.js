@@ -474,6 +474,65 @@
     section("astprobe", "AST-Probe", seriesPicker(list, render, "ast-result"));
   }
 
+  // ------------------------------------------------------------------ structural probes (a run's structural method)
+  function structuralSection() {
+    const list = series.filter((s) => s.structural && s.structural.probes);
+    if (!list.length) return;
+    const NAMES = { uuas: "UUAS", dspr: "DSpr", nspr: "NSpr", root_accuracy: "root accuracy" };
+    const KINDS = { distance: "distance probe", depth: "depth probe" };
+    const many = list.length > 1;
+    const row = el("div", { class: "row" });
+    for (const kind of Object.keys(KINDS)) {
+      const lines = [], hlines = [], stars = [];
+      let metric = null;
+      for (const s of list) {
+        const p = s.structural.probes[kind];
+        if (!p) continue;
+        metric = p.metrics[0];
+        const pre = many ? s.label + ": " : "";
+        lines.push({ label: many ? s.label : `test ${NAMES[metric]}`, group: s.label, legend: many ? s.label : `model, test ${NAMES[metric]}`, color: s.color, points: p.hidden_states.map((r) => pt(r.hidden_state, r[metric], r[metric + "_ci"])) });
+        lines.push({ label: `${pre}validation ${NAMES[metric]}`, group: many ? s.label : "validation", color: s.color, dash: "1 3", width: 1.2, band: false, points: p.hidden_states.map((r) => pt(r.hidden_state, r["valid_" + metric])) });
+        const b = p.baselines;
+        if (b.random.length) lines.push({ label: `${pre}random weights`, group: many ? s.label : "random weights", color: s.color, dash: "2 3", width: 1.5, points: b.random.map((r) => pt(r.hidden_state, r[metric], r[metric + "_ci"])) });
+        if (b.control.length) lines.push({ label: `${pre}control tree`, group: many ? s.label : "control tree", color: s.color, dash: "6 2 1 2", width: 1.5, points: b.control.map((r) => pt(r.hidden_state, r[metric], r[metric + "_ci"])) });
+        if (b.linear && finite(b.linear[metric])) hlines.push({ label: `${pre}linear baseline`, group: many ? s.label : "linear baseline", y: b.linear[metric], color: s.color, dash: "8 4" });
+        const best = p.hidden_states.find((r) => r.hidden_state === p.best_hidden_state);
+        if (best && finite(best[metric])) stars.push({ x: best.hidden_state, y: best[metric], color: s.color, group: s.label });
+      }
+      if (metric) row.append(lineChart({ title: `Structural ${KINDS[kind]}: ${NAMES[metric]} by hidden state`, xLabel: "hidden state (0 = embeddings)", yLabel: NAMES[metric], series: lines, hlines, stars, yZero: kind === "distance" }));
+    }
+    const diff = (r, key, m) => (r[key] && r[key][m]) || null;
+    const render = (s) => {
+      const a = s.structural, box = el("div");
+      for (const [kind, p] of Object.entries(a.probes)) {
+        const [m1, m2] = p.metrics;
+        const rnd = new Map(p.baselines.random.map((r) => [r.hidden_state, r])), ctl = new Map(p.baselines.control.map((r) => [r.hidden_state, r]));
+        const ciText = (r, m) => (r && r[m + "_ci"] && r[m + "_ci"][0] !== null ? ` [${fmt(r[m + "_ci"][0])}, ${fmt(r[m + "_ci"][1])}]` : "");
+        const columns = [
+          { text: "hidden state", key: (r) => r.hidden_state, cell: (r) => String(r.hidden_state) + (r.hidden_state === p.best_hidden_state ? " \u2605" : "") },
+          { text: `valid ${NAMES[m1]}`, key: (r) => r["valid_" + m1], cell: (r) => fmt(r["valid_" + m1]), descending: true },
+          { text: `test ${NAMES[m1]}`, key: (r) => r[m1], cell: (r) => fmt(r[m1]) + ciText(r, m1), descending: true },
+          { text: `test ${NAMES[m2]}`, key: (r) => r[m2], cell: (r) => fmt(r[m2]) + ciText(r, m2), descending: true },
+          { text: `${NAMES[m1]} \u2212 linear`, key: (r) => (diff(r, "minus_linear", m1) || {}).mean, cell: (r) => diffCell(diff(r, "minus_linear", m1)) },
+          { text: `${NAMES[m1]} \u2212 embedding`, key: (r) => (diff(r, "minus_embedding", m1) || {}).mean, cell: (r) => diffCell(diff(r, "minus_embedding", m1)) },
+          { text: `random weights ${NAMES[m1]}`, key: (r) => (rnd.get(r.hidden_state) || {})[m1], cell: (r) => (rnd.has(r.hidden_state) ? fmt(rnd.get(r.hidden_state)[m1]) : "") },
+          { text: `${NAMES[m1]} \u2212 random weights`, key: (r) => (diff(r, "minus_random_weights", m1) || {}).mean, cell: (r) => diffCell(diff(r, "minus_random_weights", m1)) },
+          { text: `control ${NAMES[m1]}`, key: (r) => (ctl.get(r.hidden_state) || {})[m1], cell: (r) => (ctl.has(r.hidden_state) ? fmt(ctl.get(r.hidden_state)[m1]) : "") },
+          { text: "selectivity", key: (r) => (diff(r, "selectivity", m1) || {}).mean, cell: (r) => diffCell(diff(r, "selectivity", m1)), title: "task minus control tree, paired over test snippets" },
+          { text: "best epoch", key: (r) => r.best_epoch, cell: (r) => String(r.best_epoch ?? "") + (r.hit_max_epochs ? " (max)" : "") },
+        ];
+        const lin = p.baselines.linear;
+        box.append(el("h3", { text: `${KINDS[kind]} (rank ${a.rank}); linear baseline ${NAMES[m1]} ${fmt(lin[m1])}${ciText(lin, m1)}, ${NAMES[m2]} ${fmt(lin[m2])}${ciText(lin, m2)}` }),
+          el("div", { class: "scroll" }, sortableTable({ columns, rows: p.hidden_states, sort: [0, false], testId: `structural-${kind}` })));
+      }
+      if (a.seconds && finite(a.seconds.total)) box.append(el("p", { class: "note", text: `Time: ${fmt(a.seconds.total, 0)} s (probes trained on AST-Probe's cached hidden states).` }));
+      return box;
+    };
+    section("structural", "Structural probes", row, seriesPicker(list, render, "structural-result"),
+      el("p", { class: "note", text: "Hewitt & Manning's distance and depth probes on the token tree, every hidden state trained at once; \u2605 = the hidden state chosen on validation. Scores are means over test snippets with 95% bootstrap intervals; differences are paired over the same snippets (n.d.: the interval crosses zero). Dashed: the linear baseline (|i \u2212 j|, depth i); dotted: random weights; dash-dot: the control tree (each token type attaches to the first token, the last token or its left neighbour; selectivity = task \u2212 control)." }));
+  }
+
+  // ------------------------------------------------------------------ diagnostic classifiers (a run's diagnostic method)
   // ------------------------------------------------------------------ attention-head relations (a run's heads method)
   function headRelationsSection() {
     const list = series.filter((s) => s.heads && Array.isArray(s.heads.scores));
@@ -1119,6 +1178,7 @@
   headsSection();
   ratesSection();
   astSection();
+  structuralSection();
   headRelationsSection();
   explorerSection();
   relationsSection();
