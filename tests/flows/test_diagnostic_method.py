@@ -1,13 +1,16 @@
 """The diagnostic classifiers as a method of a run, on a tiny random-weight model: the summary
 section's numbers and intervals, selection on validation, no forward pass of their own (AST-Probe's
 caches are read, the random-weights model's too), a rerun that recomputes nothing, per-snippet
-scores for onsets, and a config that turns the method off."""
+scores for onsets, the HTML report's section in headless Chromium, and a config that turns the
+method off."""
 
 from __future__ import annotations
 
 import json
 import math
+import sys
 import typing
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +22,9 @@ from codeprobe.pipeline.experiment import run_experiment
 from codeprobe.pipeline.registry import method
 from codeprobe.pipeline.runfolder import ResultFolder
 from codeprobe.probes.diagnostic import LABEL_TASKS
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "viz"))
+from browser import console_problems, open_browser, wait_ready  # noqa: E402
 
 
 def _finite(x) -> bool:
@@ -81,6 +87,24 @@ def test_no_forward_pass_of_its_own_and_report_and_onsets(finished_run):
     rows = result["diagnostic"]["tasks"]["parent_type"]["hidden_states"]
     assert scores.values.shape == (len(scores.ids), 3) and scores.ids
     assert np.allclose(scores.values.mean(axis=0), [r["accuracy"] for r in rows])
+
+
+def test_html_section_shows_the_summary(finished_run):
+    run, _ = finished_run
+    (result,) = json.loads((run / "summary.json").read_text())["results"]
+    with open_browser() as driver:
+        driver.get((run / "report.html").resolve().as_uri())
+        wait_ready(driver)
+        assert console_problems(driver) == []
+        assert "Diagnostic classifiers" in [a.text for a in driver.find_elements("css selector", "nav a")]
+        for task, t in result["diagnostic"]["tasks"].items():
+            (table,) = driver.find_elements("css selector", f"[data-testid=diagnostic-{task}]")
+            rows = table.find_elements("css selector", "tr")[1:]
+            assert len(rows) == len(t["hidden_states"])
+            for tr, r in zip(rows, t["hidden_states"]):  # sorted by hidden state
+                cells = [td.get_attribute("textContent") for td in tr.find_elements("css selector", "td")]
+                assert cells[2].startswith(f"{r['accuracy']:.3f} [{r['accuracy_ci'][0]:.3f}")
+                assert cells[3].startswith(f"{r['control_accuracy']:.3f}")
 
 
 def test_rerun_recomputes_nothing(finished_run):

@@ -533,6 +533,57 @@
   }
 
   // ------------------------------------------------------------------ diagnostic classifiers (a run's diagnostic method)
+  // ------------------------------------------------------------------ diagnostic classifiers (a run's diagnostic method)
+  function diagnosticSection() {
+    const list = series.filter((s) => s.diagnostic && s.diagnostic.tasks);
+    if (!list.length) return;
+    const TASKS = { parent_type: "parent node type", depth_bucket: "depth bucket" };
+    const many = list.length > 1;
+    const row = el("div", { class: "row" });
+    const tasks = [...new Set(list.flatMap((s) => Object.keys(s.diagnostic.tasks)))];
+    for (const task of tasks) {
+      const lines = [], hlines = [], stars = [];
+      for (const s of list) {
+        const t = s.diagnostic.tasks[task];
+        if (!t) continue;
+        const pre = many ? s.label + ": " : "", rows = t.hidden_states;
+        lines.push({ label: many ? s.label : "task", group: s.label, legend: many ? s.label : "task, test accuracy", color: s.color, points: rows.map((r) => pt(r.hidden_state, r.accuracy, r.accuracy_ci)) });
+        if (rows.some((r) => finite(r.control_accuracy))) lines.push({ label: `${pre}control task`, group: many ? s.label : "control task", color: s.color, dash: "6 2 1 2", width: 1.5, points: rows.map((r) => pt(r.hidden_state, r.control_accuracy, r.control_accuracy_ci)) });
+        if (rows.some((r) => finite(r.random_weights_accuracy))) lines.push({ label: `${pre}random weights`, group: many ? s.label : "random weights", color: s.color, dash: "2 3", width: 1.5, points: rows.map((r) => pt(r.hidden_state, r.random_weights_accuracy, r.random_weights_accuracy_ci)) });
+        hlines.push({ label: `${pre}majority class`, group: many ? s.label : "majority class", y: t.baselines.majority.accuracy, color: s.color, dash: "8 4" });
+        const best = rows.find((r) => r.hidden_state === t.best_hidden_state);
+        if (best) stars.push({ x: best.hidden_state, y: best.accuracy, color: s.color, group: s.label });
+      }
+      row.append(lineChart({ title: `Diagnostic classifier: ${TASKS[task] || task}`, xLabel: "hidden state (0 = embeddings)", yLabel: "test accuracy", series: lines, hlines, stars }));
+    }
+    const ciText = (r, k) => (r[k + "_ci"] && r[k + "_ci"][0] !== null ? ` [${fmt(r[k + "_ci"][0])}, ${fmt(r[k + "_ci"][1])}]` : "");
+    const bits = (m, pre) => (m && finite(m[pre + "online_bits"]) ? `${fmt(m[pre + "online_bits"], 0)} (${fmt(m[pre + "compression"], 2)}x)` : "");
+    const render = (s) => {
+      const a = s.diagnostic, box = el("div");
+      for (const [task, t] of Object.entries(a.tasks)) {
+        const columns = [
+          { text: "hidden state", key: (r) => r.hidden_state, cell: (r) => String(r.hidden_state) + (r.hidden_state === t.best_hidden_state ? " \u2605" : "") },
+          { text: "valid acc", key: (r) => r.valid_accuracy, cell: (r) => fmt(r.valid_accuracy), descending: true },
+          { text: "test acc", key: (r) => r.accuracy, cell: (r) => fmt(r.accuracy) + ciText(r, "accuracy"), descending: true },
+          { text: "control acc", key: (r) => r.control_accuracy, cell: (r) => (finite(r.control_accuracy) ? fmt(r.control_accuracy) + ciText(r, "control_accuracy") : "") },
+          { text: "selectivity", key: (r) => (r.selectivity || {}).mean, cell: (r) => diffCell(r.selectivity), title: "task minus control accuracy, paired over test snippets" },
+          { text: "acc \u2212 embedding", key: (r) => (r.minus_embedding || {}).mean, cell: (r) => diffCell(r.minus_embedding) },
+          { text: "acc \u2212 majority", key: (r) => (r.minus_majority || {}).mean, cell: (r) => diffCell(r.minus_majority) },
+          { text: "acc \u2212 random weights", key: (r) => (r.minus_random_weights || {}).mean, cell: (r) => diffCell(r.minus_random_weights) },
+          { text: "MDL bits (compression)", key: (r) => (r.mdl || {}).online_bits, cell: (r) => bits(r.mdl, "") },
+          { text: "control MDL bits", key: (r) => (r.mdl || {}).control_online_bits, cell: (r) => bits(r.mdl, "control_") },
+        ];
+        const m = t.baselines.majority;
+        box.append(el("h3", { text: `${TASKS[task] || task} (${t.n_classes} classes; majority class ${m.class}: ${fmt(m.accuracy)}${ciText(m, "accuracy")})` }),
+          el("div", { class: "scroll" }, sortableTable({ columns, rows: t.hidden_states, sort: [0, false], testId: `diagnostic-${task}` })));
+      }
+      if (a.seconds && finite(a.seconds.total)) box.append(el("p", { class: "note", text: `Time: ${fmt(a.seconds.total, 0)} s (classifiers trained on AST-Probe's cached hidden states).` }));
+      return box;
+    };
+    section("diagnostic", "Diagnostic classifiers", row, seriesPicker(list, render, "diagnostic-result"),
+      el("p", { class: "note", text: "A softmax classifier per hidden state for each token's parent node type and depth bucket, every hidden state trained at once; \u2605 = the hidden state chosen on validation. Accuracy is the mean over test snippets of their share of tokens labelled right, with 95% bootstrap intervals; differences are paired over the same snippets (n.d.: the interval crosses zero). Dash-dot: the control task (a random label per token type, Hewitt & Liang; selectivity = task \u2212 control); dotted: random weights; dashed: the majority class. MDL: the online codelength of the training labels in bits and its compression (Voita & Titov)." }));
+  }
+
   // ------------------------------------------------------------------ attention-head relations (a run's heads method)
   function headRelationsSection() {
     const list = series.filter((s) => s.heads && Array.isArray(s.heads.scores));
@@ -1178,6 +1229,7 @@
   headsSection();
   ratesSection();
   astSection();
+  diagnosticSection();
   structuralSection();
   headRelationsSection();
   explorerSection();
