@@ -50,7 +50,8 @@ def test_section_has_both_tasks_with_finite_scores_and_intervals(finished_run):
     (result,) = json.loads((run / "summary.json").read_text())["results"]
     d = result["diagnostic"]
     assert d["selection"] == "validation" and list(d["tasks"]) == list(LABEL_TASKS)
-    assert d["seconds"]["total"] > 0 and all(d["splits"][s] > 0 for s in ("train", "valid", "test"))
+    assert d["seconds"]["total"] > 0 and d["cpu_seconds"]["total"] > 0
+    assert all(d["splits"][s] > 0 for s in ("train", "valid", "test"))
     for t in d["tasks"].values():
         assert [r["hidden_state"] for r in t["hidden_states"]] == [0, 1, 2]
         majority = t["baselines"]["majority"]

@@ -533,7 +533,6 @@
   }
 
   // ------------------------------------------------------------------ diagnostic classifiers (a run's diagnostic method)
-  // ------------------------------------------------------------------ diagnostic classifiers (a run's diagnostic method)
   function diagnosticSection() {
     const list = series.filter((s) => s.diagnostic && s.diagnostic.tasks);
     if (!list.length) return;
@@ -1229,8 +1228,8 @@
   headsSection();
   ratesSection();
   astSection();
-  diagnosticSection();
   structuralSection();
+  diagnosticSection();
   headRelationsSection();
   explorerSection();
   relationsSection();

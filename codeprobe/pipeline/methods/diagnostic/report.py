@@ -63,9 +63,10 @@ def report(sections: list[tuple[str, dict[str, Any]]], plots: Path) -> list[str]
     for label, a in sections:
         for task, t in a["tasks"].items():
             lines += _table(label, task, t)
-        seconds = (a.get("seconds") or {}).get("total")
+        seconds, cpu = (a.get("seconds") or {}).get("total"), (a.get("cpu_seconds") or {}).get("total")
         if seconds is not None:
-            lines += [f"Time taken ({label}): {seconds:.0f} s (" + _seconds(a["seconds"]) + ").", ""]
+            cpu_text = f", {cpu:.0f} s of CPU time" if cpu is not None else ""
+            lines += [f"Time taken ({label}): {seconds:.0f} s{cpu_text} (" + _seconds(a["seconds"]) + ").", ""]
     return lines
 
 

@@ -32,11 +32,13 @@ def per_snippet_accuracy(fit: dict[str, Any], kind: str = "task") -> np.ndarray:
 def summarize(folder: ResultFolder, cfg: RunConfig) -> dict[str, Any] | None:
     """The section: `tasks` (per task: `hidden_states` rows, `best_hidden_state`, `baselines`,
     `mdl`), `selection` ("validation"), `splits`, `tokens`, `inputs`, `training`, `seconds`
-    (each step's, recorded when it ran). None: no fit in the folder."""
+    (each step's wall-clock time, recorded when it ran, and the total: the steps of the two
+    tasks may run at once) and `cpu_seconds` (the same in the steps' CPU time, less sensitive
+    to a busy machine). None: no fit in the folder."""
     names = tasks_in(folder)
     if not names:
         return None
-    tasks, seconds = {}, {}
+    tasks, seconds, cpu = {}, {}, {}
     for task in names:
         fit = read_json(folder.file(f"{task}.json"))
         random = folder.file(f"{task}.random.json")
@@ -44,13 +46,12 @@ def summarize(folder: ResultFolder, cfg: RunConfig) -> dict[str, Any] | None:
         mdl = folder.file(f"{task}.mdl.json")
         mdl = read_json(mdl) if mdl.exists() else None
         tasks[task] = _task(fit, random, mdl)
-        seconds.update(
-            {f"{task} fit": fit.get("seconds")}
-            | ({f"{task} random weights": random.get("seconds")} if random else {})
-            | ({f"{task} mdl": mdl.get("seconds")} if mdl else {})
-        )
+        for step, out in ((f"{task} fit", fit), (f"{task} random weights", random), (f"{task} mdl", mdl)):
+            if out is not None:
+                seconds[step], cpu[step] = out.get("seconds"), out.get("cpu_seconds")
     first = read_json(folder.file(f"{names[0]}.json"))
-    seconds["total"] = round(sum(v for v in seconds.values() if v is not None), 1)
+    for times in (seconds, cpu):
+        times["total"] = round(sum(v for v in times.values() if v is not None), 1)
     return {
         "selection": "validation",
         "tasks": tasks,
@@ -59,6 +60,7 @@ def summarize(folder: ResultFolder, cfg: RunConfig) -> dict[str, Any] | None:
         "inputs": _inputs(first),
         "training": _training(cfg),
         "seconds": seconds,
+        "cpu_seconds": cpu,
     }
 
 
