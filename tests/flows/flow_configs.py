@@ -15,6 +15,7 @@ def step_outputs(run: Path) -> dict[str, int]:
         *run.glob("heads/*/*/*.npz"),
         *run.glob("heads/*/*/summary.json"),
         *run.glob("structural/*/*/*.json"),
+        *run.glob("diagnostic/*/*/*.json"),
         *run.glob("data/*/*.json*"),
     ]
     return {str(p): p.stat().st_mtime_ns for p in files if not p.name.startswith(".")}

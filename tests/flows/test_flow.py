@@ -64,8 +64,9 @@ def test_run_writes_tables_report_and_rerun_recomputes_nothing(tiny_model_dir, p
 
     before = step_outputs(run)
     # CAT shards, summary; AST-Probe hidden states, random weights, ranks; data; heads shards, random weights,
-    # test snippets' hits (for onsets), summary
-    assert len(before) == 3 + 1 + 3 + 3 + 3 + 1 + 1 + 1
+    # test snippets' hits (for onsets), summary; structural task, control, random weights; per diagnostic
+    # task its fit and its online codes
+    assert len(before) == 3 + 1 + 3 + 3 + 3 + 1 + 1 + 1 + 3 + 2 * 2
     probing_flow(config=config, out_dir=str(run))
     assert step_outputs(run) == before
 
