@@ -57,7 +57,9 @@ def test_a_series_is_probed_per_checkpoint_and_only_where_new(tiny_training, pyt
     text = report.read_text()
     assert "## Over training (checkpoint series)" in text
     plots = sorted(p.name for p in (run / "plots").glob("series-*.png"))
-    assert plots == [f"series-mlm-python-python_small-{m}.png" for m in ("astprobe", "cat", "heads")]
+    assert plots == [
+        f"series-mlm-python-python_small-{m}.png" for m in ("astprobe", "cat", "diagnostic", "heads", "structural")
+    ]
     assert text.count("checkpoint-2, python") >= 2 and "checkpoint-1, python" not in text
     steps, layers, scores = series_matrix(results, "astprobe", method("astprobe").series)
     assert steps == [1, 2] and layers == [0, 1, 2] and scores.shape == (2, 3)
