@@ -57,7 +57,8 @@ def report(sections: list[tuple[str, dict[str, Any]]], plots: Path) -> list[str]
         "Accuracy is the mean over test snippets of each one's share of tokens labelled right; the "
         "hidden state is chosen on validation. MDL: the online codelength of the training labels "
         "(Voita & Titov), bits, and the compression uniform / online, of the task and its control. "
-        "`n.d.`: not distinguishable (the interval of the difference crosses zero).",
+        "`n.d.`: not distinguishable (the interval of the difference crosses zero). `max!`: the best "
+        "epoch was the last allowed (validation loss still falling: raise `diagnostic.max_epochs`).",
         "",
     ]
     for label, a in sections:
@@ -66,7 +67,11 @@ def report(sections: list[tuple[str, dict[str, Any]]], plots: Path) -> list[str]
         seconds, cpu = (a.get("seconds") or {}).get("total"), (a.get("cpu_seconds") or {}).get("total")
         if seconds is not None:
             cpu_text = f", {cpu:.0f} s of CPU time" if cpu is not None else ""
-            lines += [f"Time taken ({label}): {seconds:.0f} s{cpu_text} (" + _seconds(a["seconds"]) + ").", ""]
+            lines += [
+                f"Time taken by the steps ({label}; summed, the two tasks' steps may run at once): {seconds:.0f} s"
+                f"{cpu_text} (" + _seconds(a["seconds"]) + ").",
+                "",
+            ]
     return lines
 
 
