@@ -56,7 +56,10 @@ def batch_losses(kind: str, proj: torch.Tensor, batch: Batch) -> torch.Tensor:
     Returns:
         (S,): the mean over the batch's snippets of each snippet's normalised L1 error.
     """
-    t = batch.h @ proj[:, None]  # (S, b, n, rank); padding rows stay 0
+    s, b, width, hidden = batch.h.shape
+    # One (b * n, hidden) @ (hidden, rank) product per probe: B's gradient is then one product
+    # too, not b per-snippet products summed through a (S, b, hidden, rank) tensor.
+    t = (batch.h.reshape(s, b * width, hidden) @ proj).view(s, b, width, -1)  # padding rows stay 0
     n = batch.lengths
     if kind == "depth":
         err = (t.square().sum(-1) - batch.gold).abs()
