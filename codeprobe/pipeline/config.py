@@ -130,6 +130,9 @@ class ASTProbeConfig(_Section):
             gives the mean over seeds and their spread.
         model_input: "source" (default) or "code_tokens".
         remove_docstrings, drop_line_continuations: AST-Probe's original preprocessing.
+        label_control: give the label accuracies (c, u) a control task (Hewitt & Liang,
+            arXiv:1909.03368) at the hidden state chosen on validation: one more fit, on control
+            labels, and the selectivity of c and u (see docs/astprobe-results.md).
     """
 
     rank: int = Field(128, ge=1)
@@ -140,6 +143,7 @@ class ASTProbeConfig(_Section):
     model_input: Literal["source", "code_tokens"] = "source"
     remove_docstrings: bool = False
     drop_line_continuations: bool = False
+    label_control: bool = True
 
     @field_validator("ranks", "hidden_states")
     @classmethod
