@@ -45,13 +45,14 @@ import click
 def run_command(
     out_dir: str, config_path: str | None, models: tuple[str, ...], workers: int | None, dask_address: str | None
 ) -> None:
-    """Run the main job: CAT-probing, AST-Probe and attention-head relations of the packaged
-    default model (a text model, all-MiniLM-L6-v2) on Python standard-library functions, with
-    baselines and a report. See docs/scaling.md for --workers and --dask."""
+    """Run the main job: CAT-probing, AST-Probe, attention-head relations, the structural probes
+    and the diagnostic classifiers of the packaged default model (a text model, all-MiniLM-L6-v2)
+    on Python standard-library functions, with baselines and a report. See docs/scaling.md for
+    --workers and --dask."""
     from codeprobe.errors import InputError
     from codeprobe.pipeline.config import RunConfig
     from codeprobe.pipeline.experiment import check_run
-    from codeprobe.pipeline.runners import Workers, task_runner
+    from codeprobe.pipeline.runners import Workers, check_scheduler, quiet_dask, task_runner
     from codeprobe.pipeline.server import check_prefect_server
 
     try:
@@ -59,15 +60,18 @@ def run_command(
         task_runner(placement)  # prefect-dask installed, GPUs enough: one line, before any work
     except InputError as err:
         raise click.UsageError(str(err)) from None
+    if placement.uses_dask:
+        click.echo(f"codeprobe: steps will run on {placement.describe()}; checking the run first", err=True)
+        quiet_dask()
 
     # A bad config is one line and exit 2 (ConfigError), before the server or any work starts.
     config = RunConfig.read(config_path) if config_path else RunConfig()
     if models:
         config = config.with_changes(models=models)
     check_run(config, out_dir)  # model, data, languages, run folder: one line, before any server
+    if placement.address is not None:
+        check_scheduler(placement.address)  # one line in seconds, before a server or the folder
     check_prefect_server()  # a server that cannot start fails in seconds
-    if placement.uses_dask:
-        click.echo(f"steps run on {placement.describe()}", err=True)
     report = _run_main_job(out_dir, config, placement)
     click.echo(f"report: {report}")
     click.echo(f"interactive report: {Path(report).with_suffix('.html')}")

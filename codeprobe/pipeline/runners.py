@@ -16,6 +16,7 @@ dask-jobqueue).
 from __future__ import annotations
 
 import logging
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,7 +92,7 @@ def task_runner(workers: Workers) -> Any:
             raise InputError(f"{workers.n} GPU workers asked for, but {gpus} GPUs are visible: one GPU per worker")
         return DaskTaskRunner(
             cluster_class="dask_cuda.LocalCUDACluster",
-            cluster_kwargs={"n_workers": workers.n, "threads_per_worker": 1},
+            cluster_kwargs={"n_workers": workers.n, "threads_per_worker": 1, "dashboard_address": ":0"},
         )
     if gpus:
         log.warning(
@@ -100,7 +101,10 @@ def task_runner(workers: Workers) -> Any:
         )
     # One thread per worker: steps on a worker share its one model, and a process per core is
     # what Dask's nanny sizes its BLAS threads for (OMP_NUM_THREADS=1).
-    return DaskTaskRunner(cluster_kwargs={"n_workers": workers.n, "threads_per_worker": 1, "processes": True})
+    # The dashboard on a free port: the default 8787 may be another cluster's.
+    return DaskTaskRunner(
+        cluster_kwargs={"n_workers": workers.n, "threads_per_worker": 1, "processes": True, "dashboard_address": ":0"}
+    )
 
 
 def dask_workers(runner: Any) -> int:
@@ -120,6 +124,43 @@ def describe_runner(runner: Any) -> str:
         return f"dask scheduler {client.scheduler.address}, {len(workers)} workers"
     threads = getattr(runner, "_max_workers", None)
     return f"{type(runner).__name__}" + (f", {threads} threads" if isinstance(threads, int) else "")
+
+
+def check_scheduler(address: str, timeout: float = 10.0) -> None:
+    """Raise unless a Dask scheduler answers at `address` within `timeout` seconds.
+
+    Raises:
+        InputError: nothing answers there (or not a Dask scheduler), or prefect-dask's
+            distributed is not installed.
+    """
+    try:
+        from distributed import Client
+    except ImportError:
+        raise InputError("Dask workers need prefect-dask: pip install 'codeprobe[dask]'") from None
+    from distributed.comm.addressing import get_address_host_port, parse_address
+
+    if parse_address(address)[0] == "tcp":  # a refused connection fails now, not after the timeout
+        try:
+            socket.create_connection(get_address_host_port(address), timeout=timeout).close()
+        except OSError as err:
+            raise InputError(f"no Dask scheduler answers at {address}: {err.strerror or err}") from None
+    try:
+        with Client(address, timeout=f"{timeout}s", set_as_default=False) as client:
+            n = len(client.scheduler_info(n_workers=-1).get("workers", {}))
+    except (OSError, TimeoutError, ValueError) as err:
+        detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise InputError(f"no Dask scheduler answers at {address}: {detail}") from None
+    if n == 0:
+        log.warning("the Dask scheduler at %s has no workers yet: steps wait until some join", address)
+
+
+def quiet_dask() -> None:
+    """Dask's own INFO lines (nanny, scheduler, comm: dozens per run) to WARNING, here and in the
+    worker processes a local cluster starts (they read DASK_LOGGING__DISTRIBUTED)."""
+    import os
+
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+    logging.getLogger("distributed").setLevel(logging.WARNING)
 
 
 def current_worker() -> str:

@@ -18,7 +18,7 @@ from prefect.context import FlowRunContext
 from codeprobe.cli import main
 from codeprobe.errors import InputError
 from codeprobe.pipeline.flow import PrefectSteps, probing_flow
-from codeprobe.pipeline.runners import LOCAL, Workers, task_runner
+from codeprobe.pipeline.runners import LOCAL, Workers, check_scheduler, task_runner
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -88,3 +88,15 @@ def test_cli_refuses_workers_with_a_scheduler(tmp_path):
     assert result.exit_code == 2 and "not both" in result.output
     result = CliRunner().invoke(main, ["run", "--out", str(tmp_path / "r"), "--workers", "0"])
     assert result.exit_code == 2 and "--workers" in result.output
+
+
+def test_a_scheduler_that_does_not_answer_is_one_line_before_any_work(tmp_path):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, processes=False, protocol="tcp", dashboard_address=":0") as cluster:
+        check_scheduler(cluster.scheduler_address)
+    with pytest.raises(InputError, match="no Dask scheduler answers at tcp://127.0.0.1:1"):
+        check_scheduler("tcp://127.0.0.1:1")
+    result = CliRunner().invoke(main, ["run", "--out", str(tmp_path / "r"), "--dask", "tcp://127.0.0.1:1"])
+    assert result.exit_code == 2 and "no Dask scheduler answers" in result.output
+    assert not (tmp_path / "r").exists()  # the run folder is not claimed
