@@ -270,8 +270,8 @@ class StructuralConfig(_Section):
     target: Literal["token_tree", "ast"] = "token_tree"
     lr: float = Field(0.004, gt=0.0)
     batch_size: int = Field(20, ge=1)
-    max_epochs: int = Field(10, ge=1)
-    patience: int = Field(3, ge=1)
+    max_epochs: int = Field(6, ge=1)
+    patience: int = Field(2, ge=1)
     batching: Literal["random", "by_length"] = "by_length"
     control: Literal["best", "all", "none"] = "best"
     random_weights: Literal["best", "all", "none"] = "best"
