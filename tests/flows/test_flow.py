@@ -54,6 +54,15 @@ def test_run_writes_tables_report_and_rerun_recomputes_nothing(tiny_model_dir, p
     assert ast["baselines"]["embedding"]["hidden_state"] == 0
     assert [p["hidden_state"] for p in ast["baselines"]["random"]] == [0, 1, 2]
     assert sorted(p["rank"] for p in ast["ranks"]["points"]) == [16, 32]
+    control = ast["label_control"]  # the label control at the best hidden state
+    assert control["hidden_state"] == ast["best_hidden_state"]
+    for label in ("c", "u"):
+        x = control[label]
+        assert 0 <= x["control"] <= 1 and 0 <= x["task"] <= 1 and x["control_ci"][0] <= x["control"]
+        sel = x["selectivity"]
+        assert (
+            np.isclose(sel["mean"], x["task"] - x["control"], atol=1e-5) and sel["ci"][0] <= sel["mean"] <= sel["ci"][1]
+        )
     assert summary["versions"]["tree-sitter-python"] and summary["config"]["seed"] == 0
 
     assert_one_row_per_sample_layer(run, 24)
@@ -63,10 +72,11 @@ def test_run_writes_tables_report_and_rerun_recomputes_nothing(tiny_model_dir, p
     assert "| layer | CAT-score | random | positional |" in text
 
     before = step_outputs(run)
-    # CAT shards, summary; AST-Probe hidden states, random weights, ranks; data; heads shards, random weights,
+    # CAT shards, summary; AST-Probe hidden states, random weights, ranks, label control; data; heads shards,
+    # random weights,
     # test snippets' hits (for onsets), summary; structural task, control, random weights; per diagnostic
     # task its fit and its online codes
-    assert len(before) == 3 + 1 + 3 + 3 + 3 + 1 + 1 + 1 + 3 + 2 * 2
+    assert len(before) == 3 + 1 + 4 + 3 + 3 + 1 + 1 + 1 + 3 + 2 * 2
     probing_flow(config=config, out_dir=str(run))
     assert step_outputs(run) == before
 

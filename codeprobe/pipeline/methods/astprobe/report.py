@@ -99,6 +99,8 @@ def _table(label: str, a: dict) -> list[str]:
             for p in r["points"]
         ]
         lines.append("")
+    if a.get("label_control"):
+        lines += _control_table(a["label_control"])
     flagged = [p["hidden_state"] for p in [*a["hidden_states"], *a["baselines"]["random"]] if p.get("hit_max_epochs")]
     if flagged:
         lines += [
@@ -115,6 +117,25 @@ def _table(label: str, a: dict) -> list[str]:
             "",
         ]
     return lines
+
+
+def _control_table(lc: dict) -> list[str]:
+    """Task and control label accuracies at the best hidden state, and their selectivity."""
+    lines = [
+        f"Label control at hidden state {lc['hidden_state']} (rank {lc['rank']}; each token type, and each "
+        "pair of types for c, gets a fixed random label from the training distribution): accuracy is the "
+        "mean over test snippets.",
+        "",
+        "| label | task acc | control acc | selectivity |",
+        "|---|---:|---:|---:|",
+    ]
+    for label in ("c", "u"):
+        x = lc[label]
+        lines.append(
+            f"| {label} | {with_ci(x['task'], x['task_ci'])} | {with_ci(x['control'], x['control_ci'])} | "
+            f"{difference(x['selectivity'])} |"
+        )
+    return [*lines, ""]
 
 
 def _epoch(p: dict) -> str:

@@ -150,6 +150,68 @@ def sweep_step(
     )
 
 
+@step_output(lambda a: StepOutput(a["out_path"], a["key"]))
+def control_step(
+    model: str,
+    language: str,
+    data_dir: str,
+    hidden_state: int,
+    rank: int,
+    cfg: RunConfig,
+    cache_dir: str,
+    probe_dir: str,
+    out_path: str,
+    key: str,
+) -> str:
+    """Train the label control probe (`control.fit_label_control`) at `hidden_state` and score it
+    and the task probe saved in `probe_dir` (the first seed's) on test; write their per-snippet
+    label accuracies as one JSON file recording `key`.
+
+    Returns:
+        `out_path`.
+    """
+    from codeprobe.model import Extractor
+    from codeprobe.pipeline.methods.astprobe.control import fit_label_control
+    from codeprobe.probes.astprobe.data import prepare_split
+    from codeprobe.probes.astprobe.estimator import ASTProbe
+
+    settings = step_settings(cfg)
+    splits = read_splits(data_dir)
+    device, dtype = cfg.extraction.device, cfg.extraction.dtype
+    with device_lock(device):
+        loaded = loaded_model(model, device, dtype, **cfg.extraction.placement())
+        extractor = Extractor(
+            loaded, batch_size=cfg.extraction.batch_size, attention=False, hidden_states=True, length_policy="skip"
+        )
+        by_id = {snippet.id: snippet for snippet in read_snippets(data_dir)}
+        # The sweep's caches hold `hidden_state`: they are reopened, the model does not run.
+        prepared = [
+            prepare_split(
+                [by_id[i] for i in splits[name]],
+                language,
+                extractor,
+                Path(cache_dir),
+                hidden_states=[hidden_state],
+                **settings["preprocessing"],
+            )
+            for name in ("train", "valid", "test")
+        ]
+        task = ASTProbe.load(probe_dir, model=loaded, device=device)
+        result = fit_label_control(
+            [p.data(hidden_state) for p in prepared],
+            [[text for t in p.tuples for text in t.tokens.texts] for p in prepared],
+            (task.module_, task.vocabs_),
+            rank,
+            config=cfg.train_config(),
+            random_state=cfg.seed,
+        )
+    return write_step_json(
+        out_path,
+        {"hidden_state": hidden_state, "rank": rank, "test_ids": list(prepared[2].ids), **result.as_dict()},
+        key,
+    )
+
+
 def run(cfg: RunConfig, steps: Steps, target: Target, log) -> None:
     """The sweep over hidden states (pretrained and random weights), then the rank sweep at the
     hidden state chosen on validation."""
@@ -186,9 +248,27 @@ def run(cfg: RunConfig, steps: Steps, target: Target, log) -> None:
     )
     best = select_on_validation(read_json(real.result())["points"], "hidden_state", among=hidden_states)
     log.info("AST-Probe %s / %s: best hidden state on validation %s", target.model, target.language, best)
+    control = None
+    if cfg.astprobe.label_control and best is not None:
+        control = steps.submit(
+            "astprobe-control",
+            control_step,
+            target.model,
+            target.language,
+            target.data_dir,
+            best,
+            rank,
+            cfg,
+            str(target.run.hidden_state_cache),
+            str(target.results.file("probes") / probe_folder_name(best, rank)),
+            str(target.results.file("label_control.json")),
+            step_key("astprobe-control", {**common, "hidden_state": best, "rank": rank}),
+        )
     if random is not None:
         random.result()
     if cfg.astprobe.ranks and best is not None:
         # The sweep over hidden states already holds (best, rank): the rank sweep adds the others.
         submit("ranks.json", [(best, r) for r in sorted(set(cfg.astprobe.ranks) - {rank})], "pretrained").result()
         log.info("AST-Probe %s / %s: rank sweep at hidden state %d done", target.model, target.language, best)
+    if control is not None:
+        control.result()

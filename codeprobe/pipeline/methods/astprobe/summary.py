@@ -12,6 +12,7 @@ from codeprobe.pipeline.config import RunConfig
 from codeprobe.pipeline.methods.astprobe.snippets import seed_mean
 from codeprobe.pipeline.runfolder import ResultFolder
 from codeprobe.probes.astprobe.sweeps import select_on_validation
+from codeprobe.probes.diagnostic.evaluation import AccuracyEvaluation, selectivity
 from codeprobe.uncertainty import mean_ci, paired_difference
 
 _SCORES = (
@@ -35,7 +36,7 @@ def summarize(folder: ResultFolder, cfg: RunConfig) -> dict[str, Any] | None:
     `f1_ci`, `valid_f1`, training facts and paired differences to the embeddings and to the
     random-weights model at the same hidden state), `best_hidden_state` and `selection`
     ("validation"), `baselines` (`embedding`, `random`), `ranks` (the rank sweep at the best
-    one, its best rank chosen on validation too)."""
+    one, its best rank chosen on validation too), `label_control` (see `_label_control`)."""
     if not folder.file("hidden_states.json").exists():
         return None
     real = read_json(folder.file("hidden_states.json"))
@@ -68,6 +69,7 @@ def summarize(folder: ResultFolder, cfg: RunConfig) -> dict[str, Any] | None:
         "inputs": _inputs(real),
         "hidden_states_reused": real.get("hidden_states_reused", 0),
         "training": {**cfg.train_config().settings(), "seeds": cfg.astprobe.probe_seeds if cfg.astprobe else 1},
+        "label_control": _label_control(folder),
     }
     if ranks is not None and best is not None:
         swept = {"points": ranks["points"] + [p for p in real["points"] if p["hidden_state"] == best]}
@@ -77,6 +79,40 @@ def summarize(folder: ResultFolder, cfg: RunConfig) -> dict[str, Any] | None:
             "selection": "validation",
             "best_rank": select_on_validation(swept["points"], "rank"),
             "points": [_public(p) for p in points],
+        }
+    return out
+
+
+def _label_control(folder: ResultFolder) -> dict[str, Any] | None:
+    """The label control (`control`, type-keyed, see docs/astprobe-results.md) at the best hidden
+    state: per label (c, u), the task probe's (first seed) and the control probe's test accuracy
+    (mean over snippets) with 95% bootstrap intervals, and the selectivity task - control with its
+    paired interval over the same snippets; None when the run has none."""
+    path = folder.file("label_control.json")
+    if not path.exists():
+        return None
+    saved = read_json(path)
+    out: dict[str, Any] = {
+        "hidden_state": saved["hidden_state"],
+        "rank": saved["rank"],
+        "convention": "type-keyed",
+        "control_epochs": saved["control_epochs"],
+        "control_best_epoch": saved["control_best_epoch"],
+    }
+    for k, label in enumerate(("c", "u")):
+        task, control = (
+            AccuracyEvaluation(
+                np.asarray(saved[f"{which}_{label}"]["correct"]), np.asarray(saved[f"{which}_{label}"]["tokens"])
+            )
+            for which in ("task", "control")
+        )
+        seed = saved["hidden_state"] * 1000 + k
+        out[label] = {
+            "task": task.accuracy,
+            "task_ci": task.interval(random_state=seed).as_list(),
+            "control": control.accuracy,
+            "control_ci": control.interval(random_state=seed).as_list(),
+            "selectivity": selectivity(task, control, random_state=seed).as_dict(),
         }
     return out
 
