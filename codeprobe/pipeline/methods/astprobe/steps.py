@@ -4,6 +4,7 @@ sweep at the hidden state chosen on validation; `run` submits them."""
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -165,7 +166,7 @@ def control_step(
 ) -> str:
     """Train the label control probe (`control.fit_label_control`) at `hidden_state` and score it
     and the task probe saved in `probe_dir` (the first seed's) on test; write their per-snippet
-    label accuracies as one JSON file recording `key`.
+    label accuracies and the seconds this took as one JSON file recording `key`.
 
     Returns:
         `out_path`.
@@ -197,6 +198,7 @@ def control_step(
             for name in ("train", "valid", "test")
         ]
         task = ASTProbe.load(probe_dir, model=loaded, device=device)
+        start = time.perf_counter()
         result = fit_label_control(
             [p.data(hidden_state) for p in prepared],
             [[text for t in p.tuples for text in t.tokens.texts] for p in prepared],
@@ -207,7 +209,13 @@ def control_step(
         )
     return write_step_json(
         out_path,
-        {"hidden_state": hidden_state, "rank": rank, "test_ids": list(prepared[2].ids), **result.as_dict()},
+        {
+            "hidden_state": hidden_state,
+            "rank": rank,
+            "test_ids": list(prepared[2].ids),
+            "seconds": round(time.perf_counter() - start, 2),  # the control fit and both probes' scoring
+            **result.as_dict(),
+        },
         key,
     )
 
