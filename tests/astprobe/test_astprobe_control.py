@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from tiny_model import one_thread  # noqa: F401  (fixture)
 
+from codeprobe.errors import InputError
 from codeprobe.pipeline.methods.astprobe.control import LabelControlTasks, fit_label_control
 from codeprobe.probes.astprobe import LabelVocab, ProbeData, TrainConfig, TupleBatch, fit
 
@@ -67,7 +68,7 @@ def test_a_type_keeps_its_label_across_splits_and_pairs_key_c():
 
 def test_wrong_number_of_texts_is_refused():
     gold = _batch(np.random.default_rng(2), 3, 4)
-    with pytest.raises(ValueError, match="token texts"):
+    with pytest.raises(InputError, match="token texts"):
         LabelControlTasks.of(gold).gold(gold, ["x"] * 5)
 
 
@@ -107,3 +108,29 @@ def test_selectivity_is_positive_when_features_carry_the_task_not_the_control():
         diff = t.difference(c)
         assert diff.low > 0 and np.isfinite(diff.high)
     assert result.control_epochs >= result.control_best_epoch >= 1
+
+
+def _saved_control(tmp_path, body: dict) -> dict | None:
+    from codeprobe.pipeline.methods.astprobe.summary import _label_control
+    from codeprobe.pipeline.runfolder import ResultFolder, write_step_json
+
+    write_step_json(tmp_path / "label_control.json", {"hidden_state": 2, "rank": 8, "seconds": 1.5, **body}, "k")
+    return _label_control(ResultFolder(tmp_path))
+
+
+def test_summary_and_report_of_a_label_control(tmp_path):
+    from codeprobe.pipeline.methods.astprobe.report import _control_table
+
+    counts = {
+        "task_c": {"correct": [3, 4, 2], "tokens": [4, 4, 3]},
+        "task_u": {"correct": [5, 5, 4], "tokens": [5, 5, 4]},
+        "control_c": {"correct": [1, 2, 1], "tokens": [4, 4, 3]},
+        "control_u": {"correct": [2, 1, 2], "tokens": [5, 5, 4]},
+    }
+    lc = _saved_control(tmp_path, {"control_epochs": 4, "control_best_epoch": 2, **counts})
+    assert lc["u"]["task"] == 1.0 and np.isclose(lc["u"]["control"], (2 / 5 + 1 / 5 + 2 / 4) / 3)
+    assert np.isclose(lc["c"]["selectivity"]["mean"], lc["c"]["task"] - lc["c"]["control"], atol=1e-5)
+    assert lc["u"]["selectivity"]["distinguishable"] and lc["u"]["selectivity"]["ci"][0] > 0
+    assert any(line.startswith("| u | 1.000") for line in _control_table(lc))
+    diverged = _saved_control(tmp_path, {"error": "no finite validation loss"})
+    assert "c" not in diverged and "no finite validation loss" in _control_table(diverged)[0]

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from codeprobe.errors import InputError
 from codeprobe.probes.astprobe.evaluation import predict
 from codeprobe.probes.astprobe.fitting import fit
 from codeprobe.probes.astprobe.probe import ProbeModule
@@ -71,10 +72,14 @@ class LabelControlTasks:
 
     def gold(self, gold: TupleBatch, texts: Sequence[str]) -> TupleBatch:
         """`gold` with its c and u replaced by control labels; `texts` are the batch's token texts,
-        (sum(lengths),) in its order. d is kept."""
+        (sum(lengths),) in its order. d is kept.
+
+        Raises:
+            InputError: as many texts as tokens are needed.
+        """
         texts = np.asarray(texts, dtype=object)
         if texts.shape != gold.u.shape:
-            raise ValueError(f"{texts.size} token texts for {gold.u.size} tokens")
+            raise InputError(f"{texts.size} token texts for {gold.u.size} tokens")
         last = np.cumsum(gold.lengths) - 1
         left = np.delete(np.arange(texts.size), last)  # every token with a right neighbour
         keys = [f"{a}{_PAIR}{b}" for a, b in zip(texts[left], texts[left + 1])]

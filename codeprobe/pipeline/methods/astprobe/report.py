@@ -121,6 +121,8 @@ def _table(label: str, a: dict) -> list[str]:
 
 def _control_table(lc: dict) -> list[str]:
     """Task and control label accuracies at the best hidden state, and their selectivity."""
+    if "error" in lc:
+        return [f"Label control at hidden state {lc['hidden_state']}: none, {lc['error']}.", ""]
     lines = [
         f"Label control at hidden state {lc['hidden_state']} (rank {lc['rank']}; each token type, and each "
         "pair of types for c, gets a fixed random label from the training distribution): accuracy is the "

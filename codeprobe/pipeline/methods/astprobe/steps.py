@@ -166,7 +166,8 @@ def control_step(
 ) -> str:
     """Train the label control probe (`control.fit_label_control`) at `hidden_state` and score it
     and the task probe saved in `probe_dir` (the first seed's) on test; write their per-snippet
-    label accuracies and the seconds this took as one JSON file recording `key`.
+    label accuracies (or, if the control probe diverged, its `error`) and the seconds this took as
+    one JSON file recording `key`.
 
     Returns:
         `out_path`.
@@ -175,6 +176,7 @@ def control_step(
     from codeprobe.pipeline.methods.astprobe.control import fit_label_control
     from codeprobe.probes.astprobe.data import prepare_split
     from codeprobe.probes.astprobe.estimator import ASTProbe
+    from codeprobe.probes.astprobe.probe_run import ProbeDivergedError
 
     settings = step_settings(cfg)
     splits = read_splits(data_dir)
@@ -199,14 +201,17 @@ def control_step(
         ]
         task = ASTProbe.load(probe_dir, model=loaded, device=device)
         start = time.perf_counter()
-        result = fit_label_control(
-            [p.data(hidden_state) for p in prepared],
-            [[text for t in p.tuples for text in t.tokens.texts] for p in prepared],
-            (task.module_, task.vocabs_),
-            rank,
-            config=cfg.train_config(),
-            random_state=cfg.seed,
-        )
+        try:
+            result = fit_label_control(
+                [p.data(hidden_state) for p in prepared],
+                [[text for t in p.tuples for text in t.tokens.texts] for p in prepared],
+                (task.module_, task.vocabs_),
+                rank,
+                config=cfg.train_config(),
+                random_state=cfg.seed,
+            ).as_dict()
+        except ProbeDivergedError as e:  # recorded, as a sweep records a diverged point: the run goes on
+            result = {"error": str(e)}
     return write_step_json(
         out_path,
         {
@@ -214,7 +219,7 @@ def control_step(
             "rank": rank,
             "test_ids": list(prepared[2].ids),
             "seconds": round(time.perf_counter() - start, 2),  # the control fit and both probes' scoring
-            **result.as_dict(),
+            **result,
         },
         key,
     )

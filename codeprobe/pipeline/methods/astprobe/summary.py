@@ -87,8 +87,8 @@ def _label_control(folder: ResultFolder) -> dict[str, Any] | None:
     """The label control (`control`, type-keyed, see docs/astprobe-results.md) at the best hidden
     state: per label (c, u), the task probe's (first seed) and the control probe's test accuracy
     (mean over snippets) with 95% bootstrap intervals, and the selectivity task - control with its
-    paired interval over the same snippets, and the seconds the control cost; None when the run
-    has none."""
+    paired interval over the same snippets, and the seconds the control cost (`error` instead of
+    accuracies if the control probe diverged); None when the run has none."""
     path = folder.file("label_control.json")
     if not path.exists():
         return None
@@ -97,10 +97,12 @@ def _label_control(folder: ResultFolder) -> dict[str, Any] | None:
         "hidden_state": saved["hidden_state"],
         "rank": saved["rank"],
         "convention": "type-keyed",
-        "control_epochs": saved["control_epochs"],
-        "control_best_epoch": saved["control_best_epoch"],
+        "control_epochs": saved.get("control_epochs"),
+        "control_best_epoch": saved.get("control_best_epoch"),
         "seconds": saved["seconds"],
     }
+    if "error" in saved:  # the control probe diverged: no accuracies
+        return {**out, "error": saved["error"]}
     for k, label in enumerate(("c", "u")):
         task, control = (
             AccuracyEvaluation(
