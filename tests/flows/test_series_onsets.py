@@ -42,7 +42,7 @@ def test_a_series_summary_has_onsets_for_every_method(tiny_training, python_json
     by_method: dict[str, list[dict]] = {}
     for record in summary["onsets"]:
         by_method.setdefault(record["method"], []).append(record)
-    assert sorted(by_method) == ["astprobe", "cat", "heads"]
+    assert sorted(by_method) == ["astprobe", "cat", "diagnostic", "heads", "structural"]
     for name, records in by_method.items():
         curve = method(name).series
         rows = [row[curve.index] for row in curve.rows(results[1][name])]

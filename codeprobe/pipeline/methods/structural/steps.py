@@ -70,6 +70,10 @@ def train_config(cfg: RunConfig) -> StructuralTrainConfig:
         patience=s.patience,
         batching=s.batching,
         device=cfg.extraction.device or "cpu",
+        # One thread: the same probes in this process and on a Dask worker (OMP_NUM_THREADS=1),
+        # whose sums a different thread count would round otherwise; and the probes' matrices are
+        # small, so on a busy machine one thread beats OpenMP's spinning ones.
+        threads=1,
     )
 
 
@@ -298,8 +302,19 @@ def best_on_validation(points: list[dict[str, Any]], kind: str, among: list[int]
 
 def run(cfg: RunConfig, steps: Steps, target: Target, log) -> None:
     """The probes of every hidden state on the gold token tree; then the control tree and the
-    random-weights model at the hidden states chosen on validation (or all)."""
+    random-weights model at the hidden states chosen on validation (or all). Not run where a split
+    is empty (no section)."""
     s = cfg.structural
+    empty = [name for name, ids in read_splits(target.data_dir).items() if not ids]
+    if empty:  # a dataset of few source files, split by file: nothing to fit, select or report on
+        log.warning(
+            "structural probes %s / %s / %s: not run, the %s split is empty",
+            target.model,
+            target.language,
+            target.dataset,
+            " and ".join(empty),
+        )
+        return
     chosen = sorted(set(s.hidden_states)) or list(range(target.n_hidden_states))
     kinds = [k for k in KINDS if k in s.probes]
     reuse = target.shared.get("hidden_states", {})
