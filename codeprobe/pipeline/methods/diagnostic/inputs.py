@@ -106,10 +106,10 @@ def read_inputs(
     ids = read_splits(data_dir)
     settings = preprocessing(cfg)
     with device_lock(device):
-        loaded = loaded_model(model, device, dtype)
+        loaded = loaded_model(model, device, dtype, **cfg.extraction.placement())
         label = None
         if weights == "random":
-            loaded = random_weights_model(model, device, dtype, cfg.seed)
+            loaded = random_weights_model(model, device, dtype, cfg.seed, **cfg.extraction.placement())
             label = loaded.info.name
         extractor = Extractor(
             loaded, batch_size=cfg.extraction.batch_size, attention=False, hidden_states=True, length_policy="skip"

@@ -161,10 +161,10 @@ def probe_step(
     splits = read_splits(data_dir)
     device, dtype = cfg.extraction.device, cfg.extraction.dtype
     with device_lock(device):
-        loaded = loaded_model(model, device, dtype)
+        loaded = loaded_model(model, device, dtype, **cfg.extraction.placement())
         label = None
         if weights == "random":
-            loaded = random_weights_model(model, device, dtype, cfg.seed)
+            loaded = random_weights_model(model, device, dtype, cfg.seed, **cfg.extraction.placement())
             label = loaded.info.name  # AST-Probe's label: its random-weights cache is found again
         extractor = Extractor(
             loaded, batch_size=cfg.extraction.batch_size, attention=False, hidden_states=True, length_policy="skip"
