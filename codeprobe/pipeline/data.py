@@ -60,3 +60,9 @@ def read_splits(data_dir: str | Path) -> dict[str, list[str]]:
     """The snippet ids of each split: {"train": [...], "valid": [...], "test": [...]}."""
     splits = read_json(Path(data_dir, SPLITS_FILE))
     return {name: splits[name] for name in SPLITS}
+
+
+def empty_splits(data_dir: str | Path) -> list[str]:
+    """The splits without a snippet (a dataset of few source files, split by file, can leave one
+    empty): a method that trains, selects on validation and reports on test skips such data."""
+    return [name for name, ids in read_splits(data_dir).items() if not ids]

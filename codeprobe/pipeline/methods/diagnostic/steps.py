@@ -16,6 +16,7 @@ import numpy as np
 
 from codeprobe.files import read_json
 from codeprobe.pipeline.config import RunConfig
+from codeprobe.pipeline.data import empty_splits
 from codeprobe.pipeline.methods.diagnostic.inputs import RunInputs, preprocessing, read_inputs
 from codeprobe.pipeline.registry import Target
 from codeprobe.pipeline.runfolder import StepOutput, step_output, write_step_json
@@ -203,7 +204,18 @@ def best_hidden_state(fit: dict[str, Any]) -> int:
 
 def run(cfg: RunConfig, steps: Steps, target: Target, log) -> None:
     """Per task: the fit (pretrained weights; and the random-weights model's, if asked), then
-    the online codes at the hidden states `mdl` asks for."""
+    the online codes at the hidden states `mdl` asks for. Not run where a split is empty (no
+    section)."""
+    empty = empty_splits(target.data_dir)
+    if empty:  # nothing to fit, select or report on
+        log.warning(
+            "diagnostic classifiers %s / %s / %s: not run, the %s split is empty",
+            target.model,
+            target.language,
+            target.dataset,
+            " and ".join(empty),
+        )
+        return
     states = hidden_states(cfg, target.n_hidden_states)
     common = {"where": (target.model_id, target.data_key), "settings": step_settings(cfg), "states": states}
     d = cfg.diagnostic

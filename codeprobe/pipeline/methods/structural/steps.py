@@ -22,7 +22,7 @@ import numpy as np
 from codeprobe.errors import InputError
 from codeprobe.files import read_json
 from codeprobe.pipeline.config import RunConfig
-from codeprobe.pipeline.data import read_snippets, read_splits
+from codeprobe.pipeline.data import empty_splits, read_snippets, read_splits
 from codeprobe.pipeline.registry import Target
 from codeprobe.pipeline.runfolder import StepOutput, step_output, write_step_json
 from codeprobe.pipeline.steps import Steps, device_lock, loaded_model, random_weights_model
@@ -305,8 +305,8 @@ def run(cfg: RunConfig, steps: Steps, target: Target, log) -> None:
     random-weights model at the hidden states chosen on validation (or all). Not run where a split
     is empty (no section)."""
     s = cfg.structural
-    empty = [name for name, ids in read_splits(target.data_dir).items() if not ids]
-    if empty:  # a dataset of few source files, split by file: nothing to fit, select or report on
+    empty = empty_splits(target.data_dir)
+    if empty:  # nothing to fit, select or report on
         log.warning(
             "structural probes %s / %s / %s: not run, the %s split is empty",
             target.model,
